@@ -1,0 +1,10 @@
+namespace SharpVmm.Machine.Lifecycle;
+
+public enum VmTransition
+{
+    Start,
+    Pause,
+    Resume,
+    Reset,
+    Stop,
+}

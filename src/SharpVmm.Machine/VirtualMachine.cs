@@ -1,0 +1,325 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using SharpVmm.Core.Cpu;
+using SharpVmm.Core.Time;
+using SharpVmm.Devices.Bus;
+using SharpVmm.Devices.Legacy;
+using SharpVmm.Machine.Lifecycle;
+using SharpVmm.Memory;
+
+namespace SharpVmm.Machine;
+
+/// <summary>
+/// A running guest: its RAM, bus, accelerator and one host thread per vCPU, driven through the
+/// <see cref="VmLifecycle"/> state machine. Devices reach it as <see cref="IVmControl"/> (power off, reset);
+/// the host through Start/Pause/Resume/Reset/Stop. Pause returns only once every vCPU is parked, so a paused
+/// guest executes nothing.
+/// </summary>
+public sealed class VirtualMachine : IVmControl, IDisposable
+{
+    private readonly object _gate = new();
+    private readonly ILogger _log;
+    private readonly IVcpu[] _vcpus;
+    private readonly Thread[] _threads;
+    private readonly bool[] _halted;
+    private readonly Func<VcpuState[]> _loadPayload;
+    private readonly List<IDisposable> _owned = [];
+    private readonly List<Action> _resetHandlers = [];
+    private readonly TaskCompletionSource<VmExitResult> _exit = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private VmState _state = VmState.Created;
+    private bool _pauseRequested, _stopRequested;
+    private int _parked, _liveThreads;
+    private bool _disposed;
+
+    /// <param name="loadPayload">Writes the boot payload into RAM and returns each vCPU's entry state; run at start and at every reset.</param>
+    public VirtualMachine(GuestMemory memory, IoBus bus, IAccelerator accelerator, int vcpuCount, Func<VcpuState[]> loadPayload,
+        GuestClock? clock = null, ILogger? logger = null)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(vcpuCount, 1);
+        Memory = memory;
+        Bus = bus;
+        Accelerator = accelerator;
+        Clock = clock ?? new GuestClock();
+        _log = logger ?? NullLogger.Instance;
+        _loadPayload = loadPayload;
+        _halted = new bool[vcpuCount];
+        _threads = new Thread[vcpuCount];
+        _vcpus = new IVcpu[vcpuCount];
+        bus.Fault = f => Finish(VmExitResult.Device(f.Message));
+        try
+        {
+            for (int i = 0; i < vcpuCount; i++) _vcpus[i] = accelerator.CreateVcpu(i);
+            ApplyStates(_loadPayload());
+        }
+        catch
+        {
+            foreach (var v in _vcpus) v?.Dispose();
+            throw;
+        }
+    }
+
+    public GuestMemory Memory { get; }
+    public IoBus Bus { get; }
+    public IAccelerator Accelerator { get; }
+    public GuestClock Clock { get; }
+    public int VcpuCount => _vcpus.Length;
+
+    public VmState State { get { lock (_gate) return _state; } }
+
+    /// <summary>Raised after every state change, outside the VM's lock (QMP turns these into events).</summary>
+    public event Action<VmState>? StateChanged;
+
+    /// <summary>Completes once, when the VM stops, with how it ended.</summary>
+    public Task<VmExitResult> Exited => _exit.Task;
+
+    /// <summary>Hands an object to the VM to dispose with it (devices, backends).</summary>
+    public void Own(IDisposable resource) => _owned.Add(resource);
+
+    /// <summary>Called on every reset, with all vCPUs parked, before the payload is reloaded (devices return to power-on state).</summary>
+    public void OnReset(Action handler) => _resetHandlers.Add(handler);
+
+    public void Start()
+    {
+        lock (_gate)
+        {
+            _state = VmLifecycle.Next(_state, VmTransition.Start);
+            _liveThreads = _vcpus.Length;
+            for (int i = 0; i < _vcpus.Length; i++)
+            {
+                int index = i;
+                _threads[i] = new Thread(() => VcpuLoop(index)) { IsBackground = true, Name = $"vcpu{i}" };
+            }
+        }
+        foreach (var t in _threads) t.Start();
+        Changed(VmState.Running);
+    }
+
+    public void Pause()
+    {
+        lock (_gate)
+        {
+            _state = VmLifecycle.Next(_state, VmTransition.Pause);
+            _pauseRequested = true;
+            Clock.Pause();
+            KickAll();
+            WaitAllParked();
+        }
+        Changed(VmState.Paused);
+    }
+
+    public void Resume()
+    {
+        lock (_gate)
+        {
+            _state = VmLifecycle.Next(_state, VmTransition.Resume);
+            _pauseRequested = false;
+            Clock.Resume();
+            Monitor.PulseAll(_gate);
+        }
+        Changed(VmState.Running);
+    }
+
+    /// <summary>Power-cycles the guest: devices reset, payload reloaded, vCPUs at their entry state. A paused VM stays paused.</summary>
+    public void Reset()
+    {
+        bool wasPaused;
+        lock (_gate)
+        {
+            var next = VmLifecycle.Next(_state, VmTransition.Reset);
+            wasPaused = next == VmState.Paused;
+            _pauseRequested = true;
+            KickAll();
+            WaitAllParked();
+            if (_stopRequested) return;
+            foreach (var h in _resetHandlers) h();
+            ApplyStates(_loadPayload());
+            Array.Clear(_halted);
+            if (!wasPaused)
+            {
+                _pauseRequested = false;
+                Monitor.PulseAll(_gate);
+            }
+        }
+        _log.LogInformation("VM reset");
+        Changed(wasPaused ? VmState.Paused : VmState.Running);
+    }
+
+    /// <summary>Stops the VM (terminal) and waits for its vCPU threads to leave the guest.</summary>
+    public void Stop()
+    {
+        Finish(VmExitResult.Host());
+        JoinThreads();
+    }
+
+    public VcpuState GetVcpuState(int index)
+    {
+        lock (_gate)
+        {
+            RequireQuiescent();
+            return _vcpus[index].GetState();
+        }
+    }
+
+    public void SetVcpuState(int index, VcpuState state)
+    {
+        lock (_gate)
+        {
+            RequireQuiescent();
+            _vcpus[index].SetState(state);
+        }
+    }
+
+    void IVmControl.RequestPowerOff(int exitCode) => Finish(VmExitResult.PowerOff(exitCode));
+
+    void IVmControl.RequestReset()
+    {
+        // Called on a vCPU thread, which must return to its loop and park before the reset can happen.
+        Task.Run(() =>
+        {
+            try { Reset(); }
+            catch (InvalidVmTransitionException) { } // the VM stopped meanwhile: nothing to reset
+            catch (Exception ex) { Finish(VmExitResult.Internal($"reset failed: {ex.Message}")); }
+        });
+    }
+
+    private void RequireQuiescent()
+    {
+        if (_state == VmState.Running)
+            throw new Core.VmmException("vCPU state can only be read or written while the VM is paused, stopped or not yet started");
+    }
+
+    private void ApplyStates(VcpuState[] states)
+    {
+        for (int i = 0; i < _vcpus.Length; i++)
+            if (i < states.Length && states[i] is { } s) _vcpus[i].SetState(s);
+    }
+
+    private void VcpuLoop(int index)
+    {
+        var vcpu = _vcpus[index];
+        try
+        {
+            while (WaitRunnable(index))
+            {
+                VcpuExit exit;
+                try
+                {
+                    exit = vcpu.Run();
+                }
+                catch (Exception ex)
+                {
+                    Finish(VmExitResult.Internal($"vCPU {index} failed: {ex.Message}"));
+                    continue;
+                }
+                HandleExit(index, exit);
+            }
+        }
+        finally
+        {
+            lock (_gate)
+            {
+                _liveThreads--;
+                Monitor.PulseAll(_gate);
+            }
+        }
+    }
+
+    private void HandleExit(int index, VcpuExit exit)
+    {
+        switch (exit.Reason)
+        {
+            case VcpuExitReason.Kicked:
+                return;
+            case VcpuExitReason.Halt:
+                lock (_gate)
+                {
+                    _halted[index] = true;
+                    if (Array.TrueForAll(_halted, h => h)) FinishLocked(VmExitResult.AllHalted());
+                }
+                return;
+            case VcpuExitReason.Shutdown:
+                Finish(VmExitResult.TripleFault(index));
+                return;
+            case VcpuExitReason.SystemEvent when exit.Code == SystemEventReset:
+                ((IVmControl)this).RequestReset();
+                return;
+            case VcpuExitReason.SystemEvent when exit.Code == SystemEventShutdown:
+                Finish(VmExitResult.PowerOff(0));
+                return;
+            default:
+                Finish(VmExitResult.Internal($"vCPU {index}: {exit}"));
+                return;
+        }
+    }
+
+    // KVM_SYSTEM_EVENT_* values; the emulator reports the same numbers.
+    private const ulong SystemEventShutdown = 1, SystemEventReset = 2;
+
+    /// <summary>Parks the calling vCPU thread while paused or halted; false once the VM stops.</summary>
+    private bool WaitRunnable(int index)
+    {
+        lock (_gate)
+        {
+            if (!_stopRequested && !_pauseRequested && !_halted[index]) return true;
+            _parked++;
+            Monitor.PulseAll(_gate);
+            while (!_stopRequested && (_pauseRequested || _halted[index])) Monitor.Wait(_gate);
+            _parked--;
+            return !_stopRequested;
+        }
+    }
+
+    private void WaitAllParked()
+    {
+        while (_parked < _liveThreads && !_stopRequested && _state != VmState.Created) Monitor.Wait(_gate);
+    }
+
+    private void KickAll()
+    {
+        foreach (var v in _vcpus) v.Kick();
+    }
+
+    private void Finish(VmExitResult result)
+    {
+        lock (_gate) FinishLocked(result);
+    }
+
+    private void FinishLocked(VmExitResult result)
+    {
+        if (_stopRequested) return;
+        _stopRequested = true;
+        var from = _state;
+        _state = VmState.Stopped;
+        Clock.Pause();
+        KickAll();
+        Monitor.PulseAll(_gate);
+        if (result.IsError) _log.LogError("VM stopped: {Message}", result.Message);
+        else _log.LogInformation("VM stopped: {Message}", result.Message);
+        _exit.TrySetResult(result);
+        if (from != VmState.Stopped) ThreadPool.QueueUserWorkItem(_ => Changed(VmState.Stopped));
+    }
+
+    private void JoinThreads()
+    {
+        foreach (var t in _threads)
+            if (t is not null && t != Thread.CurrentThread && t.IsAlive) t.Join();
+    }
+
+    private void Changed(VmState s)
+    {
+        try { StateChanged?.Invoke(s); }
+        catch (Exception ex) { _log.LogWarning(ex, "a state-change listener failed"); }
+    }
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        Finish(VmExitResult.Host());
+        JoinThreads();
+        foreach (var v in _vcpus) v?.Dispose();
+        Accelerator.Dispose();
+        for (int i = _owned.Count - 1; i >= 0; i--) _owned[i].Dispose();
+        Memory.Dispose();
+    }
+}
