@@ -1,0 +1,68 @@
+using System.CommandLine;
+using System.Runtime.InteropServices;
+using Microsoft.Extensions.Logging;
+using SharpVmm.Boot;
+using SharpVmm.Core;
+using SharpVmm.Machine.Build;
+using SharpVmm.Machine.Config;
+
+namespace SharpVmm.Cli.Run;
+
+/// <summary><c>sharpvmm run</c>: build a VM from options, run it to the end, exit with the guest's code.</summary>
+public static class RunCommand
+{
+    public static Command Create()
+    {
+        var accel = new Option<string>("--accel") { Description = "Accelerator: kvm, emu (our x86-64 CPU) or auto", DefaultValueFactory = _ => "auto", HelpName = "kvm|emu|auto" };
+        accel.AcceptOnlyFromAmong("kvm", "emu", "auto");
+        var memory = new Option<string>("--memory", "-m") { Description = "Guest RAM, e.g. 256M or 2G (no suffix: MiB)", DefaultValueFactory = _ => "256M", HelpName = "SIZE" };
+        var cpus = new Option<int>("--cpus") { Description = "Number of vCPUs", DefaultValueFactory = _ => 1, HelpName = "N" };
+        var kernel = new Option<string?>("--kernel") { Description = "Linux bzImage to boot", HelpName = "FILE" };
+        var initrd = new Option<string?>("--initrd") { Description = "Initial ramdisk for --kernel", HelpName = "FILE" };
+        var append = new Option<string?>("--append") { Description = "Kernel command line (default: console=ttyS0)", HelpName = "TEXT" };
+        var flat = new Option<string?>("--flat") { Description = "Raw binary loaded at a guest-physical address, e.g. hello.bin@0x1000", HelpName = "FILE@ADDR" };
+        var entry = new Option<string>("--entry-mode") { Description = "CPU mode a --flat binary starts in", DefaultValueFactory = _ => "real", HelpName = "real|protected|long" };
+        entry.AcceptOnlyFromAmong("real", "protected", "long");
+        var serial = new Option<string>("--serial") { Description = "Where COM1 goes: stdio, file:PATH, unix:PATH (we listen) or none", DefaultValueFactory = _ => "stdio", HelpName = "stdio|file:PATH|unix:PATH" };
+
+        var cmd = new Command("run", "Boot a guest and run it until it powers off; the exit code is the guest's (debug-exit port) or 0.")
+        {
+            accel, memory, cpus, kernel, initrd, append, flat, entry, serial,
+        };
+        cmd.SetAction(pr =>
+        {
+            var config = new VmConfig
+            {
+                Accelerator = Enum.Parse<AcceleratorKind>(pr.GetValue(accel)!, ignoreCase: true),
+                MemoryBytes = SizeParser.Parse(pr.GetValue(memory)!),
+                Cpus = pr.GetValue(cpus),
+                Kernel = pr.GetValue(kernel),
+                Initrd = pr.GetValue(initrd),
+                Append = pr.GetValue(append),
+                Flat = pr.GetValue(flat) is { } f ? FlatImageSpec.Parse(f, Enum.Parse<EntryMode>(pr.GetValue(entry)!, ignoreCase: true)) : null,
+                Serial = pr.GetValue(serial)!,
+            };
+            return Execute(config);
+        });
+        return cmd;
+    }
+
+    public static int Execute(VmConfig config)
+    {
+        using var loggers = Logging.CreateFactory();
+        if (config.Accelerator == AcceleratorKind.Auto)
+        {
+            config.Validate();
+            var (kind, why) = AcceleratorChoice.Resolve(config);
+            Console.Error.WriteLine($"sharpvmm: using the {kind.ToString().ToLowerInvariant()} accelerator: {why}");
+            config = config with { Accelerator = kind };
+        }
+        using var vm = VmBuilder.Build(config, loggers);
+        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, ctx => { ctx.Cancel = true; vm.Stop(); });
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => { ctx.Cancel = true; vm.Stop(); });
+        vm.Start();
+        var result = vm.Exited.GetAwaiter().GetResult();
+        if (result.IsError) Console.Error.WriteLine($"sharpvmm: {result.Message}");
+        return result.ExitCode;
+    }
+}

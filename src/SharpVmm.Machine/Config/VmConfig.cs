@@ -1,0 +1,46 @@
+using SharpVmm.Core;
+using SharpVmm.Devices.Bus;
+
+namespace SharpVmm.Machine.Config;
+
+/// <summary>
+/// Everything needed to build one VM: what <c>sharpvmm run</c>'s options (and later a JSON config file) describe.
+/// <see cref="Validate"/> turns every inconsistency into one clear <see cref="ConfigurationException"/>.
+/// </summary>
+public sealed record VmConfig
+{
+    public const int MaxVcpus = 255;
+
+    public ulong MemoryBytes { get; init; } = 256UL << 20;
+    public AcceleratorKind Accelerator { get; init; } = AcceleratorKind.Auto;
+    public int Cpus { get; init; } = 1;
+    public string? Kernel { get; init; }
+    public string? Initrd { get; init; }
+    public string? Append { get; init; }
+    public FlatImageSpec? Flat { get; init; }
+    /// <summary>COM1's backend: stdio, file:PATH, unix:PATH or none.</summary>
+    public string Serial { get; init; } = "stdio";
+    public UnmappedAccessPolicy UnmappedAccess { get; init; } = UnmappedAccessPolicy.Ignore;
+
+    public void Validate()
+    {
+        if (Cpus is < 1 or > MaxVcpus) throw new ConfigurationException($"--cpus {Cpus} is out of range: use 1 to {MaxVcpus}");
+        if (MemoryBytes < (2UL << 20)) throw new ConfigurationException("--memory must be at least 2M");
+        if ((MemoryBytes & 0xFFF) != 0) throw new ConfigurationException("--memory must be a multiple of 4K");
+        if (Kernel is not null && Flat is not null) throw new ConfigurationException("--kernel and --flat are alternatives: give one");
+        if (Kernel is null && Flat is null) throw new ConfigurationException("nothing to boot: give --kernel FILE or --flat FILE@ADDR");
+        if (Kernel is null && (Initrd is not null || Append is not null))
+            throw new ConfigurationException("--initrd and --append need --kernel");
+        RequireFile(Kernel, "--kernel");
+        RequireFile(Initrd, "--initrd");
+        RequireFile(Flat?.Path, "--flat");
+        if (Flat is not null && Flat.Address >= MemoryBytes)
+            throw new ConfigurationException($"--flat address 0x{Flat.Address:x} is beyond guest RAM ({MemoryBytes >> 20} MiB)");
+    }
+
+    private static void RequireFile(string? path, string option)
+    {
+        if (path is not null && !File.Exists(path))
+            throw new ConfigurationException($"{option}: no such file '{path}'");
+    }
+}
