@@ -50,14 +50,17 @@ public static class RunCommand
     public static int Execute(VmConfig config)
     {
         using var loggers = Logging.CreateFactory();
+        string? choice = null;
         if (config.Accelerator == AcceleratorKind.Auto)
         {
             config.Validate();
             var (kind, why) = AcceleratorChoice.Resolve(config);
-            Console.Error.WriteLine($"sharpvmm: using the {kind.ToString().ToLowerInvariant()} accelerator: {why}");
+            choice = $"sharpvmm: using the {kind.ToString().ToLowerInvariant()} accelerator: {why}";
             config = config with { Accelerator = kind };
         }
         using var vm = VmBuilder.Build(config, loggers);
+        // Said only once the VM exists, so a bad option still yields exactly one line on stderr.
+        if (choice is not null) Console.Error.WriteLine(choice);
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, ctx => { ctx.Cancel = true; vm.Stop(); });
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => { ctx.Cancel = true; vm.Stop(); });
         vm.Start();
