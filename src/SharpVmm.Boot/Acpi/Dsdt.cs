@@ -1,0 +1,69 @@
+namespace SharpVmm.Boot.Acpi;
+
+/// <summary>
+/// The Differentiated System Description Table: the devices the OS cannot discover by itself, in AML.
+/// <code>
+/// Scope (\_SB) {
+///   Device (COM1) { Name (_HID, EisaId ("PNP0501")) Name (_UID, Zero)
+///                   Name (_CRS, ResourceTemplate () { IO (Decode16, 0x3F8, 0x3F8, 0x01, 0x08) IRQ (Edge, ActiveHigh, Exclusive) {4} }) }
+///   Device (VR00) { Name (_HID, "LNRO0005") Name (_UID, Zero)
+///                   Name (_CRS, ResourceTemplate () { Memory32Fixed (ReadWrite, base, 0x200)
+///                                                     Interrupt (ResourceConsumer, Edge|Level, ActiveHigh, Exclusive) { gsi } }) }
+///   ...
+/// }
+/// Name (\_S5, Package (0x04) { 0x05, Zero, Zero, Zero })
+/// </code>
+/// Revision 2 so AML integers are 64 bits wide.
+/// </summary>
+public static class Dsdt
+{
+    public const string Signature = "DSDT";
+    public const byte Revision = 2;
+    public const ushort Com1Port = 0x3F8;
+    public const int Com1Irq = 4;
+    public const string VirtioMmioHid = "LNRO0005";
+
+    public static byte[] Build(AcpiSpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        var devices = new List<byte[]>();
+        if (spec.Com1) devices.Add(Com1Device());
+        for (int i = 0; i < spec.VirtioMmioDevices.Count; i++)
+            devices.Add(VirtioMmioDevice(i, spec.VirtioMmioDevices[i]));
+
+        byte[] aml = Aml.Concat(
+            Aml.Scope("\\_SB", [.. devices]),
+            S5Package());
+
+        var t = Sdt.Create(Signature, Sdt.HeaderSize + aml.Length, Revision, spec);
+        aml.CopyTo(t, Sdt.HeaderSize);
+        Sdt.SetChecksum(t);
+        return t;
+    }
+
+    public static byte[] Com1Device() => Aml.Device("COM1",
+        Aml.Name("_HID", Aml.EisaId("PNP0501")),
+        Aml.Name("_UID", Aml.Integer(0)),
+        Aml.Name("_CRS", new ResourceTemplate()
+            .Io(Com1Port, Com1Port, 0x01, 0x08)
+            .Irq(edge: true, activeLow: false, shared: false, Com1Irq)
+            .ToAml()));
+
+    /// <summary>Device VRnn (nn = index in hex) with _HID "LNRO0005", _UID index, its window and interrupt.</summary>
+    public static byte[] VirtioMmioDevice(int index, VirtioMmioDeviceSpec device)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        if (index is < 0 or > 0xFF) throw new BootException($"at most 256 virtio-mmio devices can be described, not {index + 1}");
+        return Aml.Device($"VR{index:X2}",
+            Aml.Name("_HID", Aml.String(VirtioMmioHid)),
+            Aml.Name("_UID", Aml.Integer((ulong)index)),
+            Aml.Name("_CRS", new ResourceTemplate()
+                .Memory32Fixed(writable: true, (uint)device.Base, device.Size)
+                .Interrupt(consumer: true, edge: !device.LevelTriggered, activeLow: false, shared: false, device.Gsi)
+                .ToAml()));
+    }
+
+    /// <summary>\_S5: SLP_TYPa for soft-off, then SLP_TYPb and two reserved values (unused on a hardware-reduced platform).</summary>
+    public static byte[] S5Package() => Aml.Name("\\_S5", Aml.Package(
+        Aml.Integer(AcpiSleepRegisters.S5SleepType), Aml.Integer(0), Aml.Integer(0), Aml.Integer(0)));
+}

@@ -1,0 +1,284 @@
+using System.Runtime.CompilerServices;
+using SharpVmm.Core.Cpu;
+using SharpVmm.Core.Io;
+using SharpVmm.Kvm.Interop;
+using SharpVmm.Kvm.State;
+
+namespace SharpVmm.Kvm;
+
+/// <summary>
+/// A KVM vCPU as an <see cref="IVcpu"/>. <see cref="Run"/> loops on KVM_RUN, sends port I/O (string I/O element by
+/// element) and MMIO to the bus, and returns only control exits.
+/// <para>
+/// HLT: without the in-kernel irqchip KVM exits to user space and Run returns <see cref="VcpuExitReason.Halt"/>. With
+/// the irqchip, HLT waits inside the kernel for an interrupt (measured on this host's PVM as on real KVM), so Run
+/// does not return for it; a <see cref="Kick"/> still ends the wait.
+/// </para>
+/// </summary>
+public sealed unsafe class KvmVcpu : IVcpu
+{
+    private readonly KvmAccelerator _owner;
+    private readonly KvmVcpuFd _fd;
+    private readonly IIoBus _bus;
+    private readonly uint[] _msrsToSave;
+    private readonly Lock _signalLock = new();
+    private nuint _thread;
+    private bool _inRun;
+    private int _kickPending;
+
+    internal KvmVcpu(KvmAccelerator owner, KvmVcpuFd fd, uint[] msrsToSave)
+    {
+        _owner = owner;
+        _fd = fd;
+        _bus = owner.Bus;
+        _msrsToSave = msrsToSave;
+        // Install the kick signal now, so the first Kick never races its installation.
+        _ = KickSignal.Instance;
+    }
+
+    public int Index => _fd.Id;
+
+    /// <summary>The raw vCPU (ioctls, kvm_run) for callers that need more than <see cref="IVcpu"/>.</summary>
+    public KvmVcpuFd Fd => _fd;
+
+    /// <summary>KVM exits handled by <see cref="Run"/> so far, I/O and MMIO included (written by the vCPU thread only).</summary>
+    public long ExitCount { get; private set; }
+
+    /// <inheritdoc/>
+    public VcpuExit Run()
+    {
+        KvmRun* run = _fd.Run;
+        lock (_signalLock)
+        {
+            _thread = Libc.PthreadSelf();
+            _inRun = true;
+        }
+        try
+        {
+            while (true)
+            {
+                // A kick whose immediate_exit write lost a race with our reset below is still pending: re-arm it.
+                if (Volatile.Read(ref _kickPending) != 0) Volatile.Write(ref run->ImmediateExit, 1);
+                int err = _fd.RunOnce();
+                if (err != 0)
+                {
+                    if (err is Libc.EINTR or Libc.EAGAIN)
+                    {
+                        // immediate_exit also made KVM finish any I/O we completed, so the state is consistent now.
+                        Volatile.Write(ref run->ImmediateExit, 0);
+                        if (Interlocked.Exchange(ref _kickPending, 0) != 0) return VcpuExit.Kicked;
+                        continue; // a signal that was not ours (or a kick already consumed)
+                    }
+                    return new VcpuExit(VcpuExitReason.InternalError, (ulong)err, $"KVM_RUN failed on vCPU {Index}: {Libc.Describe(err)}");
+                }
+                ExitCount++;
+                switch ((KvmExitReason)run->ExitReason)
+                {
+                    case KvmExitReason.Io:
+                        if (!HandleIo(run)) return BadIo(run);
+                        break;
+                    case KvmExitReason.Mmio:
+                        if (!HandleMmio(run)) return new VcpuExit(VcpuExitReason.InternalError, run->Mmio.Len, $"KVM reported an MMIO access of {run->Mmio.Len} bytes at 0x{run->Mmio.PhysAddr:x}");
+                        break;
+                    case KvmExitReason.Hlt:
+                        return VcpuExit.Halt;
+                    case KvmExitReason.Shutdown:
+                        return VcpuExit.Shutdown;
+                    case KvmExitReason.Intr:
+                        if (Interlocked.Exchange(ref _kickPending, 0) != 0)
+                        {
+                            Volatile.Write(ref run->ImmediateExit, 0);
+                            return VcpuExit.Kicked;
+                        }
+                        break;
+                    case KvmExitReason.IrqWindowOpen:
+                        break;
+                    case KvmExitReason.FailEntry:
+                        return new VcpuExit(VcpuExitReason.FailEntry, run->FailEntry.HardwareEntryFailureReason,
+                            $"KVM could not enter the guest on vCPU {Index}: hardware entry failure reason 0x{run->FailEntry.HardwareEntryFailureReason:x} (host cpu {run->FailEntry.Cpu})");
+                    case KvmExitReason.InternalError:
+                        return InternalError(run);
+                    case KvmExitReason.SystemEvent:
+                        return SystemEvent(run);
+                    default:
+                        return new VcpuExit(VcpuExitReason.Unknown, run->ExitReason, $"unhandled KVM exit reason {run->ExitReason} ({(KvmExitReason)run->ExitReason}) on vCPU {Index}");
+                }
+            }
+        }
+        finally
+        {
+            lock (_signalLock) _inRun = false;
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool HandleIo(KvmRun* run)
+    {
+        ref KvmRunIo io = ref run->Io;
+        int size = io.Size;
+        ulong count = io.Count;
+        ulong bytes = (ulong)size * count;
+        // KVM is trusted, but a bad offset here would be a host memory access outside the mapping: check it.
+        if (size is not (1 or 2 or 4) || count == 0 || io.DataOffset > (ulong)_fd.RunSize || bytes > (ulong)_fd.RunSize - io.DataOffset)
+            return false;
+        byte* data = (byte*)run + io.DataOffset;
+        ushort port = io.Port;
+        if (io.Direction == KvmRunIo.Out)
+        {
+            for (ulong i = 0; i < count; i++, data += size) _bus.PioWrite(port, new ReadOnlySpan<byte>(data, size));
+        }
+        else
+        {
+            for (ulong i = 0; i < count; i++, data += size) _bus.PioRead(port, new Span<byte>(data, size));
+        }
+        return true;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool HandleMmio(KvmRun* run)
+    {
+        ref KvmRunMmio mmio = ref run->Mmio;
+        uint len = mmio.Len;
+        if (len is 0 or > 8) return false;
+        byte* data = (byte*)Unsafe.AsPointer(ref mmio.Data[0]);
+        if (mmio.IsWrite != 0) _bus.MmioWrite(mmio.PhysAddr, new ReadOnlySpan<byte>(data, (int)len));
+        else _bus.MmioRead(mmio.PhysAddr, new Span<byte>(data, (int)len));
+        return true;
+    }
+
+    private VcpuExit BadIo(KvmRun* run)
+        => new(VcpuExitReason.InternalError, run->Io.Port,
+            $"KVM reported port I/O the VMM cannot handle: port 0x{run->Io.Port:x}, size {run->Io.Size}, count {run->Io.Count}, data offset 0x{run->Io.DataOffset:x} (mapping is {_fd.RunSize} bytes)");
+
+    private VcpuExit InternalError(KvmRun* run)
+    {
+        ref KvmRunInternal e = ref run->Internal;
+        uint n = Math.Min(e.NData, (uint)KvmRunInternal.MaxData);
+        var text = new System.Text.StringBuilder($"KVM internal error on vCPU {Index}: {KvmInternalError.Describe(e.Suberror)}");
+        if (n > 0)
+        {
+            text.Append("; data");
+            for (int i = 0; i < n; i++) text.Append(" 0x").Append(e.Data[i].ToString("x"));
+        }
+        if (e.Suberror == KvmInternalError.Emulation)
+            text.Append(" (PVM hosts cannot run guests that need instructions their emulator lacks: use the emu accelerator)");
+        return new VcpuExit(VcpuExitReason.InternalError, e.Suberror, text.ToString());
+    }
+
+    private static VcpuExit SystemEvent(KvmRun* run)
+    {
+        uint type = run->SystemEvent.Type;
+        string what = type switch
+        {
+            KvmSystemEventType.Shutdown => "shutdown",
+            KvmSystemEventType.Reset => "reset",
+            KvmSystemEventType.Crash => "crash",
+            KvmSystemEventType.Wakeup => "wakeup",
+            KvmSystemEventType.Suspend => "suspend",
+            _ => $"type {type}",
+        };
+        return new VcpuExit(VcpuExitReason.SystemEvent, type, $"guest system event: {what}");
+    }
+
+    /// <inheritdoc/>
+    /// <remarks>
+    /// Sets a flag and kvm_run.immediate_exit (so a KVM_RUN about to start returns at once), then, if the vCPU thread
+    /// is inside <see cref="Run"/>, sends it the kick signal so a KVM_RUN in progress returns EINTR.
+    /// </remarks>
+    public void Kick()
+    {
+        KvmRun* run = _fd.Run;
+        Volatile.Write(ref _kickPending, 1);
+        Volatile.Write(ref run->ImmediateExit, 1);
+        lock (_signalLock)
+        {
+            if (_inRun) KickSignal.Instance.Send(_thread);
+        }
+    }
+
+    /// <summary>
+    /// Registers, segments, control registers, FPU/SSE, the saved MSRs, events and, with the irqchip, the LAPIC page
+    /// and halted state. Call while the vCPU is not in <see cref="Run"/>.
+    /// </summary>
+    public VcpuState GetState()
+    {
+        var s = new VcpuState();
+        VcpuStateMapper.ToState(_fd.GetRegs(), s);
+        VcpuStateMapper.ToState(_fd.GetSregs(), s);
+        s.Fpu = VcpuStateMapper.ToState(_fd.GetFpu());
+        ReadMsrs(s.Msrs);
+        bool halted = false;
+        if (_owner.Options.IrqChip)
+        {
+            _fd.GetLapic(out var lapic);
+            s.Lapic = new ReadOnlySpan<byte>(lapic.Regs, KvmLapicState.Size).ToArray();
+            halted = _fd.GetMpState().MpState == KvmMpState.Halted;
+        }
+        if (_owner.HasVcpuEvents) s.Events = VcpuStateMapper.ToState(_fd.GetVcpuEvents(), halted);
+        return s;
+    }
+
+    private void ReadMsrs(SortedDictionary<uint, ulong> into)
+    {
+        var entries = new KvmMsrEntry[_msrsToSave.Length];
+        for (int i = 0; i < entries.Length; i++) entries[i].Index = _msrsToSave[i];
+        int start = 0;
+        while (start < entries.Length)
+        {
+            var rest = entries.AsSpan(start);
+            int n = _fd.GetMsrs(rest);
+            for (int i = 0; i < n; i++) into[rest[i].Index] = rest[i].Data;
+            // KVM stops at the first MSR it cannot read: skip that one (it is not part of this vCPU's state).
+            start += n + 1;
+        }
+    }
+
+    /// <summary>
+    /// Loads a whole <see cref="VcpuState"/>. <see cref="VcpuState.Lapic"/> is applied only with the in-kernel irqchip
+    /// (without it the machine's own APIC model owns that state). An MSR KVM refuses is an error naming it.
+    /// </summary>
+    public void SetState(VcpuState state)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        if (state.Gprs.Length != 16)
+            throw new KvmException(KvmErrorKind.InvalidArgument, $"vCPU state must have 16 general registers, got {state.Gprs.Length}");
+        _fd.SetSregs(VcpuStateMapper.ToSregs(state));
+        _fd.SetRegs(VcpuStateMapper.ToRegs(state));
+        _fd.SetFpu(VcpuStateMapper.ToKvm(state.Fpu));
+        WriteMsrs(state.Msrs);
+        if (_owner.Options.IrqChip)
+        {
+            if (state.Lapic is { } page)
+            {
+                if (page.Length != KvmLapicState.Size)
+                    throw new KvmException(KvmErrorKind.InvalidArgument, $"LAPIC state must be {KvmLapicState.Size} bytes, got {page.Length}");
+                KvmLapicState lapic;
+                page.CopyTo(new Span<byte>(lapic.Regs, KvmLapicState.Size));
+                _fd.SetLapic(lapic);
+            }
+            _fd.SetMpState(new KvmMpState { MpState = state.Events.Halted ? KvmMpState.Halted : KvmMpState.Runnable });
+        }
+        if (_owner.HasVcpuEvents) _fd.SetVcpuEvents(VcpuStateMapper.ToKvm(state.Events));
+    }
+
+    private void WriteMsrs(SortedDictionary<uint, ulong> msrs)
+    {
+        var entries = new List<KvmMsrEntry>(msrs.Count);
+        foreach (var (index, value) in msrs)
+            if (!MsrCatalog.HasOwnField(index)) entries.Add(new KvmMsrEntry { Index = index, Data = value });
+        if (entries.Count == 0) return;
+        var span = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(entries);
+        int n = _fd.SetMsrs(span);
+        if (n < span.Length)
+            throw new KvmException(KvmErrorKind.InvalidArgument,
+                $"KVM refused MSR 0x{span[n].Index:x} = 0x{span[n].Data:x} on vCPU {Index}: this host cannot restore that state (snapshot from another CPU model?)");
+    }
+
+    internal void DisposeFd() => _fd.Dispose();
+
+    public void Dispose()
+    {
+        _owner.Forget(this);
+        _fd.Dispose();
+    }
+}
