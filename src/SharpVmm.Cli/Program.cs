@@ -12,7 +12,8 @@ public static class Program
         if (parsed.Errors.Count > 0)
         {
             // One line, no usage dump: scripts read stderr, people run --help.
-            Console.Error.WriteLine($"sharpvmm: {parsed.Errors[0].Message} (see 'sharpvmm {CommandPath(parsed)} --help')");
+            string message = string.Join(' ', parsed.Errors[0].Message.Split(['\n', '\r', '\t'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+            Console.Error.WriteLine($"sharpvmm: {message} (see 'sharpvmm {CommandPath(parsed)} --help')");
             return 2;
         }
         try
@@ -35,6 +36,9 @@ public static class Program
     {
         var root = new RootCommand("SharpVmm: a virtual machine monitor in C#. Runs guests on KVM or on its own x86-64 CPU, with QEMU-compatible disk tools.");
         root.Add(Run.RunCommand.Create());
+        var guest = new Command("guest", "Build guests: the demo flat binaries and the Linux test guest's initramfs");
+        guest.Add(Demo.HelloCommand.Create());
+        root.Add(guest);
         return root;
     }
 

@@ -27,7 +27,7 @@ public sealed class VirtualMachine : IVmControl, IDisposable
     private readonly List<Action> _resetHandlers = [];
     private readonly TaskCompletionSource<VmExitResult> _exit = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private VmState _state = VmState.Created;
-    private bool _pauseRequested, _stopRequested;
+    private bool _pauseRequested, _stopRequested, _resetPending;
     private int _parked, _liveThreads;
     private bool _disposed;
 
@@ -122,26 +122,38 @@ public sealed class VirtualMachine : IVmControl, IDisposable
     /// <summary>Power-cycles the guest: devices reset, payload reloaded, vCPUs at their entry state. A paused VM stays paused.</summary>
     public void Reset()
     {
-        bool wasPaused;
         lock (_gate)
         {
-            var next = VmLifecycle.Next(_state, VmTransition.Reset);
-            wasPaused = next == VmState.Paused;
-            _pauseRequested = true;
+            VmLifecycle.Next(_state, VmTransition.Reset);
+            _resetPending = true;
             KickAll();
-            WaitAllParked();
-            if (_stopRequested) return;
-            foreach (var h in _resetHandlers) h();
-            ApplyStates(_loadPayload());
-            Array.Clear(_halted);
-            if (!wasPaused)
+        }
+        CompleteReset();
+    }
+
+    /// <summary>Runs the reset once every vCPU has parked; <see cref="_resetPending"/> keeps them parked meanwhile.</summary>
+    private void CompleteReset()
+    {
+        bool paused;
+        lock (_gate)
+        {
+            try
             {
-                _pauseRequested = false;
+                WaitAllParked();
+                if (_stopRequested) return;
+                foreach (var h in _resetHandlers) h();
+                ApplyStates(_loadPayload());
+                Array.Clear(_halted);
+            }
+            finally
+            {
+                _resetPending = false;
                 Monitor.PulseAll(_gate);
             }
+            paused = _state == VmState.Paused;
         }
         _log.LogInformation("VM reset");
-        Changed(wasPaused ? VmState.Paused : VmState.Running);
+        Changed(paused ? VmState.Paused : VmState.Running);
     }
 
     /// <summary>Stops the VM (terminal) and waits for its vCPU threads to leave the guest.</summary>
@@ -173,11 +185,17 @@ public sealed class VirtualMachine : IVmControl, IDisposable
 
     void IVmControl.RequestReset()
     {
-        // Called on a vCPU thread, which must return to its loop and park before the reset can happen.
+        // Called on a vCPU thread, which must return to its loop and park before the reset can happen. Marking the
+        // reset pending here, before returning to the guest, keeps that vCPU (and the others) from running on.
+        lock (_gate)
+        {
+            if (_stopRequested || _resetPending) return;
+            _resetPending = true;
+            KickAll();
+        }
         Task.Run(() =>
         {
-            try { Reset(); }
-            catch (InvalidVmTransitionException) { } // the VM stopped meanwhile: nothing to reset
+            try { CompleteReset(); }
             catch (Exception ex) { Finish(VmExitResult.Internal($"reset failed: {ex.Message}")); }
         });
     }
@@ -234,7 +252,7 @@ public sealed class VirtualMachine : IVmControl, IDisposable
                 lock (_gate)
                 {
                     _halted[index] = true;
-                    if (Array.TrueForAll(_halted, h => h)) FinishLocked(VmExitResult.AllHalted());
+                    if (!_resetPending && Array.TrueForAll(_halted, h => h)) FinishLocked(VmExitResult.AllHalted());
                 }
                 return;
             case VcpuExitReason.Shutdown:
@@ -260,10 +278,10 @@ public sealed class VirtualMachine : IVmControl, IDisposable
     {
         lock (_gate)
         {
-            if (!_stopRequested && !_pauseRequested && !_halted[index]) return true;
+            if (!_stopRequested && !_pauseRequested && !_resetPending && !_halted[index]) return true;
             _parked++;
             Monitor.PulseAll(_gate);
-            while (!_stopRequested && (_pauseRequested || _halted[index])) Monitor.Wait(_gate);
+            while (!_stopRequested && (_pauseRequested || _resetPending || _halted[index])) Monitor.Wait(_gate);
             _parked--;
             return !_stopRequested;
         }

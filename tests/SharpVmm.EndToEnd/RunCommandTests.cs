@@ -1,4 +1,5 @@
-using SharpVmm.Boot;
+using SharpVmm.Boot.Flat;
+using SharpVmm.Boot.Linux;
 using SharpVmm.Cli.Demo;
 
 namespace SharpVmm.EndToEnd;

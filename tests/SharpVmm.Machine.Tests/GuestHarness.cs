@@ -1,5 +1,6 @@
 using Iced.Intel;
-using SharpVmm.Boot;
+using SharpVmm.Boot.Flat;
+using SharpVmm.Boot.Linux;
 using SharpVmm.Devices.Bus;
 using SharpVmm.Machine.Build;
 using SharpVmm.Machine.Config;

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
-using SharpVmm.Boot;
+using SharpVmm.Boot.Flat;
+using SharpVmm.Boot.Linux;
 using SharpVmm.Core;
 
 namespace SharpVmm.Cli.Demo;

@@ -1,5 +1,6 @@
 using Iced.Intel;
-using SharpVmm.Boot;
+using SharpVmm.Boot.Flat;
+using SharpVmm.Boot.Linux;
 using static Iced.Intel.AssemblerRegisters;
 
 namespace SharpVmm.Cli.Demo;
@@ -12,7 +13,7 @@ namespace SharpVmm.Cli.Demo;
 public static class HelloGuest
 {
     public const ushort SerialPort = 0x3F8;
-    public const ushort DebugExitPort = 0xF4;
+    public const byte DebugExitPort = 0xF4;
 
     public static byte ExitByte(EntryMode mode) => mode switch
     {
@@ -29,69 +30,47 @@ public static class HelloGuest
     public static byte[] Assemble(EntryMode mode, ulong address)
     {
         byte[] text = System.Text.Encoding.ASCII.GetBytes(Message(mode) + "\0");
-        Assembler a;
-        var msg = default(Label);
-        var loop = default(Label);
-        var done = default(Label);
-        switch (mode)
-        {
-            case EntryMode.Real:
-                // CS = address >> 4, IP = address & 0xF: addressing data through DS = CS keeps offsets small.
-                a = new Assembler(16);
-                msg = a.CreateLabel(); loop = a.CreateLabel(); done = a.CreateLabel();
-                a.push(cs); a.pop(ds);
-                a.mov(si, msg);
-                a.mov(dx, SerialPort);
-                a.Label(ref loop);
-                a.lodsb();
-                a.test(al, al);
-                a.jz(done);
-                a.@out(dx, al);
-                a.jmp(loop);
-                a.Label(ref done);
-                a.mov(al, ExitByte(mode));
-                a.@out(DebugExitPort, al);
-                a.cli(); a.hlt();
-                break;
-            case EntryMode.Protected:
-                a = new Assembler(32);
-                msg = a.CreateLabel(); loop = a.CreateLabel(); done = a.CreateLabel();
-                a.mov(esi, msg);
-                a.mov(dx, SerialPort);
-                a.Label(ref loop);
-                a.lodsb();
-                a.test(al, al);
-                a.jz(done);
-                a.@out(dx, al);
-                a.jmp(loop);
-                a.Label(ref done);
-                a.mov(al, ExitByte(mode));
-                a.@out(DebugExitPort, al);
-                a.cli(); a.hlt();
-                break;
-            default:
-                a = new Assembler(64);
-                msg = a.CreateLabel(); loop = a.CreateLabel(); done = a.CreateLabel();
-                a.lea(rsi, __[msg]);
-                a.mov(dx, SerialPort);
-                a.Label(ref loop);
-                a.lodsb();
-                a.test(al, al);
-                a.jz(done);
-                a.@out(dx, al);
-                a.jmp(loop);
-                a.Label(ref done);
-                a.mov(al, ExitByte(mode));
-                a.@out(DebugExitPort, al);
-                a.cli(); a.hlt();
-                break;
-        }
-        a.Label(ref msg);
-        a.db(text);
         // Real mode code runs at IP = address & 0xF within its segment; the others at the linear address.
         ulong ip = mode == EntryMode.Real ? address & 0xF : address;
-        using var ms = new MemoryStream();
-        a.Assemble(new StreamCodeWriter(ms), ip);
-        return ms.ToArray();
+        // The message follows the code. Its address is an immediate of fixed size, so a first pass with a
+        // placeholder gives the code's length and a second pass the final bytes.
+        int codeLength = Code(mode, 0).Length;
+        byte[] code = Code(mode, ip + (ulong)codeLength);
+        return [.. code, .. text];
+
+        byte[] Code(EntryMode m, ulong msg)
+        {
+            var a = new Assembler(m switch { EntryMode.Real => 16, EntryMode.Protected => 32, _ => 64 });
+            var loop = a.CreateLabel();
+            var done = a.CreateLabel();
+            switch (m)
+            {
+                case EntryMode.Real:
+                    a.push(cs); a.pop(ds); // DS = CS so the message's offset is its IP-relative address
+                    a.mov(si, (ushort)msg);
+                    break;
+                case EntryMode.Protected:
+                    a.mov(esi, (uint)msg);
+                    break;
+                default:
+                    a.mov(rsi, msg);
+                    break;
+            }
+            a.mov(dx, SerialPort);
+            a.Label(ref loop);
+            a.lodsb();
+            a.test(al, al);
+            a.jz(done);
+            a.@out(dx, al);
+            a.jmp(loop);
+            a.Label(ref done);
+            a.mov(al, ExitByte(m));
+            a.@out(DebugExitPort, al);
+            a.cli();
+            a.hlt();
+            using var ms = new MemoryStream();
+            a.Assemble(new StreamCodeWriter(ms), ip);
+            return ms.ToArray();
+        }
     }
 }

@@ -1,7 +1,8 @@
 using System.CommandLine;
 using System.Runtime.InteropServices;
 using Microsoft.Extensions.Logging;
-using SharpVmm.Boot;
+using SharpVmm.Boot.Flat;
+using SharpVmm.Boot.Linux;
 using SharpVmm.Core;
 using SharpVmm.Machine.Build;
 using SharpVmm.Machine.Config;

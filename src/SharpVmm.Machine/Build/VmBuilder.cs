@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
-using SharpVmm.Boot;
+using SharpVmm.Boot.Flat;
+using SharpVmm.Boot.Linux;
 using SharpVmm.Core;
 using SharpVmm.Core.Cpu;
 using SharpVmm.Core.Interrupts;
@@ -8,7 +9,6 @@ using SharpVmm.Core.Time;
 using SharpVmm.Devices.Bus;
 using SharpVmm.Devices.Legacy;
 using SharpVmm.Devices.Serial;
-using SharpVmm.Emulator;
 using SharpVmm.Kvm;
 using SharpVmm.Machine.Config;
 using SharpVmm.Memory;
@@ -50,7 +50,7 @@ public static class VmBuilder
             accel = kind switch
             {
                 AcceleratorKind.Kvm => KvmAccelerator.Create(memory, bus, new KvmOptions { IrqChip = config.Kernel is not null, VcpuCount = config.Cpus }),
-                _ => new EmuAccelerator(memory, bus, new EmuOptions { Clock = clock }),
+                _ => throw new ConfigurationException("the emu accelerator is not part of this build yet"),
             };
             IIrqRouter? irqs = accel.IrqRouter;
 

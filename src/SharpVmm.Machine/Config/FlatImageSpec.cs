@@ -1,5 +1,6 @@
 using System.Globalization;
-using SharpVmm.Boot;
+using SharpVmm.Boot.Flat;
+using SharpVmm.Boot.Linux;
 using SharpVmm.Core;
 
 namespace SharpVmm.Machine.Config;
