@@ -77,12 +77,22 @@ public sealed class InitramfsBuilder
 
     public bool Contains(string path) => _byPath.ContainsKey(Normalize(path));
 
-    /// <summary>Writes the gzip-compressed archive (what the kernel and QEMU's -initrd take).</summary>
-    public void Build(Stream output, CompressionLevel level = CompressionLevel.SmallestSize)
+    /// <summary>Writes the archive, gzip-compressed by default (what the kernel and QEMU's -initrd take).</summary>
+    public void Build(Stream output, InitramfsCompression compression = InitramfsCompression.Gzip)
     {
         ArgumentNullException.ThrowIfNull(output);
-        using var gzip = new GZipStream(output, level, leaveOpen: true);
-        WriteCpio(gzip);
+        switch (compression)
+        {
+            case InitramfsCompression.Gzip:
+                using (var gzip = new GZipStream(output, CompressionLevel.SmallestSize, leaveOpen: true))
+                    WriteCpio(gzip);
+                break;
+            case InitramfsCompression.None:
+                WriteCpio(output);
+                break;
+            default:
+                throw new ArgumentOutOfRangeException(nameof(compression), compression, "unknown initramfs compression");
+        }
     }
 
     /// <summary>Writes the uncompressed newc cpio archive.</summary>

@@ -31,9 +31,14 @@ public static class GuestCommand
         {
             Description = "Shell command /init runs instead of a shell (stored as /etc/sharpvmm/cmd); the kernel's sharpvmm.cmd= overrides it",
         };
+        var compression = new Option<InitramfsCompression>("--compression")
+        {
+            Description = "gzip (default) or none (plain cpio: bigger, but nothing to inflate in the guest)",
+            DefaultValueFactory = _ => InitramfsCompression.Gzip,
+        };
         var output = new Option<string>("--output", "-o")
         {
-            Description = "Output file (default: <guest-dir>/initrd.gz)",
+            Description = "Output file (default: <guest-dir>/initrd.gz, or initrd.cpio with --compression none)",
         };
 
         var cmd = new Command("build-initramfs", "Build a gzip newc initramfs with busybox, /init and the kernel modules");
@@ -41,13 +46,16 @@ public static class GuestCommand
         cmd.Options.Add(modules);
         cmd.Options.Add(init);
         cmd.Options.Add(command);
+        cmd.Options.Add(compression);
         cmd.Options.Add(output);
         cmd.SetAction(parseResult =>
         {
             var stdout = parseResult.InvocationConfiguration.Output;
             var stderr = parseResult.InvocationConfiguration.Error;
             string dir = parseResult.GetValue(guestDir) ?? GuestInitramfs.DefaultGuestDir;
-            string outPath = parseResult.GetValue(output) ?? Path.Combine(dir, "initrd.gz");
+            var encoding = parseResult.GetValue(compression);
+            string outPath = parseResult.GetValue(output)
+                ?? Path.Combine(dir, encoding == InitramfsCompression.None ? "initrd.cpio" : "initrd.gz");
             string? moduleList = parseResult.GetValue(modules);
             string? initPath = parseResult.GetValue(init);
             try
@@ -67,7 +75,7 @@ public static class GuestCommand
                 Directory.CreateDirectory(Path.GetDirectoryName(full)!);
                 string temp = full + ".tmp";
                 using (var file = File.Create(temp))
-                    builder.Build(file);
+                    builder.Build(file, encoding);
                 File.Move(temp, full, overwrite: true);
                 stdout.WriteLine($"{full}: {new FileInfo(full).Length} bytes, {builder.Paths.Count()} entries");
                 return 0;
