@@ -27,19 +27,24 @@ for tool in apt-get apt-cache dpkg dpkg-deb; do
 done
 
 # apt-cache knows nothing until the package lists exist (fresh containers ship without them).
-if ! compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null; then
+lists_dir=/var/lib/apt/lists/
+eval "$(apt-config shell lists_dir Dir::State::lists/d)"
+if ! compgen -G "${lists_dir%/}/*_Packages*" >/dev/null; then
     [ "$(id -u)" -eq 0 ] || die "apt package lists are missing and only root can run 'apt-get update'; run it once, then retry"
     log "apt package lists missing, running apt-get update"
     apt-get update -q >&2
 fi
 
 # The meta package points at the current ABI package, e.g. linux-image-6.1.0-56-cloud-amd64.
-kernel_pkg="$(apt-cache depends linux-image-cloud-amd64 2>/dev/null \
-    | sed -n 's/^ *|\{0,1\}Depends: \(linux-image-[^ <>]*\)$/\1/p' | head -n1)"
+# (Outputs are captured before parsing: with pipefail, a reader that stops early could fail the pipeline.)
+deps="$(apt-cache depends linux-image-cloud-amd64 2>/dev/null || true)"
+kernel_pkg="$(sed -n 's/^ *|\{0,1\}Depends: \(linux-image-[^ <>]*\)$/\1/p' <<<"$deps" | sed -n 1p)"
 [ -n "$kernel_pkg" ] || die "cannot resolve the kernel package of linux-image-cloud-amd64 (is the 'main' component of bookworm in sources.list?)"
 
 candidate() {
-    apt-cache policy "$1" | sed -n 's/^ *Candidate: //p' | head -n1
+    local policy
+    policy="$(apt-cache policy "$1" 2>/dev/null || true)"
+    sed -n 's/^ *Candidate: //p' <<<"$policy" | sed -n 1p
 }
 kernel_ver="$(candidate "$kernel_pkg")"
 busybox_ver="$(candidate busybox-static)"
