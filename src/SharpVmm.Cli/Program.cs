@@ -36,7 +36,7 @@ public static class Program
     {
         var root = new RootCommand("SharpVmm: a virtual machine monitor in C#. Runs guests on KVM or on its own x86-64 CPU, with QEMU-compatible disk tools.");
         root.Add(Run.RunCommand.Create());
-        var guest = new Command("guest", "Build guests: the demo flat binaries and the Linux test guest's initramfs");
+        var guest = Guest.GuestCommand.Create();
         guest.Add(Demo.HelloCommand.Create());
         root.Add(guest);
         return root;
