@@ -32,6 +32,7 @@ public sealed unsafe class KvmAccelerator : IAccelerator, IIrqRouter
         _supportedCpuid = system.GetSupportedCpuid();
         _msrsToSave = ChooseMsrs(system.GetMsrIndexList());
         HasVcpuEvents = vm.HasCapability(KvmCap.VcpuEvents);
+        HasXsave = vm.HasCapability(KvmCap.Xsave);
     }
 
     public string Name => "kvm";
@@ -41,6 +42,7 @@ public sealed unsafe class KvmAccelerator : IAccelerator, IIrqRouter
     public IIoBus Bus { get; }
     public KvmOptions Options { get; }
     internal bool HasVcpuEvents { get; }
+    internal bool HasXsave { get; }
 
     /// <summary>This accelerator when the in-kernel irqchip is on (GSIs go to KVM_IRQ_LINE), otherwise null.</summary>
     public IIrqRouter? IrqRouter => Options.IrqChip ? this : null;

@@ -205,7 +205,15 @@ public sealed unsafe class KvmVcpu : IVcpu
         var s = new VcpuState();
         VcpuStateMapper.ToState(_fd.GetRegs(), s);
         VcpuStateMapper.ToState(_fd.GetSregs(), s);
-        s.Fpu = VcpuStateMapper.ToState(_fd.GetFpu());
+        if (_owner.HasXsave)
+        {
+            _fd.GetXsave(out var xsave);
+            s.Fpu = FxsaveArea.Read(xsave);
+        }
+        else
+        {
+            s.Fpu = VcpuStateMapper.ToState(_fd.GetFpu());
+        }
         ReadMsrs(s.Msrs);
         bool halted = false;
         if (_owner.Options.IrqChip)
@@ -244,7 +252,17 @@ public sealed unsafe class KvmVcpu : IVcpu
             throw new KvmException(KvmErrorKind.InvalidArgument, $"vCPU state must have 16 general registers, got {state.Gprs.Length}");
         _fd.SetSregs(VcpuStateMapper.ToSregs(state));
         _fd.SetRegs(VcpuStateMapper.ToRegs(state));
-        _fd.SetFpu(VcpuStateMapper.ToKvm(state.Fpu));
+        if (_owner.HasXsave)
+        {
+            // Read-modify-write keeps the AVX and other components VcpuState does not carry.
+            _fd.GetXsave(out var xsave);
+            FxsaveArea.Write(state.Fpu, ref xsave);
+            _fd.SetXsave(xsave);
+        }
+        else
+        {
+            _fd.SetFpu(VcpuStateMapper.ToKvm(state.Fpu));
+        }
         WriteMsrs(state.Msrs);
         if (_owner.Options.IrqChip)
         {

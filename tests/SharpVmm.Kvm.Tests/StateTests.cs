@@ -1,0 +1,151 @@
+using SharpVmm.Core.Cpu;
+using SharpVmm.Kvm.State;
+using SharpVmm.Kvm.Tests.Support;
+using static Iced.Intel.AssemblerRegisters;
+
+namespace SharpVmm.Kvm.Tests;
+
+/// <summary>VcpuState goes into KVM and comes back whole; the guest sees what was set.</summary>
+public sealed class StateTests
+{
+    [KvmFact]
+    public void Registers_set_before_Run_are_used_by_the_guest_and_read_back_after()
+    {
+        using var g = new TestGuest();
+        g.Load(16, a =>
+        {
+            a.add(ax, bx);
+            a.mov(cx, 0x55);
+            a.mov(__word_ptr[0x3000], si);
+            a.hlt();
+        });
+        using var vcpu = g.RealModeVcpu(adjust: s =>
+        {
+            s[Gpr.Rax] = 1;
+            s[Gpr.Rbx] = 2;
+            s[Gpr.Rsi] = 0xBEEF;
+            s[Gpr.R8] = 0xDEAD_BEEF_CAFE_BABE;
+            s[Gpr.R15] = 0x0123_4567_89AB_CDEF;
+        });
+
+        Assert.Equal(VcpuExitReason.Halt, vcpu.Run().Reason);
+
+        var after = vcpu.GetState();
+        Assert.Equal(3UL, after[Gpr.Rax]);
+        Assert.Equal(0x55UL, after[Gpr.Rcx]);
+        Assert.Equal(0xDEAD_BEEF_CAFE_BABEUL, after[Gpr.R8]);
+        Assert.Equal(0x0123_4567_89AB_CDEFUL, after[Gpr.R15]);
+        Assert.Equal(0xBEEF, g.Memory.Read<ushort>(0x3000));
+        Assert.Equal(TestGuest.CodeAddress + 2 + 3 + 4 + 1, after.Rip);
+    }
+
+    [KvmFact]
+    public void Sse_registers_set_in_the_state_reach_the_guest()
+    {
+        using var g = new TestGuest();
+        g.Load(32, a =>
+        {
+            a.movdqu(__xmmword_ptr[0x3000], xmm3);
+            a.movdqu(__xmmword_ptr[0x3010], xmm0);
+            a.hlt();
+        });
+        using var vcpu = g.ProtectedModeVcpu();
+        var s = vcpu.GetState();
+        s.Cr4 |= 1 << 9; // OSFXSR: SSE instructions allowed
+        s.Cr0 &= ~(1UL << 2); // EM off
+        for (int i = 0; i < 16; i++) s.Fpu.Xmm[3 * 16 + i] = (byte)(0xA0 + i);
+        s.Fpu.Xmm[0] = 0x77;
+        vcpu.SetState(s);
+
+        var exit = vcpu.Run();
+
+        Assert.True(exit.Reason == VcpuExitReason.Halt, exit.ToString());
+        var bytes = new byte[16];
+        g.Memory.Read(0x3000, bytes);
+        Assert.Equal(Enumerable.Range(0xA0, 16).Select(x => (byte)x).ToArray(), bytes);
+        Assert.Equal(0x77, g.Memory.Read<byte>(0x3010));
+    }
+
+    [KvmFact]
+    public void GetState_SetState_GetState_is_lossless_without_irqchip() => RoundTrip(irqChip: false);
+
+    [KvmFact]
+    public void GetState_SetState_GetState_is_lossless_with_irqchip_including_the_lapic_page() => RoundTrip(irqChip: true);
+
+    private static void RoundTrip(bool irqChip)
+    {
+        using var g = new TestGuest(new KvmOptions { IrqChip = irqChip });
+        using var vcpu = g.Accelerator.CreateKvmVcpu(0);
+        var s = vcpu.GetState();
+        for (int i = 0; i < 16; i++) s.Gprs[i] = 0x1111_1111_1111_1111UL * (ulong)(i + 1);
+        s.Rip = 0x1234;
+        s.Rflags = 0x202;
+        s.Cr2 = 0xABCD_0000;
+        s.Gdt = new DescriptorTable { Base = 0x5000, Limit = 0x27 };
+        s.Idt = new DescriptorTable { Base = 0x6000, Limit = 0x7FF };
+        s.Fs = s.Fs with { Base = 0x7000_0000 };
+        s.Fpu.Fcw = 0x27F;
+        s.Fpu.Mxcsr = 0x1FA0;
+        for (int i = 0; i < s.Fpu.Xmm.Length; i++) s.Fpu.Xmm[i] = (byte)(i * 7);
+        s.Fpu.St[0] = 0x42;
+        s.Fpu.Ftw = 0x01;
+        foreach (uint msr in new[] { MsrCatalog.SysenterCs, MsrCatalog.SysenterEip, MsrCatalog.Star, MsrCatalog.Lstar, MsrCatalog.KernelGsBase })
+            if (s.Msrs.ContainsKey(msr)) s.Msrs[msr] = 0xFFFF_8000_0000_1000UL + msr;
+        s.Events = s.Events with { NmiMasked = true, InterruptShadow = 1 };
+
+        vcpu.SetState(s);
+        var back = vcpu.GetState();
+
+        Assert.Equal(s.Gprs, back.Gprs);
+        Assert.Equal((s.Rip, s.Rflags, s.Cr0, s.Cr2, s.Cr3, s.Cr4, s.Efer, s.ApicBase), (back.Rip, back.Rflags, back.Cr0, back.Cr2, back.Cr3, back.Cr4, back.Efer, back.ApicBase));
+        Assert.Equal((s.Gdt.Base, s.Gdt.Limit, s.Idt.Base, s.Idt.Limit), (back.Gdt.Base, back.Gdt.Limit, back.Idt.Base, back.Idt.Limit));
+        Assert.Equal(s.Cs, back.Cs);
+        Assert.Equal(s.Fs, back.Fs);
+        Assert.Equal(s.Tr, back.Tr);
+        Assert.Equal((s.Fpu.Fcw, s.Fpu.Mxcsr, s.Fpu.Ftw), (back.Fpu.Fcw, back.Fpu.Mxcsr, back.Fpu.Ftw));
+        Assert.Equal(s.Fpu.Xmm, back.Fpu.Xmm);
+        Assert.Equal(s.Fpu.St[0], back.Fpu.St[0]);
+        Assert.NotEmpty(back.Msrs);
+        Assert.Contains(MsrCatalog.Lstar, back.Msrs.Keys);
+        Assert.Equal(0xFFFF_8000_0000_1000UL + MsrCatalog.Lstar, back.Msrs[MsrCatalog.Lstar]);
+        Assert.Equal(s.Msrs.Where(kv => kv.Key != MsrCatalog.Tsc), back.Msrs.Where(kv => kv.Key != MsrCatalog.Tsc));
+        Assert.DoesNotContain(MsrCatalog.Efer, back.Msrs.Keys);
+        Assert.True(back.Events.NmiMasked);
+        Assert.Equal(1, back.Events.InterruptShadow);
+        if (irqChip)
+        {
+            Assert.NotNull(back.Lapic);
+            Assert.Equal(1024, back.Lapic!.Length);
+            Assert.Equal(s.Lapic, back.Lapic);
+        }
+        else
+        {
+            Assert.Null(back.Lapic);
+        }
+    }
+
+    [KvmFact]
+    public void Each_vcpu_sees_its_own_apic_id_in_cpuid()
+    {
+        using var g = new TestGuest(new KvmOptions { VcpuCount = 3 });
+        g.Load(16, a =>
+        {
+            a.mov(eax, 1);
+            a.cpuid();
+            a.shr(ebx, 24);
+            a.mov(ax, bx);
+            a.mov(dx, 0x600);
+            a.@out(dx, ax);
+            a.mov(eax, 0);
+            a.cpuid();
+            a.mov(__dword_ptr[0x3000], ebx);
+            a.hlt();
+        });
+        using var v2 = g.RealModeVcpu(2);
+
+        Assert.Equal(VcpuExitReason.Halt, v2.Run().Reason);
+
+        Assert.Equal(2UL, Assert.Single(g.Bus.Snapshot()).Value);
+        Assert.NotEqual(0U, g.Memory.Read<uint>(0x3000)); // vendor string from the supported CPUID reached the guest
+    }
+}
