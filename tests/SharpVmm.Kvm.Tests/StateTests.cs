@@ -148,4 +148,45 @@ public sealed class StateTests
         Assert.Equal(2UL, Assert.Single(g.Bus.Snapshot()).Value);
         Assert.NotEqual(0U, g.Memory.Read<uint>(0x3000)); // vendor string from the supported CPUID reached the guest
     }
+
+    [KvmFact]
+    public void A_64_bit_guest_runs_from_a_long_mode_state_set_through_SetState()
+    {
+        using var g = new TestGuest();
+        // Identity-map the first 2 MiB with one large page: PML4 0x10000 -> PDPT 0x11000 -> PD 0x12000.
+        g.Memory.Write<ulong>(0x10000, 0x11000 | 0x3);
+        g.Memory.Write<ulong>(0x11000, 0x12000 | 0x3);
+        g.Memory.Write<ulong>(0x12000, 0x0 | 0x83);
+        g.Load(64, a =>
+        {
+            a.mov(rax, 0x1122_3344_5566_7788);
+            a.add(rax, r9);
+            a.mov(__qword_ptr[0x3000], rax);
+            a.mov(dx, 0x10);
+            a.@out(dx, eax);
+            a.hlt();
+        });
+        using var vcpu = g.Accelerator.CreateKvmVcpu(0);
+        var s = vcpu.GetState();
+        var code = new SegmentRegister { Limit = 0xFFFF_FFFF, Selector = 8, Type = 0xB, Present = true, S = true, L = true, G = true };
+        s.Cs = code;
+        s.Ds = s.Es = s.Fs = s.Gs = s.Ss = code with { Selector = 0x10, Type = 0x3, L = false, Db = true };
+        s.Cr3 = 0x10000;
+        s.Cr4 = 1 << 5; // PAE
+        s.Cr0 = 0x8000_0011; // PG | ET | PE
+        s.Efer = 0x500; // LME | LMA
+        s.Rip = TestGuest.CodeAddress;
+        s[Gpr.R9] = 0x10;
+        vcpu.SetState(s);
+
+        var exit = vcpu.Run();
+
+        Assert.True(exit.Reason == VcpuExitReason.Halt, exit.ToString());
+        Assert.Equal(0x1122_3344_5566_7798UL, g.Memory.Read<ulong>(0x3000));
+        Assert.Equal(0x5566_7798UL, Assert.Single(g.Bus.Snapshot()).Value);
+        var after = vcpu.GetState();
+        Assert.Equal(0x500UL, after.Efer & 0x500);
+        Assert.True(after.Cs.L);
+        Assert.Equal(0x1122_3344_5566_7798UL, after[Gpr.Rax]);
+    }
 }

@@ -69,6 +69,15 @@ public sealed class VmTests
         Assert.Throws<KvmException>(() => acc.CreateVcpu(0));
     }
 
+    [Fact]
+    public void Ram_over_the_tss_pages_is_refused_before_kvm_is_opened()
+    {
+        using var memory = GuestMemory.Create([(0UL, 0x1_0000UL)]);
+        var e = Assert.Throws<KvmException>(() => KvmAccelerator.Create(memory, new RecordingBus(), new KvmOptions { TssAddress = 0x8000, DevicePath = "/nonexistent/kvm" }));
+        Assert.Equal(KvmErrorKind.InvalidArgument, e.Kind);
+        Assert.Contains("TssAddress", e.Message);
+    }
+
     [KvmFact]
     public void Without_irqchip_there_is_no_router_and_SetIrq_says_why()
     {
