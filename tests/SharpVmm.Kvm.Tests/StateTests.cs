@@ -189,4 +189,30 @@ public sealed class StateTests
         Assert.True(after.Cs.L);
         Assert.Equal(0x1122_3344_5566_7798UL, after[Gpr.Rax]);
     }
+
+    [KvmFact]
+    public unsafe void Xcr0_and_the_xsave_area_round_trip_where_kvm_has_them()
+    {
+        using var g = new TestGuest();
+        using var vcpu = g.Accelerator.CreateKvmVcpu(0);
+        if (!g.Accelerator.Vm.HasCapability(Interop.KvmCap.Xcrs) || !g.Accelerator.Vm.HasCapability(Interop.KvmCap.Xsave)) return;
+
+        var xcrs = vcpu.Fd.GetXcrs();
+        Assert.True(xcrs.NrXcrs >= 1);
+        Assert.Equal(0u, xcrs[0].Xcr);
+        Assert.Equal(1UL, xcrs[0].Value & 1); // x87 is always enabled
+        xcrs.NrXcrs = 1;
+        xcrs[0] = new Interop.KvmXcr { Xcr = 0, Value = 0x3 };
+        vcpu.Fd.SetXcrs(xcrs);
+        Assert.Equal(0x3UL, vcpu.Fd.GetXcrs()[0].Value);
+
+        vcpu.Fd.GetXsave(out var xsave);
+        *(uint*)(xsave.Region + 24) = 0x1F00; // MXCSR in the legacy area
+        xsave.Region[160] = 0xEE; // XMM0 byte 0
+        *(ulong*)(xsave.Region + 512) |= 0x3;
+        vcpu.Fd.SetXsave(xsave);
+        var s = vcpu.GetState();
+        Assert.Equal(0x1F00u, s.Fpu.Mxcsr);
+        Assert.Equal(0xEE, s.Fpu.Xmm[0]);
+    }
 }
