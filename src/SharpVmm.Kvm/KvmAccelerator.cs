@@ -32,6 +32,7 @@ public sealed unsafe class KvmAccelerator : IAccelerator, IIrqRouter
         _supportedCpuid = system.GetSupportedCpuid();
         _msrsToSave = ChooseMsrs(system.GetMsrIndexList());
         HasVcpuEvents = vm.HasCapability(KvmCap.VcpuEvents);
+        HasXsave = vm.HasCapability(KvmCap.Xsave);
     }
 
     public string Name => "kvm";
@@ -41,6 +42,7 @@ public sealed unsafe class KvmAccelerator : IAccelerator, IIrqRouter
     public IIoBus Bus { get; }
     public KvmOptions Options { get; }
     internal bool HasVcpuEvents { get; }
+    internal bool HasXsave { get; }
 
     /// <summary>This accelerator when the in-kernel irqchip is on (GSIs go to KVM_IRQ_LINE), otherwise null.</summary>
     public IIrqRouter? IrqRouter => Options.IrqChip ? this : null;
@@ -57,6 +59,13 @@ public sealed unsafe class KvmAccelerator : IAccelerator, IIrqRouter
         ArgumentNullException.ThrowIfNull(options);
         if (options.VcpuCount is < 1 or > 255)
             throw new KvmException(KvmErrorKind.InvalidArgument, $"vCPU count {options.VcpuCount} is out of range: give 1 to 255");
+
+        foreach (var region in memory.Regions)
+        {
+            if (Overlaps(region, options.TssAddress, 0x3000) || Overlaps(region, options.IdentityMapAddress, 0x1000))
+                throw new KvmException(KvmErrorKind.InvalidArgument,
+                    $"RAM region 0x{region.GuestBase:x}+0x{region.Size:x} overlaps KVM's TSS (0x{options.TssAddress:x}, 3 pages) or identity-map page (0x{options.IdentityMapAddress:x}): move KvmOptions.TssAddress/IdentityMapAddress into a hole");
+        }
 
         var system = KvmSystem.Open(options.DevicePath);
         KvmVm? vm = null;
@@ -91,6 +100,9 @@ public sealed unsafe class KvmAccelerator : IAccelerator, IIrqRouter
             throw;
         }
     }
+
+    private static bool Overlaps(MemoryRegion region, ulong start, ulong length)
+        => start < region.GuestEnd && region.GuestBase < start + length;
 
     private static uint[] ChooseMsrs(uint[] supported)
     {
@@ -138,7 +150,10 @@ public sealed unsafe class KvmAccelerator : IAccelerator, IIrqRouter
             if ((uint)vcpu.Index < (uint)_vcpus.Length && ReferenceEquals(_vcpus[vcpu.Index], vcpu)) _vcpus[vcpu.Index] = null;
     }
 
-    /// <summary>KVM_IRQ_LINE on the in-kernel irqchip (GSI 0-15 reach the PIC and IOAPIC, 16-23 the IOAPIC only).</summary>
+    /// <summary>
+    /// KVM_IRQ_LINE on the in-kernel irqchip (GSI 0-15 reach the PIC and IOAPIC, 16-23 the IOAPIC only). Callable from
+    /// any thread (device threads included) while vCPUs run; no allocation.
+    /// </summary>
     public void SetIrq(int gsi, bool level)
     {
         if (!Options.IrqChip)

@@ -42,25 +42,12 @@ public sealed unsafe class KvmSystem : IDisposable
     public static KvmSystem Open(string path = DefaultPath)
     {
         int fd = Libc.Open(path, Libc.ORdWr | Libc.OCloexec);
-        if (fd < 0)
-        {
-            int errno = Libc.LastErrno;
-            throw errno switch
-            {
-                Libc.ENOENT or Libc.ENODEV or Libc.ENXIO => new KvmException(KvmErrorKind.NoDevice,
-                    $"{path} does not exist: this host has no KVM (load the kvm-intel/kvm-amd module, enable virtualization in the firmware) or use the emu accelerator", errno),
-                Libc.EACCES or Libc.EPERM => new KvmException(KvmErrorKind.NoPermission,
-                    $"no permission to open {path}: add this user to the 'kvm' group (or run as root), or use the emu accelerator", errno),
-                _ => new KvmException(KvmErrorKind.IoctlFailed, $"cannot open {path}: {Libc.Describe(errno)}", errno),
-            };
-        }
+        if (fd < 0) throw OpenError(path, Libc.LastErrno);
         try
         {
             int version = Libc.Ioctl(fd, KvmIoctl.GetApiVersion, 0);
             if (version < 0) throw KvmException.Ioctl($"KVM_GET_API_VERSION on {path}", Libc.LastErrno);
-            if (version != ExpectedApiVersion)
-                throw new KvmException(KvmErrorKind.ApiMismatch,
-                    $"{path} speaks KVM API version {version}, SharpVmm needs {ExpectedApiVersion}: this kernel's KVM is not supported, use the emu accelerator");
+            if (CheckApiVersion(path, version) is { } mismatch) throw mismatch;
             int mmapSize = Libc.Ioctl(fd, KvmIoctl.GetVcpuMmapSize, 0);
             if (mmapSize < 0) throw KvmException.Ioctl("KVM_GET_VCPU_MMAP_SIZE", Libc.LastErrno);
             if (mmapSize < sizeof(KvmRun))
@@ -73,6 +60,21 @@ public sealed unsafe class KvmSystem : IDisposable
             throw;
         }
     }
+
+    /// <summary>The error for open(<paramref name="path"/>) failing with <paramref name="errno"/>.</summary>
+    internal static KvmException OpenError(string path, int errno) => errno switch
+    {
+        Libc.ENOENT or Libc.ENODEV or Libc.ENXIO => new KvmException(KvmErrorKind.NoDevice,
+            $"{path} does not exist: this host has no KVM (load the kvm-intel/kvm-amd module, enable virtualization in the firmware) or use the emu accelerator", errno),
+        Libc.EACCES or Libc.EPERM => new KvmException(KvmErrorKind.NoPermission,
+            $"no permission to open {path}: add this user to the 'kvm' group (or run as root), or use the emu accelerator", errno),
+        _ => new KvmException(KvmErrorKind.IoctlFailed, $"cannot open {path}: {Libc.Describe(errno)}", errno),
+    };
+
+    /// <summary>Null when <paramref name="version"/> is the one this VMM speaks, otherwise the error to throw.</summary>
+    internal static KvmException? CheckApiVersion(string path, int version) => version == ExpectedApiVersion ? null
+        : new KvmException(KvmErrorKind.ApiMismatch,
+            $"{path} speaks KVM API version {version}, SharpVmm needs {ExpectedApiVersion}: this kernel's KVM is not supported, use the emu accelerator");
 
     /// <summary>KVM_CHECK_EXTENSION: 0 when absent, otherwise 1 or a capability-specific number (slot count, vCPU count, ...).</summary>
     public int CheckExtension(KvmCap cap)

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using SharpVmm.Core.Cpu;
+using SharpVmm.Core.Interrupts;
 using SharpVmm.Core.Io;
 using SharpVmm.Kvm.Interop;
 using SharpVmm.Kvm.State;
@@ -25,6 +26,7 @@ public sealed unsafe class KvmVcpu : IVcpu
     private nuint _thread;
     private bool _inRun;
     private int _kickPending;
+    private ICpuInterruptController? _interruptController;
 
     internal KvmVcpu(KvmAccelerator owner, KvmVcpuFd fd, uint[] msrsToSave)
     {
@@ -40,6 +42,25 @@ public sealed unsafe class KvmVcpu : IVcpu
 
     /// <summary>The raw vCPU (ioctls, kvm_run) for callers that need more than <see cref="IVcpu"/>.</summary>
     public KvmVcpuFd Fd => _fd;
+
+    /// <summary>
+    /// The user-space interrupt controller (the machine's emulated PIC/APIC) for a VM without the in-kernel irqchip.
+    /// When set, Run injects its interrupts with KVM_INTERRUPT whenever the guest can take one, asking KVM for an
+    /// interrupt-window exit otherwise, and does not return Halt while an interrupt is ready for an interruptible guest.
+    /// When the controller raises an interrupt while the vCPU is in Run, call <see cref="Kick"/> from its
+    /// <see cref="ICpuInterruptController.Wake"/> (the machine re-runs the vCPU, which then injects). Must stay null
+    /// with the in-kernel irqchip, which delivers interrupts itself.
+    /// </summary>
+    public ICpuInterruptController? InterruptController
+    {
+        get => _interruptController;
+        set
+        {
+            if (value is not null && _owner.Options.IrqChip)
+                throw new KvmException(KvmErrorKind.InvalidArgument, "a user-space interrupt controller cannot be used with the in-kernel irqchip (KvmOptions.IrqChip)");
+            _interruptController = value;
+        }
+    }
 
     /// <summary>KVM exits handled by <see cref="Run"/> so far, I/O and MMIO included (written by the vCPU thread only).</summary>
     public long ExitCount { get; private set; }
@@ -59,6 +80,7 @@ public sealed unsafe class KvmVcpu : IVcpu
             {
                 // A kick whose immediate_exit write lost a race with our reset below is still pending: re-arm it.
                 if (Volatile.Read(ref _kickPending) != 0) Volatile.Write(ref run->ImmediateExit, 1);
+                if (_interruptController is { } pic) OfferInterrupt(pic, run);
                 int err = _fd.RunOnce();
                 if (err != 0)
                 {
@@ -81,6 +103,8 @@ public sealed unsafe class KvmVcpu : IVcpu
                         if (!HandleMmio(run)) return new VcpuExit(VcpuExitReason.InternalError, run->Mmio.Len, $"KVM reported an MMIO access of {run->Mmio.Len} bytes at 0x{run->Mmio.PhysAddr:x}");
                         break;
                     case KvmExitReason.Hlt:
+                        // A user-space controller with an interrupt ready for an interruptible guest: deliver, don't halt.
+                        if (_interruptController is { HasInterrupt: true } && (run->IfFlag != 0)) break;
                         return VcpuExit.Halt;
                     case KvmExitReason.Shutdown:
                         return VcpuExit.Shutdown;
@@ -108,6 +132,26 @@ public sealed unsafe class KvmVcpu : IVcpu
         finally
         {
             lock (_signalLock) _inRun = false;
+        }
+    }
+
+    private void OfferInterrupt(ICpuInterruptController pic, KvmRun* run)
+    {
+        if (!pic.HasInterrupt)
+        {
+            run->RequestInterruptWindow = 0;
+            return;
+        }
+        if (run->ReadyForInterruptInjection != 0 && run->IfFlag != 0)
+        {
+            int vector = pic.Acknowledge();
+            if (vector >= 0) _fd.Interrupt((byte)vector);
+            run->RequestInterruptWindow = pic.HasInterrupt ? (byte)1 : (byte)0;
+        }
+        else
+        {
+            // KVM exits with IRQ_WINDOW_OPEN as soon as the guest can take it; the next pass injects.
+            run->RequestInterruptWindow = 1;
         }
     }
 
@@ -205,7 +249,15 @@ public sealed unsafe class KvmVcpu : IVcpu
         var s = new VcpuState();
         VcpuStateMapper.ToState(_fd.GetRegs(), s);
         VcpuStateMapper.ToState(_fd.GetSregs(), s);
-        s.Fpu = VcpuStateMapper.ToState(_fd.GetFpu());
+        if (_owner.HasXsave)
+        {
+            _fd.GetXsave(out var xsave);
+            s.Fpu = FxsaveArea.Read(xsave);
+        }
+        else
+        {
+            s.Fpu = VcpuStateMapper.ToState(_fd.GetFpu());
+        }
         ReadMsrs(s.Msrs);
         bool halted = false;
         if (_owner.Options.IrqChip)
@@ -244,7 +296,17 @@ public sealed unsafe class KvmVcpu : IVcpu
             throw new KvmException(KvmErrorKind.InvalidArgument, $"vCPU state must have 16 general registers, got {state.Gprs.Length}");
         _fd.SetSregs(VcpuStateMapper.ToSregs(state));
         _fd.SetRegs(VcpuStateMapper.ToRegs(state));
-        _fd.SetFpu(VcpuStateMapper.ToKvm(state.Fpu));
+        if (_owner.HasXsave)
+        {
+            // Read-modify-write keeps the AVX and other components VcpuState does not carry.
+            _fd.GetXsave(out var xsave);
+            FxsaveArea.Write(state.Fpu, ref xsave);
+            _fd.SetXsave(xsave);
+        }
+        else
+        {
+            _fd.SetFpu(VcpuStateMapper.ToKvm(state.Fpu));
+        }
         WriteMsrs(state.Msrs);
         if (_owner.Options.IrqChip)
         {

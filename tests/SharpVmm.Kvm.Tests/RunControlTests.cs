@@ -160,4 +160,76 @@ public sealed class RunControlTests
         Assert.Equal(2 * Rounds, io.Count);
         Assert.True(v0.ExitCount >= Rounds && v1.ExitCount >= Rounds);
     }
+
+    [KvmFact]
+    public void With_irqchip_a_kick_ends_a_hlt_that_blocks_in_the_kernel()
+    {
+        using var g = new TestGuest(new KvmOptions { IrqChip = true });
+        g.Load(16, a =>
+        {
+            a.cli();
+            a.mov(al, 1);
+            a.@out(0x80, al);
+            a.hlt();
+        });
+        using var vcpu = g.RealModeVcpu();
+        var started = new ManualResetEventSlim();
+        g.Bus.OnPioWrite = (_, _) => started.Set();
+
+        var exit = RunOnThread(vcpu, v =>
+        {
+            Assert.True(started.Wait(TimeSpan.FromSeconds(10)));
+            Thread.Sleep(100);
+            v.Kick();
+        }, TimeSpan.FromSeconds(10));
+
+        Assert.Equal(VcpuExitReason.Kicked, exit.Reason);
+        Assert.True(vcpu.GetState().Events.Halted);
+    }
+
+    [KvmFact]
+    public void Every_kick_ends_exactly_one_Run_even_when_it_lands_between_exits()
+    {
+        const int Kicks = 40;
+        using var g = new TestGuest();
+        g.Load(16, a =>
+        {
+            var loop = a.CreateLabel();
+            a.Label(ref loop);
+            a.@out(0x80, al);
+            a.jmp(loop);
+        });
+        using var vcpu = g.RealModeVcpu();
+        var returned = new SemaphoreSlim(0);
+        var go = new SemaphoreSlim(0);
+        var exits = new List<VcpuExit>();
+        bool stop = false;
+        var thread = new Thread(() =>
+        {
+            while (true)
+            {
+                var e = vcpu.Run();
+                lock (exits) exits.Add(e);
+                returned.Release();
+                if (Volatile.Read(ref stop)) return;
+                go.Wait();
+            }
+        }) { IsBackground = true };
+        thread.Start();
+        var random = new Random(7);
+        for (int i = 0; i < Kicks; i++)
+        {
+            // Waiting doubles as the pause between kicks: a Run that ends now ended without a kick (a leftover one).
+            Assert.False(returned.Wait(random.Next(1, 6)), $"Run {i} returned before kick {i}");
+            vcpu.Kick();
+            Assert.True(returned.Wait(TimeSpan.FromSeconds(10)), $"kick {i} was lost");
+            go.Release();
+        }
+        Volatile.Write(ref stop, true);
+        vcpu.Kick();
+        Assert.True(thread.Join(TimeSpan.FromSeconds(10)));
+        Assert.Equal(Kicks + 1, exits.Count);
+        Assert.All(exits, e => Assert.Equal(VcpuExitReason.Kicked, e.Reason));
+        Assert.NotEmpty(g.Bus.Snapshot());
+    }
 }
