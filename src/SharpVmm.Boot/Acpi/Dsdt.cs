@@ -13,7 +13,8 @@ namespace SharpVmm.Boot.Acpi;
 /// }
 /// Name (\_S5, Package (0x04) { 0x05, Zero, Zero, Zero })
 /// </code>
-/// Revision 2 so AML integers are 64 bits wide.
+/// Revision 2 so AML integers are 64 bits wide. The top-level names are written without the root prefix: the DSDT's
+/// own scope is the root, and that is the shorter encoding iasl produces too, so our bytes equal a compiled ASL file.
 /// </summary>
 public static class Dsdt
 {
@@ -32,7 +33,7 @@ public static class Dsdt
             devices.Add(VirtioMmioDevice(i, spec.VirtioMmioDevices[i]));
 
         byte[] aml = Aml.Concat(
-            Aml.Scope("\\_SB", [.. devices]),
+            Aml.Scope("_SB", [.. devices]),
             S5Package());
 
         var t = Sdt.Create(Signature, Sdt.HeaderSize + aml.Length, Revision, spec);
@@ -64,6 +65,6 @@ public static class Dsdt
     }
 
     /// <summary>\_S5: SLP_TYPa for soft-off, then SLP_TYPb and two reserved values (unused on a hardware-reduced platform).</summary>
-    public static byte[] S5Package() => Aml.Name("\\_S5", Aml.Package(
+    public static byte[] S5Package() => Aml.Name("_S5", Aml.Package(
         Aml.Integer(AcpiSleepRegisters.S5SleepType), Aml.Integer(0), Aml.Integer(0), Aml.Integer(0)));
 }
