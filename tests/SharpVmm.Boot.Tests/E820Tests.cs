@@ -51,6 +51,15 @@ public class E820Tests
     }
 
     [Fact]
+    public void The_ACPI_range_is_rounded_out_to_whole_pages()
+    {
+        using var m = GuestMemory.Create(64 * MiB);
+        var map = E820.Build(m, 32 * MiB + 0x10, 0x245);
+        Assert.Contains(new E820Entry(32 * MiB, 0x1000, E820Type.Acpi), map);
+        Assert.Contains(new E820Entry(32 * MiB + 0x1000, 32 * MiB - 0x1000, E820Type.Ram), map);
+    }
+
+    [Fact]
     public void Entries_are_sorted_and_disjoint()
     {
         using var m = GuestMemory.Create(5 * GiB);

@@ -6,6 +6,8 @@ namespace SharpVmm.Boot.Acpi;
 /// Scope (\_SB) {
 ///   Device (COM1) { Name (_HID, EisaId ("PNP0501")) Name (_UID, Zero)
 ///                   Name (_CRS, ResourceTemplate () { IO (Decode16, 0x3F8, 0x3F8, 0x01, 0x08) IRQ (Edge, ActiveHigh, Exclusive) {4} }) }
+///   Device (RTC_) { Name (_HID, EisaId ("PNP0B00")) Name (_UID, Zero)
+///                   Name (_CRS, ResourceTemplate () { IO (Decode16, 0x70, 0x70, 0x01, 0x02) IRQ (Edge, ActiveHigh, Exclusive) {8} }) }
 ///   Device (VR00) { Name (_HID, "LNRO0005") Name (_UID, Zero)
 ///                   Name (_CRS, ResourceTemplate () { Memory32Fixed (ReadWrite, base, 0x200)
 ///                                                     Interrupt (ResourceConsumer, Edge|Level, ActiveHigh, Exclusive) { gsi } }) }
@@ -22,6 +24,8 @@ public static class Dsdt
     public const byte Revision = 2;
     public const ushort Com1Port = 0x3F8;
     public const int Com1Irq = 4;
+    public const ushort RtcPort = 0x70;
+    public const int RtcIrq = 8;
     public const string VirtioMmioHid = "LNRO0005";
 
     public static byte[] Build(AcpiSpec spec)
@@ -29,6 +33,7 @@ public static class Dsdt
         ArgumentNullException.ThrowIfNull(spec);
         var devices = new List<byte[]>();
         if (spec.Com1) devices.Add(Com1Device());
+        if (spec.CmosRtc) devices.Add(RtcDevice());
         for (int i = 0; i < spec.VirtioMmioDevices.Count; i++)
             devices.Add(VirtioMmioDevice(i, spec.VirtioMmioDevices[i]));
 
@@ -48,6 +53,18 @@ public static class Dsdt
         Aml.Name("_CRS", new ResourceTemplate()
             .Io(Com1Port, Com1Port, 0x01, 0x08)
             .Irq(edge: true, activeLow: false, shared: false, Com1Irq)
+            .ToAml()));
+
+    /// <summary>
+    /// The CMOS RTC (PNP0B00, ports 0x70-0x71, IRQ 8). Without it a hardware-reduced Linux guest, which has no legacy
+    /// PIC and so no ISA IRQ 8 of its own, fails to probe rtc_cmos; with it the IRQ is routed through IOAPIC pin 8.
+    /// </summary>
+    public static byte[] RtcDevice() => Aml.Device("RTC",
+        Aml.Name("_HID", Aml.EisaId("PNP0B00")),
+        Aml.Name("_UID", Aml.Integer(0)),
+        Aml.Name("_CRS", new ResourceTemplate()
+            .Io(RtcPort, RtcPort, 0x01, 0x02)
+            .Irq(edge: true, activeLow: false, shared: false, RtcIrq)
             .ToAml()));
 
     /// <summary>Device VRnn (nn = index in hex) with _HID "LNRO0005", _UID index, its window and interrupt.</summary>

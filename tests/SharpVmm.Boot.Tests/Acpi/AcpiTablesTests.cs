@@ -160,6 +160,20 @@ public sealed class AcpiTablesTests : IDisposable
         Assert.True(aml.IndexOf(Virtio1Aml) > aml.IndexOf(Com1Aml), "second virtio device encoded as the spec says");
         Assert.True(aml.EndsWith(S5Aml), "_S5 at the root, after \\_SB");
         Assert.Equal(Com1Aml, Dsdt.Com1Device());
+        // Device (RTC_) { Name (_HID, EisaId ("PNP0B00")) Name (_UID, Zero) Name (_CRS, { IO 0x70/2, IRQ 8 edge }) }
+        byte[] rtc =
+        [
+            0x5B, 0x82, 0x2C, .. "RTC_"u8,
+            0x08, .. "_HID"u8, 0x0C, 0x41, 0xD0, 0x0B, 0x00,
+            0x08, .. "_UID"u8, 0x00,
+            0x08, .. "_CRS"u8, 0x11, 0x11, 0x0A, 0x0E,
+            0x47, 0x01, 0x70, 0x00, 0x70, 0x00, 0x01, 0x02,
+            0x23, 0x00, 0x01, 0x01,
+            0x79, 0x00,
+        ];
+        Assert.True(aml.IndexOf(rtc) > aml.IndexOf(Com1Aml));
+        var noRtc = Dsdt.Build(TwoCpusTwoDisks with { CmosRtc = false });
+        Assert.True(noRtc.AsSpan().IndexOf(rtc) < 0);
     }
 
     [Fact]
@@ -190,6 +204,7 @@ public sealed class AcpiTablesTests : IDisposable
         new[] { new VirtioMmioDeviceSpec(0xD000_0000, 24) },                                                // past the IOAPIC
         new[] { new VirtioMmioDeviceSpec(0xD000_0000, 4) },                                                 // COM1's IRQ
         new[] { new VirtioMmioDeviceSpec(0xD000_0000, 2) },                                                 // the timer's GSI
+        new[] { new VirtioMmioDeviceSpec(0xD000_0000, 8) },                                                 // the RTC's IRQ
         new[] { new VirtioMmioDeviceSpec(0xD000_0000, 5), new VirtioMmioDeviceSpec(0xD000_1000, 5) },      // shared GSI
         new[] { new VirtioMmioDeviceSpec(0xD000_0000, 5), new VirtioMmioDeviceSpec(0xD000_0100, 6) },      // overlapping windows
         new[] { new VirtioMmioDeviceSpec(0xFFFF_FF00, 5) },                                                 // crosses 4 GiB
@@ -210,6 +225,8 @@ public sealed class AcpiTablesTests : IDisposable
         Assert.Throws<BootException>(() => AcpiTables.Build(new AcpiSpec(), _memory, 0x1_0000_0000)); // not RAM
         Assert.Throws<BootException>(() => AcpiTables.Build(new AcpiSpec(), _memory, 0xFFF00));     // runs into 1 MiB
         Assert.Throws<BootException>(() => AcpiTables.Build(new AcpiSpec { SleepPort = 0x3FA }, _memory)); // on COM1
+        Assert.Throws<BootException>(() => AcpiTables.Build(new AcpiSpec { SleepPort = 0x6F }, _memory));  // on the RTC
+        AcpiTables.Build(new AcpiSpec { SleepPort = 0x6F, CmosRtc = false }, _memory);
         Assert.Throws<BootException>(() => AcpiTables.Build(new AcpiSpec { OemId = "TOO-LONG" }, _memory));
     }
 }

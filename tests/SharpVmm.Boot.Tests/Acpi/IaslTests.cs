@@ -50,6 +50,7 @@ public sealed class IaslTests : IDisposable
         string dsdt = Disassemble("dsdt", tables["DSDT"].Bytes);
         Assert.Contains("Device (COM1)", dsdt);
         Assert.Contains("EisaId (\"PNP0501\")", dsdt);
+        Assert.Contains("EisaId (\"PNP0B00\")", dsdt);
         Assert.Contains("Device (VR01)", dsdt);
         Assert.Contains("\"LNRO0005\"", dsdt);
         Assert.Contains("Interrupt (ResourceConsumer, Level, ActiveHigh, Exclusive", dsdt);
@@ -72,6 +73,16 @@ public sealed class IaslTests : IDisposable
                         {
                             IO (Decode16, 0x03F8, 0x03F8, 0x01, 0x08)
                             IRQ (Edge, ActiveHigh, Exclusive) {4}
+                        })
+                    }
+                    Device (RTC)
+                    {
+                        Name (_HID, EisaId ("PNP0B00"))
+                        Name (_UID, Zero)
+                        Name (_CRS, ResourceTemplate ()
+                        {
+                            IO (Decode16, 0x0070, 0x0070, 0x01, 0x02)
+                            IRQ (Edge, ActiveHigh, Exclusive) {8}
                         })
                     }
                     Device (VR00)
