@@ -30,16 +30,33 @@ public sealed class QemuBootTests(ITestOutputHelper output)
 
         // ACPI tables at the top of RAM: QEMU's BIOS ROM occupies 0xE0000-0xFFFFF, so the kernel gets the RSDP from
         // the zero page and the table range is marked ACPI in the e820 map.
-        var acpiSpec = new AcpiSpec { CpuCount = 1, SleepPort = SleepPort };
+        // Two virtio-mmio transports that QEMU's "pc" machine does not have: the kernel must still list them as ACPI
+        // platform devices and, when the modules are at hand, virtio_mmio must bind to them and read our window.
+        var acpiSpec = new AcpiSpec
+        {
+            CpuCount = 1,
+            SleepPort = SleepPort,
+            VirtioMmioDevices = [new VirtioMmioDeviceSpec(0xD000_0000, 5), new VirtioMmioDeviceSpec(0xD000_0200, 6, LevelTriggered: true)],
+        };
         ulong acpiBase = 255 * MiB;
         ulong rsdp = AcpiTables.Build(acpiSpec, memory, acpiBase, out ulong acpiLength);
 
         var busybox = System.IO.File.ReadAllBytes(QemuBootFactAttribute.Busybox()!);
-        var initrd = new TinyInitramfs()
-            .Directory("dev").CharDevice("dev/console", 5, 1)
-            .Directory("bin").File("bin/busybox", busybox, executable: true)
-            .File("init", "#!/bin/busybox sh\n/bin/busybox echo SHARPVMM-INIT-RAN\n/bin/busybox poweroff -f\n"u8.ToArray(), executable: true)
-            .Finish();
+        var cpio = new TinyInitramfs()
+            .Directory("dev").CharDevice("dev/console", 5, 1).Directory("sys")
+            .Directory("bin").File("bin/busybox", busybox, executable: true);
+        var modules = VirtioModules();
+        foreach (var (name, bytes) in modules) cpio.File(name + ".ko", bytes, executable: false);
+        var initrd = cpio.File("init", """
+            #!/bin/busybox sh
+            B=/bin/busybox
+            $B echo SHARPVMM-INIT-RAN
+            $B mount -t sysfs sysfs /sys
+            $B echo PLATFORM-DEVICES: $($B ls /sys/bus/platform/devices)
+            for m in virtio_ring virtio virtio_mmio; do [ -f /$m.ko ] && $B insmod /$m.ko; done
+            $B poweroff -f
+
+            """u8.ToArray(), executable: true).Finish();
 
         var state = LinuxLoader.Load(memory, new LinuxBootSpec
         {
@@ -91,7 +108,28 @@ public sealed class QemuBootTests(ITestOutputHelper output)
         Assert.Contains("ACPI: PM: Preparing to enter system sleep state S5", console);
         Assert.Contains("Command line: " + CommandLine, console);
         Assert.Contains("SHARPVMM-INIT-RAN", console);   // the initrd was found and unpacked
+        Assert.Matches(@"PLATFORM-DEVICES:.* LNRO0005:00 .*LNRO0005:01", console);
+        if (modules.Count == 3)
+        {
+            // virtio_mmio matched our _HID, mapped our Memory32Fixed window and found no device behind it.
+            Assert.Contains("virtio-mmio LNRO0005:00: Wrong magic value", console);
+            Assert.Contains("virtio-mmio LNRO0005:01: Wrong magic value", console);
+        }
+        else output.WriteLine("virtio modules not found beside the kernel: the driver-binding check was skipped");
         Assert.Equal(PowerOffExitStatus, exit);
+    }
+
+    /// <summary>virtio_ring, virtio and virtio_mmio from the guest directory's modules/kernel/drivers/virtio, if there.</summary>
+    private static List<(string Name, byte[] Bytes)> VirtioModules()
+    {
+        var list = new List<(string, byte[])>();
+        string dir = Path.Combine(Path.GetDirectoryName(TestGuest.KernelPath()!)!, "modules", "kernel", "drivers", "virtio");
+        foreach (var name in new[] { "virtio_ring", "virtio", "virtio_mmio" })
+        {
+            string path = Path.Combine(dir, name + ".ko");
+            if (System.IO.File.Exists(path)) list.Add((name, System.IO.File.ReadAllBytes(path)));
+        }
+        return list;
     }
 
     /// <summary>
