@@ -142,6 +142,37 @@ public sealed class FlatLoaderTests : IDisposable
     }
 
     [Fact]
+    public void Random_placements_either_load_or_are_refused_cleanly()
+    {
+        var rng = new Random(7);
+        var image = new byte[0x3000];
+        int loaded = 0;
+        for (int i = 0; i < 2000; i++)
+        {
+            ulong address = rng.Next(3) switch
+            {
+                0 => (ulong)rng.Next(0, 0x20_0000),
+                1 => (ulong)rng.NextInt64(0, 1L << 33),
+                _ => ulong.MaxValue - (ulong)rng.Next(0, 0x4000),
+            };
+            int length = rng.Next(1, image.Length);
+            var mode = (EntryMode)rng.Next(3);
+            try
+            {
+                var s = FlatLoader.Load(_memory, image.AsSpan(0, length), address, mode);
+                loaded++;
+                Assert.True(address + (ulong)length <= 64 * MiB);
+                Assert.True(address + (ulong)length <= LowMemoryLayout.LoaderAreaStart || address >= LowMemoryLayout.LoaderAreaEnd);
+                Assert.Equal(address, mode == EntryMode.Real ? s.Cs.Base + s.Rip : s.Rip);
+            }
+            catch (BootException)
+            {
+            }
+        }
+        Assert.True(loaded > 100, $"only {loaded} placements loaded");
+    }
+
+    [Fact]
     public void An_empty_binary_is_refused()
     {
         Assert.Throws<BootException>(() => FlatLoader.Load(_memory, [], 0x1000, EntryMode.Real));
