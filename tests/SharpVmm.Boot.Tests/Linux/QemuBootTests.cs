@@ -34,7 +34,7 @@ public sealed class QemuBootTests(ITestOutputHelper output)
         // platform devices and, when the modules are at hand, virtio_mmio must bind to them and read our window.
         var acpiSpec = new AcpiSpec
         {
-            CpuCount = 1,
+            CpuCount = 2,
             SleepPort = SleepPort,
             VirtioMmioDevices = [new VirtioMmioDeviceSpec(0xD000_0000, 5), new VirtioMmioDeviceSpec(0xD000_0200, 6, LevelTriggered: true)],
         };
@@ -74,7 +74,7 @@ public sealed class QemuBootTests(ITestOutputHelper output)
 
         var args = new List<string>
         {
-            "-accel", "tcg", "-M", "pc", "-m", "256", "-smp", "1", "-nodefaults", "-display", "none", "-no-reboot",
+            "-accel", "tcg", "-M", "pc", "-m", "256", "-smp", "2", "-nodefaults", "-display", "none", "-no-reboot",
             "-serial", "stdio", "-device", $"isa-debug-exit,iobase=0x{SleepPort:x},iosize=1",
         };
         void Range(string name, ulong address, ulong length)
@@ -101,6 +101,7 @@ public sealed class QemuBootTests(ITestOutputHelper output)
         Assert.Contains("SHRPVM", console);
         Assert.Contains("ACPI: Using IOAPIC for interrupt routing", console);
         Assert.Contains("ACPI: PM: (supports S0 S5)", console);
+        Assert.Contains("smp: Brought up 1 node, 2 CPUs", console); // second CPU found in the MADT, started by SIPI
         Assert.Contains("ttyS0 at I/O 0x3f8", console);
         Assert.DoesNotContain("ACPI Error", console);
         Assert.DoesNotContain("ACPI BIOS Error", console);
