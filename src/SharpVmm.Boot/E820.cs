@@ -23,12 +23,13 @@ public readonly record struct E820Entry(ulong Address, ulong Size, E820Type Type
 /// <see cref="GuestMemory"/>:
 /// RAM below the EBDA, the EBDA reserved, the VGA/option-ROM window [0xA0000, 0xE0000) left out, the BIOS area
 /// [0xE0000, 1 MiB) reserved (where the RSDP and, by default, the ACPI tables live), RAM from 1 MiB, RAM above 4 GiB.
-/// The MMIO hole is never listed because no region covers it. A table range outside the BIOS area is marked ACPI.
+/// The MMIO hole is never listed because no region covers it. A table range given is marked ACPI, rounded out to whole pages.
 /// </summary>
 public static class E820
 {
     /// <summary>struct boot_params holds at most this many entries (E820_MAX_ENTRIES_ZEROPAGE).</summary>
     public const int MaxZeroPageEntries = 128;
+    private const ulong PageMask = 0xFFF;
 
     public static IReadOnlyList<E820Entry> Build(GuestMemory memory, ulong acpiTablesBase = 0, ulong acpiTablesLength = 0)
     {
@@ -41,9 +42,12 @@ public static class E820
         Overlay(pieces, LowMemoryLayout.BiosAreaStart, LowMemoryLayout.OneMiB, E820Type.Reserved);
         if (acpiTablesLength != 0)
         {
-            if (acpiTablesBase + acpiTablesLength < acpiTablesBase)
+            if (acpiTablesBase + acpiTablesLength < acpiTablesBase || acpiTablesBase + acpiTablesLength > ulong.MaxValue - PageMask)
                 throw new BootException($"ACPI table range 0x{acpiTablesBase:x}+0x{acpiTablesLength:x} wraps the address space");
-            Overlay(pieces, acpiTablesBase, acpiTablesBase + acpiTablesLength, E820Type.Acpi);
+            // Whole pages: the OS manages RAM in pages, and a partial page next to the tables would be unusable anyway.
+            ulong start = acpiTablesBase & ~PageMask;
+            ulong end = (acpiTablesBase + acpiTablesLength + PageMask) & ~PageMask;
+            Overlay(pieces, start, end, E820Type.Acpi);
         }
 
         pieces.Sort((a, b) => a.Address.CompareTo(b.Address));

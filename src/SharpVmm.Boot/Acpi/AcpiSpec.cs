@@ -25,7 +25,7 @@ public sealed record AcpiSpec
 
     /// <summary>The machine has a pair of 8259 PICs (MADT PCAT_COMPAT flag).</summary>
     public bool LegacyPic { get; init; } = true;
-    /// <summary>A CMOS RTC at ports 0x70/0x71; when false the FADT says "CMOS RTC not present".</summary>
+    /// <summary>A CMOS RTC at ports 0x70/0x71 on IRQ 8, described in the DSDT; when false the FADT says "CMOS RTC not present".</summary>
     public bool CmosRtc { get; init; } = true;
     /// <summary>An 8042 keyboard controller the OS may probe; when false the FADT says it is absent.</summary>
     public bool I8042 { get; init; }

@@ -53,6 +53,9 @@ public static class AcpiTables
         return rsdp;
     }
 
+    private static bool PortsOverlap(ushort sleepPort, ushort start, int count)
+        => sleepPort < start + count && sleepPort + AcpiSleepRegisters.WindowSize > start;
+
     private static ulong AlignUp(ulong a) => (a + Align - 1) & ~(Align - 1);
 
     private static void Validate(AcpiSpec spec)
@@ -61,8 +64,8 @@ public static class AcpiTables
             throw new BootException($"an IOAPIC has 1 to 240 redirection entries, not {spec.IoApicPins}");
         if (spec.SleepPort > 0xFFFF - AcpiSleepRegisters.WindowSize + 1)
             throw new BootException($"the ACPI sleep/reset registers need {AcpiSleepRegisters.WindowSize} ports from 0x{spec.SleepPort:x}");
-        if (spec.Com1 && spec.SleepPort < Dsdt.Com1Port + 8 && spec.SleepPort + AcpiSleepRegisters.WindowSize > Dsdt.Com1Port)
-            throw new BootException($"the ACPI sleep port 0x{spec.SleepPort:x} collides with COM1 at 0x3F8: choose another (0x600 is the default)");
+        if ((spec.Com1 && PortsOverlap(spec.SleepPort, Dsdt.Com1Port, 8)) || (spec.CmosRtc && PortsOverlap(spec.SleepPort, Dsdt.RtcPort, 2)))
+            throw new BootException($"the ACPI sleep port 0x{spec.SleepPort:x} collides with COM1 (0x3F8) or the RTC (0x70): choose another (0x600 is the default)");
 
         var devices = spec.VirtioMmioDevices;
         for (int i = 0; i < devices.Count; i++)
@@ -72,8 +75,8 @@ public static class AcpiTables
                 throw new BootException($"virtio-mmio device {i} at 0x{d.Base:x}+0x{d.Size:x} must be non-empty and below 4 GiB");
             if (d.Gsi < spec.IoApicGsiBase || d.Gsi >= spec.IoApicGsiBase + (uint)spec.IoApicPins)
                 throw new BootException($"virtio-mmio device {i} uses GSI {d.Gsi}, but the IOAPIC serves GSIs {spec.IoApicGsiBase}-{spec.IoApicGsiBase + (uint)spec.IoApicPins - 1}");
-            if (d.Gsi == spec.IoApicGsiBase + 2 || (spec.Com1 && d.Gsi == spec.IoApicGsiBase + Dsdt.Com1Irq))
-                throw new BootException($"virtio-mmio device {i} uses GSI {d.Gsi}, which the timer (2) or COM1 (4) already use: choose 5 or above");
+            if (d.Gsi == spec.IoApicGsiBase + 2 || (spec.Com1 && d.Gsi == spec.IoApicGsiBase + Dsdt.Com1Irq) || (spec.CmosRtc && d.Gsi == spec.IoApicGsiBase + Dsdt.RtcIrq))
+                throw new BootException($"virtio-mmio device {i} uses GSI {d.Gsi}, which the timer (2), COM1 (4) or the RTC (8) already use: choose another, e.g. 5-7 or 9-23");
             for (int j = 0; j < i; j++)
             {
                 var o = devices[j];

@@ -6,6 +6,8 @@ namespace SharpVmm.Boot.Acpi;
 /// Scope (\_SB) {
 ///   Device (COM1) { Name (_HID, EisaId ("PNP0501")) Name (_UID, Zero)
 ///                   Name (_CRS, ResourceTemplate () { IO (Decode16, 0x3F8, 0x3F8, 0x01, 0x08) IRQ (Edge, ActiveHigh, Exclusive) {4} }) }
+///   Device (RTC_) { Name (_HID, EisaId ("PNP0B00")) Name (_UID, Zero)
+///                   Name (_CRS, ResourceTemplate () { IO (Decode16, 0x70, 0x70, 0x01, 0x02) IRQ (Edge, ActiveHigh, Exclusive) {8} }) }
 ///   Device (VR00) { Name (_HID, "LNRO0005") Name (_UID, Zero)
 ///                   Name (_CRS, ResourceTemplate () { Memory32Fixed (ReadWrite, base, 0x200)
 ///                                                     Interrupt (ResourceConsumer, Edge|Level, ActiveHigh, Exclusive) { gsi } }) }
@@ -13,7 +15,8 @@ namespace SharpVmm.Boot.Acpi;
 /// }
 /// Name (\_S5, Package (0x04) { 0x05, Zero, Zero, Zero })
 /// </code>
-/// Revision 2 so AML integers are 64 bits wide.
+/// Revision 2 so AML integers are 64 bits wide. The top-level names are written without the root prefix: the DSDT's
+/// own scope is the root, and that is the shorter encoding iasl produces too, so our bytes equal a compiled ASL file.
 /// </summary>
 public static class Dsdt
 {
@@ -21,6 +24,8 @@ public static class Dsdt
     public const byte Revision = 2;
     public const ushort Com1Port = 0x3F8;
     public const int Com1Irq = 4;
+    public const ushort RtcPort = 0x70;
+    public const int RtcIrq = 8;
     public const string VirtioMmioHid = "LNRO0005";
 
     public static byte[] Build(AcpiSpec spec)
@@ -28,11 +33,12 @@ public static class Dsdt
         ArgumentNullException.ThrowIfNull(spec);
         var devices = new List<byte[]>();
         if (spec.Com1) devices.Add(Com1Device());
+        if (spec.CmosRtc) devices.Add(RtcDevice());
         for (int i = 0; i < spec.VirtioMmioDevices.Count; i++)
             devices.Add(VirtioMmioDevice(i, spec.VirtioMmioDevices[i]));
 
         byte[] aml = Aml.Concat(
-            Aml.Scope("\\_SB", [.. devices]),
+            Aml.Scope("_SB", [.. devices]),
             S5Package());
 
         var t = Sdt.Create(Signature, Sdt.HeaderSize + aml.Length, Revision, spec);
@@ -47,6 +53,18 @@ public static class Dsdt
         Aml.Name("_CRS", new ResourceTemplate()
             .Io(Com1Port, Com1Port, 0x01, 0x08)
             .Irq(edge: true, activeLow: false, shared: false, Com1Irq)
+            .ToAml()));
+
+    /// <summary>
+    /// The CMOS RTC (PNP0B00, ports 0x70-0x71, IRQ 8). Without it a hardware-reduced Linux guest, which has no legacy
+    /// PIC and so no ISA IRQ 8 of its own, fails to probe rtc_cmos; with it the IRQ is routed through IOAPIC pin 8.
+    /// </summary>
+    public static byte[] RtcDevice() => Aml.Device("RTC",
+        Aml.Name("_HID", Aml.EisaId("PNP0B00")),
+        Aml.Name("_UID", Aml.Integer(0)),
+        Aml.Name("_CRS", new ResourceTemplate()
+            .Io(RtcPort, RtcPort, 0x01, 0x02)
+            .Irq(edge: true, activeLow: false, shared: false, RtcIrq)
             .ToAml()));
 
     /// <summary>Device VRnn (nn = index in hex) with _HID "LNRO0005", _UID index, its window and interrupt.</summary>
@@ -64,6 +82,6 @@ public static class Dsdt
     }
 
     /// <summary>\_S5: SLP_TYPa for soft-off, then SLP_TYPb and two reserved values (unused on a hardware-reduced platform).</summary>
-    public static byte[] S5Package() => Aml.Name("\\_S5", Aml.Package(
+    public static byte[] S5Package() => Aml.Name("_S5", Aml.Package(
         Aml.Integer(AcpiSleepRegisters.S5SleepType), Aml.Integer(0), Aml.Integer(0), Aml.Integer(0)));
 }

@@ -40,6 +40,8 @@ public static class LinuxLoader
         ulong kernelEnd = KernelLoadAddress + (ulong)payload.Length;
         ulong runStart = RunAddress(header);
         ulong runEnd = runStart + header.InitSize;
+        if (runStart >= 1UL << 52 || runEnd < runStart)
+            throw new BootException($"the bzImage header asks to run the kernel at 0x{runStart:x} (pref_address 0x{header.PrefAddress:x}): the kernel file is damaged");
         ulong occupiedEnd = Math.Max(kernelEnd, runEnd);
         if (occupiedEnd > low.GuestEnd)
             throw new BootException($"guest RAM below the MMIO hole ends at {low.GuestEnd >> 20} MiB, but this kernel needs memory up to {(occupiedEnd + 0xFFFFF) >> 20} MiB to decompress and start (run address 0x{runStart:x} + init_size 0x{header.InitSize:x}): give the VM more memory");
