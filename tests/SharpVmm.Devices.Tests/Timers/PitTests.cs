@@ -37,6 +37,28 @@ public sealed class PitTests : IDisposable
 
     private int ReadCount(int channel) => In(0x40 + channel) | In(0x40 + channel) << 8;
 
+    /// <summary>Latch, then read: both bytes from one instant.</summary>
+    private int ReadLatched(int channel)
+    {
+        Out(0x43, (byte)(channel << 6));
+        return ReadCount(channel);
+    }
+
+    private static long Ticks(long ns) => Pit8254.FrequencyHz * ns / 1_000_000_000;
+
+    /// <summary>
+    /// A 16-bit down-counter went from <paramref name="from"/> to <paramref name="to"/> while between
+    /// <paramref name="minNs"/> and <paramref name="maxNs"/> of guest time passed: some number of whole wraps plus the
+    /// difference must land in that window (±1 tick for the rounding at each end). Holds however long the host stalls.
+    /// </summary>
+    private static void AssertCountedDown(int from, int to, long minNs, long maxNs)
+    {
+        long lo = Ticks(minNs) - 1, hi = Ticks(maxNs) + 1;
+        long consumed = ((from - to) % 65536 + 65536) % 65536;
+        while (consumed < lo) consumed += 65536;
+        Assert.True(consumed <= hi, $"counter went {from} -> {to}, but {Ticks(minNs)}..{Ticks(maxNs)} ticks passed");
+    }
+
     [Fact]
     public void Channel2_counts_down_with_the_gate_from_port_61_like_linux_tsc_calibration()
     {
@@ -45,14 +67,15 @@ public sealed class PitTests : IDisposable
         Out(0x43, 0xB0);
         Out(0x42, 0xFF);
         Out(0x42, 0xFF);
-        long t0 = _clock.NowNs;
-        int first = ReadCount(2);
+        long a0 = _clock.NowNs;
+        int first = ReadLatched(2);
+        long a1 = _clock.NowNs;
         Thread.Sleep(15);
-        int second = ReadCount(2);
-        long t1 = _clock.NowNs;
-        Assert.True(second < first, $"count went from {first} to {second}");
-        long ticks = Pit8254.FrequencyHz * (t1 - t0) / 1_000_000_000;
-        Assert.InRange(first - second, 1, ticks + 2);
+        long b0 = _clock.NowNs;
+        int second = ReadLatched(2);
+        long b1 = _clock.NowNs;
+        Assert.NotEqual(first, second);
+        AssertCountedDown(first, second, b0 - a1, b1 - a0);
         Assert.Equal(1, In(0x61) & 1);
     }
 
@@ -82,9 +105,15 @@ public sealed class PitTests : IDisposable
         Thread.Sleep(10);
         Assert.Equal(a, ReadCount(2));
         Assert.Equal(0x8000, a);
+        long t0 = _clock.NowNs;
         Out(0x61, 0x01);
+        long t1 = _clock.NowNs;
         Thread.Sleep(10);
-        Assert.True(ReadCount(2) < a);
+        long t2 = _clock.NowNs;
+        int b = ReadLatched(2);
+        long t3 = _clock.NowNs;
+        AssertCountedDown(a, b, t2 - t1, t3 - t0);
+        Assert.NotEqual(a, b);
     }
 
     [Fact]
