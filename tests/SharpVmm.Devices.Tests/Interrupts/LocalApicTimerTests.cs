@@ -134,8 +134,10 @@ public class LocalApicTimerTests
         using var rig = new IrqChipRig(cpus: 1);
         var (cpu, woken) = Prepare(rig);
         cpu.Write(ApicRegisters.LvtTimer, TscDeadline | 0xEE);
+        rig.Clock.Pause(); // no host stall can let the first deadline pass before it is withdrawn
         cpu.TryWriteMsr(0x6E0, rig.Clock.ReadTsc() + rig.Clock.TscHz / 50);
         cpu.TryWriteMsr(0x6E0, 0);
+        rig.Clock.Resume();
         Assert.False(woken.Wait(TimeSpan.FromMilliseconds(80)));
 
         cpu.TryWriteMsr(0x6E0, rig.Clock.ReadTsc() + rig.Clock.TscHz * 100); // far future
@@ -150,8 +152,10 @@ public class LocalApicTimerTests
         using var rig = new IrqChipRig(cpus: 1);
         var (cpu, woken) = Prepare(rig);
         cpu.Write(ApicRegisters.LvtTimer, TscDeadline | 0xEE);
+        rig.Clock.Pause();
         cpu.TryWriteMsr(0x6E0, rig.Clock.ReadTsc() + rig.Clock.TscHz / 50);
         cpu.Write(ApicRegisters.LvtTimer, 0xEE); // one-shot
+        rig.Clock.Resume();
         Assert.False(woken.Wait(TimeSpan.FromMilliseconds(80)));
     }
 

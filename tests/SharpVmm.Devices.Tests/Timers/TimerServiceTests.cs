@@ -21,10 +21,13 @@ public class TimerServiceTests
             int id = i;
             timers[i] = service.CreateTimer(d => { fired.Enqueue((id, d, clock.NowNs)); done.Signal(); });
         }
+        clock.Pause(); // all three are armed before any can be due, however slow the host
         long now = clock.NowNs;
         timers[0].Arm(now + 30_000_000);
         timers[1].Arm(now + 10_000_000);
         timers[2].Arm(now + 20_000_000);
+        clock.Resume();
+        service.Kick();
 
         Assert.True(done.Wait(Patience));
         Assert.Equal([1, 2, 0], fired.Select(f => f.Id));
@@ -41,9 +44,12 @@ public class TimerServiceTests
         using var other = new ManualResetEventSlim();
         GuestTimer cancelled = service.CreateTimer(_ => Interlocked.Increment(ref fired));
         GuestTimer later = service.CreateTimer(_ => other.Set());
+        clock.Pause();
         cancelled.Arm(clock.NowNs + 10_000_000);
         later.Arm(clock.NowNs + 40_000_000);
         cancelled.Cancel();
+        clock.Resume();
+        service.Kick();
         Assert.True(other.Wait(Patience));
         Assert.Equal(0, Volatile.Read(ref fired));
     }
