@@ -5,10 +5,10 @@ namespace SharpVmm.Devices.Timers;
 
 /// <summary>
 /// The VM's single timer thread: it sleeps until the earliest armed <see cref="GuestTimer"/> deadline (converted to
-/// host time through <see cref="GuestClock"/>), runs the callbacks that are due, and sleeps again. Arming an earlier
-/// deadline wakes it. No polling while the VM runs; while the clock is paused it re-checks every
+/// host time through <see cref="GuestClock"/>), runs the callbacks that are due, and sleeps again. Arming a timer
+/// wakes it to re-evaluate. No polling while the VM runs; while the clock is paused it re-checks every
 /// <see cref="PausedRecheckMs"/> ms, and <see cref="Kick"/> after <see cref="GuestClock.Resume"/> makes it re-evaluate at once.
-/// Waits have millisecond granularity, so a callback can run up to about a millisecond late (never early).
+/// On Linux the sleep is a timerfd (nanosecond deadline); elsewhere a millisecond wait. Callbacks never run early.
 /// </summary>
 public sealed class TimerService : IDisposable
 {
@@ -17,9 +17,11 @@ public sealed class TimerService : IDisposable
     private readonly object _gate = new();
     private readonly List<GuestTimer> _timers = [];
     private readonly Thread _thread;
+    private readonly HostDeadlineWaiter _waiter = HostDeadlineWaiter.Create();
     private GuestTimer[] _due = new GuestTimer[8];
     private long[] _dueDeadlines = new long[8];
     private bool _stopping;
+    private long _sleepingUntilNs = long.MinValue; // guest deadline the thread sleeps for; MinValue while it scans
 
     public TimerService(GuestClock clock)
     {
@@ -44,7 +46,7 @@ public sealed class TimerService : IDisposable
     /// <summary>Makes the thread re-read the clock now (call after resuming a paused <see cref="GuestClock"/>).</summary>
     public void Kick()
     {
-        lock (_gate) Monitor.Pulse(_gate);
+        _waiter.Signal();
     }
 
     internal void Arm(GuestTimer timer, long deadlineNs)
@@ -59,8 +61,10 @@ public sealed class TimerService : IDisposable
             }
             timer.DeadlineNs = deadlineNs;
             timer.Armed = true;
-            Monitor.Pulse(_gate);
+            // The thread only needs waking if it sleeps past this deadline; while it scans it sees the change anyway.
+            if (deadlineNs >= _sleepingUntilNs) return;
         }
+        _waiter.Signal();
     }
 
     internal void Cancel(GuestTimer timer)
@@ -78,38 +82,46 @@ public sealed class TimerService : IDisposable
         while (true)
         {
             int dueCount = 0;
+            long waitUntil = long.MaxValue;
             lock (_gate)
             {
-                while (true)
+                if (_stopping) return;
+                long now = Clock.NowNs;
+                long earliest = long.MaxValue;
+                foreach (GuestTimer t in _timers)
                 {
-                    if (_stopping) return;
-                    long now = Clock.NowNs;
-                    long earliest = long.MaxValue;
-                    dueCount = 0;
-                    foreach (GuestTimer t in _timers)
+                    if (!t.Armed) continue;
+                    if (t.DeadlineNs <= now)
                     {
-                        if (!t.Armed) continue;
-                        if (t.DeadlineNs <= now)
+                        t.Armed = false;
+                        if (dueCount == _due.Length)
                         {
-                            t.Armed = false;
-                            if (dueCount == _due.Length)
-                            {
-                                Array.Resize(ref _due, dueCount * 2);
-                                Array.Resize(ref _dueDeadlines, dueCount * 2);
-                            }
-                            _due[dueCount] = t;
-                            _dueDeadlines[dueCount++] = t.DeadlineNs;
+                            Array.Resize(ref _due, dueCount * 2);
+                            Array.Resize(ref _dueDeadlines, dueCount * 2);
                         }
-                        else if (t.DeadlineNs < earliest)
-                        {
-                            earliest = t.DeadlineNs;
-                        }
+                        _due[dueCount] = t;
+                        _dueDeadlines[dueCount++] = t.DeadlineNs;
                     }
-                    if (dueCount > 0) break;
-                    if (earliest == long.MaxValue) Monitor.Wait(_gate);
-                    else if (Clock.IsPaused) Monitor.Wait(_gate, PausedRecheckMs);
-                    else Monitor.Wait(_gate, WaitMillis(earliest));
+                    else if (t.DeadlineNs < earliest)
+                    {
+                        earliest = t.DeadlineNs;
+                    }
                 }
+                _sleepingUntilNs = dueCount == 0 ? earliest : long.MinValue;
+                if (dueCount == 0 && earliest != long.MaxValue)
+                {
+                    waitUntil = Clock.IsPaused
+                        ? Stopwatch.GetTimestamp() + Stopwatch.Frequency * PausedRecheckMs / 1000
+                        : Clock.HostTimestampFor(earliest);
+                }
+            }
+
+            if (dueCount == 0)
+            {
+                // Outside the lock: Arm signals the waiter, and a signal sent before this call is kept.
+                _waiter.WaitUntil(waitUntil);
+                lock (_gate) _sleepingUntilNs = long.MinValue;
+                continue;
             }
 
             SortDue(dueCount);
@@ -148,24 +160,18 @@ public sealed class TimerService : IDisposable
         }
     }
 
-    private int WaitMillis(long guestDeadlineNs)
-    {
-        long hostTarget = Clock.HostTimestampFor(guestDeadlineNs);
-        long remaining = hostTarget - Stopwatch.GetTimestamp();
-        if (remaining <= 0) return 0;
-        // Round up: waking early would only loop; the clock check above decides what is due.
-        long ms = (remaining * 1000 + Stopwatch.Frequency - 1) / Stopwatch.Frequency;
-        return (int)Math.Min(ms, int.MaxValue);
-    }
-
     public void Dispose()
     {
         lock (_gate)
         {
             if (_stopping) return;
             _stopping = true;
-            Monitor.Pulse(_gate);
         }
-        if (Thread.CurrentThread != _thread) _thread.Join();
+        _waiter.Signal();
+        if (Thread.CurrentThread != _thread)
+        {
+            _thread.Join();
+            _waiter.Dispose();
+        }
     }
 }

@@ -114,12 +114,15 @@ public class LocalApicTimerTests
         Assert.Equal(0ul, value);
 
         cpu.Write(ApicRegisters.LvtTimer, TscDeadline | 0xEE);
+        rig.Clock.Pause(); // read the armed deadline back before it can pass
         ulong deadline = rig.Clock.ReadTsc() + rig.Clock.TscHz / 100; // 10 ms
         Assert.True(cpu.TryWriteMsr(0x6E0, deadline));
         Assert.True(cpu.TryReadMsr(0x6E0, out value));
         Assert.Equal(deadline, value);
         cpu.Write(ApicRegisters.TimerInitialCount, 1000); // ignored in deadline mode
         Assert.Equal(0u, cpu.Read(ApicRegisters.TimerInitialCount));
+        rig.Clock.Resume();
+        rig.Timers.Kick();
 
         Assert.True(woken.Wait(Patience));
         Assert.True(rig.Clock.ReadTsc() >= deadline);
