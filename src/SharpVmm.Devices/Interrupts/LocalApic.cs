@@ -124,6 +124,7 @@ public sealed partial class LocalApic : ILocalApic
                 return vector;
             }
             _extIntOnce = false;
+            UpdatePendingLocked(); // the PIC's INT may stay high; then LINT0 keeps this set
         }
         // The PIC is asked outside our lock: it calls back into SetExtIntLine under its own lock.
         return _pic is null ? -1 : _pic.Acknowledge();

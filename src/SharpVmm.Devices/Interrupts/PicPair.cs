@@ -11,6 +11,11 @@ namespace SharpVmm.Devices.Interrupts;
 /// </summary>
 public sealed class PicPair
 {
+    public const ushort MasterBasePort = 0x20;
+    public const ushort SlaveBasePort = 0xA0;
+    public const ushort ElcrBasePort = 0x4D0;
+    public const ushort PortCount = 2;
+
     private readonly object _gate = new();
     private readonly Pic8259Chip _master = new(isMaster: true);
     private readonly Pic8259Chip _slave = new(isMaster: false);

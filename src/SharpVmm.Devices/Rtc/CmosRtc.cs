@@ -14,6 +14,10 @@ namespace SharpVmm.Devices.Rtc;
 /// </summary>
 public sealed class CmosRtc : IIoDevice
 {
+    public const ushort BasePort = 0x70;
+    public const ushort PortCount = 2;
+    public const int Gsi = 8;
+
     public const byte RegSeconds = 0x00, RegSecondsAlarm = 0x01, RegMinutes = 0x02, RegMinutesAlarm = 0x03;
     public const byte RegHours = 0x04, RegHoursAlarm = 0x05, RegDayOfWeek = 0x06, RegDayOfMonth = 0x07;
     public const byte RegMonth = 0x08, RegYear = 0x09, RegA = 0x0A, RegB = 0x0B, RegC = 0x0C, RegD = 0x0D;

@@ -13,6 +13,9 @@ namespace SharpVmm.Devices.Timers;
 /// </summary>
 public sealed class Pit8254 : IIoDevice
 {
+    public const ushort BasePort = 0x40;
+    public const ushort PortCount = 4;
+    public const int Gsi = 0;
     public const long FrequencyHz = PitChannel.FrequencyHz;
     public const long MinPeriodicIntervalNs = 100_000;
 

@@ -9,6 +9,8 @@ namespace SharpVmm.Devices.Timers;
 /// </summary>
 public sealed class SystemControlPort(Pit8254 pit) : IIoDevice
 {
+    public const ushort Port = 0x61;
+
     private const long RefreshHalfPeriodNs = 15_085;
     private readonly object _gate = new();
     private byte _stored;
