@@ -109,6 +109,30 @@ public class EmulatedIrqChipTests
     }
 
     [Fact]
+    public void Pit_tick_reaches_the_bsp_through_the_pic_in_virtual_wire_mode()
+    {
+        using var rig = new IrqChipRig(cpus: 2);
+        LocalApic bsp = rig.Apic(0);
+        rig.Chip.Pic.InitLikeLinux();
+        rig.Chip.Pic.Out(0x21, 0xFE); // only IRQ0
+        using var woken = new ManualResetEventSlim();
+        bsp.Wake = woken.Set;
+        var pit = new Pit8254(rig.Timers, new IrqLine(rig.Chip, Pit8254.Gsi));
+        pit.Write(3, [0x34]);
+        pit.Write(0, [0x9B]);
+        pit.Write(0, [0x2E]);
+        for (int i = 0; i < 2; i++)
+        {
+            Assert.True(woken.Wait(TimeSpan.FromSeconds(10)));
+            woken.Reset();
+            Assert.Equal(0x30, bsp.Acknowledge());
+            rig.Chip.Pic.Out(0x20, 0x20);
+        }
+        Assert.False(rig.Apic(1).HasInterrupt);
+        pit.Write(3, [0x30]);
+    }
+
+    [Fact]
     public void Concurrent_raises_acknowledges_and_eois_do_not_deadlock_or_lose_level_interrupts()
     {
         using var rig = new IrqChipRig(cpus: 2);

@@ -117,6 +117,30 @@ public sealed class PitTests : IDisposable
     }
 
     [Fact]
+    public void Tsc_measured_against_channel2_agrees_with_the_guest_tsc_frequency()
+    {
+        // What the kernel's PIT calibration computes: TSC cycles per PIT tick over a stretch of counting.
+        Out(0x61, 0x01);
+        Out(0x43, 0xB0);
+        Out(0x42, 0xFF);
+        Out(0x42, 0xFF);
+        ulong tscA0 = _clock.ReadTsc();
+        int countA = ReadLatched(2);
+        ulong tscA1 = _clock.ReadTsc();
+        Thread.Sleep(30);
+        ulong tscB0 = _clock.ReadTsc();
+        int countB = ReadLatched(2);
+        ulong tscB1 = _clock.ReadTsc();
+        long pitTicks = ((countA - countB) % 65536 + 65536) % 65536;
+        if (tscB1 - tscA0 > _clock.TscHz * 50 / 1000) return; // the host stalled past a counter wrap: nothing to judge
+        // The true ratio lies between the shortest and longest TSC spans that could hold these PIT ticks (±1 tick).
+        double lo = (double)(tscB0 - tscA1) / (pitTicks + 1) * Pit8254.FrequencyHz;
+        double hi = (double)(tscB1 - tscA0) / Math.Max(1, pitTicks - 1) * Pit8254.FrequencyHz;
+        Assert.InRange((double)_clock.TscHz, lo, hi);
+        Assert.True(pitTicks > 1000, $"only {pitTicks} PIT ticks in 30 ms");
+    }
+
+    [Fact]
     public void Refresh_bit_toggles_and_low_bits_are_stored()
     {
         Out(0x61, 0x0E);
