@@ -13,6 +13,7 @@ namespace SharpVmm.Devices.Timers;
 public sealed class TimerService : IDisposable
 {
     public const int PausedRecheckMs = 20;
+    private const long MaxSleepNs = 3_600_000_000_000;
 
     private readonly object _gate = new();
     private readonly List<GuestTimer> _timers = [];
@@ -110,9 +111,12 @@ public sealed class TimerService : IDisposable
                 _sleepingUntilNs = dueCount == 0 ? earliest : long.MinValue;
                 if (dueCount == 0 && earliest != long.MaxValue)
                 {
-                    waitUntil = Clock.IsPaused
-                        ? Stopwatch.GetTimestamp() + Stopwatch.Frequency * PausedRecheckMs / 1000
-                        : Clock.HostTimestampFor(earliest);
+                    if (Clock.IsPaused)
+                        waitUntil = Stopwatch.GetTimestamp() + Stopwatch.Frequency * PausedRecheckMs / 1000;
+                    else if (earliest - now > MaxSleepNs)
+                        waitUntil = Stopwatch.GetTimestamp() + Stopwatch.Frequency * (MaxSleepNs / 1_000_000_000); // far-off (guest-chosen) deadline: re-check hourly, never overflow
+                    else
+                        waitUntil = Clock.HostTimestampFor(earliest);
                 }
             }
 

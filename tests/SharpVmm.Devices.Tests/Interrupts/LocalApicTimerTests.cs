@@ -150,6 +150,18 @@ public class LocalApicTimerTests
     }
 
     [Fact]
+    public void Largest_tsc_deadline_is_accepted_and_never_fires()
+    {
+        using var rig = new IrqChipRig(cpus: 1);
+        var (cpu, woken) = Prepare(rig);
+        cpu.Write(ApicRegisters.LvtTimer, TscDeadline | 0xEE);
+        Assert.True(cpu.TryWriteMsr(0x6E0, ulong.MaxValue));
+        Assert.False(woken.Wait(TimeSpan.FromMilliseconds(50)));
+        Assert.True(cpu.TryReadMsr(0x6E0, out ulong value));
+        Assert.Equal(ulong.MaxValue, value);
+    }
+
+    [Fact]
     public void Leaving_deadline_mode_disarms_the_timer()
     {
         using var rig = new IrqChipRig(cpus: 1);

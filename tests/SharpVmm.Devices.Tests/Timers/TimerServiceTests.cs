@@ -81,6 +81,20 @@ public class TimerServiceTests
     }
 
     [Fact]
+    public void Far_future_deadline_neither_fires_nor_blocks_nearer_ones()
+    {
+        var clock = new GuestClock();
+        using var service = new TimerService(clock);
+        int farFired = 0;
+        using var near = new ManualResetEventSlim();
+        service.CreateTimer(_ => Interlocked.Increment(ref farFired)).Arm(long.MaxValue);
+        Thread.Sleep(20);
+        service.CreateTimer(_ => near.Set()).Arm(clock.NowNs + 5_000_000);
+        Assert.True(near.Wait(Patience));
+        Assert.Equal(0, Volatile.Read(ref farFired));
+    }
+
+    [Fact]
     public void Paused_clock_holds_deadlines_until_resumed()
     {
         var clock = new GuestClock();
