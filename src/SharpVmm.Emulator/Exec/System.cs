@@ -13,6 +13,7 @@ internal static unsafe partial class Handlers
         ref Instruction ins = ref c.CurBlock!.Instrs[(int)op.Imm2];
         ulong next = c.NextIp(ref op);
         c.Rip = next;
+        c.RequestAttention(); // back to the outer loop: HLT, mode and interrupt-flag changes are handled there
         switch (ins.Mnemonic)
         {
             case Mnemonic.Hlt:
