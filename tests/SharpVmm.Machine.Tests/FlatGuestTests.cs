@@ -14,7 +14,7 @@ namespace SharpVmm.Machine.Tests;
 /// <summary>Whole VMs running guests assembled here, on every accelerator in <see cref="Accelerators"/>.</summary>
 public sealed class FlatGuestTests
 {
-    public static TheoryData<AcceleratorKind> Accelerators => new() { AcceleratorKind.Kvm };
+    public static TheoryData<AcceleratorKind> Accelerators => new() { AcceleratorKind.Kvm, AcceleratorKind.Emu };
 
     private const ushort TestPort = 0x510;
     private const byte DebugExit = 0xF4;

@@ -9,6 +9,7 @@ using SharpVmm.Core.Time;
 using SharpVmm.Devices.Bus;
 using SharpVmm.Devices.Legacy;
 using SharpVmm.Devices.Serial;
+using SharpVmm.Emulator;
 using SharpVmm.Kvm;
 using SharpVmm.Machine.Config;
 using SharpVmm.Memory;
@@ -50,7 +51,7 @@ public static class VmBuilder
             accel = kind switch
             {
                 AcceleratorKind.Kvm => KvmAccelerator.Create(memory, bus, new KvmOptions { IrqChip = config.Kernel is not null, VcpuCount = config.Cpus }),
-                _ => throw new ConfigurationException("the emu accelerator is not part of this build yet"),
+                _ => new EmuAccelerator(memory, bus, new EmuOptions { Clock = clock }),
             };
             IIrqRouter? irqs = accel.IrqRouter;
 
