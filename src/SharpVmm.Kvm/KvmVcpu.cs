@@ -320,7 +320,12 @@ public sealed unsafe class KvmVcpu : IVcpu
                 page.CopyTo(new Span<byte>(lapic.Regs, KvmLapicState.Size));
                 _fd.SetLapic(lapic);
             }
-            _fd.SetMpState(new KvmMpState { MpState = state.Events.Halted ? KvmMpState.Halted : KvmMpState.Runnable });
+            // VcpuState has no wait-for-SIPI state: an AP that KVM holds for INIT/SIPI stays held unless the state says
+            // halted, so giving an application processor its initial registers does not start it early.
+            uint current = _fd.GetMpState().MpState;
+            uint wanted = state.Events.Halted ? KvmMpState.Halted
+                : current is KvmMpState.Runnable or KvmMpState.Halted ? KvmMpState.Runnable : current;
+            if (wanted != current) _fd.SetMpState(new KvmMpState { MpState = wanted });
         }
         if (_owner.HasVcpuEvents) _fd.SetVcpuEvents(VcpuStateMapper.ToKvm(state.Events));
     }

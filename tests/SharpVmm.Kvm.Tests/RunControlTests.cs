@@ -262,4 +262,24 @@ public sealed class RunControlTests
         Assert.Throws<ObjectDisposedException>(() => vcpu.Run());
         Assert.Throws<KvmException>(() => g.Accelerator.CreateVcpu(0)); // KVM keeps the vCPU until the VM goes
     }
+
+    [KvmFact]
+    public void With_irqchip_an_application_processor_waits_for_sipi_even_after_SetState()
+    {
+        using var g = new TestGuest(new KvmOptions { IrqChip = true, VcpuCount = 2 });
+        g.Load(16, a =>
+        {
+            a.mov(al, 1);
+            a.@out(0x80, al);
+            a.hlt();
+        });
+        using var bsp = g.RealModeVcpu(0);
+        using var ap = g.RealModeVcpu(1);
+
+        var exit = RunOnThread(ap, v => { Thread.Sleep(200); v.Kick(); }, TimeSpan.FromSeconds(10));
+
+        Assert.Equal(VcpuExitReason.Kicked, exit.Reason);
+        Assert.Empty(g.Bus.Snapshot());
+        Assert.False(ap.GetState().Events.Halted);
+    }
 }
