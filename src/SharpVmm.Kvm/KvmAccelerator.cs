@@ -127,7 +127,7 @@ public sealed unsafe class KvmAccelerator : IAccelerator, IIrqRouter
             if ((uint)index >= (uint)_vcpus.Length)
                 throw new KvmException(KvmErrorKind.InvalidArgument, $"vCPU index {index} is out of range: the VM was created for {_vcpus.Length} vCPUs");
             if (_vcpus[index] is not null)
-                throw new KvmException(KvmErrorKind.InvalidArgument, $"vCPU {index} exists already");
+                throw new KvmException(KvmErrorKind.InvalidArgument, $"vCPU {index} was created already (KVM keeps a vCPU until its VM is destroyed, even after Dispose)");
             var fd = Vm.CreateVcpu(index);
             try
             {
@@ -142,12 +142,6 @@ public sealed unsafe class KvmAccelerator : IAccelerator, IIrqRouter
                 throw;
             }
         }
-    }
-
-    internal void Forget(KvmVcpu vcpu)
-    {
-        lock (_lock)
-            if ((uint)vcpu.Index < (uint)_vcpus.Length && ReferenceEquals(_vcpus[vcpu.Index], vcpu)) _vcpus[vcpu.Index] = null;
     }
 
     /// <summary>

@@ -26,6 +26,7 @@ public sealed unsafe class KvmVcpu : IVcpu
     private nuint _thread;
     private bool _inRun;
     private int _kickPending;
+    private bool _disposed;
     private ICpuInterruptController? _interruptController;
 
     internal KvmVcpu(KvmAccelerator owner, KvmVcpuFd fd, uint[] msrsToSave)
@@ -231,11 +232,12 @@ public sealed unsafe class KvmVcpu : IVcpu
     /// </remarks>
     public void Kick()
     {
-        KvmRun* run = _fd.Run;
-        Volatile.Write(ref _kickPending, 1);
-        Volatile.Write(ref run->ImmediateExit, 1);
+        // Under the lock so a kick racing Dispose never touches an unmapped kvm_run; a kick after Dispose is a no-op.
         lock (_signalLock)
         {
+            if (_disposed) return;
+            Volatile.Write(ref _kickPending, 1);
+            Volatile.Write(ref _fd.Run->ImmediateExit, 1);
             if (_inRun) KickSignal.Instance.Send(_thread);
         }
     }
@@ -318,7 +320,12 @@ public sealed unsafe class KvmVcpu : IVcpu
                 page.CopyTo(new Span<byte>(lapic.Regs, KvmLapicState.Size));
                 _fd.SetLapic(lapic);
             }
-            _fd.SetMpState(new KvmMpState { MpState = state.Events.Halted ? KvmMpState.Halted : KvmMpState.Runnable });
+            // VcpuState has no wait-for-SIPI state: an AP that KVM holds for INIT/SIPI stays held unless the state says
+            // halted, so giving an application processor its initial registers does not start it early.
+            uint current = _fd.GetMpState().MpState;
+            uint wanted = state.Events.Halted ? KvmMpState.Halted
+                : current is KvmMpState.Runnable or KvmMpState.Halted ? KvmMpState.Runnable : current;
+            if (wanted != current) _fd.SetMpState(new KvmMpState { MpState = wanted });
         }
         if (_owner.HasVcpuEvents) _fd.SetVcpuEvents(VcpuStateMapper.ToKvm(state.Events));
     }
@@ -336,11 +343,21 @@ public sealed unsafe class KvmVcpu : IVcpu
                 $"KVM refused MSR 0x{span[n].Index:x} = 0x{span[n].Data:x} on vCPU {Index}: this host cannot restore that state (snapshot from another CPU model?)");
     }
 
-    internal void DisposeFd() => _fd.Dispose();
+    internal void DisposeFd() => DisposeCore();
 
-    public void Dispose()
+    /// <summary>Closes the vCPU. Throws <see cref="InvalidOperationException"/> while its thread is in <see cref="Run"/>: kick and wait first.</summary>
+    /// <remarks>KVM frees vCPUs only with their VM, so the index cannot be created again in this accelerator.</remarks>
+    public void Dispose() => DisposeCore();
+
+    private bool DisposeCore()
     {
-        _owner.Forget(this);
+        lock (_signalLock)
+        {
+            if (_inRun) throw new InvalidOperationException($"vCPU {Index} is running: kick it and let Run return before disposing it");
+            if (_disposed) return false;
+            _disposed = true;
+        }
         _fd.Dispose();
+        return true;
     }
 }

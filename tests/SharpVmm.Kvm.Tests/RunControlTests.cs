@@ -232,4 +232,54 @@ public sealed class RunControlTests
         Assert.All(exits, e => Assert.Equal(VcpuExitReason.Kicked, e.Reason));
         Assert.NotEmpty(g.Bus.Snapshot());
     }
+
+    [KvmFact]
+    public void Disposing_a_running_vcpu_is_refused_and_a_kick_after_dispose_is_harmless()
+    {
+        using var g = new TestGuest();
+        g.Load(16, a =>
+        {
+            var spin = a.CreateLabel();
+            a.mov(al, 1);
+            a.@out(0x80, al);
+            a.Label(ref spin);
+            a.jmp(spin);
+        });
+        var vcpu = g.RealModeVcpu();
+        var started = new ManualResetEventSlim();
+        g.Bus.OnPioWrite = (_, _) => started.Set();
+
+        var exit = RunOnThread(vcpu, v =>
+        {
+            Assert.True(started.Wait(TimeSpan.FromSeconds(10)));
+            Assert.Throws<InvalidOperationException>(v.Dispose);
+            v.Kick();
+        }, TimeSpan.FromSeconds(10));
+
+        Assert.Equal(VcpuExitReason.Kicked, exit.Reason);
+        vcpu.Dispose();
+        vcpu.Kick();
+        Assert.Throws<ObjectDisposedException>(() => vcpu.Run());
+        Assert.Throws<KvmException>(() => g.Accelerator.CreateVcpu(0)); // KVM keeps the vCPU until the VM goes
+    }
+
+    [KvmFact]
+    public void With_irqchip_an_application_processor_waits_for_sipi_even_after_SetState()
+    {
+        using var g = new TestGuest(new KvmOptions { IrqChip = true, VcpuCount = 2 });
+        g.Load(16, a =>
+        {
+            a.mov(al, 1);
+            a.@out(0x80, al);
+            a.hlt();
+        });
+        using var bsp = g.RealModeVcpu(0);
+        using var ap = g.RealModeVcpu(1);
+
+        var exit = RunOnThread(ap, v => { Thread.Sleep(200); v.Kick(); }, TimeSpan.FromSeconds(10));
+
+        Assert.Equal(VcpuExitReason.Kicked, exit.Reason);
+        Assert.Empty(g.Bus.Snapshot());
+        Assert.False(ap.GetState().Events.Halted);
+    }
 }
