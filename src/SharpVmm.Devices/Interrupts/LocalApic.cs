@@ -106,7 +106,14 @@ public sealed partial class LocalApic : ILocalApic
         }
     }
 
-    public Action? Wake { get; set; }
+    /// <summary>Set by the vCPU thread, invoked from whichever thread delivers; volatile so a late setter is seen.</summary>
+    public Action? Wake
+    {
+        get => _wake;
+        set => _wake = value;
+    }
+
+    private volatile Action? _wake;
 
     public bool HasInterrupt => _pending != 0;
 

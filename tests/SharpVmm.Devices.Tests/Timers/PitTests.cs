@@ -85,7 +85,7 @@ public sealed class PitTests : IDisposable
         Out(0x61, 0x01);
         _clock.Pause();
         Out(0x43, 0xB0);
-        Out(0x42, 0x9B); // 1193 ticks ≈ 1 ms
+        Out(0x42, 0x9B); // 0x049B ticks ≈ 1 ms
         Out(0x42, 0x04);
         Assert.Equal(0, In(0x61) & 0x20); // time stands still: still counting
         _clock.Resume();
@@ -138,6 +138,80 @@ public sealed class PitTests : IDisposable
         double hi = (double)(tscB1 - tscA0) / Math.Max(1, pitTicks - 1) * Pit8254.FrequencyHz;
         Assert.InRange((double)_clock.TscHz, lo, hi);
         Assert.True(pitTicks > 1000, $"only {pitTicks} PIT ticks in 30 ms");
+    }
+
+    private bool WaitForOutput(bool high)
+    {
+        var deadline = DateTime.UtcNow + Patience;
+        while (DateTime.UtcNow < deadline)
+        {
+            if (((In(0x61) & 0x20) != 0) == high) return true;
+            Thread.Yield();
+        }
+        return false;
+    }
+
+    [Fact]
+    public void Mode_1_waits_for_the_gate_then_holds_the_output_low_for_the_count()
+    {
+        Out(0x61, 0x00);
+        Out(0x43, 0xB2); // channel 2, lo/hi, mode 1
+        Out(0x42, 0x9B);
+        Out(0x42, 0x04); // 0x049B = 1179 ticks
+        Assert.Equal(0x20, In(0x61) & 0x20); // high until triggered
+        _clock.Pause();
+        Out(0x61, 0x01); // rising gate edge triggers
+        Assert.Equal(0, In(0x61) & 0x20);
+        Assert.Equal(0x049B, ReadLatched(2));
+        _clock.Resume();
+        Assert.True(WaitForOutput(high: true));
+    }
+
+    [Fact]
+    public void Mode_3_square_wave_toggles_and_counts_by_two()
+    {
+        Out(0x61, 0x01);
+        Out(0x43, 0xB6); // channel 2, lo/hi, mode 3
+        Out(0x42, 0x52);
+        Out(0x42, 0x09); // 2386 ticks: 2 ms period
+        Assert.True(WaitForOutput(high: false));
+        Assert.True(WaitForOutput(high: true));
+        int count = ReadLatched(2);
+        Assert.Equal(0, count & 1);
+        Assert.InRange(count, 2, 2386);
+    }
+
+    [Fact]
+    public void Mode_4_counts_from_the_load_and_mode_5_from_the_gate_edge()
+    {
+        Out(0x61, 0x01);
+        Out(0x43, 0xB8); // channel 2, lo/hi, mode 4
+        long t0 = _clock.NowNs;
+        Out(0x42, 0x00);
+        Out(0x42, 0xF0);
+        long t1 = _clock.NowNs;
+        Assert.Equal(0x20, In(0x61) & 0x20); // high except for one tick at zero
+        Thread.Sleep(5);
+        long t2 = _clock.NowNs;
+        int c = ReadLatched(2);
+        long t3 = _clock.NowNs;
+        AssertCountedDown(0xF000, c, t2 - t1, t3 - t0);
+
+        Out(0x61, 0x00);
+        Out(0x43, 0xBA); // channel 2, lo/hi, mode 5
+        Out(0x42, 0x00);
+        Out(0x42, 0xF0);
+        Thread.Sleep(5);
+        Assert.Equal(0xF000, ReadLatched(2)); // not triggered: not counting
+        long g0 = _clock.NowNs;
+        Out(0x61, 0x01);
+        long g1 = _clock.NowNs;
+        Thread.Sleep(5);
+        long g2 = _clock.NowNs;
+        c = ReadLatched(2);
+        long g3 = _clock.NowNs;
+        AssertCountedDown(0xF000, c, g2 - g1, g3 - g0);
+        Assert.NotEqual(0xF000, c);
     }
 
     [Fact]
@@ -198,7 +272,7 @@ public sealed class PitTests : IDisposable
     public void Channel0_rate_generator_raises_irq0_repeatedly()
     {
         Out(0x43, 0x34);
-        Out(0x40, 0x9B); // 1193 ticks: 1 kHz
+        Out(0x40, 0x9B); // 0x049B ticks: about 1 kHz
         Out(0x40, 0x04);
         var deadline = DateTime.UtcNow + Patience;
         while (_irq0.Rises < 4 && DateTime.UtcNow < deadline) Thread.Sleep(2);
