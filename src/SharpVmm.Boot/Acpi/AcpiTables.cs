@@ -23,6 +23,8 @@ public static class AcpiTables
         ArgumentNullException.ThrowIfNull(spec);
         ArgumentNullException.ThrowIfNull(memory);
         Validate(spec);
+        if (baseAddress >= uint.MaxValue)
+            throw new BootException($"ACPI tables must lie below 4 GiB (the FADT's DSDT field is 32 bits), not at 0x{baseAddress:x}");
         if ((baseAddress & (Align - 1)) != 0)
             throw new BootException($"ACPI tables must start on a 16-byte boundary (the RSDP is only found there), not at 0x{baseAddress:x}");
 

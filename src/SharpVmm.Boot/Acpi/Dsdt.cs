@@ -72,6 +72,8 @@ public static class Dsdt
     {
         ArgumentNullException.ThrowIfNull(device);
         if (index is < 0 or > 0xFF) throw new BootException($"at most 256 virtio-mmio devices can be described, not {index + 1}");
+        if (device.Base + device.Size > 1UL << 32 || device.Base + device.Size < device.Base)
+            throw new BootException($"virtio-mmio device {index} at 0x{device.Base:x} must lie below 4 GiB (Memory32Fixed)");
         return Aml.Device($"VR{index:X2}",
             Aml.Name("_HID", Aml.String(VirtioMmioHid)),
             Aml.Name("_UID", Aml.Integer((ulong)index)),

@@ -22,11 +22,13 @@ public sealed class QemuBootTests(ITestOutputHelper output)
     private const int PowerOffExitStatus = (0x34 << 1) | 1; // isa-debug-exit: (value << 1) | 1, value = SLP_TYP 5 | SLP_EN
     private const string CommandLine = "console=ttyS0 earlyprintk=serial,ttyS0 pci=off tsc_early_khz=2000000";
 
-    [QemuBootFact]
-    public void The_Debian_kernel_boots_on_our_tables_and_powers_off_through_the_FADT()
+    [QemuBootTheory]
+    [InlineData(256, 2)]
+    [InlineData(4096, 1)]   // RAM split around the MMIO hole: 3 GiB low, 1 GiB above 4 GiB (QEMU "pc" does the same)
+    public void The_Debian_kernel_boots_on_our_tables_and_powers_off_through_the_FADT(int memoryMiB, int cpus)
     {
         using var dir = new Acpi.TempDir();
-        using var memory = GuestMemory.Create(256 * MiB);
+        using var memory = GuestMemory.Create((ulong)memoryMiB * MiB);
 
         // ACPI tables at the top of RAM: QEMU's BIOS ROM occupies 0xE0000-0xFFFFF, so the kernel gets the RSDP from
         // the zero page and the table range is marked ACPI in the e820 map.
@@ -34,14 +36,14 @@ public sealed class QemuBootTests(ITestOutputHelper output)
         // platform devices and, when the modules are at hand, virtio_mmio must bind to them and read our window.
         var acpiSpec = new AcpiSpec
         {
-            CpuCount = 2,
+            CpuCount = cpus,
             SleepPort = SleepPort,
             VirtioMmioDevices = [new VirtioMmioDeviceSpec(0xD000_0000, 5), new VirtioMmioDeviceSpec(0xD000_0200, 6, LevelTriggered: true)],
         };
-        ulong acpiBase = 255 * MiB;
+        ulong acpiBase = memory.Regions[0].GuestEnd - MiB;
         ulong rsdp = AcpiTables.Build(acpiSpec, memory, acpiBase, out ulong acpiLength);
 
-        var busybox = System.IO.File.ReadAllBytes(QemuBootFactAttribute.Busybox()!);
+        var busybox = System.IO.File.ReadAllBytes(QemuBoot.Busybox()!);
         var cpio = new TinyInitramfs()
             .Directory("dev").CharDevice("dev/console", 5, 1).Directory("sys")
             .Directory("bin").File("bin/busybox", busybox, executable: true);
@@ -74,7 +76,7 @@ public sealed class QemuBootTests(ITestOutputHelper output)
 
         var args = new List<string>
         {
-            "-accel", "tcg", "-M", "pc", "-m", "256", "-smp", "2", "-nodefaults", "-display", "none", "-no-reboot",
+            "-accel", "tcg", "-M", "pc", "-m", memoryMiB.ToString(System.Globalization.CultureInfo.InvariantCulture), "-smp", cpus.ToString(System.Globalization.CultureInfo.InvariantCulture), "-nodefaults", "-display", "none", "-no-reboot",
             "-serial", "stdio", "-device", $"isa-debug-exit,iobase=0x{SleepPort:x},iosize=1",
         };
         void Range(string name, ulong address, ulong length)
@@ -97,11 +99,13 @@ public sealed class QemuBootTests(ITestOutputHelper output)
         output.WriteLine($"QEMU exit status {exit} after {elapsed.TotalSeconds:F1} s");
         output.WriteLine(console);
 
-        Assert.Contains("ACPI: RSDP 0x000000000FF00000", console);
+        Assert.Contains($"ACPI: RSDP 0x{acpiBase:X16}", console);
         Assert.Contains("SHRPVM", console);
         Assert.Contains("ACPI: Using IOAPIC for interrupt routing", console);
         Assert.Contains("ACPI: PM: (supports S0 S5)", console);
-        Assert.Contains("smp: Brought up 1 node, 2 CPUs", console); // second CPU found in the MADT, started by SIPI
+        Assert.Contains($"smp: Brought up 1 node, {cpus} CPU", console); // further CPUs found in the MADT, started by SIPI
+        if (memoryMiB > 3072)
+            Assert.Contains("BIOS-e820: [mem 0x0000000100000000-0x000000013fffffff] usable", console);
         Assert.Contains("ttyS0 at I/O 0x3f8", console);
         Assert.DoesNotContain("ACPI Error", console);
         Assert.DoesNotContain("ACPI BIOS Error", console);
@@ -218,17 +222,21 @@ public sealed class QemuBootTests(ITestOutputHelper output)
 }
 
 /// <summary>Runs when qemu-system-x86_64, the Debian kernel and a static busybox are all present.</summary>
-public sealed class QemuBootFactAttribute : FactAttribute
+public sealed class QemuBootTheoryAttribute : TheoryAttribute
 {
-    public QemuBootFactAttribute()
+    public QemuBootTheoryAttribute()
     {
         if (TestGuest.KernelPath() is null) Skip = "Debian kernel not found (SHARPVMM_GUEST_DIR or ~/.cache/sharpvmm/guest/vmlinuz)";
         else if (!OnPath("qemu-system-x86_64")) Skip = "qemu-system-x86_64 not installed (Debian package qemu-system-x86)";
-        else if (Busybox() is null) Skip = "no static busybox (Debian package busybox-static, or $SHARPVMM_GUEST_DIR/busybox)";
+        else if (QemuBoot.Busybox() is null) Skip = "no static busybox (Debian package busybox-static, or $SHARPVMM_GUEST_DIR/busybox)";
     }
 
     private static bool OnPath(string tool) =>
         (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries).Any(d => File.Exists(Path.Combine(d, tool)));
+}
+
+internal static class QemuBoot
+{
 
     /// <summary>A statically linked busybox: the guest directory's copy, else the host's if it has no ELF interpreter.</summary>
     public static string? Busybox()
