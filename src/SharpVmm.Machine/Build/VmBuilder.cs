@@ -1,17 +1,23 @@
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using SharpVmm.Boot.Flat;
+using SharpVmm.Boot.Acpi;
 using SharpVmm.Boot.Linux;
 using SharpVmm.Core;
 using SharpVmm.Core.Cpu;
 using SharpVmm.Core.Interrupts;
 using SharpVmm.Core.Time;
+using SharpVmm.Devices.Acpi;
 using SharpVmm.Devices.Bus;
+using SharpVmm.Devices.Interrupts;
+using SharpVmm.Devices.Rtc;
+using SharpVmm.Devices.Timers;
 using SharpVmm.Devices.Legacy;
 using SharpVmm.Devices.Serial;
 using SharpVmm.Emulator;
 using SharpVmm.Kvm;
 using SharpVmm.Machine.Config;
+using SharpVmm.Machine.Lifecycle;
 using SharpVmm.Memory;
 
 namespace SharpVmm.Machine.Build;
@@ -48,10 +54,25 @@ public static class VmBuilder
             var clock = new GuestClock();
             var control = new DeferredVmControl();
 
+            bool linux = config.Kernel is not null;
+            EmulatedIrqChip? irqChip = null;
+            TimerService? timers = null;
+            if (kind == AcceleratorKind.Emu && linux)
+            {
+                // The PC platform KVM would otherwise provide in the kernel: PICs, IOAPIC, a LAPIC per vCPU, PIT.
+                timers = new TimerService(clock);
+                disposables.Add(timers);
+                irqChip = new EmulatedIrqChip(timers, config.Cpus);
+            }
             accel = kind switch
             {
-                AcceleratorKind.Kvm => KvmAccelerator.Create(memory, bus, new KvmOptions { IrqChip = config.Kernel is not null, VcpuCount = config.Cpus }),
-                _ => new EmuAccelerator(memory, bus, new EmuOptions { Clock = clock }),
+                AcceleratorKind.Kvm => KvmAccelerator.Create(memory, bus, new KvmOptions { IrqChip = linux, VcpuCount = config.Cpus }),
+                _ => new EmuAccelerator(memory, bus, new EmuOptions
+                {
+                    Clock = clock,
+                    LocalApicFactory = irqChip is null ? null : irqChip.LocalApicFor,
+                    IrqRouter = irqChip,
+                }),
             };
             IIrqRouter? irqs = accel.IrqRouter;
 
@@ -64,12 +85,49 @@ public static class VmBuilder
             bus.RegisterPort(I8042Controller.CommandPortNumber, 1, i8042.CommandPort, "i8042-command");
             bus.RegisterPort(DebugExitPort.DefaultPort, 1, new DebugExitPort(control), "debug-exit");
 
-            Func<VcpuState[]> load = config.Kernel is not null
-                ? LinuxPayload(memory, payload, initrd, config)
+            ulong? rsdp = null;
+            if (linux)
+            {
+                if (irqChip is not null && timers is not null)
+                {
+                    bus.RegisterPort(0x20, 2, irqChip.Pic.MasterPorts, "pic-master");
+                    bus.RegisterPort(0xA0, 2, irqChip.Pic.SlavePorts, "pic-slave");
+                    bus.RegisterPort(0x4D0, 2, irqChip.Pic.ElcrPorts, "pic-elcr");
+                    var pit = new Pit8254(timers, new IrqLine(irqChip, Pit8254.Gsi));
+                    bus.RegisterPort(0x40, 4, pit, "pit");
+                    bus.RegisterPort(0x61, 1, new SystemControlPort(pit), "port61");
+                    bus.RegisterMmio(0xFEC0_0000, 0x1000, irqChip.IoApic, "ioapic");
+                }
+                // KVM has no RTC of its own, so both paths get ours.
+                if (timers is null) { timers = new TimerService(clock); disposables.Add(timers); }
+                var rtc = new CmosRtc(timers, new IrqLine(irqs!, CmosRtc.Gsi));
+                rtc.SetMemorySize(Math.Min(config.MemoryBytes, MemoryLayout.MmioHoleStart), config.MemoryBytes > MemoryLayout.MmioHoleStart ? config.MemoryBytes - MemoryLayout.MmioHoleStart : 0);
+                bus.RegisterPort(0x70, 2, rtc, "rtc");
+                bus.RegisterPort(AcpiSleepDevice.DefaultPort, AcpiSleepDevice.WindowSize, new AcpiSleepDevice(r =>
+                {
+                    if (r == AcpiPowerRequest.PowerOff) control.RequestPowerOff(0);
+                    else control.RequestReset();
+                }), "acpi-sleep");
+                rsdp = AcpiTables.Build(new AcpiSpec
+                {
+                    CpuCount = config.Cpus,
+                    IoApicId = irqChip?.IoApic.Id ?? 0,
+                    I8042 = false,
+                }, memory);
+            }
+
+            Func<VcpuState[]> load = linux
+                ? LinuxPayload(memory, payload, initrd, KernelCommandLine(config, kind == AcceleratorKind.Emu ? clock : null), rsdp)
                 : FlatPayload(memory, payload, config.Flat!, config.Cpus);
 
             var vm = new VirtualMachine(memory, bus, accel, config.Cpus, load, clock, log);
             control.Target = vm;
+            if (timers is not null)
+            {
+                var t = timers;
+                // Deadlines were computed against a clock that stood still while paused: re-arm them.
+                vm.StateChanged += state => { if (state == VmState.Running) t.Kick(); };
+            }
             foreach (var d in disposables) vm.Own(d);
             return vm;
         }
@@ -91,16 +149,37 @@ public static class VmBuilder
         return states;
     };
 
-    private static Func<VcpuState[]> LinuxPayload(GuestMemory memory, byte[] kernel, byte[]? initrd, VmConfig config) => () =>
+    private static Func<VcpuState[]> LinuxPayload(GuestMemory memory, byte[] kernel, byte[]? initrd, string commandLine, ulong? rsdp) => () =>
     {
+        // Only the bootstrap processor starts at the kernel entry; application processors wait for INIT/SIPI.
         var bsp = LinuxLoader.Load(memory, new LinuxBootSpec
         {
             Kernel = kernel,
             Initrd = initrd,
-            CommandLine = config.Append ?? "console=ttyS0",
+            CommandLine = commandLine,
+            AcpiRsdp = rsdp,
         });
         return [bsp];
     };
+
+    /// <summary>
+    /// The guest's command line: the user's (default <c>console=ttyS0</c>) plus what the VMM knows about time.
+    /// A software CPU must not make Linux calibrate the TSC with a timing loop (it fails when the host is
+    /// loaded), so the TSC rate the guest's RDTSC counts at is given as <c>tsc_early_khz</c>, and <c>tsc=reliable</c>
+    /// keeps the clocksource watchdog from dropping a TSC that is derived from the host's monotonic clock.
+    /// Options the user already set win.
+    /// </summary>
+    public static string KernelCommandLine(VmConfig config, GuestClock? emulatedTsc)
+    {
+        string user = config.Append ?? "console=ttyS0";
+        var parts = new List<string> { user };
+        if (emulatedTsc is null) return user; // on KVM the TSC is the host's and Linux measures it well
+        if (!user.Contains("tsc_early_khz=", StringComparison.Ordinal))
+            parts.Add($"tsc_early_khz={emulatedTsc.TscHz / 1000}");
+        if (!user.Contains("tsc=", StringComparison.Ordinal))
+            parts.Add("tsc=reliable");
+        return string.Join(' ', parts);
+    }
 
     private static byte[] ReadFile(string path, string what)
     {
