@@ -72,6 +72,13 @@ public sealed class VirtualMachine : IVmControl, IDisposable
     /// <summary>Completes once, when the VM stops, with how it ended.</summary>
     public Task<VmExitResult> Exited => _exit.Task;
 
+    /// <summary>Where the console's quit key (Ctrl-A x on stdio) goes; the builder connects it to the stdio backend.</summary>
+    public void ConsoleQuitRequested(Action quit)
+    {
+        foreach (var o in _owned)
+            if (o is Devices.Serial.Uart16550 { Backend: Devices.Serial.StdioBackend stdio }) stdio.QuitRequested = quit;
+    }
+
     /// <summary>Hands an object to the VM to dispose with it (devices, backends).</summary>
     public void Own(IDisposable resource) => _owned.Add(resource);
 

@@ -50,7 +50,6 @@ public sealed class RunCommandTests : IDisposable
     [InlineData("--flat", "file.bin")]
     [InlineData("--kernel", "/nonexistent/vmlinuz")]
     [InlineData("--serial", "tcp:1234")]
-    [InlineData]
     public void Bad_options_give_one_line_on_stderr_and_a_nonzero_exit(params string[] args)
     {
         string bin = Path.Combine(_dir, "x.bin");

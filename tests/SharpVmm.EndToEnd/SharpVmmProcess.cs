@@ -7,7 +7,9 @@ internal static class SharpVmmProcess
 {
     public sealed record Result(int ExitCode, string Stdout, string Stderr);
 
-    public static Result Run(int timeoutSeconds, params string[] args)
+    public static Result Run(int timeoutSeconds, params string[] args) => RunWithEnvironment(timeoutSeconds, [], args);
+
+    public static Result RunWithEnvironment(int timeoutSeconds, Dictionary<string, string> environment, params string[] args)
     {
         string dll = Path.Combine(AppContext.BaseDirectory, "sharpvmm.dll");
         var psi = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
@@ -17,6 +19,7 @@ internal static class SharpVmmProcess
             RedirectStandardInput = true,
             UseShellExecute = false,
         };
+        foreach (var (k, v) in environment) psi.Environment[k] = v;
         psi.ArgumentList.Add(dll);
         foreach (var a in args) psi.ArgumentList.Add(a);
         using var p = Process.Start(psi)!;

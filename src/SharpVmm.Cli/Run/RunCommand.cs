@@ -43,6 +43,8 @@ public static class RunCommand
                 Flat = pr.GetValue(flat) is { } f ? FlatImageSpec.Parse(f, Enum.Parse<EntryMode>(pr.GetValue(entry)!, ignoreCase: true)) : null,
                 Serial = pr.GetValue(serial)!,
             };
+            if (config.Kernel is null && config.Flat is null && config.Initrd is null && config.Append is null)
+                config = DefaultGuest.Apply(config);
             return Execute(config);
         });
         return cmd;
@@ -62,6 +64,7 @@ public static class RunCommand
         using var vm = VmBuilder.Build(config, loggers);
         // Said only once the VM exists, so a bad option still yields exactly one line on stderr.
         if (choice is not null) Console.Error.WriteLine(choice);
+        vm.ConsoleQuitRequested(() => Task.Run(vm.Stop));
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, ctx => { ctx.Cancel = true; vm.Stop(); });
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => { ctx.Cancel = true; vm.Stop(); });
         vm.Start();

@@ -168,8 +168,9 @@ public sealed class IoBus : IIoBus
         long n = Interlocked.Increment(ref _unmappedCount);
         string what = space == IoSpace.Port ? $"port 0x{address:x}" : $"address 0x{address:x}";
         string msg = $"guest {(isWrite ? "wrote" : "read")} {size} byte(s) at {what}, which no device claims";
-        // A guest probing absent hardware can do this millions of times: log the first few, then every 4096th.
-        if (n <= 16 || (n & 4095) == 0) _log.LogWarning("{Message} (unmapped access #{Count})", msg, n);
+        // Guests probe for absent hardware all the time (Linux reads PCI config ports on every boot): that is
+        // debug information, as in QEMU (-d unimp). The first few, then every 4096th, to bound the cost.
+        if (n <= 16 || (n & 4095) == 0) _log.LogDebug("{Message} (unmapped access #{Count})", msg, n);
         if (UnmappedPolicy == UnmappedAccessPolicy.Stop)
             Fault?.Invoke(new IoBusFault(IoBusFaultKind.UnmappedAccess, msg));
     }

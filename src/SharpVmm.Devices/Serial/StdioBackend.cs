@@ -1,8 +1,16 @@
 namespace SharpVmm.Devices.Serial;
 
-/// <summary>Guest output to our stdout, our stdin to the guest.</summary>
+/// <summary>
+/// Guest output to our stdout, our stdin to the guest. On a terminal, the terminal is put in raw mode and
+/// QEMU's escapes work: Ctrl-A x quits, Ctrl-A a sends Ctrl-A, Ctrl-A h lists them.
+/// </summary>
 public sealed class StdioBackend : ICharBackend
 {
+    private const byte CtrlA = 0x01;
+
+    /// <summary>Called (on the input thread) when the user types Ctrl-A x.</summary>
+    public Action? QuitRequested { get; set; }
+
     private readonly Stream _out = Console.OpenStandardOutput();
     private readonly object _gate = new();
     private Thread? _reader;
@@ -26,6 +34,7 @@ public sealed class StdioBackend : ICharBackend
 
     public void Start(Action<ReadOnlySpan<byte>> onInput)
     {
+        RawTerminal.Enter();
         _reader = new Thread(() => Pump(onInput)) { IsBackground = true, Name = "serial-stdin" };
         _reader.Start();
     }
@@ -34,15 +43,46 @@ public sealed class StdioBackend : ICharBackend
     {
         using var input = Console.OpenStandardInput();
         var buf = new byte[256];
+        var forward = new byte[256];
+        bool escape = false;
         while (!_disposed)
         {
             int n;
             try { n = input.Read(buf, 0, buf.Length); }
             catch (IOException) { return; }
             if (n <= 0) return;
-            onInput(buf.AsSpan(0, n));
+            int m = 0;
+            for (int i = 0; i < n; i++)
+            {
+                byte b = buf[i];
+                if (escape)
+                {
+                    escape = false;
+                    switch (b)
+                    {
+                        case (byte)'x': case (byte)'X':
+                            if (m > 0) onInput(forward.AsSpan(0, m));
+                            Write("\r\nsharpvmm: terminated by Ctrl-A x\r\n"u8);
+                            QuitRequested?.Invoke();
+                            return;
+                        case CtrlA: case (byte)'a':
+                            forward[m++] = CtrlA;
+                            break;
+                        case (byte)'h': case (byte)'?':
+                            Write("\r\nC-a x  quit\r\nC-a a  send C-a\r\nC-a h  this help\r\n"u8);
+                            break;
+                    }
+                }
+                else if (b == CtrlA) escape = true;
+                else forward[m++] = b;
+            }
+            if (m > 0) onInput(forward.AsSpan(0, m));
         }
     }
 
-    public void Dispose() => _disposed = true;
+    public void Dispose()
+    {
+        _disposed = true;
+        RawTerminal.Restore();
+    }
 }

@@ -38,6 +38,8 @@ public sealed class Uart16550 : IIoDevice, IDisposable
         _backend?.Start(Receive);
     }
 
+    public ICharBackend? Backend => _backend;
+
     /// <summary>Bytes written by the guest (its console output), for tests and statistics.</summary>
     public long BytesTransmitted { get; private set; }
 
