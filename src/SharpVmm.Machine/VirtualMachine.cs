@@ -22,6 +22,7 @@ public sealed class VirtualMachine : IVmControl, IDisposable
     private readonly IVcpu[] _vcpus;
     private readonly Thread[] _threads;
     private readonly bool[] _halted;
+    private readonly int[] _threadIds;
     private readonly Func<VcpuState[]> _loadPayload;
     private readonly List<IDisposable> _owned = [];
     private readonly List<Action> _resetHandlers = [];
@@ -43,6 +44,7 @@ public sealed class VirtualMachine : IVmControl, IDisposable
         _log = logger ?? NullLogger.Instance;
         _loadPayload = loadPayload;
         _halted = new bool[vcpuCount];
+        _threadIds = new int[vcpuCount];
         _threads = new Thread[vcpuCount];
         _vcpus = new IVcpu[vcpuCount];
         bus.Fault = f => Finish(VmExitResult.Device(f.Message));
@@ -219,8 +221,12 @@ public sealed class VirtualMachine : IVmControl, IDisposable
             if (i < states.Length && states[i] is { } s) _vcpus[i].SetState(s);
     }
 
+    /// <summary>Host thread id (Linux TID) running vCPU <paramref name="index"/>; 0 until <see cref="Start"/> has started it.</summary>
+    public int GetVcpuThreadId(int index) => Volatile.Read(ref _threadIds[index]);
+
     private void VcpuLoop(int index)
     {
+        Volatile.Write(ref _threadIds[index], HostThread.CurrentId());
         var vcpu = _vcpus[index];
         try
         {

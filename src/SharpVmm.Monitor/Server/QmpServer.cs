@@ -1,0 +1,210 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using SharpVmm.Machine;
+using SharpVmm.Monitor.Commands;
+using SharpVmm.Monitor.Protocol;
+
+namespace SharpVmm.Monitor.Server;
+
+/// <summary>
+/// A QMP monitor for one VM, as QEMU's <c>-qmp</c> offers: listens on a UNIX socket or loopback TCP, serves any
+/// number of clients at once (each negotiates on its own), and sends VM events to every negotiated client.
+/// Create it with <see cref="Start"/>; dispose it after the VM has exited so the last replies and the SHUTDOWN
+/// event reach the clients.
+/// </summary>
+public sealed class QmpServer : IAsyncDisposable, IDisposable
+{
+    private readonly Socket _listener;
+    private readonly ILogger _log;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly List<QmpSession> _sessions = [];
+    private readonly List<Task> _sessionTasks = [];
+    private readonly TaskCompletionSource _quit = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly int _maxQueued;
+    private readonly Task _acceptLoop;
+    private int _nextId, _disposed;
+
+    private QmpServer(VirtualMachine vm, Socket listener, QmpAddress address, QmpServerOptions options)
+    {
+        _listener = listener;
+        _log = options.Logger ?? NullLogger.Instance;
+        _maxQueued = options.MaxQueuedMessages;
+        Version = options.Version;
+        FlushTimeout = options.FlushTimeout;
+        Address = address;
+        Monitor = new VmMonitor(vm, Broadcast) { PowerButton = options.PowerButton };
+        Monitor.QuitRequested += () =>
+        {
+            _quit.TrySetResult();
+            QuitRequested?.Invoke();
+        };
+        Commands = new QmpCommandTable();
+        CoreCommands.Register(Commands, Monitor, Version);
+        _acceptLoop = Task.Run(AcceptLoopAsync);
+    }
+
+    /// <summary>Binds <paramref name="address"/> (socket path, unix:PATH or tcp:127.0.0.1:PORT; port 0 picks one) and starts serving.</summary>
+    public static QmpServer Start(VirtualMachine vm, string address, QmpServerOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(vm);
+        var parsed = QmpAddress.ForListening(address);
+        var listener = Bind(parsed);
+        try
+        {
+            if (listener.LocalEndPoint is IPEndPoint bound) parsed = parsed with { EndPoint = bound };
+            return new QmpServer(vm, listener, parsed, options ?? new QmpServerOptions());
+        }
+        catch
+        {
+            listener.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Where clients connect, with the real port when 0 was asked: "unix:/path" or "tcp:127.0.0.1:PORT".</summary>
+    public QmpAddress Address { get; }
+
+    public QmpVersion Version { get; }
+    internal TimeSpan FlushTimeout { get; }
+
+    /// <summary>The VM as the commands see it (run-state names, lifecycle with QEMU's answers).</summary>
+    public VmMonitor Monitor { get; }
+
+    /// <summary>The command table: register commands of features built later here (they then appear in query-commands).</summary>
+    public QmpCommandTable Commands { get; }
+
+    /// <summary>Raised when a client ran quit: the VM is stopped, SHUTDOWN sent, the reply queued. The host may now exit.</summary>
+    public event Action? QuitRequested;
+
+    /// <summary>Completes when a client ran quit; see <see cref="QuitRequested"/>.</summary>
+    public Task QuitTask => _quit.Task;
+
+    public int ClientCount
+    {
+        get { lock (_sessions) return _sessions.Count; }
+    }
+
+    /// <summary>Sends an event to every client that has negotiated capabilities (QEMU sends none before).</summary>
+    public void Broadcast(string name, JsonObject? data)
+    {
+        long micros = (DateTime.UtcNow.Ticks - DateTime.UnixEpoch.Ticks) / 10;
+        var message = new JsonObject
+        {
+            ["timestamp"] = new JsonObject { ["seconds"] = micros / 1_000_000, ["microseconds"] = micros % 1_000_000 },
+            ["event"] = name,
+        };
+        if (data is not null) message["data"] = data;
+        byte[] line = QmpJson.ToLine(message);
+        QmpSession[] targets;
+        lock (_sessions) targets = [.. _sessions];
+        foreach (var s in targets)
+            if (s.Negotiated) s.Enqueue(line);
+        _log.LogDebug("QMP event {Event}", name);
+    }
+
+    private static Socket Bind(QmpAddress address)
+    {
+        if (address.SocketPath is { } path) PrepareSocketPath(path);
+        var socket = address.IsUnix
+            ? new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified)
+            : new Socket(address.EndPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            socket.Bind(address.EndPoint);
+            socket.Listen(16);
+            return socket;
+        }
+        catch (SocketException ex)
+        {
+            socket.Dispose();
+            throw new QmpAddressException($"cannot listen for QMP on {address}: {ex.Message}");
+        }
+    }
+
+    /// <summary>Removes a stale socket left by a crashed run, but never a file with data or a socket someone is serving.</summary>
+    private static void PrepareSocketPath(string path)
+    {
+        if (Directory.Exists(path))
+            throw new QmpAddressException($"cannot listen for QMP on '{path}': it is a directory");
+        var info = new FileInfo(path);
+        if (!info.Exists) return;
+        using (var probe = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified))
+        {
+            try
+            {
+                probe.Connect(new UnixDomainSocketEndPoint(path));
+                throw new QmpAddressException($"cannot listen for QMP on '{path}': another process is serving it");
+            }
+            catch (SocketException) { }
+        }
+        // Sockets have no size; a file with content is someone's data, not a leftover socket.
+        if (info.Length != 0)
+            throw new QmpAddressException($"cannot listen for QMP on '{path}': a regular file is there; remove it or pick another path");
+        File.Delete(path);
+    }
+
+    private async Task AcceptLoopAsync()
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            Socket client;
+            try
+            {
+                client = await _listener.AcceptAsync(_stop.Token);
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException)
+            {
+                return;
+            }
+            catch (SocketException ex)
+            {
+                // Out of descriptors and the like: keep serving the clients we have, try again shortly.
+                _log.LogWarning("QMP accept failed: {Message}", ex.Message);
+                try { await Task.Delay(100, _stop.Token); } catch (OperationCanceledException) { return; }
+                continue;
+            }
+            var session = new QmpSession(this, client, Interlocked.Increment(ref _nextId), _maxQueued, _log);
+            lock (_sessions)
+            {
+                _sessions.Add(session);
+                _sessionTasks.Add(RunSessionAsync(session));
+            }
+        }
+    }
+
+    private async Task RunSessionAsync(QmpSession session)
+    {
+        await Task.Yield();
+        try
+        {
+            await session.RunAsync(_stop.Token);
+        }
+        finally
+        {
+            lock (_sessions) _sessions.Remove(session);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        _stop.Cancel();
+        _listener.Dispose();
+        try { await _acceptLoop; } catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException) { }
+        Task[] running;
+        lock (_sessions) running = [.. _sessionTasks];
+        // Sessions flush what is queued (the quit reply, SHUTDOWN) within FlushTimeout, then close.
+        await Task.WhenAll(running).ConfigureAwait(false);
+        Monitor.Dispose();
+        if (Address.SocketPath is { } path)
+        {
+            try { File.Delete(path); } catch (IOException) { }
+        }
+        _stop.Dispose();
+    }
+
+    public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
+}

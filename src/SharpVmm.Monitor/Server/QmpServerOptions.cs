@@ -1,0 +1,19 @@
+using Microsoft.Extensions.Logging;
+using SharpVmm.Monitor.Commands;
+
+namespace SharpVmm.Monitor.Server;
+
+public sealed record QmpServerOptions
+{
+    public QmpVersion Version { get; init; } = QmpVersion.Default;
+    public ILogger? Logger { get; init; }
+
+    /// <summary>Presses the guest's ACPI power button for system_powerdown; null (today) powers the VM off instead.</summary>
+    public Action? PowerButton { get; init; }
+
+    /// <summary>Messages queued for one client before it is considered stuck and disconnected.</summary>
+    public int MaxQueuedMessages { get; init; } = 4096;
+
+    /// <summary>How long closing the server waits for queued replies and events to reach clients.</summary>
+    public TimeSpan FlushTimeout { get; init; } = TimeSpan.FromSeconds(1);
+}

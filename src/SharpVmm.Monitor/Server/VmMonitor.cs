@@ -1,0 +1,257 @@
+using System.Text.Json.Nodes;
+using SharpVmm.Core.Cpu;
+using SharpVmm.Machine;
+using SharpVmm.Machine.Lifecycle;
+using SharpVmm.Monitor.Protocol;
+
+namespace SharpVmm.Monitor.Server;
+
+/// <summary>
+/// The VM as QMP sees it: QEMU's run-state names, the lifecycle commands with QEMU's answers in every state, and the
+/// VM's state changes turned into QMP events. Lifecycle commands from all sessions are serialized here, so two
+/// clients racing stop/cont get QEMU's answers rather than lifecycle exceptions.
+/// </summary>
+public sealed class VmMonitor : IDisposable
+{
+    private readonly VirtualMachine _vm;
+    private readonly Action<string, JsonObject?> _emit;
+    private readonly object _control = new();
+    private readonly object _events = new();
+    private VmState _last;
+    private bool _suppressPauseEvents, _quit, _shutdownSent, _disposed;
+    private volatile bool _qmpReset;
+
+    /// <param name="emit">Sends an event (name, data or null) to every negotiated client.</param>
+    public VmMonitor(VirtualMachine vm, Action<string, JsonObject?> emit)
+    {
+        _vm = vm;
+        _emit = emit;
+        _last = vm.State;
+        _shutdownSent = _last == VmState.Stopped;
+        vm.StateChanged += OnStateChanged;
+        vm.OnReset(OnReset);
+    }
+
+    public VirtualMachine Vm => _vm;
+
+    /// <summary>Presses the guest's power button (system_powerdown). Null until an ACPI power button exists: see <see cref="Powerdown"/>.</summary>
+    public Action? PowerButton { get; set; }
+
+    /// <summary>Raised once per quit command, after the VM has stopped and the client's reply is queued.</summary>
+    public event Action? QuitRequested;
+
+    /// <summary>QEMU's RunState name: prelaunch, running, paused, shutdown or internal-error.</summary>
+    public string StatusName => _vm.State switch
+    {
+        VmState.Created => "prelaunch",
+        VmState.Running => "running",
+        VmState.Paused => "paused",
+        _ => _vm.Exited.IsCompleted && _vm.Exited.Result.Reason is VmStopReason.InternalError or VmStopReason.DeviceError
+            ? "internal-error" : "shutdown",
+    };
+
+    public bool IsRunning => _vm.State == VmState.Running;
+
+    /// <summary>QEMU's stop: pauses a running VM (STOP event); in any other state there is nothing to do and it succeeds.</summary>
+    public void Stop()
+    {
+        lock (_control)
+        {
+            if (_vm.State != VmState.Running) return;
+            try { _vm.Pause(); }
+            catch (InvalidVmTransitionException) { } // the guest stopped meanwhile: nothing left to pause
+        }
+    }
+
+    /// <summary>QEMU's cont: starts a VM in prelaunch, resumes a paused one (RESUME event), succeeds on a running one.</summary>
+    public void Cont()
+    {
+        lock (_control)
+        {
+            try
+            {
+                switch (_vm.State)
+                {
+                    case VmState.Created: _vm.Start(); break;
+                    case VmState.Paused: _vm.Resume(); break;
+                    case VmState.Running: break;
+                    default: throw NeedsReset();
+                }
+            }
+            catch (InvalidVmTransitionException)
+            {
+                if (_vm.State == VmState.Stopped) throw NeedsReset();
+                // otherwise the host started or resumed it at the same moment: it runs, which is what was asked
+            }
+        }
+    }
+
+    private static QmpException NeedsReset() => QmpException.Generic(
+        "Resetting the Virtual Machine is required (SharpVmm cannot reset a VM after shutdown: start a new one)");
+
+    /// <summary>QEMU's system_reset: power-cycles the guest (RESET event); a paused VM stays paused.</summary>
+    public void Reset()
+    {
+        lock (_control)
+        {
+            switch (_vm.State)
+            {
+                case VmState.Created:
+                    // Nothing has run: the machine is already in its power-on state. QEMU still reports the reset.
+                    EmitReset(guest: false);
+                    return;
+                case VmState.Stopped:
+                    throw NeedsReset();
+            }
+            _qmpReset = true;
+            try { _vm.Reset(); }
+            catch (InvalidVmTransitionException) { throw NeedsReset(); }
+            finally { _qmpReset = false; }
+        }
+    }
+
+    /// <summary>
+    /// QEMU's system_powerdown: emits POWERDOWN and presses the power button. SharpVmm has no ACPI power button yet,
+    /// so unless the host set <see cref="PowerButton"/>, it powers the machine off the way an ACPI-obeying guest
+    /// would answer the button: the VM stops and clients get SHUTDOWN with reason guest-shutdown.
+    /// </summary>
+    public void Powerdown()
+    {
+        lock (_control)
+        {
+            if (_vm.State == VmState.Stopped) throw QmpException.Generic("The VM has already shut down");
+            _emit("POWERDOWN", null);
+            if (PowerButton is { } press) press();
+            else ((SharpVmm.Devices.Legacy.IVmControl)_vm).RequestPowerOff(0);
+        }
+    }
+
+    /// <summary>QEMU's quit: stops the VM and sends SHUTDOWN (host-qmp-quit); <see cref="QuitRequested"/> fires once the reply is queued.</summary>
+    public void Quit(Commands.QmpCall call)
+    {
+        lock (_control)
+        {
+            // The VM's state is read outside _events: its reset hook takes _events under the VM's own lock.
+            bool wasStopped = _vm.State == VmState.Stopped;
+            lock (_events)
+            {
+                _quit = true;
+                wasStopped |= _last == VmState.Stopped;
+            }
+            if (!wasStopped) _vm.Stop();
+            // A VM that had already shut down still gets a SHUTDOWN for the quit, as QEMU with -no-shutdown sends.
+            EmitShutdown(force: wasStopped);
+        }
+        call.AfterReply(() => QuitRequested?.Invoke());
+    }
+
+    /// <summary>
+    /// Runs <paramref name="read"/> with every vCPU parked. QEMU reads live registers without a visible stop, so a
+    /// running VM is paused and resumed around the read without STOP/RESUME events.
+    /// </summary>
+    public T WithQuiescentVm<T>(Func<T> read)
+    {
+        lock (_control)
+        {
+            if (_vm.State != VmState.Running) return read();
+            bool paused = false;
+            lock (_events) _suppressPauseEvents = true;
+            try
+            {
+                try
+                {
+                    _vm.Pause();
+                    paused = true;
+                }
+                catch (InvalidVmTransitionException) { } // stopped meanwhile: its state is readable as it is
+                return read();
+            }
+            finally
+            {
+                if (paused)
+                {
+                    try { _vm.Resume(); }
+                    catch (InvalidVmTransitionException) { }
+                }
+                lock (_events) _suppressPauseEvents = false;
+            }
+        }
+    }
+
+    public VcpuState GetVcpuState(int index) => WithQuiescentVm(() => _vm.GetVcpuState(index));
+
+    private void OnStateChanged(VmState state)
+    {
+        lock (_events)
+        {
+            if (_disposed) return;
+            var previous = _last;
+            if (previous == VmState.Stopped) return;
+            _last = state;
+            switch (state)
+            {
+                case VmState.Running when previous is VmState.Paused or VmState.Created && !_suppressPauseEvents:
+                    _emit("RESUME", null);
+                    break;
+                case VmState.Paused when previous == VmState.Running && !_suppressPauseEvents:
+                    _emit("STOP", null);
+                    break;
+                case VmState.Stopped:
+                    EmitShutdownLocked(force: false);
+                    break;
+            }
+        }
+    }
+
+    private void OnReset()
+    {
+        lock (_events)
+        {
+            if (!_disposed) EmitReset(guest: !_qmpReset);
+        }
+    }
+
+    private void EmitReset(bool guest) => _emit("RESET", new JsonObject
+    {
+        ["guest"] = guest,
+        ["reason"] = guest ? "guest-reset" : "host-qmp-system-reset",
+    });
+
+    private void EmitShutdown(bool force)
+    {
+        lock (_events) EmitShutdownLocked(force);
+    }
+
+    private void EmitShutdownLocked(bool force)
+    {
+        if (_disposed || (_shutdownSent && !force)) return;
+        _shutdownSent = true;
+        _last = VmState.Stopped;
+        var (guest, reason) = ShutdownCause();
+        _emit("SHUTDOWN", new JsonObject { ["guest"] = guest, ["reason"] = reason });
+    }
+
+    /// <summary>QEMU's ShutdownCause for how the VM ended.</summary>
+    private (bool Guest, string Reason) ShutdownCause()
+    {
+        if (_quit) return (false, "host-qmp-quit");
+        if (!_vm.Exited.IsCompleted) return (false, "host-error");
+        return _vm.Exited.Result.Reason switch
+        {
+            VmStopReason.PowerOff or VmStopReason.Halted => (true, "guest-shutdown"),
+            VmStopReason.TripleFault => (true, "guest-reset"), // QEMU with -no-reboot shuts down on a triple fault
+            VmStopReason.HostRequest => (false, "host-signal"),
+            _ => (false, "host-error"),
+        };
+    }
+
+    public void Dispose()
+    {
+        lock (_events)
+        {
+            if (_disposed) return;
+            _disposed = true;
+        }
+        _vm.StateChanged -= OnStateChanged;
+    }
+}
