@@ -77,6 +77,9 @@ public sealed partial class Qcow2Image
     {
         if (ReservedClusters != null && ReservedClusters(c)) return false;
         if (OverlapsFixedMetadata(c << _cb, _cs)) return false;
+        // Past the end of the file nothing can be stored, whatever a (possibly damaged) refcount says; trusting it
+        // could make the scan walk a huge hostile refcount table.
+        if (c >= _endCluster) return true;
         return GetRefcount(c) == 0;
     }
 
