@@ -30,6 +30,13 @@ public sealed class VirtioDeviceContext
     public void SignalConfigChange() => _transport.ConfigChanged();
 
     /// <summary>
+    /// Runs device work that starts outside a guest access (input arriving on a backend thread) under the transport's
+    /// lock, as register accesses and notifications are. Skipped once the driver reset the device or it needs a reset;
+    /// a failure sets DEVICE_NEEDS_RESET like one during a notification.
+    /// </summary>
+    public void RunExclusive(Action<VirtioDeviceContext> work) => _transport.RunExclusive(this, work);
+
+    /// <summary>
     /// The usual service loop: pops every available chain, lets <paramref name="handle"/> answer it (returning the
     /// bytes it wrote), completes it, re-enables notifications without losing a race, then interrupts if wanted.
     /// </summary>

@@ -31,6 +31,7 @@ public sealed class VirtioMmioTransport : IIoDevice
     private uint _interruptStatus;
     private uint _configGeneration;
     private bool _activated;
+    private VirtioDeviceContext? _context;
 
     public VirtioMmioTransport(IVirtioDevice device, GuestMemory memory, IInterruptLine irq, ILogger? logger = null)
     {
@@ -194,7 +195,8 @@ public sealed class VirtioMmioTransport : IIoDevice
         if ((added & VirtioStatus.DriverOk) != 0 && (_status & VirtioStatus.DeviceNeedsReset) == 0)
         {
             _activated = true;
-            try { Device.Activate(new VirtioDeviceContext(this, _memory, _queues, _driverFeatures)); } catch (Exception e) { Fail(e); }
+            _context = new VirtioDeviceContext(this, _memory, _queues, _driverFeatures);
+            try { Device.Activate(_context); } catch (Exception e) { Fail(e); }
         }
     }
 
@@ -216,6 +218,7 @@ public sealed class VirtioMmioTransport : IIoDevice
     {
         if (_activated) Device.Reset();
         _activated = false;
+        _context = null;
         foreach (var q in _queues) q.Reset();
         _status = VirtioStatus.None;
         _driverFeatures = 0;
@@ -243,6 +246,15 @@ public sealed class VirtioMmioTransport : IIoDevice
         {
             _interruptStatus |= bits;
             _irq.Raise();
+        }
+    }
+
+    internal void RunExclusive(VirtioDeviceContext context, Action<VirtioDeviceContext> work)
+    {
+        lock (_lock)
+        {
+            if (!ReferenceEquals(context, _context) || (_status & VirtioStatus.DeviceNeedsReset) != 0) return;
+            try { work(context); } catch (Exception e) { Fail(e); }
         }
     }
 

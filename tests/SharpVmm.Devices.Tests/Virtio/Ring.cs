@@ -14,11 +14,21 @@ internal sealed class Ring : IDisposable
     public ushort Size { get; }
     private ushort _availIdx;
 
-    public Ring(ushort size = 8, GuestMemory? memory = null)
+    private readonly bool _ownsMemory;
+
+    public Ring(ushort size = 8, GuestMemory? memory = null, ulong desc = Desc, ulong avail = Avail, ulong used = Used)
     {
+        _ownsMemory = memory is null;
         Memory = memory ?? GuestMemory.Create([(0UL, RamEnd), (HighBase, HighEnd - HighBase)]);
         Size = size;
+        DescAt = desc;
+        AvailAt = avail;
+        UsedAt = used;
     }
+
+    public ulong DescAt { get; }
+    public ulong AvailAt { get; }
+    public ulong UsedAt { get; }
 
     public Virtqueue CreateQueue(ulong features = VirtioFeatures.Common, ushort maxSize = 0)
     {
@@ -30,13 +40,14 @@ internal sealed class Ring : IDisposable
 
     public void Program(Virtqueue q)
     {
-        q.DescTableAddress = Desc;
-        q.AvailRingAddress = Avail;
-        q.UsedRingAddress = Used;
+        q.DescTableAddress = DescAt;
+        q.AvailRingAddress = AvailAt;
+        q.UsedRingAddress = UsedAt;
     }
 
-    public void SetDesc(int i, ulong addr, uint len, ushort flags = 0, ushort next = 0, ulong table = Desc)
+    public void SetDesc(int i, ulong addr, uint len, ushort flags = 0, ushort next = 0, ulong table = ulong.MaxValue)
     {
+        if (table == ulong.MaxValue) table = DescAt;
         ulong e = table + 16UL * (uint)i;
         Memory.Write(e, addr);
         Memory.Write(e + 8, len);
@@ -46,18 +57,18 @@ internal sealed class Ring : IDisposable
 
     public void Offer(ushort head)
     {
-        Memory.Write(Avail + 4 + 2UL * (uint)(_availIdx % Size), head);
+        Memory.Write(AvailAt + 4 + 2UL * (uint)(_availIdx % Size), head);
         _availIdx++;
-        Memory.Write(Avail + 2, _availIdx);
+        Memory.Write(AvailAt + 2, _availIdx);
     }
 
-    public void SetAvailIdx(ushort idx) { _availIdx = idx; Memory.Write(Avail + 2, idx); }
-    public ushort UsedIdx => Memory.Read<ushort>(Used + 2);
-    public ushort UsedFlags => Memory.Read<ushort>(Used);
-    public (uint Id, uint Len) UsedElem(int i) => (Memory.Read<uint>(Used + 4 + 8UL * (uint)(i % Size)), Memory.Read<uint>(Used + 8 + 8UL * (uint)(i % Size)));
-    public void SetUsedEvent(ushort v) => Memory.Write(Avail + 4 + 2UL * Size, v);
-    public ushort AvailEvent => Memory.Read<ushort>(Used + 4 + 8UL * Size);
-    public void SetAvailFlags(ushort f) => Memory.Write(Avail, f);
+    public void SetAvailIdx(ushort idx) { _availIdx = idx; Memory.Write(AvailAt + 2, idx); }
+    public ushort UsedIdx => Memory.Read<ushort>(UsedAt + 2);
+    public ushort UsedFlags => Memory.Read<ushort>(UsedAt);
+    public (uint Id, uint Len) UsedElem(int i) => (Memory.Read<uint>(UsedAt + 4 + 8UL * (uint)(i % Size)), Memory.Read<uint>(UsedAt + 8 + 8UL * (uint)(i % Size)));
+    public void SetUsedEvent(ushort v) => Memory.Write(AvailAt + 4 + 2UL * Size, v);
+    public ushort AvailEvent => Memory.Read<ushort>(UsedAt + 4 + 8UL * Size);
+    public void SetAvailFlags(ushort f) => Memory.Write(AvailAt, f);
 
-    public void Dispose() => Memory.Dispose();
+    public void Dispose() { if (_ownsMemory) Memory.Dispose(); }
 }
