@@ -201,3 +201,35 @@ public sealed class TransportTests
         Assert.Equal(0u, d.InterruptStatus);
     }
 }
+
+public sealed class LayoutTests
+{
+    [Fact]
+    public void Slots_are_distinct_pages_in_the_mmio_hole_on_free_ioapic_pins()
+    {
+        var seen = new HashSet<ulong>();
+        for (int i = 0; i < VirtioMmioLayout.MaxDevices; i++)
+        {
+            var (b, gsi) = VirtioMmioLayout.Slot(i);
+            Assert.True(b >= SharpVmm.Memory.MemoryLayout.MmioHoleStart && b + VirtioMmioRegisters.WindowSize <= 0xFEC0_0000);
+            Assert.InRange(gsi, 16, 23);
+            Assert.True(seen.Add(b));
+        }
+        Assert.Throws<SharpVmm.Core.ConfigurationException>(() => VirtioMmioLayout.Slot(VirtioMmioLayout.MaxDevices));
+    }
+
+    [Fact]
+    public void Transport_sits_on_the_io_bus()
+    {
+        using var ring = new Ring();
+        var bus = new SharpVmm.Devices.Bus.IoBus();
+        var (b, _) = VirtioMmioLayout.Slot(0);
+        bus.RegisterMmio(b, VirtioMmioRegisters.WindowSize,
+            new VirtioMmioTransport(new SharpVmm.Devices.Virtio.Rng.VirtioRng(), ring.Memory, new LevelLine()), "virtio-rng");
+        Span<byte> v = stackalloc byte[4];
+        bus.MmioRead(b, v);
+        Assert.Equal("virt"u8.ToArray(), v.ToArray());
+        bus.MmioRead(b + VirtioMmioRegisters.DeviceId, v);
+        Assert.Equal(4, v[0]);
+    }
+}
