@@ -64,7 +64,9 @@ public sealed class VirtioMmioTransport : IIoDevice
         }
         if (data.Length != 4 || (offset & 3) != 0) return; // the spec allows only aligned 32-bit register access
         uint value;
-        lock (_lock) value = ReadRegister((uint)offset);
+        // Interrupt handlers on other vCPUs read InterruptStatus while one vCPU may be inside a long block request.
+        if (offset == R.InterruptStatus) value = Volatile.Read(ref _interruptStatus);
+        else lock (_lock) value = ReadRegister((uint)offset);
         BinaryPrimitives.WriteUInt32LittleEndian(data, value);
     }
 

@@ -233,3 +233,41 @@ public sealed class LayoutTests
         Assert.Equal(4, v[0]);
     }
 }
+
+public sealed class ConcurrencyTests
+{
+    [Fact]
+    public async Task Interrupt_status_is_readable_while_another_vcpu_is_inside_the_device()
+    {
+        using var ring = new Ring();
+        var gate = new ManualResetEventSlim();
+        var entered = new ManualResetEventSlim();
+        var dev = new BlockingDevice(gate, entered);
+        var line = new LevelLine();
+        var t = new VirtioMmioTransport(dev, ring.Memory, line);
+        var d = new MmioDriver(t);
+        d.BringUp(ring);
+        dev.Context!.SignalConfigChange();
+        var worker = Task.Run(() => d.Notify(0));
+        Assert.True(entered.Wait(TimeSpan.FromSeconds(10)));
+        uint status = await Task.Run(() => d.InterruptStatus).WaitAsync(TimeSpan.FromSeconds(5)); // throws if it blocked
+        Assert.Equal(VirtioMmioTransport.InterruptConfigChange, status);
+        gate.Set();
+        await worker.WaitAsync(TimeSpan.FromSeconds(10));
+    }
+
+    private sealed class BlockingDevice(ManualResetEventSlim gate, ManualResetEventSlim entered) : IVirtioDevice
+    {
+        public VirtioDeviceContext? Context;
+        public uint DeviceId => 99;
+        public ulong Features => VirtioFeatures.Version1;
+        public int QueueCount => 1;
+        public ushort MaxQueueSize(int queue) => 8;
+        public int ConfigSize => 0;
+        public void ReadConfig(int offset, Span<byte> data) { }
+        public void WriteConfig(int offset, ReadOnlySpan<byte> data) { }
+        public void Activate(VirtioDeviceContext context) => Context = context;
+        public void Reset() => Context = null;
+        public void QueueNotify(int queue) { entered.Set(); gate.Wait(TimeSpan.FromSeconds(30)); }
+    }
+}
