@@ -1,0 +1,113 @@
+using System.Buffers.Binary;
+using SharpVmm.Block.Qcow2;
+using SharpVmm.Block.Raw;
+
+namespace SharpVmm.Block;
+
+/// <summary>Opens images of either format, with their backing chains, and creates new ones.</summary>
+public static class ImageFactory
+{
+    public static string Probe(string path)
+    {
+        try
+        {
+            using var fh = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+            Span<byte> magic = stackalloc byte[4];
+            var n = RandomAccess.Read(fh, magic, 0);
+            return n == 4 && BinaryPrimitives.ReadUInt32BigEndian(magic) == Qcow2Header.Magic ? "qcow2" : "raw";
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new BlockImageException($"cannot open '{path}': {e.Message}", e);
+        }
+    }
+
+    public static IBlockImage Open(string path, ImageOpenOptions? options = null)
+    {
+        options ??= new ImageOpenOptions();
+        return OpenChain(path, options.Format, options, [], 0);
+    }
+
+    public static Qcow2Image OpenQcow2(string path, ImageOpenOptions? options = null)
+    {
+        options ??= new ImageOpenOptions { Format = "qcow2" };
+        return Open(path, options with { Format = "qcow2" }) as Qcow2Image
+               ?? throw new BlockImageException($"'{path}' is not a qcow2 image");
+    }
+
+    private static IBlockImage OpenChain(string path, string? format, ImageOpenOptions o, HashSet<string> seen, int depth)
+    {
+        if (!File.Exists(path)) throw new BlockImageException($"'{path}': no such image file");
+        var full = System.IO.Path.GetFullPath(path);
+        try { full = new FileInfo(full).ResolveLinkTarget(true)?.FullName ?? full; } catch (IOException) { }
+        if (!seen.Add(full))
+            throw new BlockImageException($"'{path}' is its own backing file (the backing chain loops); fix it with 'sharpvmm img rebase -u'");
+        if (depth > o.MaxChainDepth)
+            throw new BlockImageException($"the backing chain of '{path}' is deeper than {o.MaxChainDepth} images");
+        format ??= Probe(path);
+        switch (format)
+        {
+            case "raw":
+                return RawImage.Open(path, o.ReadOnly || depth > 0);
+            case "qcow2":
+                break;
+            default:
+                throw new BlockImageException($"unknown image format '{format}' (use raw or qcow2)");
+        }
+        var readOnly = o.ReadOnly || depth > 0;
+        Microsoft.Win32.SafeHandles.SafeFileHandle fh;
+        try
+        {
+            fh = File.OpenHandle(path, FileMode.Open, readOnly ? FileAccess.Read : FileAccess.ReadWrite, readOnly ? FileShare.ReadWrite : FileShare.Read);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new BlockImageException($"cannot open '{path}': {e.Message}", e);
+        }
+        Qcow2Image? img = null;
+        try
+        {
+            var len = RandomAccess.GetLength(fh);
+            var head = new byte[(int)Math.Min(len, 2 << 20)];
+            ImageFile.ReadFully(fh, 0, head);
+            var h = Qcow2Header.Parse(head, len, path);
+            img = new Qcow2Image(path, fh, h, readOnly, o);
+            if (h.BackingFile != null && o.OpenBacking)
+            {
+                var bpath = h.BackingFile;
+                if (bpath.StartsWith("json:", StringComparison.Ordinal))
+                    throw new BlockImageException($"'{path}' names its backing file with a json: description, which is not supported");
+                if (!System.IO.Path.IsPathRooted(bpath))
+                    bpath = System.IO.Path.Combine(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path)) ?? ".", bpath);
+                try
+                {
+                    img.AttachBacking(OpenChain(bpath, h.BackingFormat, o with { Format = null }, seen, depth + 1));
+                }
+                catch (BlockImageException e) when (e.Message.Contains("no such image file", StringComparison.Ordinal) && !File.Exists(bpath))
+                {
+                    throw new BlockImageException($"'{path}': its backing file '{h.BackingFile}' does not exist; restore it or use 'sharpvmm img rebase -u -b NEW {path}'", e);
+                }
+            }
+            if (!readOnly) img.PrepareForWriting(o.Repairing);
+            return img;
+        }
+        catch
+        {
+            if (img != null) { try { img.DisposeWithoutFlush(); } catch (IOException) { } }
+            else fh.Dispose();
+            throw;
+        }
+    }
+
+    public static IBlockImage Create(string path, string format, long size, CreateOptions? options = null)
+    {
+        options ??= new CreateOptions();
+        if (size < 0) throw new BlockImageException("the image size must not be negative");
+        return format switch
+        {
+            "raw" => RawImage.Create(path, size, options.Preallocation),
+            "qcow2" => Qcow2Creator.Create(path, size, options),
+            _ => throw new BlockImageException($"unknown image format '{format}' (use raw or qcow2)"),
+        };
+    }
+}

@@ -1,0 +1,81 @@
+using System.Runtime.InteropServices;
+using Microsoft.Win32.SafeHandles;
+
+namespace SharpVmm.Block;
+
+/// <summary>The few Linux file calls .NET does not expose: hole punching, preallocation, data/hole seeking, fsync.</summary>
+internal static partial class Native
+{
+    private const int FALLOC_FL_KEEP_SIZE = 1;
+    private const int FALLOC_FL_PUNCH_HOLE = 2;
+    private const int SEEK_DATA = 3;
+    private const int SEEK_HOLE = 4;
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int fallocate(SafeFileHandle fd, int mode, long offset, long len);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial long lseek(SafeFileHandle fd, long offset, int whence);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int fdatasync(SafeFileHandle fd);
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct Stat
+    {
+        public ulong Dev, Ino, Nlink;
+        public uint Mode, Uid, Gid, Pad0;
+        public ulong Rdev;
+        public long Size, BlkSize, Blocks;
+        public long ATime, ATimeNs, MTime, MTimeNs, CTime, CTimeNs;
+        public long R0, R1, R2;
+    }
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int fstat(SafeFileHandle fd, out Stat st);
+
+    public static bool PunchHole(SafeFileHandle fd, long offset, long length)
+    {
+        if (!OperatingSystem.IsLinux()) return false;
+        try { return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length) == 0; }
+        catch (EntryPointNotFoundException) { return false; }
+    }
+
+    public static bool Preallocate(SafeFileHandle fd, long offset, long length)
+    {
+        if (!OperatingSystem.IsLinux()) return false;
+        try { return fallocate(fd, 0, offset, length) == 0; }
+        catch (EntryPointNotFoundException) { return false; }
+    }
+
+    /// <summary>Start of the next data at or after offset, or -1 when the filesystem cannot say.</summary>
+    public static long SeekData(SafeFileHandle fd, long offset) => Seek(fd, offset, SEEK_DATA);
+    public static long SeekHole(SafeFileHandle fd, long offset) => Seek(fd, offset, SEEK_HOLE);
+
+    private static long Seek(SafeFileHandle fd, long offset, int whence)
+    {
+        if (!OperatingSystem.IsLinux() || !RuntimeInformation.ProcessArchitecture.Equals(Architecture.X64)) return -1;
+        try { return lseek(fd, offset, whence); }
+        catch (EntryPointNotFoundException) { return -1; }
+    }
+
+    public static void DataSync(SafeFileHandle fd)
+    {
+        if (OperatingSystem.IsLinux())
+        {
+            if (fdatasync(fd) != 0)
+                throw new IOException($"fdatasync failed (errno {Marshal.GetLastPInvokeError()}); the data may not be on disk");
+        }
+    }
+
+    /// <summary>Bytes allocated on disk (st_blocks * 512), or the file length when unknown.</summary>
+    public static long AllocatedBytes(SafeFileHandle fd)
+    {
+        if (OperatingSystem.IsLinux() && RuntimeInformation.ProcessArchitecture == Architecture.X64)
+        {
+            try { if (fstat(fd, out var st) == 0) return st.Blocks * 512; }
+            catch (EntryPointNotFoundException) { }
+        }
+        return RandomAccess.GetLength(fd);
+    }
+}

@@ -1,0 +1,139 @@
+using SharpVmm.Block.Qcow2;
+
+namespace SharpVmm.Block.Operations;
+
+public sealed record ConvertOptions
+{
+    public string OutputFormat { get; init; } = "raw";
+    public CreateOptions Create { get; init; } = new();
+    public bool Compress { get; init; }
+    /// <summary>Worker threads reading (and compressing) chunks; writes stay in guest order so the output is not fragmented.</summary>
+    public int Workers { get; init; } = Math.Clamp(Environment.ProcessorCount, 1, 8);
+    public Action<double>? Progress { get; init; }
+}
+
+/// <summary>
+/// qemu-img convert: copies the guest-visible contents of an image (with its backing chain) into a new image,
+/// skipping ranges that read as zero so the output stays sparse.
+/// </summary>
+public static class ImageConverter
+{
+    private const int ChunkSize = 2 << 20;
+
+    public static void Convert(IBlockImage source, string outputPath, ConvertOptions options)
+    {
+        using var target = ImageFactory.Create(outputPath, options.OutputFormat, source.Size, options.Create);
+        if (options.Compress && target is not Qcow2Image)
+            throw new BlockImageException("compression (-c) needs the qcow2 output format");
+        Copy(source, target, options);
+        target.Flush();
+    }
+
+    /// <summary>Copies every non-zero range of source into target (which must read as zero where nothing is written).</summary>
+    public static void Copy(IBlockImage source, IBlockImage target, ConvertOptions options)
+    {
+        var size = Math.Min(source.Size, target.Size);
+        var chunk = ChunkSize;
+        if (target is Qcow2Image q) chunk = Math.Max(chunk, q.ClusterSize);
+        var chunks = (size + chunk - 1) / chunk;
+        var next = -1L;
+        var turn = 0L;
+        var gate = new object();
+        Exception? failure = null;
+        var done = 0L;
+        var workers = Math.Max(1, options.Workers);
+        var threads = new Thread[workers];
+        for (var w = 0; w < workers; w++)
+        {
+            threads[w] = new Thread(() =>
+            {
+                var buf = new byte[chunk];
+                while (Volatile.Read(ref failure) == null)
+                {
+                    var i = Interlocked.Increment(ref next);
+                    if (i >= chunks) return;
+                    var off = i * chunk;
+                    var len = (int)Math.Min(chunk, size - off);
+                    try
+                    {
+                        var data = ReadNonZero(source, off, buf.AsSpan(0, len));
+                        lock (gate)
+                        {
+                            while (turn != i && failure == null) Monitor.Wait(gate);
+                        }
+                        if (failure != null) return;
+                        if (data) WriteChunk(target, off, buf.AsSpan(0, len), options.Compress);
+                        lock (gate)
+                        {
+                            turn++;
+                            Monitor.PulseAll(gate);
+                        }
+                        var d = Interlocked.Increment(ref done);
+                        options.Progress?.Invoke(100.0 * d / chunks);
+                    }
+                    catch (Exception e)
+                    {
+                        lock (gate)
+                        {
+                            failure ??= e;
+                            Monitor.PulseAll(gate);
+                        }
+                        return;
+                    }
+                }
+            }) { IsBackground = true, Name = "convert" };
+            threads[w].Start();
+        }
+        foreach (var t in threads) t.Join();
+        if (failure != null) throw failure is BlockImageException ? failure : new BlockImageException($"convert failed: {failure.Message}", failure);
+        options.Progress?.Invoke(100.0);
+    }
+
+    /// <summary>Reads the chunk unless the allocation map says it is all zero; false when nothing needs writing.</summary>
+    private static bool ReadNonZero(IBlockImage source, long off, Span<byte> buf)
+    {
+        var pos = off;
+        var end = off + buf.Length;
+        var any = false;
+        while (pos < end)
+        {
+            var st = source.GetStatus(pos, end - pos);
+            var part = buf.Slice((int)(pos - off), (int)st.Length);
+            if (st.Has(BlockStatusFlags.Zero) && !st.Has(BlockStatusFlags.Data)) part.Clear();
+            else
+            {
+                source.Read(pos, part);
+                any = true;
+            }
+            pos += st.Length;
+        }
+        return any;
+    }
+
+    private static void WriteChunk(IBlockImage target, long off, ReadOnlySpan<byte> data, bool compress)
+    {
+        var unit = target is Qcow2Image q ? q.ClusterSize : 4096;
+        // Write only the units that hold non-zero bytes; zero units stay unallocated in the fresh target.
+        var pos = 0;
+        while (pos < data.Length)
+        {
+            var n = Math.Min(unit, data.Length - pos);
+            if (data.Slice(pos, n).IndexOfAnyExcept((byte)0) < 0) { pos += n; continue; }
+            if (compress)
+            {
+                ((Qcow2Image)target).WriteCompressed(off + pos, data.Slice(pos, n));
+                pos += n;
+                continue;
+            }
+            var runEnd = pos + n;
+            while (runEnd < data.Length)
+            {
+                var m = Math.Min(unit, data.Length - runEnd);
+                if (data.Slice(runEnd, m).IndexOfAnyExcept((byte)0) < 0) break;
+                runEnd += m;
+            }
+            target.Write(off + pos, data[pos..runEnd]);
+            pos = runEnd;
+        }
+    }
+}

@@ -1,0 +1,35 @@
+namespace SharpVmm.Block.Qcow2;
+
+public sealed partial class Qcow2Image
+{
+    /// <summary>qemu-img's preallocation: every guest cluster gets its L2 entry and host cluster up front.</summary>
+    internal void Preallocate(Preallocation mode) => ExclusiveMetadata(() =>
+    {
+        var clusters = (Size + _csMask) >> _cb;
+        var ci = 0L;
+        while (ci < clusters)
+        {
+            var t = GetL2ForWrite(ci, out var l2i);
+            if (ReadL2(t.Data, l2i) != 0) { ci++; continue; }
+            var k = (int)Math.Min(clusters - ci, _l2Entries - l2i);
+            var host = AllocateRun(k, out var got);
+            t = GetL2ForWrite(ci, out l2i);
+            for (var j = 0; j < got; j++) WriteL2(t.Data, l2i + j, (ulong)(host + (long)j * _cs) | Copied);
+            t.Dirty = true;
+            ImageFile.Preallocate(_fh, host, (long)got * _cs, mode);
+            ci += got;
+        }
+        FlushMetadata(sync: true);
+        if (RandomAccess.GetLength(_fh) < _endCluster << _cb) RandomAccess.SetLength(_fh, _endCluster << _cb);
+    });
+
+    /// <summary>Closes without touching the file (used when an open fails half-way).</summary>
+    internal void DisposeWithoutFlush()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        _fh.Dispose();
+        Backing?.Dispose();
+        _rw.Dispose();
+    }
+}

@@ -1,0 +1,75 @@
+namespace SharpVmm.Block.Qcow2;
+
+/// <summary>
+/// A write-back cache of cluster-sized metadata tables (L2 tables or refcount blocks) keyed by host offset, with LRU
+/// eviction. Not thread-safe: the image serialises access. Evicted entries and their buffers are reused, so a warm
+/// cache allocates nothing.
+/// </summary>
+internal sealed class TableCache(int tableSize, int capacity)
+{
+    internal sealed class Entry
+    {
+        public long Offset;
+        public byte[] Data = [];
+        public bool Dirty;
+        public long LastUse;
+    }
+
+    private readonly Dictionary<long, Entry> _map = new(capacity);
+    private long _clock;
+    public int Capacity { get; } = Math.Max(4, capacity);
+    public int TableSize => tableSize;
+
+    public Entry? TryGet(long offset)
+    {
+        if (!_map.TryGetValue(offset, out var e)) return null;
+        e.LastUse = ++_clock;
+        return e;
+    }
+
+    /// <summary>
+    /// A slot for a table not yet cached. When the cache is full the least recently used entry is evicted; if it is
+    /// dirty, <paramref name="writeBack"/> stores it first.
+    /// </summary>
+    public Entry Insert(long offset, Action<Entry> writeBack)
+    {
+        Entry e;
+        if (_map.Count >= Capacity)
+        {
+            Entry? victim = null;
+            foreach (var c in _map.Values)
+                if (victim == null || c.LastUse < victim.LastUse) victim = c;
+            e = victim!;
+            if (e.Dirty) writeBack(e);
+            _map.Remove(e.Offset);
+        }
+        else e = new Entry { Data = new byte[tableSize] };
+        e.Offset = offset;
+        e.Dirty = false;
+        e.LastUse = ++_clock;
+        _map[offset] = e;
+        return e;
+    }
+
+    public bool HasDirty
+    {
+        get
+        {
+            foreach (var e in _map.Values) if (e.Dirty) return true;
+            return false;
+        }
+    }
+
+    /// <summary>Writes every dirty entry, in offset order so the writes sweep the file once.</summary>
+    public void WriteDirty(Action<Entry> write)
+    {
+        List<Entry>? dirty = null;
+        foreach (var e in _map.Values) if (e.Dirty) (dirty ??= []).Add(e);
+        if (dirty == null) return;
+        dirty.Sort((a, b) => a.Offset.CompareTo(b.Offset));
+        foreach (var e in dirty) { write(e); e.Dirty = false; }
+    }
+
+    public void Remove(long offset) => _map.Remove(offset);
+    public void Clear() => _map.Clear();
+}

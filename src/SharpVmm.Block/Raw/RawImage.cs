@@ -1,0 +1,109 @@
+using Microsoft.Win32.SafeHandles;
+
+namespace SharpVmm.Block.Raw;
+
+/// <summary>A raw image: the virtual disk's bytes, one for one, in a host file. pread/pwrite make it thread-safe.</summary>
+public sealed class RawImage : IBlockImage
+{
+    private readonly SafeFileHandle _fh;
+    private long _size;
+
+    private RawImage(string path, SafeFileHandle fh, bool readOnly)
+    {
+        Path = path;
+        _fh = fh;
+        IsReadOnly = readOnly;
+        _size = RandomAccess.GetLength(fh);
+    }
+
+    public static RawImage Open(string path, bool readOnly)
+    {
+        try
+        {
+            var fh = File.OpenHandle(path, FileMode.Open, readOnly ? FileAccess.Read : FileAccess.ReadWrite,
+                readOnly ? FileShare.ReadWrite : FileShare.Read);
+            return new RawImage(path, fh, readOnly);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new BlockImageException($"cannot open '{path}': {e.Message}", e);
+        }
+    }
+
+    public static RawImage Create(string path, long size, Preallocation prealloc = Preallocation.Off)
+    {
+        using (var fh = File.OpenHandle(path, FileMode.Create, FileAccess.ReadWrite, FileShare.None))
+        {
+            RandomAccess.SetLength(fh, size);
+            ImageFile.Preallocate(fh, 0, size, prealloc);
+        }
+        return Open(path, readOnly: false);
+    }
+
+    public string Path { get; }
+    public string FormatName => "raw";
+    public long Size => Volatile.Read(ref _size);
+    public bool IsReadOnly { get; }
+    public IBlockImage? Backing => null;
+    public long ActualSize => Native.AllocatedBytes(_fh);
+
+    public void Read(long offset, Span<byte> buffer)
+    {
+        ImageFile.CheckRange(this, offset, buffer.Length);
+        ImageFile.ReadFully(_fh, offset, buffer);
+    }
+
+    public void Write(long offset, ReadOnlySpan<byte> data)
+    {
+        ImageFile.CheckWritable(this);
+        ImageFile.CheckRange(this, offset, data.Length);
+        RandomAccess.Write(_fh, data, offset);
+    }
+
+    public void WriteZeroes(long offset, long length, bool unmap)
+    {
+        ImageFile.CheckWritable(this);
+        ImageFile.CheckRange(this, offset, length);
+        if (unmap && Native.PunchHole(_fh, offset, length)) return;
+        ImageFile.WriteZeroes(_fh, offset, length);
+    }
+
+    public void Discard(long offset, long length)
+    {
+        ImageFile.CheckWritable(this);
+        ImageFile.CheckRange(this, offset, length);
+        if (!Native.PunchHole(_fh, offset, length)) ImageFile.WriteZeroes(_fh, offset, length);
+    }
+
+    public void Flush()
+    {
+        if (!IsReadOnly) Native.DataSync(_fh);
+    }
+
+    public BlockStatus GetStatus(long offset, long length)
+    {
+        ImageFile.CheckRange(this, offset, length);
+        length = Math.Min(length, Size - offset);
+        var data = Native.SeekData(_fh, offset);
+        if (data < 0 || data == offset)
+        {
+            var hole = data < 0 ? -1 : Native.SeekHole(_fh, offset);
+            var len = hole > offset ? Math.Min(length, hole - offset) : length;
+            return new BlockStatus(offset, len, BlockStatusFlags.Present | BlockStatusFlags.Data | BlockStatusFlags.OffsetValid, offset, 0, Path);
+        }
+        // A hole reads as zeroes; data == -1 with ENXIO means a hole up to EOF.
+        var end = data > offset ? Math.Min(length, data - offset) : length;
+        return new BlockStatus(offset, end, BlockStatusFlags.Present | BlockStatusFlags.Zero | BlockStatusFlags.OffsetValid, offset, 0, Path);
+    }
+
+    public void Resize(long newSize, bool allowShrink)
+    {
+        ImageFile.CheckWritable(this);
+        if (newSize < Size && !allowShrink)
+            throw new BlockImageException($"'{Path}': shrinking would lose data; pass --shrink to allow it");
+        RandomAccess.SetLength(_fh, newSize);
+        Volatile.Write(ref _size, newSize);
+    }
+
+    public void Dispose() => _fh.Dispose();
+}

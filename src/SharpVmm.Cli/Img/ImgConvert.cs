@@ -1,0 +1,42 @@
+using System.CommandLine;
+using SharpVmm.Block;
+using SharpVmm.Block.Operations;
+
+namespace SharpVmm.Cli.Img;
+
+internal static class ImgConvert
+{
+    public static Command Build()
+    {
+        var fmt = ImgRunner.FormatOption("-f", "source format (probed when omitted)");
+        var outFmt = new Option<string>("-O") { Description = "output format: raw (default) or qcow2" };
+        var opts = new Option<string[]>("-o") { Description = "output format options (as for create)" };
+        var compress = ImgRunner.Flag("-c", "compress the output (qcow2)");
+        var progress = ImgRunner.Flag("-p", "show progress");
+        var quiet = ImgRunner.Flag("-q", "quiet");
+        var workers = new Option<int>("-m") { Description = "parallel workers", DefaultValueFactory = _ => Math.Clamp(Environment.ProcessorCount, 1, 8) };
+        var outOfOrder = ImgRunner.Flag("-W", "accepted for compatibility (writes are always ordered)");
+        var force = ImgRunner.Flag("-U", "open even if in use", "--force-share");
+        var files = new Argument<string[]>("filenames") { Description = "source image and output image", Arity = new ArgumentArity(2, 2) };
+        var cmd = new Command("convert", "Copy an image into a new image, possibly of another format, optionally compressed")
+            { fmt, outFmt, opts, compress, progress, quiet, workers, outOfOrder, force, files };
+        cmd.SetAction(pr => ImgRunner.Run(pr, (o, e) =>
+        {
+            var f = pr.GetValue(files)!;
+            var co = CreateOptionParser.Parse(pr.GetValue(opts), new CreateOptions());
+            using var src = ImageFactory.Open(f[0], new ImageOpenOptions { Format = pr.GetValue(fmt), ReadOnly = true });
+            var bar = pr.GetValue(progress) && !pr.GetValue(quiet) ? new ProgressBar(o) : null;
+            ImageConverter.Convert(src, f[1], new ConvertOptions
+            {
+                OutputFormat = pr.GetValue(outFmt) ?? "raw",
+                Create = co,
+                Compress = pr.GetValue(compress),
+                Workers = Math.Max(1, pr.GetValue(workers)),
+                Progress = bar == null ? null : bar.Report,
+            });
+            bar?.Done();
+            return 0;
+        }));
+        return cmd;
+    }
+}

@@ -1,0 +1,233 @@
+using System.Buffers.Binary;
+using System.Text;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using SharpVmm.Block;
+using SharpVmm.Core;
+using static SharpVmm.Devices.Virtio.Blk.VirtioBlkConstants;
+
+namespace SharpVmm.Devices.Virtio.Blk;
+
+/// <summary>
+/// virtio-blk (device ID 2) over an <see cref="IBlockImage"/>, one request queue. Requests are served synchronously
+/// on the notifying vCPU's thread (the transport serialises them), reading and writing straight between the image and
+/// guest RAM. Every request gets a status byte: a bad sector range, a malformed request or an image error is IOERR,
+/// an unknown or unnegotiated type UNSUPP; only a request with nowhere to put its status is a protocol error.
+/// </summary>
+public sealed class VirtioBlk : IVirtioDevice
+{
+    public const ushort QueueSize = 256;
+    /// <summary>Data segments per request the driver may use (seg_max): the queue minus header and status.</summary>
+    public const uint SegMax = QueueSize - 2;
+    public const uint MaxDiscardSectors = 1u << 22, MaxWriteZeroesSectors = 1u << 22;
+    public const uint MaxDiscardSegments = 32, MaxWriteZeroesSegments = 32;
+    private const int ChunkBytes = 1 << 20; // guest buffers are mapped into spans at most this big
+
+    private readonly IBlockImage _image;
+    private readonly byte[] _id = new byte[IdBytes];
+    private readonly ILogger _log;
+    private readonly ChainHandler _handler;
+    private VirtioDeviceContext? _context;
+
+    /// <param name="image">The disk; opened read-only or <paramref name="readOnly"/> makes the device read-only.</param>
+    /// <param name="serial">What GET_ID returns: up to 20 ASCII characters.</param>
+    public VirtioBlk(IBlockImage image, string? serial = null, bool readOnly = false, ILogger? logger = null)
+    {
+        _image = image;
+        ReadOnly = readOnly || image.IsReadOnly;
+        _log = logger ?? NullLogger.Instance;
+        if (serial is not null)
+        {
+            if (serial.Length > IdBytes || !Ascii.IsValid(serial))
+                throw new ConfigurationException($"virtio-blk serial '{serial}' must be at most {IdBytes} ASCII characters");
+            Encoding.ASCII.GetBytes(serial, _id);
+        }
+        _handler = Serve;
+    }
+
+    public bool ReadOnly { get; }
+    public uint DeviceId => 2;
+    public int QueueCount => 1;
+    public ushort MaxQueueSize(int queue) => QueueSize;
+    public int ConfigSize => ConfigBytes;
+
+    public ulong Features
+    {
+        get
+        {
+            ulong f = VirtioFeatures.Common | 1UL << FeatureSegMax | 1UL << FeatureBlkSize | 1UL << FeatureFlush;
+            if (ReadOnly) f |= 1UL << FeatureRo;
+            else f |= 1UL << FeatureDiscard | 1UL << FeatureWriteZeroes;
+            return f;
+        }
+    }
+
+    private ulong CapacitySectors => (ulong)_image.Size / SectorSize;
+
+    public void ReadConfig(int offset, Span<byte> data)
+    {
+        Span<byte> c = stackalloc byte[ConfigBytes];
+        c.Clear();
+        BinaryPrimitives.WriteUInt64LittleEndian(c, CapacitySectors);
+        BinaryPrimitives.WriteUInt32LittleEndian(c[12..], SegMax);
+        BinaryPrimitives.WriteUInt32LittleEndian(c[20..], SectorSize);
+        BinaryPrimitives.WriteUInt16LittleEndian(c[34..], 1); // num_queues
+        BinaryPrimitives.WriteUInt32LittleEndian(c[36..], MaxDiscardSectors);
+        BinaryPrimitives.WriteUInt32LittleEndian(c[40..], MaxDiscardSegments);
+        BinaryPrimitives.WriteUInt32LittleEndian(c[44..], 1); // discard_sector_alignment
+        BinaryPrimitives.WriteUInt32LittleEndian(c[48..], MaxWriteZeroesSectors);
+        BinaryPrimitives.WriteUInt32LittleEndian(c[52..], MaxWriteZeroesSegments);
+        c[56] = 1; // write_zeroes_may_unmap
+        c.Slice(offset, data.Length).CopyTo(data);
+    }
+
+    public void WriteConfig(int offset, ReadOnlySpan<byte> data) { } // nothing writable without CONFIG_WCE
+
+    public void Activate(VirtioDeviceContext context) => _context = context;
+    public void Reset() => _context = null;
+
+    public void QueueNotify(int queue)
+    {
+        if (_context is { } c) c.Drain(c.Queues[queue], _handler);
+    }
+
+    private uint Serve(DescriptorChain chain)
+    {
+        var memory = _context!.Memory;
+        var writable = chain.Writable;
+        if (writable.IsEmpty)
+            throw new VirtioProtocolException($"virtio-blk: request at descriptor {chain.Head} has no device-writable byte for its status");
+        var last = writable[^1];
+        ulong statusAddress = last.Address + last.Length - 1;
+        ulong dataIn = chain.WritableLength - 1;
+        uint written = 0;
+        byte status;
+        Span<byte> header = stackalloc byte[HeaderBytes];
+        if (chain.ReadFrom(0, header) < HeaderBytes)
+            status = StatusIoErr;
+        else
+        {
+            uint type = BinaryPrimitives.ReadUInt32LittleEndian(header);
+            ulong sector = BinaryPrimitives.ReadUInt64LittleEndian(header[8..]);
+            try
+            {
+                status = type switch
+                {
+                    TypeIn => ReadRequest(chain, sector, dataIn, ref written),
+                    TypeOut => WriteRequest(chain, sector),
+                    TypeFlush => Flush(),
+                    TypeGetId => GetId(chain, dataIn, ref written),
+                    TypeDiscard or TypeWriteZeroes => RangeRequest(chain, type),
+                    _ => StatusUnsupported,
+                };
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException or ObjectDisposedException)
+            {
+                _log.LogError(e, "virtio-blk: request type {Type} at sector {Sector} of {Image} failed: {Message}", type, sector, _image.Path, e.Message);
+                status = StatusIoErr;
+            }
+        }
+        memory.Write(statusAddress, status); // last, after the data
+        return written + 1;
+    }
+
+    private bool InRange(ulong sector, ulong sectors)
+    {
+        ulong capacity = CapacitySectors;
+        return sector <= capacity && sectors <= capacity - sector;
+    }
+
+    private byte ReadRequest(DescriptorChain chain, ulong sector, ulong length, ref uint written)
+    {
+        if (length % SectorSize != 0 || !InRange(sector, length / SectorSize)) return StatusIoErr;
+        var memory = _context!.Memory;
+        long offset = (long)(sector * SectorSize);
+        ulong remaining = length;
+        foreach (var d in chain.Writable)
+        {
+            ulong n = Math.Min(d.Length, remaining);
+            for (ulong done = 0; done < n;)
+            {
+                int chunk = (int)Math.Min(n - done, ChunkBytes);
+                _image.Read(offset, memory.GetWritableSpan(d.Address + done, chunk));
+                offset += chunk;
+                done += (ulong)chunk;
+            }
+            remaining -= n;
+            if (remaining == 0) break;
+        }
+        written = (uint)length;
+        return StatusOk;
+    }
+
+    private byte WriteRequest(DescriptorChain chain, ulong sector)
+    {
+        if (ReadOnly) return StatusIoErr;
+        ulong length = chain.ReadableLength - HeaderBytes;
+        if (length % SectorSize != 0 || !InRange(sector, length / SectorSize)) return StatusIoErr;
+        var memory = _context!.Memory;
+        long offset = (long)(sector * SectorSize);
+        ulong skip = HeaderBytes;
+        foreach (var d in chain.Readable)
+        {
+            if (skip >= d.Length) { skip -= d.Length; continue; }
+            ulong n = d.Length - skip;
+            for (ulong done = 0; done < n;)
+            {
+                int chunk = (int)Math.Min(n - done, ChunkBytes);
+                _image.Write(offset, memory.GetReadOnlySpan(d.Address + skip + done, chunk));
+                offset += chunk;
+                done += (ulong)chunk;
+            }
+            skip = 0;
+        }
+        return StatusOk;
+    }
+
+    private byte Flush()
+    {
+        if (!ReadOnly) _image.Flush();
+        return StatusOk;
+    }
+
+    private byte GetId(DescriptorChain chain, ulong dataIn, ref uint written)
+    {
+        int n = (int)Math.Min(dataIn, IdBytes);
+        written = (uint)chain.WriteTo(0, _id.AsSpan(0, n));
+        return StatusOk;
+    }
+
+    private byte RangeRequest(DescriptorChain chain, uint type)
+    {
+        bool discard = type == TypeDiscard;
+        if (!_context!.HasFeature(discard ? FeatureDiscard : FeatureWriteZeroes)) return StatusUnsupported;
+        if (ReadOnly) return StatusIoErr;
+        ulong bytes = chain.ReadableLength - HeaderBytes;
+        uint maxSegments = discard ? MaxDiscardSegments : MaxWriteZeroesSegments;
+        uint maxSectors = discard ? MaxDiscardSectors : MaxWriteZeroesSectors;
+        if (bytes == 0 || bytes % SegmentBytes != 0 || bytes / SegmentBytes > maxSegments) return StatusIoErr;
+        Span<byte> seg = stackalloc byte[SegmentBytes];
+        int count = (int)(bytes / SegmentBytes);
+        // Check every segment before touching the disk, so a bad one leaves it unchanged.
+        for (int pass = 0; pass < 2; pass++)
+        {
+            for (int i = 0; i < count; i++)
+            {
+                chain.ReadFrom(HeaderBytes + (ulong)i * SegmentBytes, seg);
+                ulong sector = BinaryPrimitives.ReadUInt64LittleEndian(seg);
+                uint sectors = BinaryPrimitives.ReadUInt32LittleEndian(seg[8..]);
+                uint flags = BinaryPrimitives.ReadUInt32LittleEndian(seg[12..]);
+                if (pass == 0)
+                {
+                    if ((flags & ~(discard ? 0u : SegmentFlagUnmap)) != 0) return StatusUnsupported;
+                    if (sectors > maxSectors || !InRange(sector, sectors)) return StatusIoErr;
+                    continue;
+                }
+                long offset = (long)(sector * SectorSize), length = (long)sectors * SectorSize;
+                if (discard) _image.Discard(offset, length);
+                else _image.WriteZeroes(offset, length, (flags & SegmentFlagUnmap) != 0);
+            }
+        }
+        return StatusOk;
+    }
+}
