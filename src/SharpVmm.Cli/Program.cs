@@ -39,6 +39,7 @@ public static class Program
         var guest = Guest.GuestCommand.Create();
         guest.Add(Demo.HelloCommand.Create());
         root.Add(guest);
+        root.Add(Qmp.QmpCommand.Create());
         return root;
     }
 

@@ -6,6 +6,7 @@ using SharpVmm.Boot.Linux;
 using SharpVmm.Core;
 using SharpVmm.Machine.Build;
 using SharpVmm.Machine.Config;
+using SharpVmm.Monitor.Server;
 
 namespace SharpVmm.Cli.Run;
 
@@ -24,11 +25,12 @@ public static class RunCommand
         var flat = new Option<string?>("--flat") { Description = "Raw binary loaded at a guest-physical address, e.g. hello.bin@0x1000", HelpName = "FILE@ADDR" };
         var entry = new Option<string>("--entry-mode") { Description = "CPU mode a --flat binary starts in", DefaultValueFactory = _ => "real", HelpName = "real|protected|long" };
         entry.AcceptOnlyFromAmong("real", "protected", "long");
+        var qmp = new Option<string?>("--qmp") { Description = "QMP monitor: unix:PATH or tcp:127.0.0.1:PORT (loopback only)", HelpName = "unix:PATH|tcp:HOST:PORT" };
         var serial = new Option<string>("--serial") { Description = "Where COM1 goes: stdio, file:PATH, unix:PATH (we listen) or none", DefaultValueFactory = _ => "stdio", HelpName = "stdio|file:PATH|unix:PATH" };
 
         var cmd = new Command("run", "Boot a guest and run it until it powers off; the exit code is the guest's (debug-exit port) or 0.")
         {
-            accel, memory, cpus, kernel, initrd, append, flat, entry, serial,
+            accel, memory, cpus, kernel, initrd, append, flat, entry, serial, qmp,
         };
         cmd.SetAction(pr =>
         {
@@ -45,12 +47,12 @@ public static class RunCommand
             };
             if (config.Kernel is null && config.Flat is null && config.Initrd is null && config.Append is null)
                 config = DefaultGuest.Apply(config);
-            return Execute(config);
+            return Execute(config, pr.GetValue(qmp));
         });
         return cmd;
     }
 
-    public static int Execute(VmConfig config)
+    public static int Execute(VmConfig config, string? qmpAddress = null)
     {
         using var loggers = Logging.CreateFactory();
         string? choice = null;
@@ -65,6 +67,9 @@ public static class RunCommand
         // Said only once the VM exists, so a bad option still yields exactly one line on stderr.
         if (choice is not null) Console.Error.WriteLine(choice);
         vm.ConsoleQuitRequested(() => Task.Run(vm.Stop));
+        // Declared after the VM so it is disposed first: clients get their last replies and events.
+        using var monitor = qmpAddress is null ? null
+            : QmpServer.Start(vm, qmpAddress, new QmpServerOptions { Logger = loggers.CreateLogger("SharpVmm.Qmp") });
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, ctx => { ctx.Cancel = true; vm.Stop(); });
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => { ctx.Cancel = true; vm.Stop(); });
         vm.Start();
