@@ -88,13 +88,13 @@ public sealed class RawImage : IBlockImage
         ImageFile.CheckRange(this, offset, length);
         length = Math.Min(length, Size - offset);
         var data = Native.SeekData(_fh, offset);
-        if (data < 0 || data == offset)
+        if (data == -1 || data == offset)
         {
             var hole = data < 0 ? -1 : Native.SeekHole(_fh, offset);
             var len = hole > offset ? Math.Min(length, hole - offset) : length;
             return new BlockStatus(offset, len, BlockStatusFlags.Present | BlockStatusFlags.Data | BlockStatusFlags.OffsetValid, offset, 0, Path);
         }
-        // A hole reads as zeroes; data == -1 with ENXIO means a hole up to EOF.
+        // A hole reads as zeroes; -2 (ENXIO) means a hole up to EOF.
         var end = data > offset ? Math.Min(length, data - offset) : length;
         return new BlockStatus(offset, end, BlockStatusFlags.Present | BlockStatusFlags.Zero | BlockStatusFlags.OffsetValid, offset, 0, Path);
     }
