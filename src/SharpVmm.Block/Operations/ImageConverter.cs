@@ -7,8 +7,11 @@ public sealed record ConvertOptions
     public string OutputFormat { get; init; } = "raw";
     public CreateOptions Create { get; init; } = new();
     public bool Compress { get; init; }
-    /// <summary>Worker threads reading (and compressing) chunks; writes stay in guest order so the output is not fragmented.</summary>
-    public int Workers { get; init; } = Math.Clamp(Environment.ProcessorCount, 1, 8);
+    /// <summary>
+    /// Worker threads reading (and compressing) chunks; writes stay in guest order so the output is not fragmented.
+    /// 0 = automatic: 8 when compressing (qemu-img also keeps 8 requests in flight), else one per CPU (2..8).
+    /// </summary>
+    public int Workers { get; init; }
     public Action<double>? Progress { get; init; }
     /// <summary>Wait for the disk at the end (qemu-img convert -t writeback); off by default, as in qemu-img (-t unsafe).</summary>
     public bool Durable { get; init; }
@@ -43,7 +46,7 @@ public static class ImageConverter
         var gate = new object();
         Exception? failure = null;
         var done = 0L;
-        var workers = Math.Max(1, options.Workers);
+        var workers = options.Workers > 0 ? options.Workers : options.Compress ? 8 : Math.Clamp(Environment.ProcessorCount, 2, 8);
         var threads = new Thread[workers];
         for (var w = 0; w < workers; w++)
         {

@@ -490,6 +490,7 @@ public sealed partial class Qcow2Image
     public int CompressCluster(ReadOnlySpan<byte> cluster, Span<byte> dst)
     {
         if (_cb <= 9 || cluster.Length > _cs) return -1;
+        if (LooksRandom(cluster)) return -1;
         var src = ImageFile.Rent(_cs);
         try
         {
@@ -499,6 +500,22 @@ public sealed partial class Qcow2Image
             return len > 0 && len < _cs - 512 ? len : -1;
         }
         finally { ImageFile.Return(src); }
+    }
+
+    /// <summary>
+    /// True when the byte histogram is so flat (entropy ≥ 7.99 bits/byte) that deflate or zstd could not save the
+    /// 512 bytes a compressed cluster must save; the cluster would be stored plainly anyway, so skip the attempt.
+    /// </summary>
+    private static bool LooksRandom(ReadOnlySpan<byte> data)
+    {
+        if (data.Length < 4096) return false;
+        Span<int> hist = stackalloc int[256];
+        hist.Clear();
+        foreach (var b in data) hist[b]++;
+        double h = 0, n = data.Length;
+        foreach (var c in hist)
+            if (c > 0) { var p = c / n; h -= p * Math.Log2(p); }
+        return h >= 7.99;
     }
 
     /// <summary>
