@@ -14,4 +14,6 @@ public sealed record CreateOptions
     /// <summary>"zlib" or "zstd".</summary>
     public string CompressionType { get; init; } = "zlib";
     public bool ExtendedL2 { get; init; }
+    /// <summary>Open the created image with <see cref="ImageOpenOptions.IgnoreFlushes"/>.</summary>
+    public bool IgnoreFlushes { get; init; }
 }

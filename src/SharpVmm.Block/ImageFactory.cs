@@ -48,7 +48,7 @@ public static class ImageFactory
         switch (format)
         {
             case "raw":
-                return RawImage.Open(path, o.ReadOnly || depth > 0);
+                return RawImage.Open(path, o.ReadOnly || depth > 0, o.IgnoreFlushes);
             case "qcow2":
                 break;
             default:
@@ -105,7 +105,7 @@ public static class ImageFactory
         if (size < 0) throw new BlockImageException("the image size must not be negative");
         return format switch
         {
-            "raw" => RawImage.Create(path, size, options.Preallocation),
+            "raw" => RawImage.Create(path, size, options.Preallocation, options.IgnoreFlushes),
             "qcow2" => Qcow2Creator.Create(path, size, options),
             _ => throw new BlockImageException($"unknown image format '{format}' (use raw or qcow2)"),
         };

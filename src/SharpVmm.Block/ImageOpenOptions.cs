@@ -11,5 +11,7 @@ public sealed record ImageOpenOptions
     public int L2CacheBytes { get; init; } = 64 << 20;
     /// <summary>Opened for check -r: the corrupt and dirty bits do not block the open.</summary>
     internal bool Repairing { get; init; }
+    /// <summary>qemu's cache=unsafe: flushes return at once. For throw-away outputs (convert) that are redone after a crash.</summary>
+    public bool IgnoreFlushes { get; init; }
     public int MaxChainDepth { get; init; } = 64;
 }

@@ -48,14 +48,19 @@ internal static partial class Native
         catch (EntryPointNotFoundException) { return false; }
     }
 
-    /// <summary>Start of the next data at or after offset, or -1 when the filesystem cannot say.</summary>
+    /// <summary>Start of the next data at or after offset; -2 when only a hole follows (ENXIO); -1 when the filesystem cannot say.</summary>
     public static long SeekData(SafeFileHandle fd, long offset) => Seek(fd, offset, SEEK_DATA);
     public static long SeekHole(SafeFileHandle fd, long offset) => Seek(fd, offset, SEEK_HOLE);
 
     private static long Seek(SafeFileHandle fd, long offset, int whence)
     {
         if (!OperatingSystem.IsLinux() || !RuntimeInformation.ProcessArchitecture.Equals(Architecture.X64)) return -1;
-        try { return lseek(fd, offset, whence); }
+        try
+        {
+            var r = lseek(fd, offset, whence);
+            if (r < 0 && Marshal.GetLastPInvokeError() == 6 /* ENXIO */) return -2;
+            return r;
+        }
         catch (EntryPointNotFoundException) { return -1; }
     }
 

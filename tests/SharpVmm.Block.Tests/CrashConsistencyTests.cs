@@ -10,11 +10,11 @@ namespace SharpVmm.Block.Tests;
 /// </summary>
 public class CrashConsistencyTests
 {
-    public static TheoryData<int, int> Configs() => new() { { 65536, 16 }, { 512, 64 }, { 4096, 1 } };
+    public static TheoryData<int, int, bool> Configs() => new() { { 65536, 16, false }, { 512, 64, false }, { 4096, 1, false }, { 65536, 16, true } };
 
     [Theory]
     [MemberData(nameof(Configs))]
-    public void Killed_writer_leaves_a_consistent_image_with_all_flushed_data(int clusterSize, int refcountBits)
+    public void Killed_writer_leaves_a_consistent_image_with_all_flushed_data(int clusterSize, int refcountBits, bool lazyRefcounts)
     {
         var writer = Path.Combine(AppContext.BaseDirectory, "CrashWriter.dll");
         Assert.True(File.Exists(writer), $"{writer} was not built");
@@ -22,12 +22,12 @@ public class CrashConsistencyTests
         var killedMidway = 0;
         for (var round = 0; round < 3; round++)
         {
-            var seed = clusterSize + refcountBits * 1000 + round;
+            var seed = clusterSize + refcountBits * 1000 + round + (lazyRefcounts ? 77 : 0);
             var path = dir[$"crash{round}.qcow2"];
             const long size = 32 << 20;
-            using (ImageFactory.Create(path, "qcow2", size, new CreateOptions { ClusterSize = clusterSize, RefcountBits = refcountBits })) { }
+            using (ImageFactory.Create(path, "qcow2", size, new CreateOptions { ClusterSize = clusterSize, RefcountBits = refcountBits, LazyRefcounts = lazyRefcounts })) { }
             var flushed = RunAndKill(writer, path, seed, new Random(seed).Next(5, 400));
-            var context = $"seed {seed}, cluster {clusterSize}, refcount_bits {refcountBits}, {flushed} writes flushed";
+            var context = $"seed {seed}, cluster {clusterSize}, refcount_bits {refcountBits}, lazy {lazyRefcounts}, {flushed} writes flushed";
             Assert.True(flushed > 0, $"{context}: the writer never flushed");
 
             var check = ImageCheck.Run(path, CheckRepair.None);

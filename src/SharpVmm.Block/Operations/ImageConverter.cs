@@ -7,9 +7,14 @@ public sealed record ConvertOptions
     public string OutputFormat { get; init; } = "raw";
     public CreateOptions Create { get; init; } = new();
     public bool Compress { get; init; }
-    /// <summary>Worker threads reading (and compressing) chunks; writes stay in guest order so the output is not fragmented.</summary>
-    public int Workers { get; init; } = Math.Clamp(Environment.ProcessorCount, 1, 8);
+    /// <summary>
+    /// Worker threads reading (and compressing) chunks; writes stay in guest order so the output is not fragmented.
+    /// 0 = automatic: 8 when compressing (qemu-img also keeps 8 requests in flight), else one per CPU (2..8).
+    /// </summary>
+    public int Workers { get; init; }
     public Action<double>? Progress { get; init; }
+    /// <summary>Wait for the disk at the end (qemu-img convert -t writeback); off by default, as in qemu-img (-t unsafe).</summary>
+    public bool Durable { get; init; }
 }
 
 /// <summary>
@@ -22,7 +27,7 @@ public static class ImageConverter
 
     public static void Convert(IBlockImage source, string outputPath, ConvertOptions options)
     {
-        using var target = ImageFactory.Create(outputPath, options.OutputFormat, source.Size, options.Create);
+        using var target = ImageFactory.Create(outputPath, options.OutputFormat, source.Size, options.Create with { IgnoreFlushes = !options.Durable });
         if (options.Compress && target is not Qcow2Image)
             throw new BlockImageException("compression (-c) needs the qcow2 output format");
         Copy(source, target, options);
@@ -41,13 +46,16 @@ public static class ImageConverter
         var gate = new object();
         Exception? failure = null;
         var done = 0L;
-        var workers = Math.Max(1, options.Workers);
+        var workers = options.Workers > 0 ? options.Workers : options.Compress ? 8 : Math.Clamp(Environment.ProcessorCount, 2, 8);
         var threads = new Thread[workers];
         for (var w = 0; w < workers; w++)
         {
             threads[w] = new Thread(() =>
             {
                 var buf = new byte[chunk];
+                var q = target as Qcow2Image;
+                var packed = options.Compress && q != null ? new byte[chunk + (chunk / q.ClusterSize + 1) * q.ClusterSize] : null;
+                var lengths = options.Compress && q != null ? new int[chunk / q.ClusterSize + 1] : null;
                 while (Volatile.Read(ref failure) == null)
                 {
                     var i = Interlocked.Increment(ref next);
@@ -57,12 +65,14 @@ public static class ImageConverter
                     try
                     {
                         var data = ReadNonZero(source, off, buf.AsSpan(0, len));
+                        // Compression is the expensive part: do it here, in parallel, before waiting for our turn.
+                        if (data && packed != null) Compress(q!, buf.AsSpan(0, len), packed, lengths!);
                         lock (gate)
                         {
                             while (turn != i && failure == null) Monitor.Wait(gate);
                         }
                         if (failure != null) return;
-                        if (data) WriteChunk(target, off, buf.AsSpan(0, len), options.Compress);
+                        if (data) WriteChunk(target, off, buf.AsSpan(0, len), packed, lengths);
                         lock (gate)
                         {
                             turn++;
@@ -110,8 +120,19 @@ public static class ImageConverter
         return any;
     }
 
-    private static void WriteChunk(IBlockImage target, long off, ReadOnlySpan<byte> data, bool compress)
+    private static void Compress(Qcow2Image q, ReadOnlySpan<byte> data, byte[] packed, int[] lengths)
     {
+        var cs = q.ClusterSize;
+        for (int pos = 0, i = 0; pos < data.Length; pos += cs, i++)
+        {
+            var n = Math.Min(cs, data.Length - pos);
+            lengths[i] = data.Slice(pos, n).IndexOfAnyExcept((byte)0) < 0 ? 0 : q.CompressCluster(data.Slice(pos, n), packed.AsSpan(i * cs, cs));
+        }
+    }
+
+    private static void WriteChunk(IBlockImage target, long off, ReadOnlySpan<byte> data, byte[]? packed, int[]? lengths)
+    {
+        var compress = packed != null;
         var unit = target is Qcow2Image q ? q.ClusterSize : 4096;
         // Write only the units that hold non-zero bytes; zero units stay unallocated in the fresh target.
         var pos = 0;
@@ -121,7 +142,8 @@ public static class ImageConverter
             if (data.Slice(pos, n).IndexOfAnyExcept((byte)0) < 0) { pos += n; continue; }
             if (compress)
             {
-                ((Qcow2Image)target).WriteCompressed(off + pos, data.Slice(pos, n));
+                var i = pos / unit;
+                ((Qcow2Image)target).WriteCompressed(off + pos, data.Slice(pos, n), packed.AsSpan(i * unit, Math.Max(0, lengths![i])));
                 pos += n;
                 continue;
             }

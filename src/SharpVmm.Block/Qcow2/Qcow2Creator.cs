@@ -61,14 +61,14 @@ internal static class Qcow2Creator
         {
             throw new BlockImageException($"cannot create '{path}': {e.Message}", e);
         }
-        var img = ImageFactory.OpenQcow2(path, new ImageOpenOptions { Format = "qcow2", OpenBacking = false });
+        var img = ImageFactory.OpenQcow2(path, new ImageOpenOptions { Format = "qcow2", OpenBacking = false, IgnoreFlushes = o.IgnoreFlushes });
         try
         {
             img.Resize(size, false);
             if (o.Preallocation != Preallocation.Off) img.Preallocate(o.Preallocation);
         }
         finally { img.Dispose(); }
-        return ImageFactory.Open(path, new ImageOpenOptions { Format = "qcow2" });
+        return ImageFactory.Open(path, new ImageOpenOptions { Format = "qcow2", IgnoreFlushes = o.IgnoreFlushes });
     }
 
     private static void SetRef(Span<byte> block, int i, int bits)

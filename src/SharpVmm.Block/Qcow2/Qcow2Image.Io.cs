@@ -241,34 +241,21 @@ public sealed partial class Qcow2Image
             var firstOld = ReadL2(t.Data, l2i);
             var lastOld = ReadL2(t.Data, l2i + got - 1);
             var tailOff = (int)(end & _csMask);
-            var buf = (inOff != 0 || tailOff != 0) ? ImageFile.Rent(_cs) : null;
-            try
+            var fileLength = RandomAccess.GetLength(_fh);
+            if (hostStart >= fileLength && ReadsAsZero(ci, firstOld) && ReadsAsZero(ci + got - 1, lastOld))
             {
-                var written = 0;
-                if (inOff != 0 || (got == 1 && tailOff != 0))
-                {
-                    // Head cluster only partly written: merge with its old contents.
-                    ReadOldCluster(ci, firstOld, buf!);
-                    var n = Math.Min(len, _cs - inOff);
-                    data[..n].CopyTo(buf.AsSpan(inOff));
-                    RandomAccess.Write(_fh, buf.AsSpan(0, _cs), hostStart);
-                    written = n;
-                }
-                var fullEnd = tailOff != 0 ? len - tailOff : len;
-                if (fullEnd > written)
-                {
-                    RandomAccess.Write(_fh, data[written..fullEnd], hostStart + inOff + written);
-                    written = fullEnd;
-                }
-                if (written < len)
-                {
-                    var lastCi = ci + got - 1;
-                    ReadOldCluster(lastCi, lastOld, buf!);
-                    data[written..len].CopyTo(buf);
-                    RandomAccess.Write(_fh, buf.AsSpan(0, _cs), (long)(got - 1) * _cs + hostStart);
-                }
+                // Fresh space past the end of the file already reads as zero: write only the data and extend the
+                // file over the rest of the run (sparse), instead of writing the zero parts of the clusters.
+                RandomAccess.Write(_fh, data[..len], hostStart + inOff);
+                var runEnd = hostStart + ((long)got << _cb);
+                if (RandomAccess.GetLength(_fh) < runEnd) RandomAccess.SetLength(_fh, runEnd);
             }
-            finally { if (buf != null) ImageFile.Return(buf); }
+            else
+            {
+                var buf = (inOff != 0 || tailOff != 0) ? ImageFile.Rent(_cs) : null;
+                try { WriteWithCopy(ci, got, hostStart, inOff, tailOff, len, firstOld, lastOld, data, buf); }
+                finally { if (buf != null) ImageFile.Return(buf); }
+            }
             for (var j = 0; j < got; j++)
             {
                 var old = ReadL2(t.Data, l2i + j);
@@ -279,6 +266,41 @@ public sealed partial class Qcow2Image
             pos += len;
             data = data[len..];
         }
+    }
+
+    private void WriteWithCopy(long ci, int got, long hostStart, int inOff, int tailOff, int len, ulong firstOld, ulong lastOld, ReadOnlySpan<byte> data, byte[]? buf)
+    {
+        var written = 0;
+        if (inOff != 0 || (got == 1 && tailOff != 0))
+        {
+            // Head cluster only partly written: merge with its old contents.
+            ReadOldCluster(ci, firstOld, buf!);
+            var n = Math.Min(len, _cs - inOff);
+            data[..n].CopyTo(buf.AsSpan(inOff));
+            RandomAccess.Write(_fh, buf.AsSpan(0, _cs), hostStart);
+            written = n;
+        }
+        var fullEnd = tailOff != 0 ? len - tailOff : len;
+        if (fullEnd > written)
+        {
+            RandomAccess.Write(_fh, data[written..fullEnd], hostStart + inOff + written);
+            written = fullEnd;
+        }
+        if (written < len)
+        {
+            ReadOldCluster(ci + got - 1, lastOld, buf!);
+            data[written..len].CopyTo(buf);
+            RandomAccess.Write(_fh, buf.AsSpan(0, _cs), (long)(got - 1) * _cs + hostStart);
+        }
+    }
+
+    /// <summary>Would the guest cluster read as zero with this (old) L2 entry?</summary>
+    private bool ReadsAsZero(long ci, ulong e)
+    {
+        var k = Classify(e, ci);
+        if (k == Kind.Zero) return true;
+        if (k != Kind.Unallocated) return false;
+        return Backing == null || (ci << _cb) >= Backing.Size;
     }
 
     /// <summary>The current contents of a guest cluster given its (old) L2 entry: for copy-on-write.</summary>
@@ -461,40 +483,70 @@ public sealed partial class Qcow2Image
     }
 
     /// <summary>
+    /// Compresses one guest cluster into dst (at least ClusterSize bytes); returns the length, or -1 when it does not
+    /// save at least a sector (then the cluster is stored plainly). Thread-safe and lock-free, so callers can
+    /// compress in parallel and store in order.
+    /// </summary>
+    public int CompressCluster(ReadOnlySpan<byte> cluster, Span<byte> dst)
+    {
+        if (_cb <= 9 || cluster.Length > _cs) return -1;
+        if (LooksRandom(cluster)) return -1;
+        var src = ImageFile.Rent(_cs);
+        try
+        {
+            cluster.CopyTo(src);
+            Array.Clear(src, cluster.Length, _cs - cluster.Length);
+            var len = Qcow2Compression.Compress(src.AsSpan(0, _cs), dst[..(_cs - 512)], Header.IsZstd);
+            return len > 0 && len < _cs - 512 ? len : -1;
+        }
+        finally { ImageFile.Return(src); }
+    }
+
+    /// <summary>
+    /// True when the byte histogram is so flat (entropy ≥ 7.99 bits/byte) that deflate or zstd could not save the
+    /// 512 bytes a compressed cluster must save; the cluster would be stored plainly anyway, so skip the attempt.
+    /// </summary>
+    private static bool LooksRandom(ReadOnlySpan<byte> data)
+    {
+        if (data.Length < 4096) return false;
+        Span<int> hist = stackalloc int[256];
+        hist.Clear();
+        foreach (var b in data) hist[b]++;
+        double h = 0, n = data.Length;
+        foreach (var c in hist)
+            if (c > 0) { var p = c / n; h -= p * Math.Log2(p); }
+        return h >= 7.99;
+    }
+
+    /// <summary>
     /// Stores one whole guest cluster compressed (qemu-img convert -c). Falls back to a plain write when the data does
     /// not compress. The guest range must be cluster-aligned; the last cluster may be short.
     /// </summary>
     public void WriteCompressed(long offset, ReadOnlySpan<byte> cluster)
     {
+        var dst = ImageFile.Rent(_cs);
+        try { WriteCompressed(offset, cluster, dst.AsSpan(0, Math.Max(0, CompressCluster(cluster, dst)))); }
+        finally { ImageFile.Return(dst); }
+    }
+
+    /// <summary>Stores a cluster already compressed by <see cref="CompressCluster"/>; an empty compressed span means "store plainly".</summary>
+    public void WriteCompressed(long offset, ReadOnlySpan<byte> cluster, ReadOnlySpan<byte> compressed)
+    {
         ImageFile.CheckWritable(this);
         if ((offset & _csMask) != 0 || cluster.Length > _cs || (cluster.Length < _cs && offset + cluster.Length != Size))
             throw new ArgumentException("compressed writes cover exactly one cluster");
         ImageFile.CheckRange(this, offset, cluster.Length);
-        var src = ImageFile.Rent(_cs);
-        var dst = ImageFile.Rent(_cs);
+        if (compressed.Length == 0)
+        {
+            Write(offset, cluster);
+            return;
+        }
+        _rw.EnterWriteLock();
         try
         {
-            cluster.CopyTo(src);
-            Array.Clear(src, cluster.Length, _cs - cluster.Length);
-            // Worth it only if at least one sector is saved.
-            var len = Qcow2Compression.Compress(src.AsSpan(0, _cs), dst.AsSpan(0, _cs - 512 > 0 ? _cs - 512 : _cs), Header.IsZstd);
-            if (len <= 0 || len >= _cs - 512 || _cb <= 9)
-            {
-                Write(offset, cluster);
-                return;
-            }
-            _rw.EnterWriteLock();
-            try
-            {
-                lock (_lock) StoreCompressed(offset >> _cb, dst.AsSpan(0, len));
-            }
-            finally { _rw.ExitWriteLock(); }
+            lock (_lock) StoreCompressed(offset >> _cb, compressed);
         }
-        finally
-        {
-            ImageFile.Return(src);
-            ImageFile.Return(dst);
-        }
+        finally { _rw.ExitWriteLock(); }
     }
 
     private void StoreCompressed(long ci, ReadOnlySpan<byte> data)

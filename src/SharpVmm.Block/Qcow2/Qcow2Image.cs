@@ -41,6 +41,7 @@ public sealed partial class Qcow2Image : IBlockImage
     private long _compressedCursor;
     private long _size;
     private bool _dirtyMarked;
+    private readonly bool _ignoreFlushes;
     private bool _disposed;
     private long _czEntry = -1;
     private byte[]? _czData;
@@ -82,6 +83,7 @@ public sealed partial class Qcow2Image : IBlockImage
         _rbBits = _cb + 3 - _refOrder;
         _refMax = _refOrder == 6 ? ulong.MaxValue : (1UL << (1 << _refOrder)) - 1;
         _size = h.Size;
+        _ignoreFlushes = options.IgnoreFlushes;
         _endCluster = (RandomAccess.GetLength(fh) + _csMask) >> _cb;
 
         _l1 = ReadTable(h.L1TableOffset, h.L1Size, "L1 table");
@@ -139,7 +141,14 @@ public sealed partial class Qcow2Image : IBlockImage
     internal long EndCluster { get => _endCluster; set => _endCluster = value; }
     internal int RefcountBlockBits => _rbBits;
 
-    internal void Sync() => Native.DataSync(_fh);
+    /// <summary>
+    /// fdatasync, unless the image was opened with <see cref="ImageOpenOptions.IgnoreFlushes"/> (qemu's cache=unsafe,
+    /// qemu-img convert's default): then ordering between writes is kept but nothing waits for the disk.
+    /// </summary>
+    internal void Sync()
+    {
+        if (!_ignoreFlushes) Native.DataSync(_fh);
+    }
 
     internal void WriteHeaderField(int offset, ulong value)
     {

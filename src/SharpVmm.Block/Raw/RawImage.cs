@@ -8,21 +8,24 @@ public sealed class RawImage : IBlockImage
     private readonly SafeFileHandle _fh;
     private long _size;
 
-    private RawImage(string path, SafeFileHandle fh, bool readOnly)
+    private readonly bool _ignoreFlushes;
+
+    private RawImage(string path, SafeFileHandle fh, bool readOnly, bool ignoreFlushes = false)
     {
         Path = path;
         _fh = fh;
         IsReadOnly = readOnly;
+        _ignoreFlushes = ignoreFlushes;
         _size = RandomAccess.GetLength(fh);
     }
 
-    public static RawImage Open(string path, bool readOnly)
+    public static RawImage Open(string path, bool readOnly, bool ignoreFlushes = false)
     {
         try
         {
             var fh = File.OpenHandle(path, FileMode.Open, readOnly ? FileAccess.Read : FileAccess.ReadWrite,
                 readOnly ? FileShare.ReadWrite : FileShare.Read);
-            return new RawImage(path, fh, readOnly);
+            return new RawImage(path, fh, readOnly, ignoreFlushes);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -30,14 +33,14 @@ public sealed class RawImage : IBlockImage
         }
     }
 
-    public static RawImage Create(string path, long size, Preallocation prealloc = Preallocation.Off)
+    public static RawImage Create(string path, long size, Preallocation prealloc = Preallocation.Off, bool ignoreFlushes = false)
     {
         using (var fh = File.OpenHandle(path, FileMode.Create, FileAccess.ReadWrite, FileShare.None))
         {
             RandomAccess.SetLength(fh, size);
             ImageFile.Preallocate(fh, 0, size, prealloc);
         }
-        return Open(path, readOnly: false);
+        return Open(path, readOnly: false, ignoreFlushes);
     }
 
     public string Path { get; }
@@ -77,7 +80,7 @@ public sealed class RawImage : IBlockImage
 
     public void Flush()
     {
-        if (!IsReadOnly) Native.DataSync(_fh);
+        if (!IsReadOnly && !_ignoreFlushes) Native.DataSync(_fh);
     }
 
     public BlockStatus GetStatus(long offset, long length)
@@ -85,13 +88,13 @@ public sealed class RawImage : IBlockImage
         ImageFile.CheckRange(this, offset, length);
         length = Math.Min(length, Size - offset);
         var data = Native.SeekData(_fh, offset);
-        if (data < 0 || data == offset)
+        if (data == -1 || data == offset)
         {
             var hole = data < 0 ? -1 : Native.SeekHole(_fh, offset);
             var len = hole > offset ? Math.Min(length, hole - offset) : length;
             return new BlockStatus(offset, len, BlockStatusFlags.Present | BlockStatusFlags.Data | BlockStatusFlags.OffsetValid, offset, 0, Path);
         }
-        // A hole reads as zeroes; data == -1 with ENXIO means a hole up to EOF.
+        // A hole reads as zeroes; -2 (ENXIO) means a hole up to EOF.
         var end = data > offset ? Math.Min(length, data - offset) : length;
         return new BlockStatus(offset, end, BlockStatusFlags.Present | BlockStatusFlags.Zero | BlockStatusFlags.OffsetValid, offset, 0, Path);
     }

@@ -14,12 +14,13 @@ internal static class ImgConvert
         var compress = ImgRunner.Flag("-c", "compress the output (qcow2)");
         var progress = ImgRunner.Flag("-p", "show progress");
         var quiet = ImgRunner.Flag("-q", "quiet");
-        var workers = new Option<int>("-m") { Description = "parallel workers", DefaultValueFactory = _ => Math.Clamp(Environment.ProcessorCount, 1, 8) };
+        var workers = new Option<int>("-m") { Description = "parallel workers (default: 8 with -c, else one per CPU)" };
         var outOfOrder = ImgRunner.Flag("-W", "accepted for compatibility (writes are always ordered)");
         var force = ImgRunner.Flag("-U", "open even if in use", "--force-share");
+        var cache = new Option<string>("-t") { Description = "output cache mode: unsafe (default, as qemu-img: no flush) or writeback/writethrough/none (flush at the end)", DefaultValueFactory = _ => "unsafe" };
         var files = new Argument<string[]>("filenames") { Description = "source image and output image", Arity = new ArgumentArity(2, 2) };
         var cmd = new Command("convert", "Copy an image into a new image, possibly of another format, optionally compressed")
-            { fmt, outFmt, opts, compress, progress, quiet, workers, outOfOrder, force, files };
+            { fmt, outFmt, opts, compress, progress, quiet, workers, outOfOrder, force, cache, files };
         cmd.SetAction(pr => ImgRunner.Run(pr, (o, e) =>
         {
             var f = pr.GetValue(files)!;
@@ -31,8 +32,14 @@ internal static class ImgConvert
                 OutputFormat = pr.GetValue(outFmt) ?? "raw",
                 Create = co,
                 Compress = pr.GetValue(compress),
-                Workers = Math.Max(1, pr.GetValue(workers)),
+                Workers = Math.Max(0, pr.GetValue(workers)),
                 Progress = bar == null ? null : bar.Report,
+                Durable = pr.GetValue(cache) switch
+                {
+                    "unsafe" => false,
+                    "writeback" or "writethrough" or "none" or "directsync" => true,
+                    var x => throw new ArgumentException($"-t must be unsafe, writeback, writethrough, none or directsync, not '{x}'"),
+                },
             });
             bar?.Done();
             return 0;
