@@ -40,6 +40,7 @@ public static class Program
         guest.Add(Demo.HelloCommand.Create());
         root.Add(guest);
         root.Add(Qmp.QmpCommand.Create());
+        root.Add(Img.ImgCommand.Create());
         return root;
     }
 
