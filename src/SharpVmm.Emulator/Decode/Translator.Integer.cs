@@ -239,8 +239,15 @@ internal sealed unsafe partial class Translator
             case Mnemonic.Jcxz: case Mnemonic.Jecxz: case Mnemonic.Jrcxz:
             {
                 op.Cc = ins.Mnemonic switch { Mnemonic.Loop => 0, Mnemonic.Loope => 1, Mnemonic.Loopne => 2, _ => 3 };
+                // The counter is CX/ECX/RCX by address size: Iced names LOOPs "..._ECX" and JCXZ by mnemonic.
                 string name = ins.Code.ToString();
-                op.Size2 = (byte)(name.EndsWith("RCX", StringComparison.Ordinal) ? 8 : name.EndsWith("ECX", StringComparison.Ordinal) ? 4 : 2);
+                op.Size2 = ins.Mnemonic switch
+                {
+                    Mnemonic.Jcxz => 2,
+                    Mnemonic.Jecxz => 4,
+                    Mnemonic.Jrcxz => 8,
+                    _ => (byte)(name.EndsWith("RCX", StringComparison.Ordinal) ? 8 : name.EndsWith("ECX", StringComparison.Ordinal) ? 4 : 2),
+                };
                 op.Size = BranchSize(ref ins, bitness);
                 op.H = &Loop;
                 return true;
