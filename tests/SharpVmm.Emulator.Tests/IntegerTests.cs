@@ -185,14 +185,14 @@ public class LoopTests
         using var g2 = new TestGuest();
         g2.Load64(a =>
         {
-            var z = a.CreateLabel();
-            a.mov(rcx, 0x1_0000_0000L);  // ECX = 0 but RCX != 0
-            a.jecxz(z);
+            a.mov(rcx, 0x1_0000_0000L);      // ECX = 0 but RCX != 0
+            a.db(0x67, 0xE3, 0x06);          // jecxz +6: taken, skips the next two instructions
             a.mov(ebx, 1);
             a.hlt();
-            a.Label(ref z);
-            a.jrcxz(z);                  // not taken: RCX != 0
+            a.db(0xE3, 0x06);                // jrcxz +6: not taken
             a.mov(ebx, 2);
+            a.hlt();
+            a.mov(ebx, 3);
             a.hlt();
         });
         Assert.Equal(2UL, g2.RunToHalt()[Gpr.Rbx]);
