@@ -7,6 +7,7 @@ namespace SharpVmm.Emulator;
 internal struct JumpCacheEntry
 {
     public ulong Lin;
+    /// <summary>Decode mode and user bit, plus the flush generation the entry was made in.</summary>
     public ulong Mode;
     public Block? Block;
 }
@@ -33,7 +34,10 @@ internal sealed unsafe partial class X86Cpu
 
     public BlockAbortException BlockAbort => _blockAbort;
 
-    private void FlushJumpCache() => Array.Clear(_jc);
+    /// <summary>Bumping the generation (kept in the upper bits of every entry's mode key) empties the jump cache in O(1).</summary>
+    private void FlushJumpCache() => _jcGeneration += 1UL << 16;
+
+    private ulong _jcGeneration;
 
     public void Kick()
     {
@@ -153,7 +157,7 @@ internal sealed unsafe partial class X86Cpu
     private Block FindBlock()
     {
         ulong lin = (R[SegBaseSlot + CS] + Rip) & LinMask;
-        ulong mode = (uint)Bitness | (UserBit << 8);
+        ulong mode = (uint)Bitness | (UserBit << 8) | _jcGeneration;
         ref JumpCacheEntry e = ref _jc[(int)((lin ^ (lin >> 12)) & (JumpCacheSize - 1))];
         var blk = e.Block;
         if (e.Lin == lin && e.Mode == mode && blk is not null && blk.Valid) return blk;
