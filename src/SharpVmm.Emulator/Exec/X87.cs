@@ -123,6 +123,9 @@ internal static unsafe partial class Handlers
     {
         int p = (c.FpuTop + i) & 7;
         c.Fpr[p] = v;
+        Span<byte> ext = stackalloc byte[10];
+        X86Cpu.ToExtended(v, ext);
+        c.Mmx[p] = BitConverter.ToUInt64(ext); // MMn aliases the mantissa
         c.Ftw |= (byte)(1 << p);
     }
 
