@@ -172,12 +172,11 @@ internal sealed unsafe partial class X86Cpu
         if (b is null)
         {
             var r = FindRam(pa);
-            if (r is null || !r.Contains(pa & ~0xFFFUL, 0x1000))
-                throw new EmulatorException($"vCPU {Index}: code fetch from 0x{pa:x} (RIP 0x{Rip:x}), which is not RAM; the emulator runs code from RAM only");
+            if (r is null || !r.Contains(pa & ~0xFFFUL, 0x1000) || (_apic is not null && IsApicPage(pa))) return DecodeUncached(lin);
             byte* host = r.Host + (pa - r.GuestBase);
             int avail = (int)(0x1000 - (pa & 0xFFF));
             b = _translator.DecodeBlock(host, avail, Bitness, key, pa & ~0xFFFUL);
-            if (b is null) return DecodeStraddling(lin);
+            if (b is null) return DecodeUncached(lin);
             b = _cache.Add(b);
         }
         CheckWriteTlbValidity();
@@ -187,12 +186,19 @@ internal sealed unsafe partial class X86Cpu
         return b;
     }
 
-    /// <summary>An instruction that crosses into the next page: decoded for this one execution, never cached.</summary>
-    private Block DecodeStraddling(ulong lin)
+    /// <summary>
+    /// One instruction decoded for this execution only, never cached: one that crosses into the next page, or code
+    /// outside RAM (fetched through the bus like any other physical read; unbacked addresses read as all ones).
+    /// Bytes of the next page are fetched only when the instruction really extends there.
+    /// </summary>
+    private Block DecodeUncached(ulong lin)
     {
         byte* buf = stackalloc byte[16];
-        int first = (int)(0x1000 - (lin & 0xFFF));
-        for (int i = 0; i < first && i < 15; i++) buf[i] = (byte)PhysRead(Translate((lin + (ulong)i) & LinMask, AccFetch, UserBit != 0), 1);
+        int first = (int)Math.Min(15UL, 0x1000 - (lin & 0xFFF));
+        ulong pa = Translate(lin, AccFetch, UserBit != 0);
+        for (int i = 0; i < first; i++) buf[i] = (byte)PhysRead(pa + (ulong)i, 1);
+        var b = _translator.DecodeBlock(buf, first, Bitness, 0, ulong.MaxValue, 1);
+        if (b is not null) return b;
         ulong pa2 = Translate((lin + (ulong)first) & LinMask, AccFetch, UserBit != 0);
         for (int i = first; i < 15; i++) buf[i] = (byte)PhysRead(pa2 + (ulong)(i - first), 1);
         return _translator.DecodeBlock(buf, 15, Bitness, 0, ulong.MaxValue, 1)
