@@ -164,3 +164,27 @@ public class MmxTests
         Assert.Equal(0, s.Fpu.Ftw);
     }
 }
+
+public class X87EnvironmentTests
+{
+    [Fact]
+    public void Fnstenv_and_fldenv_round_trip_the_control_word()
+    {
+        using var g = new TestGuest();
+        g.Memory.Write(0x40100UL, (ushort)0x0C7F); // round toward zero
+        g.Load64(a =>
+        {
+            a.fninit();
+            a.fldcw(__word_ptr[0x40100]);
+            a.fnstenv(__[0x40000]);
+            a.fninit();
+            a.fldenv(__[0x40000]);
+            a.fnstcw(__word_ptr[0x40200]);
+            a.hlt();
+        });
+        g.RunToHalt();
+        Assert.Equal((ushort)0x0C7F, g.Memory.Read<ushort>(0x40000));
+        Assert.Equal((ushort)0xFFFF, g.Memory.Read<ushort>(0x40008)); // all registers empty
+        Assert.Equal((ushort)0x0C7F, g.Memory.Read<ushort>(0x40200));
+    }
+}
