@@ -64,4 +64,19 @@ public class BasicExecutionTests
         Assert.Equal(0xABCDUL, s[Gpr.Rbx]);
         Assert.Contains((0x3000_0000UL, 0x11223344UL, 4, true), g.Bus.Mmio);
     }
+
+    [Fact]
+    public void Code_outside_ram_is_fetched_through_the_bus()
+    {
+        using var g = new TestGuest();
+        g.Bus.MmioReadValue = _ => 0xF4F4F4F4F4F4F4F4UL; // a "ROM" full of HLT
+        g.Load64(a =>
+        {
+            a.mov(eax, 0x3000_0000);
+            a.jmp(rax);
+        });
+        var s = g.RunToHalt();
+        Assert.Equal(0x3000_0001UL, s.Rip);
+        Assert.Contains(g.Bus.Mmio, m => !m.Write && m.Address == 0x3000_0000);
+    }
 }

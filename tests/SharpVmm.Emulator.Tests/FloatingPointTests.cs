@@ -128,3 +128,63 @@ public class FloatingPointTests
         Assert.Equal(0UL, (s[Gpr.Rax] >> 11) & 7); // stack empty again: TOP back to 0
     }
 }
+
+public class MmxTests
+{
+    [Fact]
+    public void Mmx_lane_arithmetic_unpack_pack_and_moves()
+    {
+        using var g = new TestGuest();
+        g.Load64(a =>
+        {
+            a.mov(rax, 0x0102030405060708);
+            a.movq(mm0, rax);
+            a.mov(rax, 0x10FF10FF10FF10FF);
+            a.movq(mm1, rax);
+            a.movq(mm2, mm0);
+            a.paddusb(mm2, mm1);          // saturating byte add
+            a.movq(rbx, mm2);
+            a.movq(mm3, mm0);
+            a.punpckhbw(mm3, mm1);        // interleave the high 4 bytes
+            a.movq(rcx, mm3);
+            a.pxor(mm4, mm4);
+            a.movq(mm5, mm0);
+            a.punpcklbw(mm5, mm4);        // bytes → words
+            a.packuswb(mm5, mm5);         // and back, twice
+            a.movq(rdx, mm5);
+            a.pmovmskb(esi, mm1);
+            a.emms();
+            a.hlt();
+        });
+        var s = g.RunToHalt();
+        Assert.Equal(0x11FF13FF15FF17FFUL, s[SharpVmm.Core.Cpu.Gpr.Rbx]);
+        Assert.Equal(0x1001FF021003FF04UL, s[SharpVmm.Core.Cpu.Gpr.Rcx]);
+        Assert.Equal(0x0506070805060708UL, s[SharpVmm.Core.Cpu.Gpr.Rdx]);
+        Assert.Equal(0x55UL, s[SharpVmm.Core.Cpu.Gpr.Rsi]);
+        Assert.Equal(0, s.Fpu.Ftw);
+    }
+}
+
+public class X87EnvironmentTests
+{
+    [Fact]
+    public void Fnstenv_and_fldenv_round_trip_the_control_word()
+    {
+        using var g = new TestGuest();
+        g.Memory.Write(0x40100UL, (ushort)0x0C7F); // round toward zero
+        g.Load64(a =>
+        {
+            a.fninit();
+            a.fldcw(__word_ptr[0x40100]);
+            a.fnstenv(__[0x40000]);
+            a.fninit();
+            a.fldenv(__[0x40000]);
+            a.fnstcw(__word_ptr[0x40200]);
+            a.hlt();
+        });
+        g.RunToHalt();
+        Assert.Equal((ushort)0x0C7F, g.Memory.Read<ushort>(0x40000));
+        Assert.Equal((ushort)0xFFFF, g.Memory.Read<ushort>(0x40008)); // all registers empty
+        Assert.Equal((ushort)0x0C7F, g.Memory.Read<ushort>(0x40200));
+    }
+}

@@ -20,10 +20,6 @@ public sealed class EmuComputeBench : IBench
             a.xor(eax, eax);
             a.mov(ebx, 1);
             a.Label(ref loop);
-            string v = Environment.GetEnvironmentVariable("EMU_BENCH_VARIANT") ?? "";
-            if (v == "adds") { for (int k = 0; k < 6; k++) a.add(rax, rcx); a.dec(rcx); a.jnz(loop); a.hlt(); return; }
-            if (v == "dec") { a.dec(rcx); a.jnz(loop); a.hlt(); return; }
-            if (v == "sub") { for (int k = 0; k < 6; k++) a.add(rax, rcx); a.sub(rcx, 1); a.jnz(loop); a.hlt(); return; }
             a.add(rax, rcx);
             a.xor(rbx, rax);
             a.shl(rbx, 1);

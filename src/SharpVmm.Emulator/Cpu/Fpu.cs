@@ -16,6 +16,29 @@ internal sealed unsafe partial class X86Cpu
     public ushort FpuLastOpcode;
     public ulong FpuLastIp, FpuLastDp;
 
+    /// <summary>MMn = mantissa of x87 physical register n (kept beside the double view of the same register).</summary>
+    public readonly ulong[] Mmx = new ulong[8];
+
+    public ulong ReadMmx(int i)
+    {
+        EnterMmxMode();
+        return Mmx[i & 7];
+    }
+
+    public void WriteMmx(int i, ulong v)
+    {
+        EnterMmxMode();
+        Mmx[i & 7] = v;
+        Fpr[i & 7] = double.NaN; // exponent all ones: an x87 read of an MMX value sees a NaN, as on hardware
+    }
+
+    /// <summary>Any MMX instruction: TOP = 0 and all registers tagged valid.</summary>
+    public void EnterMmxMode()
+    {
+        FpuTop = 0;
+        Ftw = 0xFF;
+    }
+
     public int FpuTop
     {
         get => (Fsw >> 11) & 7;
@@ -26,6 +49,7 @@ internal sealed unsafe partial class X86Cpu
     {
         Fcw = 0x37F; Fsw = 0; Ftw = 0;
         Array.Clear(Fpr);
+        Array.Clear(Mmx);
         FpuLastOpcode = 0; FpuLastIp = FpuLastDp = 0;
         Mxcsr = 0x1F80;
         for (int i = 0; i < 34; i++) Xmm[i] = 0;
@@ -50,7 +74,9 @@ internal sealed unsafe partial class X86Cpu
         Span<byte> ext = stackalloc byte[10];
         for (int i = 0; i < 8; i++)
         {
-            ToExtended(Fpr[(FpuTop + i) & 7], ext);
+            int phys = (FpuTop + i) & 7;
+            ToExtended(Fpr[phys], ext);
+            if (double.IsNaN(Fpr[phys])) { BitConverter.TryWriteBytes(ext, Mmx[phys]); ext[8] = 0xFF; ext[9] = 0xFF; }
             ulong a = la + 32 + (ulong)i * 16;
             for (int k = 0; k < 10; k++) Write8(a + (ulong)k, ext[k]);
             for (int k = 10; k < 16; k++) Write8(a + (ulong)k, 0);
@@ -80,6 +106,7 @@ internal sealed unsafe partial class X86Cpu
             ulong a = la + 32 + (ulong)i * 16;
             for (int k = 0; k < 10; k++) ext[k] = Read8(a + (ulong)k);
             Fpr[(FpuTop + i) & 7] = FromExtended(ext);
+            Mmx[(FpuTop + i) & 7] = BitConverter.ToUInt64(ext);
         }
         for (int i = 0; i < 16; i++)
         {

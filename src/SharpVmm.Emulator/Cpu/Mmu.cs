@@ -23,8 +23,12 @@ internal sealed unsafe partial class X86Cpu
     private bool _dirtyTracking;
     private long _codeGenSeen;
 
+    /// <summary>A 2 MiB/4 MiB/1 GiB translation may be cached (as 4 KiB slices): INVLPG must then drop everything.</summary>
+    private bool _tlbHasLarge;
+
     public void FlushTlb()
     {
+        _tlbHasLarge = false;
         for (int i = 0; i < TlbSize * TlbSets; i++) _tlb[i].Tag = InvalidTag;
         FlushJumpCache();
     }
@@ -36,6 +40,7 @@ internal sealed unsafe partial class X86Cpu
 
     public void InvalidatePage(ulong la)
     {
+        if (_tlbHasLarge) { FlushTlb(); return; }
         int i = (int)(la >> 12) & (TlbSize - 1);
         _tlb[ReadSet + i].Tag = InvalidTag;
         _tlb[WriteSet + i].Tag = InvalidTag;
@@ -152,7 +157,7 @@ internal sealed unsafe partial class X86Cpu
     /// </summary>
     public byte* HostForAtomic(ulong la, int size)
     {
-        if ((la & 0xFFF) + (ulong)size > 0x1000) return null;
+        if ((la & (ulong)(size - 1)) != 0) return null; // misaligned: serialize instead of relying on split locks
         ref TlbEntry e = ref _tlb[WriteSet + (int)((la >> 12) & (TlbSize - 1))];
         if (e.Tag == ((la & ~0xFFFUL) | UserBit)) return (byte*)(e.Addend + (long)la);
         ulong pa = Translate(la, AccWrite, UserBit != 0);
@@ -359,6 +364,7 @@ internal sealed unsafe partial class X86Cpu
                 {
                     CheckAccess(la, access, user, allowWrite, allowUser, noExec);
                     SetAccessedDirty(entryPa, e, write, 8);
+                    if (level > 1) _tlbHasLarge = true;
                     ulong pageMask = (1UL << shift) - 1;
                     pa = (e & 0x000F_FFFF_FFFF_F000UL & ~pageMask) | (la & pageMask);
                     return pa;
@@ -389,6 +395,7 @@ internal sealed unsafe partial class X86Cpu
                 {
                     CheckAccess(la, access, user, allowWrite, allowUser, noExec);
                     SetAccessedDirty(entryPa, e, write, 8);
+                    if (level > 1) _tlbHasLarge = true;
                     ulong pageMask = (1UL << shift) - 1;
                     return (e & 0x000F_FFFF_FFFF_F000UL & ~pageMask) | (la & pageMask);
                 }
@@ -407,6 +414,7 @@ internal sealed unsafe partial class X86Cpu
             {
                 CheckAccess(la, access, user, allowWrite, allowUser, false);
                 SetAccessedDirty(pdeAddr, pde, write, 4);
+                _tlbHasLarge = true;
                 return (pde & 0xFFC0_0000UL) | ((pde >> 13 & 0xFF) << 32) | (la & 0x3F_FFFF);
             }
             if ((pde & 0x20) == 0) SetAccessedDirty(pdeAddr, pde, false, 4);

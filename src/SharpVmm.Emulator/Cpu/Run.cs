@@ -7,6 +7,7 @@ namespace SharpVmm.Emulator;
 internal struct JumpCacheEntry
 {
     public ulong Lin;
+    /// <summary>Decode mode and user bit, plus the flush generation the entry was made in.</summary>
     public ulong Mode;
     public Block? Block;
 }
@@ -33,7 +34,10 @@ internal sealed unsafe partial class X86Cpu
 
     public BlockAbortException BlockAbort => _blockAbort;
 
-    private void FlushJumpCache() => Array.Clear(_jc);
+    /// <summary>Bumping the generation (kept in the upper bits of every entry's mode key) empties the jump cache in O(1).</summary>
+    private void FlushJumpCache() => _jcGeneration += 1UL << 16;
+
+    private ulong _jcGeneration;
 
     public void Kick()
     {
@@ -85,6 +89,12 @@ internal sealed unsafe partial class X86Cpu
         catch (EmulatorException ex)
         {
             return new VcpuExit(VcpuExitReason.InternalError, 0, ex.Message);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException and not ObjectDisposedException)
+        {
+            // An emulator bug must stop this VM with a diagnosis, not take the host process down.
+            return new VcpuExit(VcpuExitReason.InternalError, 0,
+                $"vCPU {Index}: emulator failure at RIP 0x{Rip:x} (CS 0x{Sreg[CS].Selector:x}): {ex.GetType().Name}: {ex.Message}");
         }
     }
 
@@ -147,7 +157,7 @@ internal sealed unsafe partial class X86Cpu
     private Block FindBlock()
     {
         ulong lin = (R[SegBaseSlot + CS] + Rip) & LinMask;
-        ulong mode = (uint)Bitness | (UserBit << 8);
+        ulong mode = (uint)Bitness | (UserBit << 8) | _jcGeneration;
         ref JumpCacheEntry e = ref _jc[(int)((lin ^ (lin >> 12)) & (JumpCacheSize - 1))];
         var blk = e.Block;
         if (e.Lin == lin && e.Mode == mode && blk is not null && blk.Valid) return blk;
@@ -162,12 +172,11 @@ internal sealed unsafe partial class X86Cpu
         if (b is null)
         {
             var r = FindRam(pa);
-            if (r is null || !r.Contains(pa & ~0xFFFUL, 0x1000))
-                throw new EmulatorException($"vCPU {Index}: code fetch from 0x{pa:x} (RIP 0x{Rip:x}), which is not RAM; the emulator runs code from RAM only");
+            if (r is null || !r.Contains(pa & ~0xFFFUL, 0x1000) || (_apic is not null && IsApicPage(pa))) return DecodeUncached(lin);
             byte* host = r.Host + (pa - r.GuestBase);
             int avail = (int)(0x1000 - (pa & 0xFFF));
             b = _translator.DecodeBlock(host, avail, Bitness, key, pa & ~0xFFFUL);
-            if (b is null) return DecodeStraddling(lin);
+            if (b is null) return DecodeUncached(lin);
             b = _cache.Add(b);
         }
         CheckWriteTlbValidity();
@@ -177,12 +186,19 @@ internal sealed unsafe partial class X86Cpu
         return b;
     }
 
-    /// <summary>An instruction that crosses into the next page: decoded for this one execution, never cached.</summary>
-    private Block DecodeStraddling(ulong lin)
+    /// <summary>
+    /// One instruction decoded for this execution only, never cached: one that crosses into the next page, or code
+    /// outside RAM (fetched through the bus like any other physical read; unbacked addresses read as all ones).
+    /// Bytes of the next page are fetched only when the instruction really extends there.
+    /// </summary>
+    private Block DecodeUncached(ulong lin)
     {
         byte* buf = stackalloc byte[16];
-        int first = (int)(0x1000 - (lin & 0xFFF));
-        for (int i = 0; i < first && i < 15; i++) buf[i] = (byte)PhysRead(Translate((lin + (ulong)i) & LinMask, AccFetch, UserBit != 0), 1);
+        int first = (int)Math.Min(15UL, 0x1000 - (lin & 0xFFF));
+        ulong pa = Translate(lin, AccFetch, UserBit != 0);
+        for (int i = 0; i < first; i++) buf[i] = (byte)PhysRead(pa + (ulong)i, 1);
+        var b = _translator.DecodeBlock(buf, first, Bitness, 0, ulong.MaxValue, 1);
+        if (b is not null) return b;
         ulong pa2 = Translate((lin + (ulong)first) & LinMask, AccFetch, UserBit != 0);
         for (int i = first; i < 15; i++) buf[i] = (byte)PhysRead(pa2 + (ulong)(i - first), 1);
         return _translator.DecodeBlock(buf, 15, Bitness, 0, ulong.MaxValue, 1)
@@ -194,8 +210,10 @@ internal sealed unsafe partial class X86Cpu
     {
         _attention = 0;
         exit = default;
-        if (Interlocked.Exchange(ref _kick, 0) != 0) { exit = VcpuExit.Kicked; return true; }
+        // Before honouring a kick: a machine that enables dirty logging and then kicks its vCPUs is guaranteed that
+        // every later guest write goes through the logging slow path.
         CheckWriteTlbValidity();
+        if (Interlocked.Exchange(ref _kick, 0) != 0) { exit = VcpuExit.Kicked; return true; }
         var apic = _apic;
         if (apic is null) return false;
         if (apic.TryTakeInit())

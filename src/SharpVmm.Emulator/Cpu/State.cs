@@ -30,7 +30,13 @@ internal sealed unsafe partial class X86Cpu
         var f = s.Fpu;
         f.Fcw = Fcw; f.Fsw = Fsw; f.Ftw = Ftw; f.LastOpcode = FpuLastOpcode; f.LastIp = FpuLastIp; f.LastDp = FpuLastDp;
         f.Mxcsr = Mxcsr;
-        for (int i = 0; i < 8; i++) ToExtended(Fpr[(FpuTop + i) & 7], f.St.AsSpan(i * 16, 10));
+        for (int i = 0; i < 8; i++)
+        {
+            int phys = (FpuTop + i) & 7;
+            var slot = f.St.AsSpan(i * 16, 10);
+            ToExtended(Fpr[phys], slot);
+            if (double.IsNaN(Fpr[phys])) { BitConverter.TryWriteBytes(slot, Mmx[phys]); slot[8] = 0xFF; slot[9] = 0xFF; }
+        }
         for (int i = 0; i < 32; i++) BitConverter.TryWriteBytes(f.Xmm.AsSpan(i * 8, 8), Xmm[i]);
         s.Events = new VcpuEvents
         {
@@ -77,7 +83,11 @@ internal sealed unsafe partial class X86Cpu
         var f = s.Fpu;
         Fcw = f.Fcw; Fsw = f.Fsw; Ftw = f.Ftw; FpuLastOpcode = f.LastOpcode; FpuLastIp = f.LastIp; FpuLastDp = f.LastDp;
         Mxcsr = f.Mxcsr;
-        for (int i = 0; i < 8; i++) Fpr[(FpuTop + i) & 7] = FromExtended(f.St.AsSpan(i * 16, 10));
+        for (int i = 0; i < 8; i++)
+        {
+            Fpr[(FpuTop + i) & 7] = FromExtended(f.St.AsSpan(i * 16, 10));
+            Mmx[(FpuTop + i) & 7] = BitConverter.ToUInt64(f.St.AsSpan(i * 16, 8));
+        }
         for (int i = 0; i < 32; i++) Xmm[i] = BitConverter.ToUInt64(f.Xmm.AsSpan(i * 8, 8));
         Cpl = (Cr0 & 1) == 0 ? 0 : s.Cs.Dpl;
         _shadow = (s.Events.InterruptShadow & 3) != 0;

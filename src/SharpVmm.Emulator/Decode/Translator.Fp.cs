@@ -53,10 +53,62 @@ internal sealed unsafe partial class Translator
         return false;
     }
 
+    private static bool TranslateMmx(ref Op op, ref Instruction ins)
+    {
+        bool r0 = IsReg(ref ins, 0);
+        bool mem = (op.Flags & OpFlags.Mem) != 0;
+        bool mm0 = r0 && ins.Op0Register.IsMM();
+        if (SseBinary.TryGetValue(ins.Mnemonic, out var kind) || ins.Mnemonic == Mnemonic.Pshufw)
+        {
+            if (!mm0) return false;
+            if (ins.Mnemonic == Mnemonic.Pshufw) kind = SseKind.ShufLW;
+            else if (kind is SseKind.SllDQ or SseKind.SrlDQ || (int)kind >= (int)SseKind.AddPS || kind == SseKind.ShufD || kind == SseKind.UnpckLQDQ || kind == SseKind.UnpckHQDQ) return false;
+            op.Cc = (byte)kind;
+            if (ins.OpCount >= 2 && ins.GetOpKind(1) is OpKind.Immediate8) { op.Flags |= OpFlags.ImmSrc; op.Imm = ins.Immediate8; }
+            else if (ins.OpCount == 3) op.Imm = ins.GetImmediate(2);
+            op.H = &MmxBin;
+            return true;
+        }
+        switch (ins.Mnemonic)
+        {
+            case Mnemonic.Movd:
+            case Mnemonic.Movq:
+                if (mm0)
+                {
+                    if (!mem && ins.Op1Register.IsGPR()) { op.Size = (byte)ins.Op1Register.GetSize(); op.Size2 = 1; }
+                    else op.Size = ins.Mnemonic == Mnemonic.Movd ? (byte)4 : (byte)8;
+                    op.H = &MmxLoad;
+                    return true;
+                }
+                if (r0)
+                {
+                    byte gpr = op.Reg;
+                    op.Size = (byte)ins.Op0Register.GetSize();
+                    op.Reg = op.Rm;
+                    op.Rm = gpr;
+                    op.Size2 = 1;
+                }
+                else op.Size = ins.Mnemonic == Mnemonic.Movd ? (byte)4 : (byte)8;
+                op.H = &MmxStore;
+                return true;
+            case Mnemonic.Movntq:
+                op.Size = 8;
+                op.H = &MmxStore;
+                return true;
+            case Mnemonic.Pmovmskb: op.H = &MmxMoveMask; return true;
+            case Mnemonic.Pextrw: if (mem) return false; op.Imm = ins.GetImmediate(2); op.H = &MmxPextrw; return true;
+            case Mnemonic.Pinsrw: op.Imm = ins.GetImmediate(2); op.H = &MmxPinsrw; return true;
+            case Mnemonic.Movq2dq: op.Cc = 0; op.H = &MmxXmmMove; return true;
+            case Mnemonic.Movdq2q: op.Cc = 1; op.H = &MmxXmmMove; return true;
+        }
+        return false;
+    }
+
     private static bool TranslateSse(ref Op op, ref Instruction ins)
     {
         if (ins.Mnemonic == Mnemonic.Emms) { op.H = &Emms; return true; }
-        if (HasMmxOrVex(ref ins)) return false; // MMX register forms and VEX (AVX) encodings are not implemented: #UD
+        if (ins.Encoding != EncodingKind.Legacy) return false; // VEX/EVEX (AVX) is not implemented: #UD
+        if (HasMmxOrVex(ref ins)) return TranslateMmx(ref op, ref ins);
         bool r0 = IsReg(ref ins, 0);
         bool mem = (op.Flags & OpFlags.Mem) != 0;
         if (SseBinary.TryGetValue(ins.Mnemonic, out var kind))

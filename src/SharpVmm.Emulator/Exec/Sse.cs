@@ -354,4 +354,5 @@ internal static unsafe partial class Handlers
     }
 
     public static void Emms(X86Cpu c, ref Op op) => c.Ftw = 0;
+
 }

@@ -19,6 +19,36 @@ internal static unsafe partial class Handlers
             case Mnemonic.Fnclex: c.Fsw &= 0x7F00; return;
             case Mnemonic.Wait: case Mnemonic.Fnop: return;
             case Mnemonic.Fldcw: c.Fcw = c.Read16(c.Ea(ref op)); return;
+            case Mnemonic.Fnstenv:
+                StoreEnv(c, c.Ea(ref op));
+                c.Fcw |= 0x3F; // FNSTENV masks every exception after storing
+                return;
+            case Mnemonic.Fldenv:
+                LoadEnv(c, c.Ea(ref op));
+                return;
+            case Mnemonic.Fnsave:
+            {
+                ulong la = c.Ea(ref op);
+                StoreEnv(c, la);
+                for (int i = 0; i < 8; i++) StoreReg80(c, (la + 28 + (ulong)i * 10) & c.LinMask, (c.FpuTop + i) & 7);
+                c.Fcw = 0x37F; c.Fsw = 0; c.Ftw = 0;
+                return;
+            }
+            case Mnemonic.Frstor:
+            {
+                ulong la = c.Ea(ref op);
+                LoadEnv(c, la);
+                Span<byte> b = stackalloc byte[10];
+                for (int i = 0; i < 8; i++)
+                {
+                    ulong a = (la + 28 + (ulong)i * 10) & c.LinMask;
+                    for (int k = 0; k < 10; k++) b[k] = c.Read8((a + (ulong)k) & c.LinMask);
+                    int p = (c.FpuTop + i) & 7;
+                    c.Fpr[p] = X86Cpu.FromExtended(b);
+                    c.Mmx[p] = BitConverter.ToUInt64(b);
+                }
+                return;
+            }
             case Mnemonic.Fnstcw: c.Write16(c.Ea(ref op), c.Fcw); return;
             case Mnemonic.Fnstsw:
                 if (mem) c.Write16(c.Ea(ref op), c.Fsw); else c.SetReg(0, 2, c.Fsw);
@@ -115,6 +145,40 @@ internal static unsafe partial class Handlers
         throw c.Ud();
     }
 
+    /// <summary>The 28-byte protected-mode FPU environment (FNSTENV/FNSAVE layout).</summary>
+    private static void StoreEnv(X86Cpu c, ulong la)
+    {
+        uint tag = 0;
+        for (int p = 0; p < 8; p++)
+            if ((c.Ftw & (1 << p)) == 0) tag |= 3u << (2 * p);   // empty; valid registers report 00
+        c.Translate((la + 27) & c.LinMask, X86Cpu.AccWrite, c.UserBit != 0);
+        c.Write32(la, 0xFFFF_0000u | c.Fcw);
+        c.Write32((la + 4) & c.LinMask, 0xFFFF_0000u | c.Fsw);
+        c.Write32((la + 8) & c.LinMask, 0xFFFF_0000u | tag);
+        c.Write32((la + 12) & c.LinMask, (uint)c.FpuLastIp);
+        c.Write32((la + 16) & c.LinMask, (uint)c.FpuLastOpcode << 16);
+        c.Write32((la + 20) & c.LinMask, (uint)c.FpuLastDp);
+        c.Write32((la + 24) & c.LinMask, 0xFFFF_0000u);
+    }
+
+    private static void LoadEnv(X86Cpu c, ulong la)
+    {
+        c.Fcw = c.Read16(la);
+        c.Fsw = c.Read16((la + 4) & c.LinMask);
+        uint tag = c.Read16((la + 8) & c.LinMask);
+        byte ftw = 0;
+        for (int p = 0; p < 8; p++)
+            if (((tag >> (2 * p)) & 3) != 3) ftw |= (byte)(1 << p);
+        c.Ftw = ftw;
+    }
+
+    private static void StoreReg80(X86Cpu c, ulong la, int phys)
+    {
+        Span<byte> b = stackalloc byte[10];
+        X86Cpu.ToExtended(c.Fpr[phys], b);
+        for (int k = 0; k < 10; k++) c.Write8((la + (ulong)k) & c.LinMask, b[k]);
+    }
+
     private static int StIndex(ref Instruction ins, int operand) => ins.GetOpRegister(operand) - Register.ST0;
 
     private static double St(X86Cpu c, int i) => c.Fpr[(c.FpuTop + i) & 7];
@@ -123,6 +187,9 @@ internal static unsafe partial class Handlers
     {
         int p = (c.FpuTop + i) & 7;
         c.Fpr[p] = v;
+        Span<byte> ext = stackalloc byte[10];
+        X86Cpu.ToExtended(v, ext);
+        c.Mmx[p] = BitConverter.ToUInt64(ext); // MMn aliases the mantissa
         c.Ftw |= (byte)(1 << p);
     }
 
