@@ -1,0 +1,201 @@
+using Iced.Intel;
+
+namespace SharpVmm.Emulator.Tests.Differential;
+
+/// <summary>
+/// Builds a case one instruction at a time on the host CPU: each candidate is encoded at its final address,
+/// checked against the exact state it will meet (no write to a protected register, no read of an undefined
+/// flag, every memory access inside the data buffer, no #DE, no undefined result), run natively from that
+/// state, and appended. So the sequence is known safe, the expected final state comes from the host, and the
+/// undefined-flag mask follows the sequence exactly.
+/// </summary>
+internal sealed class CaseBuilder
+{
+    private const int Guard = 32;
+    private readonly NativeRunner _native;
+    private readonly InstructionInfoFactory _info = new();
+    private readonly List<Instruction> _emit = [];
+    private readonly ByteWriter _unused = new();
+
+    public CaseBuilder(NativeRunner native) => _native = native;
+
+    public DiffCase Build(InstructionClass cls, ulong seed, int index)
+    {
+        var ctx = new CaseContext(new DiffRandom(seed), _native);
+        ctx.Native.Data.Clear();
+        cls.Init(ctx);
+        ctx.State.Gprs[4] = _native.StackTopAddress;
+        ctx.State.Rflags = NativeRunner.SanitizeFlags(ctx.State.Rflags);
+        ctx.State.Mxcsr = NativeRunner.SanitizeMxcsr(ctx.State.Mxcsr);
+        var initial = ctx.State.Clone();
+        var initialData = ctx.Native.Data.ToArray();
+
+        var code = new List<byte>();
+        var instructions = new List<Instruction>();
+        int steps = ctx.Rng.Next(1, cls.MaxSteps + 1);
+        for (int s = 0; s < steps; s++)
+        {
+            bool placed = false;
+            for (int attempt = 0; attempt < 40 && !placed; attempt++)
+            {
+                _emit.Clear();
+                if (!cls.Next(ctx, _emit)) continue;
+                int done = 0;
+                foreach (var candidate in _emit)
+                {
+                    if (!TryStep(ctx, candidate, code, instructions)) break;
+                    done++;
+                }
+                placed = done == _emit.Count;
+            }
+        }
+        if (instructions.Count == 0)
+            throw new InvalidOperationException($"class {cls.Name}: no valid instruction in 40 attempts (seed 0x{seed:x}); the generator is broken");
+        code.Add(0xF4);
+        return new DiffCase
+        {
+            Seed = seed, Index = index, Initial = initial, InitialData = initialData, Instructions = instructions,
+            Code = [.. code], CodeAddress = _native.CodeAddress, Expected = ctx.State.Clone(),
+            ExpectedData = ctx.Native.Data.ToArray(), UndefinedFlags = ctx.UndefinedFlags,
+        };
+    }
+
+    private bool TryStep(CaseContext ctx, Instruction candidate, List<byte> code, List<Instruction> instructions)
+    {
+        ulong rip = ctx.NextRip;
+        var w = new ByteWriter();
+        var enc = Encoder.Create(64, w);
+        if (!enc.TryEncode(candidate, rip, out _, out _)) return false;
+        byte[] bytes = w.ToArray();
+        if (rip + (ulong)bytes.Length + 16 > _native.CodeAddress + DiffLayout.CodeSize) return false;
+
+        // From here on the decoded form is the truth: it is what both CPUs will see.
+        var dec = Decoder.Create(64, new ByteArrayCodeReader(bytes));
+        dec.IP = rip;
+        var ins = dec.Decode();
+        if (ins.IsInvalid || ins.Length != bytes.Length) return false;
+        if (!Safe(ctx, ins)) return false;
+
+        var (modified, undefined) = FlagEffects.Of(ins, ctx);
+        var after = _native.Run(ctx.State, bytes, rip);
+        ctx.State = after;
+        ctx.UndefinedFlags = (ctx.UndefinedFlags & ~modified) | undefined;
+        ctx.NextRip = rip + (ulong)bytes.Length;
+        code.AddRange(bytes);
+        instructions.Add(ins);
+        return true;
+    }
+
+    private bool Safe(CaseContext ctx, in Instruction ins)
+    {
+        if (ins.HasLockPrefix && !ins.Code.ToOpCode().CanUseLockPrefix) return false; // #UD
+        if ((FlagEffects.ToX86(ins.RflagsRead) & ctx.UndefinedFlags) != 0) return false;
+
+        var info = _info.GetInfo(ins);
+        foreach (var u in info.GetUsedRegisters())
+        {
+            if (u.Access is not (OpAccess.Write or OpAccess.ReadWrite or OpAccess.CondWrite or OpAccess.ReadCondWrite)) continue;
+            var full = u.Register.GetFullRegister();
+            if (full == Register.RSP || full == Register.RIP) return false;
+            if (full.IsGPR64() && (ctx.Protected & (1 << (full - Register.RAX))) != 0) return false;
+        }
+
+        var m = ins.Mnemonic;
+        if (ins.Code.IsStringInstruction()) return StringRangeOk(ctx, ins);
+        ulong firstVa = 0;
+        foreach (var mem in info.GetUsedMemory())
+        {
+            if (mem.Access == OpAccess.NoMemAccess) continue;
+            var copy = ins;
+            if (!mem.TryGetVirtualAddress(0, out ulong va, (Register reg, int _, int _, out ulong value) => RegisterValue(ctx, copy, reg, out value)))
+                return false;
+            int size = mem.MemorySize.GetSize();
+            if (size <= 0) return false;
+            if (m is Mnemonic.Bt or Mnemonic.Bts or Mnemonic.Btr or Mnemonic.Btc && ins.Op1Kind == OpKind.Register)
+            {
+                // The bit offset register addresses memory outside the operand: signed offset / width.
+                long off = SignExtend(ctx.Value(ins.Op1Register), size * 8);
+                va = (ulong)((long)va + (off >> (size == 2 ? 4 : size == 4 ? 5 : 6)) * size);
+            }
+            if (!InData(ctx, va, (ulong)size)) return false;
+            if (firstVa == 0) firstVa = va;
+            if (OperandFactory.AlignmentOf(ins.Code, size) is int a && a > 1 && va % (ulong)a != 0) return false;
+        }
+
+        if (m is Mnemonic.Div or Mnemonic.Idiv) return !DivideFaults(ctx, ins, firstVa);
+        if (m is Mnemonic.Shld or Mnemonic.Shrd && FlagEffects.Width(ins) == 16 && FlagEffects.MaskedCount(ins, ctx) > 16) return false; // undefined result
+        return true;
+    }
+
+    private static bool RegisterValue(CaseContext ctx, in Instruction ins, Register reg, out ulong value)
+    {
+        if (reg.IsSegmentRegister()) { value = 0; return true; }
+        if (reg == Register.RIP) { value = ins.NextIP; return true; }
+        if (reg == Register.EIP) { value = ins.NextIP & 0xFFFF_FFFF; return true; }
+        if (!reg.IsGPR()) { value = 0; return false; }
+        value = ctx.Value(reg);
+        return true;
+    }
+
+    private static bool InData(CaseContext ctx, ulong va, ulong size) =>
+        va >= ctx.DataAddress + Guard && va + size <= ctx.DataAddress + DiffLayout.DataSize - Guard && va + size > va;
+
+    private static bool StringRangeOk(CaseContext ctx, in Instruction ins)
+    {
+        if (ins.HasSegmentPrefix && ins.SegmentPrefix is Register.FS or Register.GS) return false;
+        bool rep = ins.HasRepPrefix || ins.HasRepePrefix || ins.HasRepnePrefix;
+        ulong count = rep ? ctx.Gpr(1) : 1;
+        if (ins.MemorySize.GetSize() is not (1 or 2 or 4 or 8) || ins.CodeSize != CodeSize.Code64) return false;
+        if (count == 0) return true;
+        if (count > 64) return false;
+        ulong size = (ulong)ins.MemorySize.GetSize();
+        bool down = (ctx.State.Rflags & CpuSnapshot.DF) != 0;
+        for (int i = 0; i < ins.OpCount; i++)
+        {
+            ulong start = ins.GetOpKind(i) switch
+            {
+                OpKind.MemorySegRSI => ctx.Gpr(6),
+                OpKind.MemoryESRDI => ctx.Gpr(7),
+                OpKind.Register => 0,
+                _ => ulong.MaxValue,
+            };
+            if (start == 0) continue;
+            if (start == ulong.MaxValue) return false;
+            ulong lo = down ? start - (count - 1) * size : start;
+            if (!InData(ctx, lo, count * size)) return false;
+        }
+        return true;
+    }
+
+    private static long SignExtend(ulong v, int bits) => bits >= 64 ? (long)v : (long)(v << (64 - bits)) >> (64 - bits);
+
+    /// <summary>Exactly the SDM's #DE conditions: a zero divisor or a quotient that does not fit.</summary>
+    public static bool DivideFaults(CaseContext ctx, in Instruction ins, ulong memoryAddress)
+    {
+        int size = ins.Op0Kind == OpKind.Register ? ins.Op0Register.GetSize() : ins.MemorySize.GetSize();
+        ulong divisor;
+        if (ins.Op0Kind == OpKind.Register) divisor = ctx.Value(ins.Op0Register);
+        else
+        {
+            if (!InData(ctx, memoryAddress, (ulong)size)) return true;
+            divisor = ctx.ReadData(memoryAddress, size);
+        }
+        if (divisor == 0) return true;
+        int bits = size * 8;
+        ulong hi, lo;
+        if (size == 1) { ulong ax = ctx.Value(Register.AX); hi = ax >> 8; lo = ax & 0xFF; }
+        else if (size == 2) { hi = ctx.Value(Register.DX); lo = ctx.Value(Register.AX); }
+        else if (size == 4) { hi = ctx.Value(Register.EDX); lo = ctx.Value(Register.EAX); }
+        else { hi = ctx.Gpr(2); lo = ctx.Gpr(0); }
+
+        if (ins.Mnemonic == Mnemonic.Div) return hi >= divisor; // quotient ≥ 2^bits
+        Int128 dividend = ((Int128)SignExtend(hi, bits) << bits) | (Int128)(UInt128)lo;
+        Int128 d = SignExtend(divisor, bits);
+        if (d == -1) return dividend == -(Int128.One << (2 * bits - 1)) || -dividend > MaxSigned(bits) || -dividend < MinSigned(bits);
+        Int128 q = dividend / d;
+        return q > MaxSigned(bits) || q < MinSigned(bits);
+    }
+
+    private static Int128 MaxSigned(int bits) => (Int128.One << (bits - 1)) - 1;
+    private static Int128 MinSigned(int bits) => -(Int128.One << (bits - 1));
+}

@@ -1,0 +1,38 @@
+using System.Text;
+using Iced.Intel;
+
+namespace SharpVmm.Emulator.Tests.Differential;
+
+/// <summary>One generated case: the sequence, what it started from, and what the host CPU made of it.</summary>
+internal sealed class DiffCase
+{
+    public required ulong Seed { get; init; }
+    public required int Index { get; init; }
+    public required CpuSnapshot Initial { get; init; }
+    public required byte[] InitialData { get; init; }
+    public required List<Instruction> Instructions { get; init; }
+    /// <summary>The sequence's bytes followed by HLT, to be placed at <see cref="CodeAddress"/>.</summary>
+    public required byte[] Code { get; init; }
+    public required ulong CodeAddress { get; init; }
+    public ulong HltAddress => CodeAddress + (ulong)Code.Length - 1;
+    public required CpuSnapshot Expected { get; init; }
+    public required byte[] ExpectedData { get; init; }
+    public required ulong UndefinedFlags { get; init; }
+
+    public string Listing()
+    {
+        var sb = new StringBuilder();
+        var f = new NasmFormatter();
+        f.Options.FirstOperandCharIndex = 8;
+        var o = new StringOutput();
+        foreach (var ins in Instructions)
+        {
+            f.Format(ins, o);
+            int off = (int)(ins.IP - CodeAddress);
+            string bytes = Convert.ToHexString(Code, off, ins.Length).ToLowerInvariant();
+            sb.Append($"  {ins.IP:x8}  {bytes,-30} {o.ToStringAndReset()}\n");
+        }
+        sb.Append($"  {HltAddress:x8}  {"f4",-30} hlt\n");
+        return sb.ToString();
+    }
+}
