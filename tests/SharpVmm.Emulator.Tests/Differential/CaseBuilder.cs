@@ -19,6 +19,16 @@ internal sealed class CaseBuilder
 
     public CaseBuilder(NativeRunner native) => _native = native;
 
+    /// <summary>Candidates generated and candidates refused (encoding, safety), for the generators' own health.</summary>
+    public long Candidates { get; private set; }
+    public Dictionary<string, long> Refusals { get; } = [];
+
+    private bool Refuse(string why)
+    {
+        Refusals[why] = Refusals.GetValueOrDefault(why) + 1;
+        return false;
+    }
+
     public DiffCase Build(InstructionClass cls, ulong seed, int index)
     {
         var ctx = new CaseContext(new DiffRandom(seed), _native);
@@ -62,10 +72,11 @@ internal sealed class CaseBuilder
 
     private bool TryStep(CaseContext ctx, Instruction candidate, List<byte> code, List<Instruction> instructions)
     {
+        Candidates++;
         ulong rip = ctx.NextRip;
         var w = new ByteWriter();
         var enc = Encoder.Create(64, w);
-        if (!enc.TryEncode(candidate, rip, out _, out _)) return false;
+        if (!enc.TryEncode(candidate, rip, out _, out _)) return Refuse("encode");
         byte[] bytes = w.ToArray();
         if (rip + (ulong)bytes.Length + 16 > _native.CodeAddress + DiffLayout.CodeSize) return false;
 
@@ -74,7 +85,7 @@ internal sealed class CaseBuilder
         dec.IP = rip;
         var ins = dec.Decode();
         if (ins.IsInvalid || ins.Length != bytes.Length) return false;
-        if (!Safe(ctx, ins)) return false;
+        if (!Safe(ctx, ins)) return Refuse("unsafe");
 
         var (modified, undefined) = FlagEffects.Of(ins, ctx);
         var after = _native.Run(ctx.State, bytes, rip);

@@ -45,6 +45,8 @@ internal sealed class DiffRandom
     public T Pick<T>(IReadOnlyList<T> items) => items[Next(items.Count)];
     public void Fill(Span<byte> bytes)
     {
-        for (int i = 0; i < bytes.Length; i++) bytes[i] = (byte)NextU64();
+        var words = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ulong>(bytes);
+        for (int i = 0; i < words.Length; i++) words[i] = NextU64();
+        for (int i = words.Length * 8; i < bytes.Length; i++) bytes[i] = (byte)NextU64();
     }
 }
