@@ -94,6 +94,12 @@ public sealed unsafe class GuestMemory : IDisposable
 
     public bool IsRam(ulong gpa) => FindRegion(gpa) is not null;
 
+    /// <summary>
+    /// Told (gpa, length) whenever the VMM writes RAM through this object (Write, GetWritableSpan, Clear; not raw
+    /// host pointers), so a software CPU can drop instructions it decoded from those pages.
+    /// </summary>
+    public Action<ulong, ulong>? WriteObserver { get; set; }
+
     /// <summary>True when all of [gpa, gpa+length) lies in one region.</summary>
     public bool IsRam(ulong gpa, ulong length) => FindRegion(gpa) is { } r && r.Contains(gpa, length);
 
@@ -118,6 +124,7 @@ public sealed unsafe class GuestMemory : IDisposable
     {
         byte* p = Check(gpa, length, out var r);
         r.Dirty.MarkRange(gpa - r.GuestBase, (ulong)length);
+        WriteObserver?.Invoke(gpa, (ulong)length);
         return new Span<byte>(p, length);
     }
 
@@ -143,6 +150,7 @@ public sealed unsafe class GuestMemory : IDisposable
             int n = (int)Math.Min((ulong)source.Length, r.GuestEnd - gpa);
             source[..n].CopyTo(new Span<byte>(r.Host + (gpa - r.GuestBase), n));
             r.Dirty.MarkRange(gpa - r.GuestBase, (ulong)n);
+            WriteObserver?.Invoke(gpa, (ulong)n);
             source = source[n..];
             gpa += (ulong)n;
         }
@@ -164,6 +172,7 @@ public sealed unsafe class GuestMemory : IDisposable
         if (!r.Contains(gpa, length)) throw OutOfRam(gpa, length);
         NativeMemory.Clear(r.Host + (gpa - r.GuestBase), (nuint)length);
         r.Dirty.MarkRange(gpa - r.GuestBase, length);
+        WriteObserver?.Invoke(gpa, length);
     }
 
     private byte* Check(ulong gpa, int length, out MemoryRegion region)

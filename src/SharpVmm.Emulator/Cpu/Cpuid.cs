@@ -1,0 +1,97 @@
+namespace SharpVmm.Emulator;
+
+/// <summary>
+/// The CPU model guests see. It advertises exactly what this emulator implements (see docs in the README of
+/// the emulator): an Intel family-6 CPU with x86-64, NX, SSE/SSE2, CX8/CX16, CMOV, FXSR, PAT, PGE, PSE/PSE36,
+/// SYSCALL/SYSENTER, RDTSCP, POPCNT, MOVBE, LZCNT (ABM), LAHF in 64-bit mode and an invariant TSC. It hides AVX,
+/// XSAVE, PCID, x2APIC, SSE3 and later, and has no hypervisor/KVM paravirt leaves.
+/// </summary>
+internal sealed unsafe partial class X86Cpu
+{
+    public const uint Leaf1Edx =
+        (1u << 0)   // FPU
+        | (1u << 2)  // DE
+        | (1u << 3)  // PSE
+        | (1u << 4)  // TSC
+        | (1u << 5)  // MSR
+        | (1u << 6)  // PAE
+        | (1u << 7)  // MCE
+        | (1u << 8)  // CX8
+        | (1u << 11) // SEP
+        | (1u << 12) // MTRR
+        | (1u << 13) // PGE
+        | (1u << 14) // MCA
+        | (1u << 15) // CMOV
+        | (1u << 16) // PAT
+        | (1u << 17) // PSE36
+        | (1u << 19) // CLFSH
+        | (1u << 23) // MMX
+        | (1u << 24) // FXSR
+        | (1u << 25) // SSE
+        | (1u << 26); // SSE2
+
+    public const uint Leaf1Ecx =
+        (1u << 13)   // CX16
+        | (1u << 22) // MOVBE
+        | (1u << 23); // POPCNT
+
+    public const uint Ext1Edx = (1u << 11) | (1u << 20) | (1u << 27) | (1u << 29); // SYSCALL, NX, RDTSCP, LM
+    public const uint Ext1Ecx = (1u << 0) | (1u << 5);                            // LAHF_LM, ABM (LZCNT)
+
+    public void Cpuid()
+    {
+        uint leaf = (uint)R[0], sub = (uint)R[1];
+        uint a = 0, b = 0, c = 0, d = 0;
+        switch (leaf)
+        {
+            case 0:
+                a = 7;
+                b = 0x756E_6547; d = 0x4965_6E69; c = 0x6C65_746E; // "GenuineIntel"
+                break;
+            case 1:
+                a = 0x0006_0663; // family 6, model 0x66 (no errata quirks keyed on it), stepping 3
+                b = (8u << 8) | (1u << 16) | ((uint)Index << 24); // CLFLUSH line 64 bytes, 1 logical CPU, APIC ID
+                c = Leaf1Ecx;
+                d = Leaf1Edx | (_apic is not null ? 1u << 9 : 0);
+                break;
+            case 2:
+                a = 1; // one descriptor round, no descriptors
+                break;
+            case 4:
+            case 7:
+                break; // no deterministic cache leaves; no extended features (no SMEP/SMAP/BMI/AVX2...)
+            case 0x8000_0000:
+                a = 0x8000_0008;
+                break;
+            case 0x8000_0001:
+                c = Ext1Ecx;
+                d = Ext1Edx;
+                break;
+            case 0x8000_0002:
+            case 0x8000_0003:
+            case 0x8000_0004:
+            {
+                var brand = "SharpVmm emulated x86-64 CPU\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"u8;
+                int o = (int)(leaf - 0x8000_0002) * 16;
+                a = BitConverter.ToUInt32(brand[o..]);
+                b = BitConverter.ToUInt32(brand[(o + 4)..]);
+                c = BitConverter.ToUInt32(brand[(o + 8)..]);
+                d = BitConverter.ToUInt32(brand[(o + 12)..]);
+                break;
+            }
+            case 0x8000_0006:
+                c = (64u << 0) | (8u << 12) | (256u << 16); // 256 KiB L2, 8-way, 64-byte lines
+                break;
+            case 0x8000_0007:
+                d = 1u << 8; // invariant TSC: RDTSC follows the host's monotonic clock
+                break;
+            case 0x8000_0008:
+                a = 0x3028; // 40 physical, 48 linear address bits
+                break;
+            default:
+                _ = sub;
+                break;
+        }
+        R[0] = a; R[3] = b; R[1] = c; R[2] = d;
+    }
+}

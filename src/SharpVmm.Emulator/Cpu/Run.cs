@@ -1,0 +1,294 @@
+using System.Runtime.CompilerServices;
+using SharpVmm.Core;
+using SharpVmm.Core.Cpu;
+
+namespace SharpVmm.Emulator;
+
+internal struct JumpCacheEntry
+{
+    public ulong Lin;
+    public ulong Mode;
+    public Block? Block;
+}
+
+/// <summary>The interpreter loop: find the block at RIP (jump cache, then the shared block cache, then decode), run it, check events at block boundaries.</summary>
+internal sealed unsafe partial class X86Cpu
+{
+    private const int JumpCacheSize = 4096;
+    private readonly JumpCacheEntry[] _jc = new JumpCacheEntry[JumpCacheSize];
+    private readonly Translator _translator = new();
+    private readonly AutoResetEvent _wakeEvent = new(false);
+    private readonly BlockAbortException _blockAbort = new();
+    private volatile int _attention = 1;
+    private int _kick;
+    private bool _waitForSipi;
+    private bool _shadow;
+    public bool Halted;
+    public Block? CurBlock;
+
+    /// <summary>Guest instructions retired (approximate at faults); for benchmarks.</summary>
+    public ulong Retired;
+
+    public BlockAbortException BlockAbort => _blockAbort;
+
+    private void FlushJumpCache() => Array.Clear(_jc);
+
+    public void Kick()
+    {
+        Volatile.Write(ref _kick, 1);
+        _attention = 1;
+        try { _wakeEvent.Set(); } catch (ObjectDisposedException) { }
+    }
+
+    private void OnWake()
+    {
+        _attention = 1;
+        try { _wakeEvent.Set(); } catch (ObjectDisposedException) { }
+    }
+
+    /// <summary>An interrupt-shadow instruction (STI, MOV SS, POP SS) ran: hold interrupts for one more boundary.</summary>
+    public void SetInterruptShadow()
+    {
+        _shadow = true;
+        _attention = 1;
+    }
+
+    public void RequestAttention() => _attention = 1;
+
+    public VcpuExit Run()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        try
+        {
+            while (true)
+            {
+                if (_attention != 0 && HandleAttention(out var exit)) return exit;
+                if (_shutdown) { _shutdown = false; return VcpuExit.Shutdown; }
+                if (_waitForSipi)
+                {
+                    if (WaitForSipi(out var e)) return e;
+                    continue;
+                }
+                if (Halted)
+                {
+                    if (WaitWhileHalted(out var e)) return e;
+                    continue;
+                }
+                Step();
+            }
+        }
+        catch (EmulatorException ex)
+        {
+            return new VcpuExit(VcpuExitReason.InternalError, 0, ex.Message);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void Step()
+    {
+        Block b;
+        try
+        {
+            b = FindBlock();
+        }
+        catch (CpuFaultException f)
+        {
+            RaiseEvent(f.Vector, f.HasErrorCode, f.ErrorCode, KindException);
+            return;
+        }
+        ExecuteBlock(b);
+    }
+
+    private void ExecuteBlock(Block b)
+    {
+        ulong rip = Rip;
+        R[BlockRipReg] = rip;
+        CurBlock = b;
+        Op[] ops = b.Ops;
+        int i = 0;
+        try
+        {
+            for (; i < ops.Length; i++)
+            {
+                ref Op op = ref ops[i];
+                op.H(this, ref op);
+            }
+            if (!b.EndsWithBranch) Rip = (rip + b.EndOff) & IpMask;
+            Retired += (ulong)ops.Length;
+        }
+        catch (CpuFaultException f)
+        {
+            Retired += (ulong)i;
+            ref Op op = ref ops[i];
+            if (f.Software)
+            {
+                Rip = (rip + op.NextOff) & IpMask;
+                RaiseEvent(f.Vector, false, 0, KindSoftware);
+            }
+            else
+            {
+                Rip = (rip + op.Off) & IpMask;
+                RaiseEvent(f.Vector, f.HasErrorCode, f.ErrorCode, KindException);
+            }
+        }
+        catch (BlockAbortException)
+        {
+            Retired += (ulong)i;
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private Block FindBlock()
+    {
+        ulong lin = (R[SegBaseSlot + CS] + Rip) & LinMask;
+        ulong mode = (uint)Bitness | (UserBit << 8);
+        ref JumpCacheEntry e = ref _jc[(int)((lin ^ (lin >> 12)) & (JumpCacheSize - 1))];
+        var blk = e.Block;
+        if (e.Lin == lin && e.Mode == mode && blk is not null && blk.Valid)
+        {
+            CheckWriteTlbValidity();
+            return blk;
+        }
+        return FindBlockSlow(lin, mode, ref e);
+    }
+
+    private Block FindBlockSlow(ulong lin, ulong mode, ref JumpCacheEntry e)
+    {
+        ulong pa = Translate(lin, AccFetch, UserBit != 0);
+        ulong key = pa | ((ulong)(uint)Bitness << 56);
+        var b = _cache.Lookup(key);
+        if (b is null)
+        {
+            var r = FindRam(pa);
+            if (r is null || !r.Contains(pa & ~0xFFFUL, 0x1000))
+                throw new EmulatorException($"vCPU {Index}: code fetch from 0x{pa:x} (RIP 0x{Rip:x}), which is not RAM; the emulator runs code from RAM only");
+            byte* host = r.Host + (pa - r.GuestBase);
+            int avail = (int)(0x1000 - (pa & 0xFFF));
+            b = _translator.DecodeBlock(host, avail, Bitness, key, pa & ~0xFFFUL);
+            if (b is null) return DecodeStraddling(lin);
+            b = _cache.Add(b);
+        }
+        CheckWriteTlbValidity();
+        e.Lin = lin;
+        e.Mode = mode;
+        e.Block = b;
+        return b;
+    }
+
+    /// <summary>An instruction that crosses into the next page: decoded for this one execution, never cached.</summary>
+    private Block DecodeStraddling(ulong lin)
+    {
+        byte* buf = stackalloc byte[16];
+        int first = (int)(0x1000 - (lin & 0xFFF));
+        for (int i = 0; i < first && i < 15; i++) buf[i] = (byte)PhysRead(Translate((lin + (ulong)i) & LinMask, AccFetch, UserBit != 0), 1);
+        ulong pa2 = Translate((lin + (ulong)first) & LinMask, AccFetch, UserBit != 0);
+        for (int i = first; i < 15; i++) buf[i] = (byte)PhysRead(pa2 + (ulong)(i - first), 1);
+        return _translator.DecodeBlock(buf, 15, Bitness, 0, ulong.MaxValue, 1)
+               ?? throw new EmulatorException($"vCPU {Index}: cannot decode the instruction at RIP 0x{Rip:x}");
+    }
+
+    /// <summary>Kicks, INIT/SIPI, NMI and external interrupts. Returns true with an exit to leave Run.</summary>
+    private bool HandleAttention(out VcpuExit exit)
+    {
+        _attention = 0;
+        exit = default;
+        if (Interlocked.Exchange(ref _kick, 0) != 0) { exit = VcpuExit.Kicked; return true; }
+        CheckWriteTlbValidity();
+        var apic = _apic;
+        if (apic is null) return false;
+        if (apic.TryTakeInit())
+        {
+            EnterWaitForSipi();
+            return false;
+        }
+        if (_waitForSipi) return false;
+        if (!_nmiMasked && apic.TryTakeNmi())
+        {
+            Halted = false;
+            _nmiMasked = true;
+            RaiseEvent(2, false, 0, KindNmi);
+            _attention = 1;
+            return false;
+        }
+        if (_shadow)
+        {
+            _shadow = false;
+            _attention = 1;
+            return false;
+        }
+        if (InterruptsEnabled && apic.HasInterrupt)
+        {
+            int v = apic.Acknowledge();
+            if (v >= 0)
+            {
+                Halted = false;
+                RaiseEvent(v, false, 0, KindExternal);
+            }
+            _attention = 1; // another may be pending behind it
+        }
+        return false;
+    }
+
+    private bool WaitWhileHalted(out VcpuExit exit)
+    {
+        var apic = _apic;
+        if (apic is null || !InterruptsEnabled)
+        {
+            // Nothing can wake this CPU but the machine: hand HLT to it; the next Run continues after the HLT.
+            Halted = false;
+            exit = VcpuExit.Halt;
+            return true;
+        }
+        while (true)
+        {
+            if (Volatile.Read(ref _kick) != 0) { _attention = 1; exit = default; return false; }
+            if (apic.HasInterrupt && InterruptsEnabled) { _attention = 1; exit = default; return false; }
+            if (apic.TryTakeInit()) { EnterWaitForSipi(); exit = default; return false; }
+            if (!_nmiMasked && apic.TryTakeNmi())
+            {
+                Halted = false;
+                _nmiMasked = true;
+                RaiseEvent(2, false, 0, KindNmi);
+                exit = default;
+                return false;
+            }
+            _wakeEvent.WaitOne(100);
+        }
+    }
+
+    private bool WaitForSipi(out VcpuExit exit)
+    {
+        var apic = _apic!;
+        while (true)
+        {
+            if (Interlocked.Exchange(ref _kick, 0) != 0) { exit = VcpuExit.Kicked; return true; }
+            apic.TryTakeInit();
+            if (apic.TryTakeStartup(out byte vector))
+            {
+                _waitForSipi = false;
+                Halted = false;
+                LoadRealCs((ushort)(vector << 8));
+                Rip = 0;
+                exit = default;
+                return false;
+            }
+            _wakeEvent.WaitOne(100);
+        }
+    }
+
+    /// <summary>INIT: the CPU resets (keeping the APIC base and a few MSRs) and waits for a startup IPI.</summary>
+    private void EnterWaitForSipi()
+    {
+        ulong apicBase = ApicBase;
+        ResetToPowerOn();
+        ApicBase = apicBase;
+        _waitForSipi = true;
+    }
+}
+
+/// <summary>The emulator cannot go on (code outside RAM, an undecodable state): becomes an InternalError exit.</summary>
+public sealed class EmulatorException : VmmException
+{
+    public EmulatorException(string message) : base(message) { }
+    public EmulatorException(string message, Exception inner) : base(message, inner) { }
+}

@@ -1,0 +1,37 @@
+using Iced.Intel;
+
+namespace SharpVmm.Emulator;
+
+/// <summary>A run of decoded instructions inside one guest-physical page, ending at a control transfer or the page end.</summary>
+internal sealed unsafe class Block
+{
+    public Block(Op[] ops, Instruction[] instrs, ulong key, ulong physPage, bool endsWithBranch, ushort endOff)
+    {
+        Ops = ops;
+        Instrs = instrs;
+        Key = key;
+        PhysPage = physPage;
+        EndsWithBranch = endsWithBranch;
+        EndOff = endOff;
+    }
+
+    public readonly Op[] Ops;
+    /// <summary>The Iced form of each instruction, read only by the slow (system) handlers.</summary>
+    public readonly Instruction[] Instrs;
+    public readonly ulong Key;
+    public readonly ulong PhysPage;
+    /// <summary>The last op sets RIP itself; otherwise RIP = block start + <see cref="EndOff"/> after the last op.</summary>
+    public readonly bool EndsWithBranch;
+    public readonly ushort EndOff;
+    public volatile bool Valid = true;
+
+    /// <summary>
+    /// Marks the block dead and makes every op stop a vCPU that is still inside it, so a guest that rewrote the
+    /// code it is running resumes at the next instruction with freshly decoded bytes.
+    /// </summary>
+    public void Invalidate()
+    {
+        Valid = false;
+        for (int i = 0; i < Ops.Length; i++) Ops[i].H = &Handlers.AbortBlock;
+    }
+}

@@ -1,0 +1,43 @@
+using System.Runtime.InteropServices;
+
+namespace SharpVmm.Emulator;
+
+/// <summary>
+/// One decoded guest instruction in the form the interpreter runs: a handler and the operands it needs,
+/// pre-digested so the hot loop never touches Iced. Offsets are relative to the block start, so a block
+/// is valid at whatever virtual address maps its physical page.
+/// </summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct Op
+{
+    public delegate*<X86Cpu, ref Op, void> H;
+    /// <summary>Memory displacement; for RIP-relative operands the offset from the block start.</summary>
+    public long Disp;
+    /// <summary>Immediate (already sign-extended to the operand size), or a branch target relative to the block start.</summary>
+    public ulong Imm;
+    /// <summary>Second immediate (ENTER's nesting level, far-pointer selector), or the index of the Iced instruction for slow handlers.</summary>
+    public ulong Imm2;
+    /// <summary>Mask of the effective address (0xFFFF, 0xFFFF_FFFF or all ones).</summary>
+    public ulong AddrMask;
+    public ushort Off;
+    public ushort NextOff;
+    /// <summary>Operand size in bytes (1, 2, 4, 8; 16 for XMM).</summary>
+    public byte Size;
+    /// <summary>Size of a second operand (source of MOVZX/MOVSX, shift count kind...).</summary>
+    public byte Size2;
+    public byte Reg;
+    public byte Rm;
+    public byte Base;
+    public byte Index;
+    public byte Scale;
+    public byte Seg;
+    /// <summary>Condition code for Jcc/SETcc/CMOVcc, or a small per-handler selector.</summary>
+    public byte Cc;
+    /// <summary><see cref="OpFlags"/>.</summary>
+    public byte Flags;
+}
+
+internal static class OpFlags
+{
+    public const byte Lock = 1, Rep = 2, Repne = 4, Mem = 8;
+}

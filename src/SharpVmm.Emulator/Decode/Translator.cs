@@ -1,0 +1,209 @@
+using Iced.Intel;
+using static SharpVmm.Emulator.Handlers;
+
+namespace SharpVmm.Emulator;
+
+/// <summary>Decodes guest code with Iced into <see cref="Op"/> arrays: the one place that knows Iced's operand model.</summary>
+internal sealed unsafe partial class Translator
+{
+    public const int MaxOps = 48;
+    private readonly PointerCodeReader _reader = new();
+    private readonly Decoder _d16, _d32, _d64;
+    private readonly Op[] _ops = new Op[MaxOps];
+    private readonly Instruction[] _ins = new Instruction[MaxOps];
+
+    public Translator()
+    {
+        _d16 = Decoder.Create(16, _reader);
+        _d32 = Decoder.Create(32, _reader);
+        _d64 = Decoder.Create(64, _reader);
+    }
+
+    /// <summary>
+    /// Decodes from <paramref name="code"/> (the block start) up to <paramref name="available"/> bytes. Returns null
+    /// when the first instruction does not fit (it straddles the page end: the caller decodes it uncached).
+    /// </summary>
+    public Block? DecodeBlock(byte* code, int available, int bitness, ulong key, ulong physPage, int maxOps = MaxOps)
+    {
+        var d = bitness == 64 ? _d64 : bitness == 32 ? _d32 : _d16;
+        _reader.Reset(code, available);
+        d.IP = 0;
+        int n = 0;
+        bool branch = false;
+        ushort endOff = 0;
+        while (n < maxOps)
+        {
+            d.Decode(out _ins[n]);
+            ref Instruction ins = ref _ins[n];
+            if (ins.IsInvalid && d.LastError == DecoderError.NoMoreBytes)
+            {
+                if (n == 0) return null;
+                break;
+            }
+            ref Op op = ref _ops[n];
+            op = default;
+            bool ends = Translate(ref op, ref ins, bitness, n);
+            endOff = op.NextOff;
+            n++;
+            if (ends) { branch = true; break; }
+            if ((int)ins.NextIP >= available) break;
+        }
+        return new Block(_ops[..n], _ins[..n], key, physPage, branch, endOff);
+    }
+
+    private static int RegIndex(Register r)
+    {
+        int num = r.GetNumber();
+        if (r.IsGPR8())
+        {
+            if (num >= 4 && num < 8) return 20 + num - 4; // AH, CH, DH, BH
+            if (num >= 8) return num - 4;                  // SPL..R15L
+            return num;
+        }
+        return num;
+    }
+
+    /// <summary>Fills the generic operand fields; returns true when it saw a memory operand.</summary>
+    private static void FillOperands(ref Op op, ref Instruction ins, int bitness)
+    {
+        op.Off = (ushort)ins.IP;
+        op.NextOff = (ushort)ins.NextIP;
+        op.Base = X86Cpu.ZeroReg;
+        op.Index = X86Cpu.ZeroReg;
+        op.Seg = X86Cpu.DS;
+        op.AddrMask = bitness == 64 ? ulong.MaxValue : bitness == 32 ? 0xFFFF_FFFF : 0xFFFF;
+        int regs = 0;
+        bool immSeen = false;
+        for (int i = 0; i < ins.OpCount; i++)
+        {
+            switch (ins.GetOpKind(i))
+            {
+                case OpKind.Register:
+                {
+                    var r = ins.GetOpRegister(i);
+                    byte idx = (byte)(r.IsGPR() ? RegIndex(r) : r.IsSegmentRegister() ? SegIndex(r) : r.GetNumber());
+                    if (regs == 0) op.Reg = idx; else if (regs == 1) op.Rm = idx;
+                    if (regs == 0 && op.Size == 0 && r.IsGPR()) op.Size = (byte)r.GetSize();
+                    regs++;
+                    break;
+                }
+                case OpKind.Memory:
+                    op.Flags |= OpFlags.Mem;
+                    FillMemory(ref op, ref ins, bitness);
+                    if (op.Size == 0) op.Size = (byte)ins.MemorySize.GetSize();
+                    break;
+                case OpKind.Immediate8:
+                case OpKind.Immediate16:
+                case OpKind.Immediate32:
+                case OpKind.Immediate64:
+                case OpKind.Immediate8to16:
+                case OpKind.Immediate8to32:
+                case OpKind.Immediate8to64:
+                case OpKind.Immediate32to64:
+                    if (!immSeen) op.Imm = ins.GetImmediate(i); else op.Imm2 = ins.GetImmediate(i);
+                    immSeen = true;
+                    break;
+                case OpKind.Immediate8_2nd:
+                    op.Imm2 = ins.Immediate8_2nd;
+                    break;
+                case OpKind.NearBranch16:
+                case OpKind.NearBranch32:
+                case OpKind.NearBranch64:
+                    op.Imm = ins.NearBranchTarget;
+                    break;
+                case OpKind.FarBranch16:
+                case OpKind.FarBranch32:
+                    op.Imm = ins.GetOpKind(i) == OpKind.FarBranch16 ? ins.FarBranch16 : ins.FarBranch32;
+                    op.Imm2 = ins.FarBranchSelector;
+                    break;
+                case OpKind.MemorySegSI:
+                case OpKind.MemorySegESI:
+                case OpKind.MemorySegRSI:
+                case OpKind.MemorySegDI:
+                case OpKind.MemorySegEDI:
+                case OpKind.MemorySegRDI:
+                    op.Seg = SegIndex(ins.MemorySegment);
+                    op.Size2 = StringAddrSize(ins.GetOpKind(i));
+                    break;
+                case OpKind.MemoryESDI:
+                case OpKind.MemoryESEDI:
+                case OpKind.MemoryESRDI:
+                    op.Size2 = StringAddrSize(ins.GetOpKind(i));
+                    break;
+            }
+        }
+        if (ins.HasLockPrefix) op.Flags |= OpFlags.Lock;
+        if (ins.HasRepePrefix) op.Flags |= OpFlags.Rep;
+        if (ins.HasRepnePrefix) op.Flags |= OpFlags.Repne;
+    }
+
+    private static byte StringAddrSize(OpKind k) => k switch
+    {
+        OpKind.MemorySegSI or OpKind.MemorySegDI or OpKind.MemoryESDI => 2,
+        OpKind.MemorySegESI or OpKind.MemorySegEDI or OpKind.MemoryESEDI => 4,
+        _ => 8,
+    };
+
+    private static byte SegIndex(Register r) => r switch
+    {
+        Register.ES => X86Cpu.ES,
+        Register.CS => X86Cpu.CS,
+        Register.SS => X86Cpu.SS,
+        Register.FS => X86Cpu.FS,
+        Register.GS => X86Cpu.GS,
+        _ => X86Cpu.DS,
+    };
+
+    private static void FillMemory(ref Op op, ref Instruction ins, int bitness)
+    {
+        var b = ins.MemoryBase;
+        var x = ins.MemoryIndex;
+        int asz;
+        if (b != Register.None) asz = b is Register.RIP ? 8 : b is Register.EIP ? 4 : b.GetSize();
+        else if (x != Register.None) asz = x.GetSize();
+        else asz = ins.MemoryDisplSize is 2 or 4 or 8 ? ins.MemoryDisplSize : bitness / 8;
+        if (bitness == 64 && asz == 2) asz = 8;
+        op.AddrMask = asz == 8 ? ulong.MaxValue : asz == 4 ? 0xFFFF_FFFF : 0xFFFF;
+        if (b is Register.RIP or Register.EIP) op.Base = X86Cpu.BlockRipReg;
+        else if (b != Register.None) op.Base = (byte)b.GetNumber();
+        if (x != Register.None && x.IsGPR()) op.Index = (byte)x.GetNumber();
+        op.Scale = (byte)System.Numerics.BitOperations.Log2((uint)Math.Max(1, ins.MemoryIndexScale));
+        op.Disp = (long)ins.MemoryDisplacement64;
+        op.Seg = SegIndex(ins.MemorySegment);
+    }
+
+    private static bool IsReg(ref Instruction ins, int i) => ins.GetOpKind(i) == OpKind.Register;
+    private static bool IsMem(ref Instruction ins, int i) => ins.GetOpKind(i) == OpKind.Memory;
+
+    /// <summary>Chooses the handler. Returns true when the op ends the block (it sets RIP itself).</summary>
+    private static bool Translate(ref Op op, ref Instruction ins, int bitness, int index)
+    {
+        FillOperands(ref op, ref ins, bitness);
+        if (ins.IsInvalid)
+        {
+            op.H = &InvalidOpcode;
+            return true;
+        }
+        if (op.Size != 0 && op.Size < 8) op.Imm &= X86Cpu.SizeMask(op.Size);
+        if (TranslateInteger(ref op, ref ins, bitness)) return EndsBlock(ref op, ref ins);
+        if (TranslateSse(ref op, ref ins)) return false;
+        if (TranslateX87(ref op, ref ins)) return false;
+        // Everything else (system instructions, rare forms) runs through the slow handler, which sees the Iced
+        // instruction, sets RIP itself and ends the block so mode changes take effect at once.
+        op.H = &SystemOp;
+        op.Imm2 = (ulong)index;
+        return true;
+    }
+
+    private static bool EndsBlock(ref Op op, ref Instruction ins)
+    {
+        if ((op.Flags & (OpFlags.Rep | OpFlags.Repne)) != 0 && IsStringOp(ins.Mnemonic)) return true;
+        return ins.FlowControl != FlowControl.Next;
+    }
+
+    private static bool IsStringOp(Mnemonic m) => m is Mnemonic.Movsb or Mnemonic.Movsw or Mnemonic.Movsd or Mnemonic.Movsq
+        or Mnemonic.Stosb or Mnemonic.Stosw or Mnemonic.Stosd or Mnemonic.Stosq or Mnemonic.Lodsb or Mnemonic.Lodsw
+        or Mnemonic.Lodsd or Mnemonic.Lodsq or Mnemonic.Cmpsb or Mnemonic.Cmpsw or Mnemonic.Cmpsd or Mnemonic.Cmpsq
+        or Mnemonic.Scasb or Mnemonic.Scasw or Mnemonic.Scasd or Mnemonic.Scasq or Mnemonic.Insb or Mnemonic.Insw
+        or Mnemonic.Insd or Mnemonic.Outsb or Mnemonic.Outsw or Mnemonic.Outsd;
+}

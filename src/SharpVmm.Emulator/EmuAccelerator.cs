@@ -1,0 +1,67 @@
+using SharpVmm.Core.Cpu;
+using SharpVmm.Core.Interrupts;
+using SharpVmm.Core.Io;
+using SharpVmm.Core.Time;
+using SharpVmm.Memory;
+
+namespace SharpVmm.Emulator;
+
+/// <summary>
+/// The software x86-64 CPU: each vCPU interprets guest code on the calling thread from a decoded-block cache
+/// shared by all vCPUs of the VM (keyed by guest-physical address, so it survives address-space switches).
+/// </summary>
+public sealed class EmuAccelerator : IAccelerator
+{
+    private readonly GuestMemory _memory;
+    private readonly IIoBus _bus;
+    private readonly EmuOptions _options;
+    private readonly GuestClock _clock;
+    private readonly BlockCache _cache;
+    private readonly List<X86Cpu> _cpus = [];
+    private bool _disposed;
+
+    public EmuAccelerator(GuestMemory memory, IIoBus bus, EmuOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(memory);
+        ArgumentNullException.ThrowIfNull(bus);
+        _memory = memory;
+        _bus = bus;
+        _options = options ?? new EmuOptions();
+        _clock = _options.Clock ?? new GuestClock();
+        _cache = new BlockCache(memory);
+    }
+
+    public string Name => "emu";
+
+    public IIrqRouter? IrqRouter => _options.IrqRouter;
+
+    public IVcpu CreateVcpu(int index)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentOutOfRangeException.ThrowIfNegative(index);
+        lock (_cpus)
+        {
+            foreach (var c in _cpus)
+                if (c.Index == index) throw new InvalidOperationException($"vCPU {index} already exists in this VM");
+            var apic = _options.LocalApicFactory?.Invoke(index);
+            var cpu = new X86Cpu(index, _memory, _bus, _cache, _clock, apic, _options.Logger);
+            _cpus.Add(cpu);
+            return cpu;
+        }
+    }
+
+    /// <summary>Decoded blocks currently cached (for tests and diagnostics).</summary>
+    internal int CachedBlockCount => _cache.Count;
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        lock (_cpus)
+        {
+            foreach (var c in _cpus) c.Dispose();
+            _cpus.Clear();
+        }
+        _cache.Dispose();
+    }
+}

@@ -1,0 +1,4 @@
+using System.Runtime.CompilerServices;
+
+[assembly: InternalsVisibleTo("SharpVmm.Emulator.Tests")]
+[assembly: InternalsVisibleTo("SharpVmm.Bench")]
