@@ -41,6 +41,27 @@ public sealed class DifferentialTests(DiffFixture fx, ITestOutputHelper output)
         foreach (var name in InstructionClasses.Names) Assert.Contains(name, tests);
     }
 
+    [Fact]
+    public void Comparison_catches_an_emulator_that_skips_an_instruction()
+    {
+        // Negative control: the emulator runs each case with its last instruction replaced by NOPs, which must
+        // show up as differences in nearly every case. A harness that compared nothing would pass here.
+        var cls = InstructionClasses.Create("Alu");
+        int caught = 0;
+        const int n = 60;
+        for (int k = 0; k < n; k++)
+        {
+            var c = fx.Builder.Build(cls, DiffRandom.CaseSeed(0xC0FFEE, k), k);
+            var code = (byte[])c.Code.Clone();
+            var last = c.Instructions[^1];
+            code.AsSpan((int)(last.IP - c.CodeAddress), last.Length).Fill(0x90);
+            var e = fx.Emu.Run(c.Initial, code, c.CodeAddress, c.InitialData, TimeSpan.FromSeconds(5));
+            Assert.Null(e.Error);
+            if (DiffCompare.Differences(c, e, cls).Count > 0) caught++;
+        }
+        Assert.True(caught >= n * 8 / 10, $"only {caught} of {n} sabotaged cases were noticed");
+    }
+
     private void Run(string name)
     {
         string? failure = DiffRun.Execute(InstructionClasses.Create(name), fx, output);

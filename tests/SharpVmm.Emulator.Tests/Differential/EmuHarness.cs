@@ -36,15 +36,18 @@ internal sealed class EmuResult
 
 /// <summary>
 /// The emulator side: guest RAM at the native runner's address (identity mapped with 2 MiB pages over the
-/// first GiB), 64-bit long mode with flat segments, an IDT whose every vector lands on its own HLT stub (so a
-/// guest exception reports its vector instead of triple-faulting), and a fresh accelerator per run so no
-/// decoded-block cache survives from one case's code bytes to the next.
+/// first GiB), 64-bit long mode with flat segments, and an IDT whose every vector lands on its own HLT stub (so a
+/// guest exception reports its vector instead of triple-faulting). One accelerator serves run after run: each
+/// case's code reaches it through <see cref="GuestMemory.Write"/>, which must drop stale decoded blocks; a
+/// failing case is re-run on a fresh accelerator to tell a stale-cache bug from a wrong result.
 /// </summary>
 internal sealed class EmuHarness : IDisposable
 {
     private static readonly bool[] HasErrorCode = [.. Enumerable.Range(0, 32).Select(v => v is 8 or 10 or 11 or 12 or 13 or 14 or 17 or 21)];
 
     private readonly RecordingIoBus _bus = new();
+    private IAccelerator? _acc;
+    private IVcpu? _vcpu;
 
     public EmuHarness(ulong regionBase)
     {
@@ -57,17 +60,23 @@ internal sealed class EmuHarness : IDisposable
     public ulong Base { get; }
     public GuestMemory Memory { get; }
 
-    public EmuResult Run(CpuSnapshot input, ReadOnlySpan<byte> code, ulong codeAddress, ReadOnlySpan<byte> data, TimeSpan timeout)
+    /// <summary>
+    /// Runs <paramref name="code"/> from <paramref name="input"/>. The accelerator and vCPU are reused from run to
+    /// run (new code arrives through <see cref="GuestMemory.Write"/>, which the emulator must notice) unless
+    /// <paramref name="fresh"/> asks for new ones; any failure also discards them.
+    /// </summary>
+    public EmuResult Run(CpuSnapshot input, ReadOnlySpan<byte> code, ulong codeAddress, ReadOnlySpan<byte> data, TimeSpan timeout, bool fresh = false)
     {
+        if (fresh) DropEmulator();
         Memory.Write(codeAddress, code);
         Memory.Write(Base + DiffLayout.Data, data);
         _bus.Clear();
-        IAccelerator? acc = null;
-        IVcpu? vcpu = null;
+        bool ok = false;
         try
         {
-            acc = EmulatorFactory.Create(Memory, _bus);
-            vcpu = acc.CreateVcpu(0);
+            _acc ??= EmulatorFactory.Create(Memory, _bus);
+            _vcpu ??= _acc.CreateVcpu(0);
+            var vcpu = _vcpu;
             vcpu.SetState(MakeState(input, codeAddress));
             var cpu = vcpu;
             VcpuExit exit;
@@ -97,6 +106,7 @@ internal sealed class EmuHarness : IDisposable
                 catch (GuestMemoryException) { /* a broken frame still reports the vector */ }
                 return new EmuResult { Exit = exit, State = snap, Rip = st.Rip, Data = bytes, Vector = vector, FaultRip = faultRip, FaultErrorCode = errorCode, IoAccesses = [.. _bus.Accesses] };
             }
+            ok = exit.Reason == VcpuExitReason.Halt && _bus.Accesses.Count == 0;
             return new EmuResult { Exit = exit, State = snap, Rip = st.Rip, Data = bytes, IoAccesses = [.. _bus.Accesses] };
         }
         catch (Exception e) when (e is not OutOfMemoryException)
@@ -105,9 +115,16 @@ internal sealed class EmuHarness : IDisposable
         }
         finally
         {
-            vcpu?.Dispose();
-            acc?.Dispose();
+            if (!ok) DropEmulator();
         }
+    }
+
+    private void DropEmulator()
+    {
+        _vcpu?.Dispose();
+        _acc?.Dispose();
+        _vcpu = null;
+        _acc = null;
     }
 
     private static SegmentRegister Data64 => new()
@@ -162,5 +179,9 @@ internal sealed class EmuHarness : IDisposable
         }
     }
 
-    public void Dispose() => Memory.Dispose();
+    public void Dispose()
+    {
+        DropEmulator();
+        Memory.Dispose();
+    }
 }

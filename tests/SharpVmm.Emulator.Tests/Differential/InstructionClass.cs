@@ -23,7 +23,7 @@ internal abstract class InstructionClass
         }
     }
 
-    public virtual int Cases => 1500;
+    public virtual int Cases => 4000;
     public virtual int MaxSteps => 4;
     /// <summary>Features the whole class needs (else it is skipped, and says so).</summary>
     public virtual CpuFeature Requires => CpuFeature.None;
