@@ -22,6 +22,15 @@ internal sealed class CaseBuilder
     /// <summary>Candidates generated and candidates refused (encoding, safety), for the generators' own health.</summary>
     public long Candidates { get; private set; }
     public Dictionary<string, long> Refusals { get; } = [];
+    /// <summary>Encodings (as generated) that made it into a case since the last <see cref="ResetStats"/>.</summary>
+    public HashSet<Code> Accepted { get; } = [];
+
+    public void ResetStats()
+    {
+        Candidates = 0;
+        Refusals.Clear();
+        Accepted.Clear();
+    }
 
     private bool Refuse(string why)
     {
@@ -42,6 +51,7 @@ internal sealed class CaseBuilder
 
         var code = new List<byte>();
         var instructions = new List<Instruction>();
+        var stepStates = new List<(CpuSnapshot, byte[], ulong)>();
         int steps = ctx.Rng.Next(1, cls.MaxSteps + 1);
         for (int s = 0; s < steps; s++)
         {
@@ -54,6 +64,7 @@ internal sealed class CaseBuilder
                 foreach (var candidate in _emit)
                 {
                     if (!TryStep(ctx, candidate, code, instructions)) break;
+                    stepStates.Add((ctx.State, ctx.Native.Data.ToArray(), ctx.UndefinedFlags));
                     done++;
                 }
                 placed = done == _emit.Count;
@@ -66,7 +77,7 @@ internal sealed class CaseBuilder
         {
             Seed = seed, Index = index, Initial = initial, InitialData = initialData, Instructions = instructions,
             Code = [.. code], CodeAddress = _native.CodeAddress, Expected = ctx.State.Clone(),
-            ExpectedData = ctx.Native.Data.ToArray(), UndefinedFlags = ctx.UndefinedFlags,
+            ExpectedData = ctx.Native.Data.ToArray(), UndefinedFlags = ctx.UndefinedFlags, Steps = stepStates,
         };
     }
 
@@ -94,6 +105,7 @@ internal sealed class CaseBuilder
         ctx.NextRip = rip + (ulong)bytes.Length;
         code.AddRange(bytes);
         instructions.Add(ins);
+        Accepted.Add(candidate.Code);
         return true;
     }
 

@@ -18,6 +18,22 @@ internal sealed class DiffCase
     public required CpuSnapshot Expected { get; init; }
     public required byte[] ExpectedData { get; init; }
     public required ulong UndefinedFlags { get; init; }
+    /// <summary>The host state, data buffer and undefined-flag mask after each instruction, for blaming one.</summary>
+    public required List<(CpuSnapshot State, byte[] Data, ulong Undefined)> Steps { get; init; }
+
+    /// <summary>The case cut after its first <paramref name="count"/> instructions (then HLT).</summary>
+    public DiffCase Prefix(int count)
+    {
+        var last = Instructions[count - 1];
+        int end = (int)(last.IP - CodeAddress) + last.Length;
+        var (state, data, undefined) = Steps[count - 1];
+        return new DiffCase
+        {
+            Seed = Seed, Index = Index, Initial = Initial, InitialData = InitialData, Instructions = Instructions[..count],
+            Code = [.. Code.AsSpan(0, end), 0xF4], CodeAddress = CodeAddress, Expected = state, ExpectedData = data,
+            UndefinedFlags = undefined, Steps = Steps[..count],
+        };
+    }
 
     public string Listing()
     {

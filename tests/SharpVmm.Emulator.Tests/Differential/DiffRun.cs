@@ -12,7 +12,7 @@ namespace SharpVmm.Emulator.Tests.Differential;
 /// </summary>
 internal static class DiffRun
 {
-    private const int MaxFailures = 10, DetailedFailures = 3, MinCases = 1000;
+    private const int MaxFailures = 12, DetailedFailures = 3, MinCases = 1000, StopAfterFailures = 300;
     /// <summary>Keeps the suite near a minute on a loaded machine; cases are seeded by index, so fewer cases never changes one.</summary>
     private static readonly TimeSpan ClassBudget = TimeSpan.FromSeconds(3);
     private static readonly TimeSpan EmulatorTimeout = TimeSpan.FromSeconds(5);
@@ -41,7 +41,9 @@ internal static class DiffRun
         int cases = (int?)EnvU64("SHARPVMM_DIFF_CASES") ?? cls.Cases;
         int first = only ?? 0, last = only ?? cases - 1;
 
+        fx.Builder.ResetStats();
         var report = new StringBuilder();
+        var culprits = new Dictionary<string, int>();
         int failures = 0, ran = 0, instructions = 0;
         var sw = Stopwatch.StartNew();
         for (int i = first; i <= last; i++)
@@ -61,22 +63,49 @@ internal static class DiffRun
             var again = fx.Emu.Run(c.Initial, c.Code, c.CodeAddress, c.InitialData, EmulatorTimeout, fresh: true);
             if (DiffCompare.Differences(c, again, cls).Count == 0)
                 diffs.Insert(0, "passes on a fresh accelerator: the reused one kept stale state (decoded blocks or TLB) from earlier cases");
+            string culprit = Blame(fx, cls, c);
+            culprits[culprit] = culprits.GetValueOrDefault(culprit) + 1;
             failures++;
-            if (failures <= DetailedFailures) report.Append(Describe(cls, baseSeed, c, diffs));
-            else if (failures <= MaxFailures) report.Append($"\n--- case {i}: {diffs[0]}  [{FirstLine(c)}]\n");
-            if (failures >= MaxFailures) break;
+            if (failures <= DetailedFailures) report.Append(Describe(cls, baseSeed, c, diffs, culprit));
+            else if (failures <= MaxFailures) report.Append($"\n--- case {i}: first wrong instruction {culprit}: {diffs[0]}\n");
+            if (failures >= StopAfterFailures) break;
         }
+        if (cls is CodeSetClass set && only is null)
+        {
+            var missed = set.Codes.Where(x => !fx.Builder.Accepted.Contains(x)).ToList();
+            output.WriteLine($"{cls.Name}: {set.Codes.Count - missed.Count} of {set.Codes.Count} encodings exercised" +
+                (missed.Count > 0 ? $"; never: {string.Join(", ", missed.Take(30))}" : ""));
+        }
+        output.WriteLine($"{cls.Name}: {fx.Builder.Candidates} candidates, refused: " +
+            string.Join(", ", fx.Builder.Refusals.Select(kv => $"{kv.Key} {kv.Value}")));
         output.WriteLine($"{cls.Name}: {ran} cases, {instructions} instructions, {failures} failing, {sw.Elapsed.TotalSeconds:0.00} s, base seed 0x{baseSeed:x}");
         if (failures == 0) return null;
-        return $"{cls.Name}: {failures} of {ran} cases differ from the host CPU (stopped at {MaxFailures})\n{report}";
+        var summary = string.Join("\n", culprits.OrderByDescending(kv => kv.Value).Take(60).Select(kv => $"  {kv.Value,5} x {kv.Key}"));
+        return $"{cls.Name}: {failures} of {ran} cases differ from the host CPU" + (failures >= StopAfterFailures ? " (stopped there)\n" : "\n") +
+               $"first wrong instruction of each failing case (by encoding):\n{summary}\n" +
+               $"the first {DetailedFailures} failing cases in full, then one line each up to {MaxFailures}:\n{report}";
     }
 
-    private static string FirstLine(DiffCase c) => c.Listing().Split('\n')[0].Trim();
+    /// <summary>Re-runs growing prefixes of a failing case to find the first instruction whose result is wrong.</summary>
+    private static string Blame(DiffFixture fx, InstructionClass cls, DiffCase c)
+    {
+        for (int k = 1; k <= c.Instructions.Count; k++)
+        {
+            var p = c.Prefix(k);
+            var e = fx.Emu.Run(p.Initial, p.Code, p.CodeAddress, p.InitialData, EmulatorTimeout);
+            if (DiffCompare.Differences(p, e, cls).Count > 0)
+            {
+                var ins = c.Instructions[k - 1];
+                return $"{ins.Code} ({ins.Mnemonic.ToString().ToLowerInvariant()})";
+            }
+        }
+        return "(no prefix fails alone: the combination of instructions)";
+    }
 
-    private static string Describe(InstructionClass cls, ulong baseSeed, DiffCase c, List<string> diffs)
+    private static string Describe(InstructionClass cls, ulong baseSeed, DiffCase c, List<string> diffs, string culprit)
     {
         var sb = new StringBuilder();
-        sb.Append($"\n--- {cls.Name} case {c.Index} (case seed 0x{c.Seed:x})\n");
+        sb.Append($"\n--- {cls.Name} case {c.Index} (case seed 0x{c.Seed:x}); first wrong instruction: {culprit}\n");
         sb.Append($"replay: SHARPVMM_DIFF_SEED=0x{baseSeed:x} SHARPVMM_DIFF_CASE={c.Index} dotnet test tests/SharpVmm.Emulator.Tests " +
                   $"--filter FullyQualifiedName~Differential.DifferentialTests.{cls.Name}\n");
         sb.Append("code:\n").Append(c.Listing());
