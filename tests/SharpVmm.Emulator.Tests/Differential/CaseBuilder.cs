@@ -15,7 +15,6 @@ internal sealed class CaseBuilder
     private readonly NativeRunner _native;
     private readonly InstructionInfoFactory _info = new();
     private readonly List<Instruction> _emit = [];
-    private readonly ByteWriter _unused = new();
 
     public CaseBuilder(NativeRunner native) => _native = native;
 
@@ -51,7 +50,7 @@ internal sealed class CaseBuilder
 
         var code = new List<byte>();
         var instructions = new List<Instruction>();
-        var stepStates = new List<(CpuSnapshot, byte[], ulong)>();
+        var stepStates = new List<(int, CpuSnapshot, byte[], ulong)>();
         int steps = ctx.Rng.Next(1, cls.MaxSteps + 1);
         for (int s = 0; s < steps; s++)
         {
@@ -61,11 +60,13 @@ internal sealed class CaseBuilder
                 _emit.Clear();
                 if (!cls.Next(ctx, _emit)) continue;
                 int done = 0;
-                foreach (var candidate in _emit)
+                while (done < _emit.Count)
                 {
-                    if (!TryStep(ctx, candidate, code, instructions)) break;
-                    stepStates.Add((ctx.State, ctx.Native.Data.ToArray(), ctx.UndefinedFlags));
-                    done++;
+                    // A branch travels with the instruction it may skip: they run natively as one step.
+                    int n = IsBranch(_emit[done]) && done + 1 < _emit.Count ? 2 : 1;
+                    if (!TryStep(ctx, _emit.GetRange(done, n), code, instructions)) break;
+                    stepStates.Add((instructions.Count, ctx.State, ctx.Native.Data.ToArray(), ctx.UndefinedFlags));
+                    done += n;
                 }
                 placed = done == _emit.Count;
             }
@@ -81,37 +82,87 @@ internal sealed class CaseBuilder
         };
     }
 
-    private bool TryStep(CaseContext ctx, Instruction candidate, List<byte> code, List<Instruction> instructions)
+    private static bool IsBranch(in Instruction ins) =>
+        ins.FlowControl is FlowControl.ConditionalBranch or FlowControl.UnconditionalBranch;
+
+    /// <summary>
+    /// Encodes <paramref name="group"/> at the next address (a leading branch is aimed just past the group), checks
+    /// it against the current state, runs it natively and appends it. False, with nothing changed, if refused.
+    /// </summary>
+    private bool TryStep(CaseContext ctx, List<Instruction> group, List<byte> code, List<Instruction> instructions)
     {
         Candidates++;
         ulong rip = ctx.NextRip;
-        var w = new ByteWriter();
-        var enc = Encoder.Create(64, w);
-        if (!enc.TryEncode(candidate, rip, out _, out _)) return Refuse("encode");
-        byte[] bytes = w.ToArray();
-        if (rip + (ulong)bytes.Length + 16 > _native.CodeAddress + DiffLayout.CodeSize) return false;
+        var bytes = new List<byte>();
+        var decoded = new List<Instruction>();
+        if (group.Count > 1)
+        {
+            // Lengths first (a rel8/rel32 branch has the same length for any target in range), then the real target.
+            var probe = group[0];
+            probe.NearBranch64 = rip + 2;
+            if (!TryEncode(probe, rip, out var pb)) return Refuse("encode");
+            ulong at = rip + (ulong)pb.Length;
+            var rest = new List<byte>();
+            for (int i = 1; i < group.Count; i++)
+            {
+                if (!TryEncode(group[i], at + (ulong)rest.Count, out var b)) return Refuse("encode");
+                rest.AddRange(b);
+            }
+            var branch = group[0];
+            branch.NearBranch64 = at + (ulong)rest.Count;
+            if (!TryEncode(branch, rip, out var bb) || bb.Length != pb.Length) return Refuse("encode");
+            bytes.AddRange(bb);
+            bytes.AddRange(rest);
+        }
+        else
+        {
+            if (!TryEncode(group[0], rip, out var b)) return Refuse("encode");
+            bytes.AddRange(b);
+        }
+        byte[] all = [.. bytes];
+        if (rip + (ulong)all.Length + 16 > _native.CodeAddress + DiffLayout.CodeSize) return false;
 
         // From here on the decoded form is the truth: it is what both CPUs will see.
-        var dec = Decoder.Create(64, new ByteArrayCodeReader(bytes));
+        var dec = Decoder.Create(64, new ByteArrayCodeReader(all));
         dec.IP = rip;
-        var ins = dec.Decode();
-        if (ins.IsInvalid || ins.Length != bytes.Length) return false;
-        if (!Safe(ctx, ins)) return Refuse("unsafe");
+        ulong modified = 0, undefined = ctx.UndefinedFlags;
+        while (dec.IP < rip + (ulong)all.Length)
+        {
+            var ins = dec.Decode();
+            if (ins.IsInvalid) return Refuse("decode");
+            if (!Safe(ctx, ins)) return Refuse("unsafe");
+            var (m, u) = FlagEffects.Of(ins, ctx);
+            // Only the first instruction of a group surely runs, so only it may touch flags.
+            if (decoded.Count > 0 && m != 0) return Refuse("flags in a skippable instruction");
+            undefined = (undefined & ~m) | u;
+            modified |= m;
+            decoded.Add(ins);
+        }
+        if (decoded.Count != group.Count) return Refuse("decode");
 
-        var (modified, undefined) = FlagEffects.Of(ins, ctx);
-        var after = _native.Run(ctx.State, bytes, rip);
-        ctx.State = after;
-        ctx.UndefinedFlags = (ctx.UndefinedFlags & ~modified) | undefined;
-        ctx.NextRip = rip + (ulong)bytes.Length;
-        code.AddRange(bytes);
-        instructions.Add(ins);
-        Accepted.Add(candidate.Code);
+        ctx.State = _native.Run(ctx.State, all, rip);
+        ctx.UndefinedFlags = undefined;
+        ctx.NextRip = rip + (ulong)all.Length;
+        code.AddRange(all);
+        instructions.AddRange(decoded);
+        foreach (var g in group) Accepted.Add(g.Code);
         return true;
+    }
+
+    private static bool TryEncode(in Instruction ins, ulong rip, out byte[] bytes)
+    {
+        var w = new ByteWriter();
+        var enc = Encoder.Create(64, w);
+        bool ok = enc.TryEncode(ins, rip, out _, out _);
+        bytes = ok ? w.ToArray() : [];
+        return ok;
     }
 
     private bool Safe(CaseContext ctx, in Instruction ins)
     {
         if (ins.HasLockPrefix && !ins.Code.ToOpCode().CanUseLockPrefix) return false; // #UD
+        if (IsBranch(ins) && (ins.Op0Kind is not (OpKind.NearBranch64 or OpKind.NearBranch32)
+            || ins.NearBranchTarget < ins.NextIP || ins.NearBranchTarget > ins.NextIP + 16)) return false; // forward, inside the group only
         if ((FlagEffects.ToX86(ins.RflagsRead) & ctx.UndefinedFlags) != 0) return false;
 
         var info = _info.GetInfo(ins);

@@ -19,19 +19,20 @@ internal sealed class DiffCase
     public required byte[] ExpectedData { get; init; }
     public required ulong UndefinedFlags { get; init; }
     /// <summary>The host state, data buffer and undefined-flag mask after each instruction, for blaming one.</summary>
-    public required List<(CpuSnapshot State, byte[] Data, ulong Undefined)> Steps { get; init; }
+    /// <summary>After each step (one instruction, or a branch and the instruction it may skip): instructions so far and the host's state.</summary>
+    public required List<(int Instructions, CpuSnapshot State, byte[] Data, ulong Undefined)> Steps { get; init; }
 
-    /// <summary>The case cut after its first <paramref name="count"/> instructions (then HLT).</summary>
-    public DiffCase Prefix(int count)
+    /// <summary>The case cut after its first <paramref name="steps"/> steps (then HLT).</summary>
+    public DiffCase Prefix(int steps)
     {
+        var (count, state, data, undefined) = Steps[steps - 1];
         var last = Instructions[count - 1];
         int end = (int)(last.IP - CodeAddress) + last.Length;
-        var (state, data, undefined) = Steps[count - 1];
         return new DiffCase
         {
             Seed = Seed, Index = Index, Initial = Initial, InitialData = InitialData, Instructions = Instructions[..count],
             Code = [.. Code.AsSpan(0, end), 0xF4], CodeAddress = CodeAddress, Expected = state, ExpectedData = data,
-            UndefinedFlags = undefined, Steps = Steps[..count],
+            UndefinedFlags = undefined, Steps = Steps[..steps],
         };
     }
 

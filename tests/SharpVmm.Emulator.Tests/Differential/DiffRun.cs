@@ -89,13 +89,14 @@ internal static class DiffRun
     /// <summary>Re-runs growing prefixes of a failing case to find the first instruction whose result is wrong.</summary>
     private static string Blame(DiffFixture fx, InstructionClass cls, DiffCase c)
     {
-        for (int k = 1; k <= c.Instructions.Count; k++)
+        for (int k = 1; k <= c.Steps.Count; k++)
         {
             var p = c.Prefix(k);
             var e = fx.Emu.Run(p.Initial, p.Code, p.CodeAddress, p.InitialData, EmulatorTimeout);
             if (DiffCompare.Differences(p, e, cls).Count > 0)
             {
-                var ins = c.Instructions[k - 1];
+                int first = k == 1 ? 0 : c.Steps[k - 2].Instructions;
+                var ins = c.Instructions[first];
                 return $"{ins.Code} ({ins.Mnemonic.ToString().ToLowerInvariant()})";
             }
         }

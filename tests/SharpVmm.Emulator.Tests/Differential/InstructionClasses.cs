@@ -27,6 +27,7 @@ internal static class InstructionClasses
             filter: c => c is not (Code.Movsxd_r16_rm16 or Code.Movsxd_r32_rm32)), // vendor-specific forms
         "MovLea" => new MovLeaClass(name),
         "String" => new StringClass(),
+        "Branch" => new BranchClass(name),
         "FlagOps" => new FlagOpsClass(name),
         "SseInteger" => new CodeSetClass(name,
         [
@@ -48,7 +49,7 @@ internal static class InstructionClasses
     public static readonly string[] Names =
     [
         "Alu", "IncDecNegNot", "Shift", "DoubleShift", "Multiply", "Divide", "BitTest", "BitScan", "Tzcnt", "Lzcnt",
-        "Popcnt", "ByteSwap", "Movbe", "Exchange", "Conditional", "Extend", "MovLea", "String", "FlagOps",
+        "Popcnt", "ByteSwap", "Movbe", "Exchange", "Conditional", "Extend", "MovLea", "String", "Branch", "FlagOps",
         "SseInteger", "SseFloat", "SseFloatMxcsr", "Sse3",
     ];
 }
@@ -293,6 +294,51 @@ internal sealed class StringClass : InstructionClass
             (3, 4) => Instruction.CreateCmpsd(64, Register.None, rep), (3, _) => Instruction.CreateCmpsq(64, Register.None, rep),
             (_, 1) => Instruction.CreateScasb(64, rep), (_, 2) => Instruction.CreateScasw(64, rep),
             (_, 4) => Instruction.CreateScasd(64, rep), (_, _) => Instruction.CreateScasq(64, rep),
+        });
+        return true;
+    }
+}
+
+/// <summary>
+/// Jcc (rel8 and rel32), LOOP/LOOPE/LOOPNE and JRCXZ/JECXZ, each jumping over one flag-neutral instruction,
+/// after flag-producing arithmetic: the taken/not-taken decision is visible in that instruction's register, and
+/// a taken branch ends the emulator's block, so lazily kept flags must be right at block boundaries.
+/// </summary>
+internal sealed class BranchClass(string name) : CodeSetClass(name, [Add, Sub, Cmp, Test, And, Or, Xor, Inc, Dec, Neg, Adc, Sbb, Shl, Shr, Sar, Bt, Imul])
+{
+    private static readonly Code[] Branches = [.. Enum.GetValues<Code>().Where(c =>
+    {
+        var op = c.ToOpCode();
+        return op.IsInstruction && op.Mode64 && op.Encoding == EncodingKind.Legacy && op.OpCount == 1
+            && op.Op0Kind is OpCodeOperandKind.br64_1 or OpCodeOperandKind.br64_4 or OpCodeOperandKind.br32_1
+            && c.Mnemonic() is not (Jmp or Call or Xbegin) && op.IntelDecoder64 && op.AmdDecoder64
+            && op.DecoderOption == DecoderOptions.None && !c.ToString().Contains("Jmpe", StringComparison.Ordinal);
+    })];
+
+    public override int MaxSteps => 6;
+
+    public override IReadOnlyList<Code> Codes => [.. base.Codes, .. Branches];
+
+    public override void Init(CaseContext ctx)
+    {
+        base.Init(ctx);
+        if (ctx.Rng.Chance(50)) ctx.State.Gprs[1] = (uint)ctx.Rng.Next(3) | (ctx.Rng.Chance(30) ? 0xFFFF_FFFF_0000_0000UL : 0UL);
+    }
+
+    public override bool Next(CaseContext ctx, List<Instruction> emit)
+    {
+        var r = ctx.Rng;
+        if (r.Chance(40)) return base.Next(ctx, emit);
+        var branch = Instruction.CreateBranch(r.Pick(Branches), ctx.NextRip);
+        int reg;
+        do reg = r.Next(16); while (reg is 1 or 4 || (ctx.Protected & (1 << reg)) != 0);
+        emit.Add(branch);
+        emit.Add(r.Next(4) switch
+        {
+            0 => Instruction.Create(Code.Mov_r32_imm32, Register.EAX + reg, (uint)r.NextU64()),
+            1 => Instruction.Create(Code.Mov_r64_imm64, Register.RAX + reg, r.NextU64()),
+            2 => Instruction.Create(Code.Not_rm64, Register.RAX + reg),
+            _ => Instruction.Create(Code.Bswap_r64, Register.RAX + reg),
         });
         return true;
     }
