@@ -52,6 +52,7 @@ internal sealed class CaseBuilder
         var instructions = new List<Instruction>();
         var stepStates = new List<(int, CpuSnapshot, byte[], ulong)>();
         int steps = ctx.Rng.Next(1, cls.MaxSteps + 1);
+        bool faulted = false;
         for (int s = 0; s < steps; s++)
         {
             bool placed = false;
@@ -62,6 +63,14 @@ internal sealed class CaseBuilder
                 int done = 0;
                 while (done < _emit.Count)
                 {
+                    if (cls.ExpectedFault is not null && s == steps - 1 && done == _emit.Count - 1)
+                    {
+                        // The faulting instruction ends the case; the host never runs it.
+                        if (!TryAppendFaulting(ctx, _emit[done], code, instructions)) break;
+                        faulted = true;
+                        done++;
+                        continue;
+                    }
                     // A branch travels with the instruction it may skip: they run natively as one step.
                     int n = IsBranch(_emit[done]) && done + 1 < _emit.Count ? 2 : 1;
                     if (!TryStep(ctx, _emit.GetRange(done, n), code, instructions)) break;
@@ -71,7 +80,7 @@ internal sealed class CaseBuilder
                 placed = done == _emit.Count;
             }
         }
-        if (instructions.Count == 0)
+        if (instructions.Count == 0 || (cls.ExpectedFault is not null && !faulted))
             throw new InvalidOperationException($"class {cls.Name}: no valid instruction in 40 attempts (seed 0x{seed:x}); the generator is broken");
         code.Add(0xF4);
         return new DiffCase
@@ -79,6 +88,7 @@ internal sealed class CaseBuilder
             Seed = seed, Index = index, Initial = initial, InitialData = initialData, Instructions = instructions,
             Code = [.. code], CodeAddress = _native.CodeAddress, Expected = ctx.State.Clone(),
             ExpectedData = ctx.Native.Data.ToArray(), UndefinedFlags = ctx.UndefinedFlags, Steps = stepStates,
+            FaultVector = cls.ExpectedFault, FaultAddress = faulted ? instructions[^1].IP : 0,
         };
     }
 
@@ -149,6 +159,24 @@ internal sealed class CaseBuilder
         return true;
     }
 
+    /// <summary>Appends an instruction that must raise <see cref="InstructionClass.ExpectedFault"/> in the current state, unexecuted.</summary>
+    private bool TryAppendFaulting(CaseContext ctx, Instruction candidate, List<byte> code, List<Instruction> instructions)
+    {
+        Candidates++;
+        ulong rip = ctx.NextRip;
+        if (!TryEncode(candidate, rip, out var bytes)) return Refuse("encode");
+        var dec = Decoder.Create(64, new ByteArrayCodeReader(bytes));
+        dec.IP = rip;
+        var ins = dec.Decode();
+        if (ins.IsInvalid || ins.Length != bytes.Length) return Refuse("decode");
+        if (!Safe(ctx, ins, expectDivideFault: true)) return Refuse("does not fault");
+        ctx.NextRip = rip + (ulong)bytes.Length;
+        code.AddRange(bytes);
+        instructions.Add(ins);
+        Accepted.Add(candidate.Code);
+        return true;
+    }
+
     private static bool TryEncode(in Instruction ins, ulong rip, out byte[] bytes)
     {
         var w = new ByteWriter();
@@ -158,7 +186,11 @@ internal sealed class CaseBuilder
         return ok;
     }
 
-    private bool Safe(CaseContext ctx, in Instruction ins)
+    /// <summary>
+    /// True when <paramref name="ins"/> can run on the host in the current state without harm or undefined results;
+    /// with <paramref name="expectDivideFault"/>, true only for a DIV/IDIV that raises #DE (and is otherwise harmless).
+    /// </summary>
+    private bool Safe(CaseContext ctx, in Instruction ins, bool expectDivideFault = false)
     {
         if (ins.HasLockPrefix && !ins.Code.ToOpCode().CanUseLockPrefix) return false; // #UD
         if (IsBranch(ins) && (ins.Op0Kind is not (OpKind.NearBranch64 or OpKind.NearBranch32)
@@ -196,6 +228,7 @@ internal sealed class CaseBuilder
             if (OperandFactory.AlignmentOf(ins.Code, size) is int a && a > 1 && va % (ulong)a != 0) return false;
         }
 
+        if (expectDivideFault) return m is Mnemonic.Div or Mnemonic.Idiv && DivideFaults(ctx, ins, firstVa);
         if (m is Mnemonic.Div or Mnemonic.Idiv) return !DivideFaults(ctx, ins, firstVa);
         if (m is Mnemonic.Shld or Mnemonic.Shrd && FlagEffects.Width(ins) == 16 && FlagEffects.MaskedCount(ins, ctx) > 16) return false; // undefined result
         return true;

@@ -18,6 +18,9 @@ internal sealed class DiffCase
     public required CpuSnapshot Expected { get; init; }
     public required byte[] ExpectedData { get; init; }
     public required ulong UndefinedFlags { get; init; }
+    /// <summary>When set, the last instruction must raise this exception vector (a fault: nothing it would write changes).</summary>
+    public int? FaultVector { get; init; }
+    public ulong FaultAddress { get; init; }
     /// <summary>The host state, data buffer and undefined-flag mask after each instruction, for blaming one.</summary>
     /// <summary>After each step (one instruction, or a branch and the instruction it may skip): instructions so far and the host's state.</summary>
     public required List<(int Instructions, CpuSnapshot State, byte[] Data, ulong Undefined)> Steps { get; init; }

@@ -100,6 +100,11 @@ internal static class DiffRun
                 return $"{ins.Code} ({ins.Mnemonic.ToString().ToLowerInvariant()})";
             }
         }
+        if (c.FaultVector is not null)
+        {
+            var f = c.Instructions[^1];
+            return $"{f.Code} ({f.Mnemonic.ToString().ToLowerInvariant()}, the faulting instruction)";
+        }
         return "(no prefix fails alone: the combination of instructions)";
     }
 

@@ -15,6 +15,7 @@ public sealed class DifferentialTests(DiffFixture fx, ITestOutputHelper output)
     [Fact] public void DoubleShift() => Run(nameof(DoubleShift));
     [Fact] public void Multiply() => Run(nameof(Multiply));
     [Fact] public void Divide() => Run(nameof(Divide));
+    [Fact] public void DivideError() => Run(nameof(DivideError));
     [Fact] public void BitTest() => Run(nameof(BitTest));
     [Fact] public void BitScan() => Run(nameof(BitScan));
     [Fact] public void Tzcnt() => Run(nameof(Tzcnt));

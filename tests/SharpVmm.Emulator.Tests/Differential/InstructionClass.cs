@@ -25,6 +25,9 @@ internal abstract class InstructionClass
 
     public virtual int Cases => 4000;
     public virtual int MaxSteps => 4;
+    /// <summary>Set by classes whose cases end in an instruction that must fault with this vector (the host cannot run it).</summary>
+    public virtual int? ExpectedFault => null;
+
     /// <summary>Features the whole class needs (else it is skipped, and says so).</summary>
     public virtual CpuFeature Requires => CpuFeature.None;
     /// <summary>Which MXCSR bits must match; float classes that do not test exception flags leave out bits 0-5.</summary>

@@ -14,6 +14,7 @@ internal static class InstructionClasses
         "DoubleShift" => new ShiftClass(name, [Shld, Shrd]),
         "Multiply" => new CodeSetClass(name, [Mul, Imul]),
         "Divide" => new DivideClass(name),
+        "DivideError" => new DivideErrorClass(name),
         "BitTest" => new BitTestClass(name),
         "BitScan" => new CodeSetClass(name, [Bsf, Bsr]),
         "Tzcnt" => new CodeSetClass(name, [Tzcnt], CpuFeature.Bmi1),
@@ -48,7 +49,7 @@ internal static class InstructionClasses
 
     public static readonly string[] Names =
     [
-        "Alu", "IncDecNegNot", "Shift", "DoubleShift", "Multiply", "Divide", "BitTest", "BitScan", "Tzcnt", "Lzcnt",
+        "Alu", "IncDecNegNot", "Shift", "DoubleShift", "Multiply", "Divide", "DivideError", "BitTest", "BitScan", "Tzcnt", "Lzcnt",
         "Popcnt", "ByteSwap", "Movbe", "Exchange", "Conditional", "Extend", "MovLea", "String", "Branch", "FlagOps",
         "SseInteger", "SseFloat", "SseFloatMxcsr", "Sse3",
     ];
@@ -341,5 +342,58 @@ internal sealed class BranchClass(string name) : CodeSetClass(name, [Add, Sub, C
             _ => Instruction.Create(Code.Bswap_r64, Register.RAX + reg),
         });
         return true;
+    }
+}
+
+/// <summary>
+/// DIV/IDIV that must raise #DE (zero divisor, or a quotient too wide: including INT_MIN / -1), after arithmetic
+/// that leaves fresh flags. The host cannot run these (SIGFPE); the architecture says what happens: the fault is
+/// taken at the DIV's address with every register, flag and memory byte as before it.
+/// </summary>
+internal sealed class DivideErrorClass(string name) : CodeSetClass(name, [Div, Idiv])
+{
+    public override int? ExpectedFault => 0;
+    public override int MaxSteps => 1;
+
+    protected override void Prepare(CaseContext ctx, ref Instruction ins, List<Instruction> emit)
+    {
+        var r = ctx.Rng;
+        if (r.Chance(70))
+        {
+            var a = OperandFactory.Gpr(r, 8);
+            var b = OperandFactory.Gpr(r, 8);
+            emit.Add(Instruction.Create(r.Pick([Code.Add_rm64_r64, Code.Sub_rm64_r64, Code.Cmp_rm64_r64, Code.Xor_rm64_r64]), a, b));
+        }
+        bool signed = ins.Mnemonic == Idiv;
+        int size = ins.Op0Kind == OpKind.Register ? ins.Op0Register.GetSize() : ins.MemorySize.GetSize();
+        int bits = size * 8;
+        ulong mask = EdgeValues.Mask(bits), sign = 1UL << (bits - 1);
+        ulong d = r.Next(3) switch { 0 => 0, 1 => signed ? mask : 1, _ => (ulong)r.Next(1, 5) };
+        if (ins.Op0Kind == OpKind.Register)
+        {
+            var reg = ins.Op0Register;
+            if (reg.GetFullRegister() is Register.RAX or Register.RDX || reg is >= Register.AH and <= Register.BH) return;
+            emit.Add(MovImm(reg, (r.NextU64() & ~mask) | d));
+        }
+        else
+        {
+            var st = ins;
+            st.Code = size switch { 1 => Code.Mov_rm8_imm8, 2 => Code.Mov_rm16_imm16, 4 => Code.Mov_rm32_imm32, _ => Code.Mov_rm64_imm32 };
+            st.HasLockPrefix = false;
+            st.Op1Kind = size switch { 1 => OpKind.Immediate8, 2 => OpKind.Immediate16, 4 => OpKind.Immediate32, _ => OpKind.Immediate32to64 };
+            st.SetImmediate(1, d);
+            emit.Add(st);
+        }
+        // Dividend: INT_MIN (with d = -1), or a high half at least as large as the divisor.
+        ulong hi = signed ? (r.Chance(50) ? mask : 0) : d + (ulong)r.Next(0, 3), lo = r.NextU64() & mask;
+        if (signed && d == mask) { hi = mask; lo = sign; }
+        else if (signed && d != 0) { hi = (ulong)r.Next(1, 4) & mask; }
+        hi &= mask;
+        if (size == 1) emit.Add(MovImm(Register.RAX, (r.NextU64() & ~0xFFFFUL) | (hi << 8) | lo));
+        else
+        {
+            emit.Add(MovImm(Register.RAX, (r.NextU64() & ~mask) | lo));
+            emit.Add(MovImm(Register.RDX, (r.NextU64() & ~mask) | hi));
+        }
     }
 }
