@@ -20,6 +20,8 @@ internal sealed unsafe partial class X86Cpu
     private readonly AutoResetEvent _wakeEvent = new(false);
     private readonly BlockAbortException _blockAbort = new();
     private volatile int _attention = 1;
+    private const int PollInterval = 4096;
+    private int _pollCountdown = PollInterval;
     private int _kick;
     private bool _waitForSipi;
     private bool _shadow;
@@ -62,6 +64,9 @@ internal sealed unsafe partial class X86Cpu
         {
             while (true)
             {
+                // Attention is also forced every few thousand blocks so state polled rather than signalled
+                // (dirty logging switched on by migration) is noticed promptly.
+                if (_pollCountdown <= 0) { _pollCountdown = PollInterval; _attention = 1; }
                 if (_attention != 0 && HandleAttention(out var exit)) return exit;
                 if (_shutdown) { _shutdown = false; return VcpuExit.Shutdown; }
                 if (_waitForSipi)
@@ -83,41 +88,42 @@ internal sealed unsafe partial class X86Cpu
         }
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    /// <summary>
+    /// Runs blocks back to back until something needs the outer loop (attention: an event, a system instruction,
+    /// a kick, the poll countdown). One try region covers many blocks, so the common path never re-enters it.
+    /// </summary>
     private void Step()
     {
-        Block b;
-        try
-        {
-            b = FindBlock();
-        }
-        catch (CpuFaultException f)
-        {
-            RaiseEvent(f.Vector, f.HasErrorCode, f.ErrorCode, KindException);
-            return;
-        }
-        ExecuteBlock(b);
-    }
-
-    private void ExecuteBlock(Block b)
-    {
-        ulong rip = Rip;
-        R[BlockRipReg] = rip;
-        CurBlock = b;
-        Op[] ops = b.Ops;
+        Op[]? ops = null;
         int i = 0;
+        ulong rip = 0;
         try
         {
-            for (; i < ops.Length; i++)
+            while (true)
             {
-                ref Op op = ref ops[i];
-                op.H(this, ref op);
+                Block b = FindBlock();
+                rip = Rip;
+                R[BlockRipReg] = rip;
+                CurBlock = b;
+                ops = b.Ops;
+                for (i = 0; i < ops.Length; i++)
+                {
+                    ref Op op = ref ops[i];
+                    op.H(this, ref op);
+                }
+                if (!b.EndsWithBranch) Rip = (rip + b.EndOff) & IpMask;
+                Retired += (ulong)ops.Length;
+                ops = null;
+                if (_attention != 0 || --_pollCountdown <= 0) return;
             }
-            if (!b.EndsWithBranch) Rip = (rip + b.EndOff) & IpMask;
-            Retired += (ulong)ops.Length;
         }
         catch (CpuFaultException f)
         {
+            if (ops is null)
+            {
+                RaiseEvent(f.Vector, f.HasErrorCode, f.ErrorCode, KindException); // instruction fetch fault
+                return;
+            }
             Retired += (ulong)i;
             ref Op op = ref ops[i];
             if (f.Software)
@@ -144,11 +150,7 @@ internal sealed unsafe partial class X86Cpu
         ulong mode = (uint)Bitness | (UserBit << 8);
         ref JumpCacheEntry e = ref _jc[(int)((lin ^ (lin >> 12)) & (JumpCacheSize - 1))];
         var blk = e.Block;
-        if (e.Lin == lin && e.Mode == mode && blk is not null && blk.Valid)
-        {
-            CheckWriteTlbValidity();
-            return blk;
-        }
+        if (e.Lin == lin && e.Mode == mode && blk is not null && blk.Valid) return blk;
         return FindBlockSlow(lin, mode, ref e);
     }
 

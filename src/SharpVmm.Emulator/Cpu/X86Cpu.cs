@@ -65,6 +65,7 @@ internal sealed unsafe partial class X86Cpu : IVcpu
             if (index > 0) _waitForSipi = true;
         }
         _codeGenSeen = cache.CodeGeneration;
+        cache.Register(this);
     }
 
     public int Index { get; }
@@ -140,7 +141,7 @@ internal sealed unsafe partial class X86Cpu : IVcpu
 
     public const ulong CF = 1, PF = 4, AF = 0x10, ZF = 0x40, SF = 0x80, TF = 0x100, IF = 0x200, DF = 0x400, OF = 0x800;
     public const ulong ArithMask = CF | PF | AF | ZF | SF | OF;
-    public const int FkEager = 0, FkAdd = 1, FkAdc = 2, FkSub = 3, FkSbb = 4, FkLogic = 5, FkInc = 6, FkDec = 7;
+    public const int FkEager = 0, FkAdd = 1, FkAdc = 2, FkSub = 3, FkSbb = 4, FkLogic = 5, FkInc = 6, FkDec = 7, FkShl = 8, FkShr = 9, FkSar = 10;
 
     public int FlKind;
     public int FlSize = 4;
@@ -167,10 +168,21 @@ internal sealed unsafe partial class X86Cpu : IVcpu
         FlKind = FkEager; FlEager = arith & ArithMask;
     }
 
+    /// <summary>CF alone (ADC/SBB/INC/DEC need it): far cheaper than materializing every flag.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool GetCf()
     {
-        if (FlKind == FkEager) return (FlEager & CF) != 0;
-        return (ComputeArith() & CF) != 0;
+        int sh = 64 - FlSize * 8;
+        switch (FlKind)
+        {
+            case FkEager: return (FlEager & CF) != 0;
+            case FkAdd: return (FlRes << sh) < (FlA << sh);
+            case FkSub: return (FlA << sh) < (FlB << sh);
+            case FkLogic: return false;
+            case FkInc:
+            case FkDec: return FlCin != 0;
+            default: return (ComputeArith() & CF) != 0;
+        }
     }
 
     public ulong ComputeArith()
@@ -215,6 +227,29 @@ internal sealed unsafe partial class X86Cpu : IVcpu
                 if (res == (1UL << sh) - 1) f |= OF;
                 f |= (a ^ 1 ^ res) & AF;
                 break;
+            case FkShl:
+            {
+                // FlB = count (1..63, and <= operand bits for 8/16-bit operands).
+                int n = (int)FlB;
+                bool cf = n <= size * 8 && ((a >> (size * 8 - n)) & 1) != 0;
+                if (cf) f |= CF;
+                if (((res >> sh & 1) != 0) != cf) f |= OF;
+                break;
+            }
+            case FkShr:
+            {
+                int n = (int)FlB;
+                if (n <= size * 8 && ((a >> (n - 1)) & 1) != 0) f |= CF;
+                if (n == 1 && (a >> sh & 1) != 0) f |= OF;
+                break;
+            }
+            case FkSar:
+            {
+                int n = (int)FlB;
+                long sa = SignExtend(a, size);
+                if (((sa >> Math.Min(n - 1, 63)) & 1) != 0) f |= CF;
+                break;
+            }
         }
         if (res == 0) f |= ZF;
         if ((res >> sh & 1) != 0) f |= SF;
@@ -324,6 +359,7 @@ internal sealed unsafe partial class X86Cpu : IVcpu
         if (_disposed) return;
         _disposed = true;
         if (_apic is not null) _apic.Wake = null;
+        _cache.Unregister(this);
         NativeMemory.Free(R);
         NativeMemory.Free(Xmm);
         NativeMemory.Free(_tlb);

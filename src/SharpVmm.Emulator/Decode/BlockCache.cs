@@ -16,6 +16,7 @@ internal sealed class BlockCache : IDisposable
     private readonly ulong[][] _codeBits;
     private readonly GuestMemory _memory;
     private long _codeGeneration;
+    private X86Cpu[] _cpus = [];
 
     public BlockCache(GuestMemory memory)
     {
@@ -50,6 +51,17 @@ internal sealed class BlockCache : IDisposable
         return false;
     }
 
+    /// <summary>vCPUs to poke when a page becomes code, so their fast write-TLB entries go before they write it.</summary>
+    public void Register(X86Cpu cpu)
+    {
+        lock (_lock) _cpus = [.. _cpus, cpu];
+    }
+
+    public void Unregister(X86Cpu cpu)
+    {
+        lock (_lock) _cpus = Array.FindAll(_cpus, c => c != cpu);
+    }
+
     public Block? Lookup(ulong key)
     {
         lock (_lock) return _blocks.TryGetValue(key, out var b) ? b : null;
@@ -74,6 +86,7 @@ internal sealed class BlockCache : IDisposable
                 {
                     Interlocked.Or(ref _codeBits[i][page >> 6], bit);
                     Interlocked.Increment(ref _codeGeneration);
+                    foreach (var c in _cpus) c.RequestAttention();
                 }
             }
             return block;

@@ -338,32 +338,17 @@ internal static unsafe partial class Handlers
             }
             case 4: // SHL
             case 6: // SAL
-            {
                 r = count >= 64 ? 0 : (a << count) & m;
-                bool cfv = count <= bits && ((a >> (bits - count)) & 1) != 0;
-                f = ResultFlags(r, s) | (cfv ? X86Cpu.CF : 0);
-                if (((r & sign) != 0) != cfv) f |= X86Cpu.OF;
-                c.SetEager(f);
+                c.SetLazy(X86Cpu.FkShl, a, (ulong)count, r, s);
                 return r;
-            }
             case 5: // SHR
-            {
                 r = count >= 64 ? 0 : a >> count;
-                bool cfv = count <= bits && ((a >> (count - 1)) & 1) != 0;
-                f = ResultFlags(r, s) | (cfv ? X86Cpu.CF : 0);
-                if ((a & sign) != 0 && count == 1) f |= X86Cpu.OF;
-                c.SetEager(f);
+                c.SetLazy(X86Cpu.FkShr, a, (ulong)count, r, s);
                 return r;
-            }
             default: // SAR
-            {
-                long sa = X86Cpu.SignExtend(a, s);
-                r = (ulong)(sa >> Math.Min(count, 63)) & m;
-                bool cfv = ((sa >> Math.Min(count - 1, 63)) & 1) != 0;
-                f = ResultFlags(r, s) | (cfv ? X86Cpu.CF : 0);
-                c.SetEager(f);
+                r = (ulong)(X86Cpu.SignExtend(a, s) >> Math.Min(count, 63)) & m;
+                c.SetLazy(X86Cpu.FkSar, a, (ulong)count, r, s);
                 return r;
-            }
         }
     }
 

@@ -13,6 +13,14 @@ internal static unsafe partial class Handlers
         ref Instruction ins = ref c.CurBlock!.Instrs[(int)op.Imm2];
         ulong next = c.NextIp(ref op);
         c.Rip = next;
+        c.RequestAttention(); // back to the outer loop: HLT, mode and interrupt-flag changes are handled there
+        switch (ins.Code)
+        {
+            case Code.Sysretd: c.Sysret(4); return;
+            case Code.Sysretq: c.Sysret(8); return;
+            case Code.Sysexitd: c.Sysexit(4); return;
+            case Code.Sysexitq: c.Sysexit(8); return;
+        }
         switch (ins.Mnemonic)
         {
             case Mnemonic.Hlt:
@@ -184,14 +192,8 @@ internal static unsafe partial class Handlers
             case Mnemonic.Syscall:
                 c.Syscall(next);
                 return;
-            case Mnemonic.Sysret:
-                c.Sysret(ins.CodeSize == CodeSize.Code64 && ins.Code == Code.Sysretq ? 8 : 4);
-                return;
             case Mnemonic.Sysenter:
                 c.Sysenter();
-                return;
-            case Mnemonic.Sysexit:
-                c.Sysexit(ins.Code == Code.Sysexitq ? 8 : 4);
                 return;
             case Mnemonic.Lsl:
             case Mnemonic.Lar:

@@ -164,7 +164,7 @@ public sealed class TestGuest : IDisposable
     public VcpuState RunToHalt()
     {
         var exit = Cpu.Run();
-        Assert.True(exit.Reason == VcpuExitReason.Halt, $"expected Halt, got {exit}");
+        Assert.True(exit.Reason == VcpuExitReason.Halt, $"expected Halt, got {exit} at RIP 0x{Cpu.GetState().Rip:x} CS 0x{Cpu.GetState().Cs.Selector:x} log vector {LoggedVector} rip 0x{LoggedRip:x}");
         return Cpu.GetState();
     }
 

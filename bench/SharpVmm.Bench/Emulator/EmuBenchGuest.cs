@@ -1,0 +1,109 @@
+using System.Diagnostics;
+using Iced.Intel;
+using SharpVmm.Core.Cpu;
+using SharpVmm.Core.Io;
+using SharpVmm.Emulator;
+using SharpVmm.Memory;
+
+namespace SharpVmm.Bench.Emulator;
+
+/// <summary>A flat long-mode guest for emulator throughput runs: 4 KiB identity paging over the first 64 MiB.</summary>
+internal sealed class EmuBenchGuest : IDisposable
+{
+    private const ulong Pml4 = 0x1000, Pdpt = 0x2000, Pd = 0x3000, PtBase = 0x100000, Gdt = 0x5000, Code = 0x10000;
+    public const ulong DataBase = 0x400000;
+
+    private readonly GuestMemory _memory;
+    private readonly EmuAccelerator _accel;
+    private readonly IVcpu _cpu;
+
+    private sealed class NullBus : IIoBus
+    {
+        public void PioRead(ushort port, Span<byte> data) => data.Fill(0xFF);
+        public void PioWrite(ushort port, ReadOnlySpan<byte> data) { }
+        public void MmioRead(ulong address, Span<byte> data) => data.Fill(0xFF);
+        public void MmioWrite(ulong address, ReadOnlySpan<byte> data) { }
+    }
+
+    public EmuBenchGuest(Action<Assembler> program)
+    {
+        _memory = GuestMemory.Create(128 << 20);
+        _accel = new EmuAccelerator(_memory, new NullBus());
+        _cpu = _accel.CreateVcpu(0);
+        _memory.Write(Pml4, Pdpt | 3UL);
+        _memory.Write(Pdpt, Pd | 3UL);
+        for (ulong i = 0; i < 32; i++)
+        {
+            ulong pt = PtBase + i * 0x1000;
+            _memory.Write(Pd + i * 8, pt | 3UL);
+            for (ulong j = 0; j < 512; j++) _memory.Write(pt + j * 8, ((i * 512 + j) << 12) | 3UL);
+        }
+        _memory.Write(Gdt + 8, 0x00AF_9B00_0000_FFFFUL);
+        _memory.Write(Gdt + 16, 0x00CF_9300_0000_FFFFUL);
+        var a = new Assembler(64);
+        program(a);
+        var w = new BytesWriter();
+        a.Assemble(w, Code);
+        _memory.Write(Code, w.Bytes.ToArray());
+        var s = new VcpuState
+        {
+            Rip = Code, Cr0 = 0x8005_0033, Cr3 = Pml4, Cr4 = 0x620, Efer = 0xD01,
+            Gdt = new DescriptorTable { Base = Gdt, Limit = 0x17 },
+            Cs = new SegmentRegister { Selector = 8, Type = 0xB, S = true, Present = true, L = true, G = true, Limit = 0xFFFF_FFFF },
+        };
+        s.Ds = s.Es = s.Ss = s.Fs = s.Gs = new SegmentRegister { Selector = 16, Type = 3, S = true, Present = true, Db = true, G = true, Limit = 0xFFFF_FFFF };
+        s[Gpr.Rsp] = 0x80000;
+        _cpu.SetState(s);
+    }
+
+    private sealed class BytesWriter : CodeWriter
+    {
+        public List<byte> Bytes { get; } = [];
+        public override void WriteByte(byte value) => Bytes.Add(value);
+    }
+
+    /// <summary>Runs to HLT; returns (guest instructions, wall seconds, CPU seconds of the running thread's process).</summary>
+    public (ulong Instructions, double Seconds, double CpuSeconds) Run()
+    {
+        var cpu = (X86Cpu)_cpu;
+        ulong before = cpu.Retired;
+        var proc = Process.GetCurrentProcess();
+        var cpu0 = proc.TotalProcessorTime;
+        var sw = Stopwatch.StartNew();
+        var exit = _cpu.Run();
+        sw.Stop();
+        proc.Refresh();
+        var cpuTime = proc.TotalProcessorTime - cpu0;
+        if (exit.Reason != VcpuExitReason.Halt) throw new InvalidOperationException($"bench guest ended with {exit}");
+        return (cpu.Retired - before, sw.Elapsed.TotalSeconds, cpuTime.TotalSeconds);
+    }
+
+    public void Dispose()
+    {
+        _accel.Dispose();
+        _memory.Dispose();
+    }
+
+    private static string LoadAverage()
+    {
+        try { return File.ReadAllText("/proc/loadavg").Split(' ')[0]; }
+        catch (IOException) { return "?"; }
+    }
+
+    public static int Report(string name, Action<Assembler> program, int rounds)
+    {
+        double best = 0, bestCpu = 0;
+        for (int r = 0; r < rounds; r++)
+        {
+            using var g = new EmuBenchGuest(program);
+            var (n, secs, cpuSecs) = g.Run();
+            double mips = n / secs / 1e6;
+            double cpuMips = n / Math.Max(cpuSecs, 1e-9) / 1e6;
+            best = Math.Max(best, mips);
+            bestCpu = Math.Max(bestCpu, cpuMips);
+            Console.WriteLine($"{name}: round {r + 1}: {n:N0} instructions in {secs:F3} s wall ({mips:F1} MIPS), {cpuSecs:F3} s CPU ({cpuMips:F1} MIPS per CPU-second)");
+        }
+        Console.WriteLine($"{name}: best {best:F1} MIPS wall-clock, {bestCpu:F1} MIPS per CPU-second (load average {LoadAverage()})");
+        return 0;
+    }
+}

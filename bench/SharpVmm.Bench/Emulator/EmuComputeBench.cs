@@ -1,0 +1,37 @@
+using Iced.Intel;
+using static Iced.Intel.AssemblerRegisters;
+
+namespace SharpVmm.Bench.Emulator;
+
+/// <summary>MIPS of the emu accelerator on a register-only integer loop (ALU, shifts, compare and branch).</summary>
+public sealed class EmuComputeBench : IBench
+{
+    public string Name => "emu-mips-compute";
+    public string Description => "emu accelerator MIPS on a compute-bound guest loop (args: [iterations in millions] [rounds])";
+
+    public int Run(string[] args)
+    {
+        long iterations = (args.Length > 0 ? long.Parse(args[0], System.Globalization.CultureInfo.InvariantCulture) : 20) * 1_000_000;
+        int rounds = args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 3;
+        return EmuBenchGuest.Report(Name, a =>
+        {
+            var loop = a.CreateLabel();
+            a.mov(rcx, iterations);
+            a.xor(eax, eax);
+            a.mov(ebx, 1);
+            a.Label(ref loop);
+            string v = Environment.GetEnvironmentVariable("EMU_BENCH_VARIANT") ?? "";
+            if (v == "adds") { for (int k = 0; k < 6; k++) a.add(rax, rcx); a.dec(rcx); a.jnz(loop); a.hlt(); return; }
+            if (v == "dec") { a.dec(rcx); a.jnz(loop); a.hlt(); return; }
+            if (v == "sub") { for (int k = 0; k < 6; k++) a.add(rax, rcx); a.sub(rcx, 1); a.jnz(loop); a.hlt(); return; }
+            a.add(rax, rcx);
+            a.xor(rbx, rax);
+            a.shl(rbx, 1);
+            a.lea(rdx, __[rax + rbx * 2 + 7]);
+            a.sub(rdx, rcx);
+            a.dec(rcx);
+            a.jnz(loop);
+            a.hlt();
+        }, rounds);
+    }
+}
