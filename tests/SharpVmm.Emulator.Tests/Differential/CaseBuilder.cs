@@ -142,6 +142,7 @@ internal sealed class CaseBuilder
             if (ins.IsInvalid) return Refuse("decode");
             if (!Safe(ctx, ins)) return Refuse("unsafe");
             var (m, u) = FlagEffects.Of(ins, ctx);
+            u |= m & ctx.UnspecifiedFlags;
             // Only the first instruction of a group surely runs, so only it may touch flags.
             if (decoded.Count > 0 && m != 0) return Refuse("flags in a skippable instruction");
             undefined = (undefined & ~m) | u;

@@ -29,6 +29,8 @@ internal sealed class CaseContext
     public ushort Protected { get; set; } = 1 << 4;
     /// <summary>x86 RFLAGS bits whose value is architecturally undefined at this point of the sequence.</summary>
     public ulong UndefinedFlags { get; set; }
+    /// <summary>Flags a class declares unpredictable whenever an instruction writes them (see RepBsfClass).</summary>
+    public ulong UnspecifiedFlags { get; set; }
 
     public ulong DataAddress => Native.DataAddress;
 

@@ -12,14 +12,14 @@ namespace SharpVmm.Emulator.Tests.Differential;
 /// </summary>
 internal static class DiffRun
 {
-    private const int MaxFailures = 12, DetailedFailures = 3, MinCases = 1000, StopAfterFailures = 300;
+    private const int MaxFailures = 12, DetailedFailures = 3, MinCases = 800, StopAfterFailures = 300;
     /// <summary>Keeps the suite near a minute on a loaded machine; cases are seeded by index, so fewer cases never changes one.</summary>
-    private static readonly TimeSpan ClassBudget = TimeSpan.FromSeconds(3);
+    private static readonly TimeSpan ClassBudget = TimeSpan.FromSeconds(2.2);
     private static readonly TimeSpan EmulatorTimeout = TimeSpan.FromSeconds(5);
 
     public static string? Execute(InstructionClass cls, DiffFixture fx, ITestOutputHelper output)
     {
-        var missingOnHost = cls.Requires & ~fx.HostFeatures;
+        var missingOnHost = cls.HostRequires & ~fx.HostFeatures;
         if (missingOnHost != 0)
         {
             output.WriteLine($"{cls.Name}: skipped, the host CPU lacks {missingOnHost}");
@@ -32,6 +32,11 @@ internal static class DiffRun
         if (notAdvertised != 0)
         {
             output.WriteLine($"{cls.Name}: skipped, the emulator's CPUID does not advertise {notAdvertised}");
+            return null;
+        }
+        if (cls.SkipFor(emuFeatures) is string skip)
+        {
+            output.WriteLine($"{cls.Name}: skipped, {skip}");
             return null;
         }
         foreach (var d in cls.Restrict(fx.HostFeatures & emuFeatures)) output.WriteLine($"{cls.Name}: not generated: {d}");

@@ -35,6 +35,12 @@ internal abstract class InstructionClass
     /// <summary>Whether XMM registers start as float lanes (else integer edge lanes).</summary>
     protected virtual bool FloatXmm => false;
 
+    /// <summary>Features the host CPU needs to produce the expected results (usually <see cref="Requires"/>).</summary>
+    public virtual CpuFeature HostRequires => Requires;
+
+    /// <summary>A reason to skip the class given the emulator's CPUID features, or null to run it.</summary>
+    public virtual string? SkipFor(CpuFeature emulatorFeatures) => null;
+
     /// <summary>Drops instructions that need a feature missing from <paramref name="available"/>; returns what was dropped.</summary>
     public virtual IReadOnlyList<string> Restrict(CpuFeature available) => [];
 

@@ -18,6 +18,7 @@ internal static class InstructionClasses
         "BitTest" => new BitTestClass(name),
         "BitScan" => new CodeSetClass(name, [Bsf, Bsr]),
         "Tzcnt" => new CodeSetClass(name, [Tzcnt], CpuFeature.Bmi1),
+        "RepBsf" => new RepBsfClass(name),
         "Lzcnt" => new CodeSetClass(name, [Lzcnt], CpuFeature.Lzcnt),
         "Popcnt" => new CodeSetClass(name, [Popcnt], CpuFeature.Popcnt),
         "ByteSwap" => new CodeSetClass(name, [Bswap], filter: c => c != Code.Bswap_r16), // BSWAP r16 is undefined
@@ -49,7 +50,7 @@ internal static class InstructionClasses
 
     public static readonly string[] Names =
     [
-        "Alu", "IncDecNegNot", "Shift", "DoubleShift", "Multiply", "Divide", "DivideError", "BitTest", "BitScan", "Tzcnt", "Lzcnt",
+        "Alu", "IncDecNegNot", "Shift", "DoubleShift", "Multiply", "Divide", "DivideError", "BitTest", "BitScan", "Tzcnt", "RepBsf", "Lzcnt",
         "Popcnt", "ByteSwap", "Movbe", "Exchange", "Conditional", "Extend", "MovLea", "String", "Branch", "FlagOps",
         "SseInteger", "SseFloat", "SseFloatMxcsr", "Sse3",
     ];
@@ -395,5 +396,51 @@ internal sealed class DivideErrorClass(string name) : CodeSetClass(name, [Div, I
             emit.Add(MovImm(Register.RAX, (r.NextU64() & ~mask) | lo));
             emit.Add(MovImm(Register.RDX, (r.NextU64() & ~mask) | hi));
         }
+    }
+}
+
+/// <summary>
+/// TZCNT's encoding (F3 0F BC) on a CPU without BMI1 is REP BSF, which runs as BSF: Linux's __ffs emits it for
+/// either kind of CPU and only ever passes a nonzero source, where TZCNT and BSF give the same index. So when the
+/// emulator hides BMI1 it must still get that index right; the flags (defined differently by the two) are not compared.
+/// </summary>
+internal sealed class RepBsfClass(string name) : CodeSetClass(name, [Tzcnt])
+{
+    public override CpuFeature HostRequires => CpuFeature.Bmi1;
+
+    public override string? SkipFor(CpuFeature emulatorFeatures) =>
+        (emulatorFeatures & CpuFeature.Bmi1) != 0 ? "the emulator advertises BMI1, so the Tzcnt class covers F3 0F BC" : null;
+
+    // The host runs real TZCNT: BMI1 is needed there, whatever the emulator advertises.
+    public override IReadOnlyList<string> Restrict(CpuFeature available) => base.Restrict(available | CpuFeature.Bmi1);
+
+    public override void Init(CaseContext ctx)
+    {
+        base.Init(ctx);
+        ctx.UnspecifiedFlags = CpuSnapshot.StatusFlags;
+    }
+
+    protected override void Prepare(CaseContext ctx, ref Instruction ins, List<Instruction> emit)
+    {
+        var r = ctx.Rng;
+        int size = ins.Op0Register.GetSize();
+        ulong v;
+        do v = EdgeValues.Of(r, size * 8); while (v == 0);
+        if (ins.Op1Kind == OpKind.Register)
+        {
+            emit.Add(MovImm(ins.Op1Register, (r.NextU64() & ~EdgeValues.Mask(size * 8)) | v));
+            return;
+        }
+        if (size == 8)
+        {
+            v = (ulong)(long)(int)(uint)v; // mov r/m64, imm32 sign-extends
+            if (v == 0) v = 1;
+        }
+        var st = ins;
+        st.Code = size switch { 2 => Code.Mov_rm16_imm16, 4 => Code.Mov_rm32_imm32, _ => Code.Mov_rm64_imm32 };
+        st.Op0Kind = OpKind.Memory;
+        st.Op1Kind = size switch { 2 => OpKind.Immediate16, 4 => OpKind.Immediate32, _ => OpKind.Immediate32to64 };
+        st.SetImmediate(1, v);
+        emit.Add(st);
     }
 }

@@ -107,10 +107,10 @@ public sealed class NativeRunnerTests(DiffFixture fx)
         foreach (var name in InstructionClasses.Names)
         {
             var cls = InstructionClasses.Create(name);
-            if ((cls.Requires & ~fx.HostFeatures) != 0) continue;
+            if ((cls.HostRequires & ~fx.HostFeatures) != 0) continue;
             cls.Restrict(fx.HostFeatures);
             int count = 0;
-            for (int k = 0; k < 150; k++)
+            for (int k = 0; k < 100; k++)
             {
                 var c = fx.Builder.Build(cls, DiffRandom.CaseSeed(cls.BaseSeed ^ 0x5EED, k), k);
                 Assert.NotEmpty(c.Instructions);
@@ -118,7 +118,7 @@ public sealed class NativeRunnerTests(DiffFixture fx)
                 Assert.Equal(fx.Native.StackTopAddress, c.Expected.Gprs[4]);
                 count += c.Instructions.Count;
             }
-            Assert.True(count >= 150, $"{name}: only {count} instructions in 150 cases");
+            Assert.True(count >= 100, $"{name}: only {count} instructions in 100 cases");
         }
     }
 
@@ -130,9 +130,9 @@ public sealed class NativeRunnerTests(DiffFixture fx)
         foreach (var name in InstructionClasses.Names)
         {
             var cls = InstructionClasses.Create(name);
-            if ((cls.Requires & ~fx.HostFeatures) != 0) continue;
+            if ((cls.HostRequires & ~fx.HostFeatures) != 0) continue;
             cls.Restrict(fx.HostFeatures);
-            for (int k = 0; k < 60; k++)
+            for (int k = 0; k < 40; k++)
             {
                 var c = fx.Builder.Build(cls, DiffRandom.CaseSeed(cls.BaseSeed ^ 0xABCD, k), k);
                 if (c.FaultVector is not null)
