@@ -194,6 +194,7 @@ internal sealed class CaseBuilder
     private bool Safe(CaseContext ctx, in Instruction ins, bool expectDivideFault = false)
     {
         if (ins.HasLockPrefix && !ins.Code.ToOpCode().CanUseLockPrefix) return false; // #UD
+        if (ins.FlowControl == FlowControl.Call && (ins.Op0Kind != OpKind.NearBranch64 || ins.NearBranchTarget != ins.NextIP)) return false;
         if (IsBranch(ins) && (ins.Op0Kind is not (OpKind.NearBranch64 or OpKind.NearBranch32)
             || ins.NearBranchTarget < ins.NextIP || ins.NearBranchTarget > ins.NextIP + 16)) return false; // forward, inside the group only
         if ((FlagEffects.ToX86(ins.RflagsRead) & ctx.UndefinedFlags) != 0) return false;
@@ -203,8 +204,10 @@ internal sealed class CaseBuilder
         {
             if (u.Access is not (OpAccess.Write or OpAccess.ReadWrite or OpAccess.CondWrite or OpAccess.ReadCondWrite)) continue;
             var full = u.Register.GetFullRegister();
-            if (full == Register.RSP || full == Register.RIP) return false;
-            if (full.IsGPR64() && (ctx.Protected & (1 << (full - Register.RAX))) != 0) return false;
+            if (full == Register.RIP) return false;
+            // RSP moves only through PUSH/POP/CALL themselves, never as an explicit operand (POP RSP, ADD RSP).
+            if (full == Register.RSP && (!ins.Code.ToOpCode().IsStackInstruction || NamesRsp(ins))) return false;
+            if (full.IsGPR64() && full != Register.RSP && (ctx.Protected & (1 << (full - Register.RAX))) != 0) return false;
         }
 
         var m = ins.Mnemonic;
@@ -224,8 +227,9 @@ internal sealed class CaseBuilder
                 long off = SignExtend(ctx.Value(ins.Op1Register), size * 8);
                 va = (ulong)((long)va + (off >> (size == 2 ? 4 : size == 4 ? 5 : 6)) * size);
             }
-            if (!InData(ctx, va, (ulong)size)) return false;
-            if (firstVa == 0) firstVa = va;
+            bool implicitStack = mem.Base.GetFullRegister() == Register.RSP; // generators never build RSP-based operands
+            if (implicitStack ? !InStackWindow(ctx, va, (ulong)size) : !InData(ctx, va, (ulong)size)) return false;
+            if (firstVa == 0 && !implicitStack) firstVa = va;
             if (OperandFactory.AlignmentOf(ins.Code, size) is int a && a > 1 && va % (ulong)a != 0) return false;
         }
 
@@ -244,6 +248,16 @@ internal sealed class CaseBuilder
         value = ctx.Value(reg);
         return true;
     }
+
+    private static bool NamesRsp(in Instruction ins)
+    {
+        for (int i = 0; i < ins.OpCount; i++)
+            if (ins.GetOpKind(i) == OpKind.Register && ins.GetOpRegister(i).GetFullRegister() == Register.RSP) return true;
+        return false;
+    }
+
+    private static bool InStackWindow(CaseContext ctx, ulong va, ulong size) =>
+        va >= ctx.Native.Base + DiffLayout.StackWindowLow + Guard && va + size <= ctx.Native.Base + DiffLayout.StackWindowHigh - Guard;
 
     private static bool InData(CaseContext ctx, ulong va, ulong size) =>
         va >= ctx.DataAddress + Guard && va + size <= ctx.DataAddress + DiffLayout.DataSize - Guard && va + size > va;

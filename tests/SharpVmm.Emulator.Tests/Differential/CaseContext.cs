@@ -36,6 +36,9 @@ internal sealed class CaseContext
 
     public ulong Gpr(int index) => State.Gprs[index];
 
+    /// <summary>Index into <see cref="NativeRunner.Data"/> (the compared area) of a guest address.</summary>
+    public int AreaOffset(ulong address) => checked((int)(address - Native.ComparedAddress));
+
     /// <summary>The value of any GPR or sub-register in the current state.</summary>
     public ulong Value(Register r)
     {
@@ -49,7 +52,7 @@ internal sealed class CaseContext
     /// <summary>Little-endian value of <paramref name="size"/> bytes of the data buffer at guest address <paramref name="address"/>.</summary>
     public ulong ReadData(ulong address, int size)
     {
-        var span = Native.Data.Slice((int)(address - DataAddress), size);
+        var span = Native.Data.Slice(AreaOffset(address), size);
         ulong v = 0;
         for (int i = size - 1; i >= 0; i--) v = (v << 8) | span[i];
         return v;

@@ -18,7 +18,10 @@ internal static class DiffCompare
             if (e.State.Gprs[4] != frameRsp) d.Add($"rsp in the handler: expected 0x{frameRsp:x} (5-qword frame), emulator 0x{e.State.Gprs[4]:x}");
             var st = e.State.Clone();
             st.Gprs[4] = c.Expected.Gprs[4];
-            Compare(c, st, e.Data, cls, d);
+            var data = (byte[])e.Data.Clone();
+            int frame = (int)(frameRsp - (c.CodeAddress - DiffLayout.Code + DiffLayout.Compared));
+            if (frame >= 0 && frame + 40 <= data.Length) c.ExpectedData.AsSpan(frame, 40).CopyTo(data.AsSpan(frame)); // the frame is the handler's
+            Compare(c, st, data, cls, d);
             return d;
         }
         if (c.FaultVector is int v2 && e.Vector is null && e.Error is null)
@@ -64,7 +67,7 @@ internal static class DiffCompare
             if (c.ExpectedData[i] == data[i]) continue;
             total++;
             if (shown++ < 8)
-                d.Add($"data[0x{i:x}] (address 0x{c.CodeAddress - DiffLayout.Code + DiffLayout.Data + (ulong)i:x}): " +
+                d.Add($"data[0x{i:x}] (address 0x{c.CodeAddress - DiffLayout.Code + DiffLayout.Compared + (ulong)i:x}): " +
                       $"host 0x{c.ExpectedData[i]:x2} emulator 0x{data[i]:x2} (initially 0x{c.InitialData[i]:x2})");
         }
         if (total > shown) d.Add($"... {total} data bytes differ in all");

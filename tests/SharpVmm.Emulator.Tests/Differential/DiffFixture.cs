@@ -38,7 +38,7 @@ public sealed class DiffFixture : IDisposable
             input.Gprs[1] = sub;
             input.Gprs[4] = Native.StackTopAddress;
             byte[] code = [0x0F, 0xA2, 0xF4]; // cpuid; hlt
-            var e = Emu.Run(input, code, Native.CodeAddress, new byte[DiffLayout.DataSize], TimeSpan.FromSeconds(5), fresh: true);
+            var e = Emu.Run(input, code, Native.CodeAddress, new byte[DiffLayout.ComparedSize], TimeSpan.FromSeconds(5), fresh: true);
             ulong hlt = Native.CodeAddress + 2;
             if (e.State is null || e.Exit.Reason != VcpuExitReason.Halt || e.Vector is not null || (e.Rip != hlt && e.Rip != hlt + 1))
             {

@@ -36,9 +36,20 @@ internal static class DiffLayout
     public const ulong StackLow = 0x20000;
     public const ulong StackTop = 0x2F000;
 
-    /// <summary>The scratch data buffer every memory operand points into; compared byte for byte.</summary>
+    /// <summary>The scratch data buffer every memory operand points into.</summary>
     public const ulong Data = 0x30000;
     public const int DataSize = 0x2000;
+
+    /// <summary>
+    /// What is randomised before and compared after every case: the stack window around <see cref="StackTop"/>
+    /// (pushes, pops, calls) followed by the data buffer.
+    /// </summary>
+    public const ulong Compared = 0x2E000;
+    public const int ComparedSize = 0x4000;
+    public const ulong StackWindowLow = Compared, StackWindowHigh = Data;
+
+    /// <summary>The stack qword the prologue's PUSH/POPFQ and the epilogue's PUSHFQ borrow, saved and restored around them.</summary>
+    public const ulong PrologueSlot = Control + 0x818, EpilogueSlot = Control + 0x820;
 
     // Guest-only low RAM: paging structures, GDT, TSS, IDT and one HLT stub per exception vector.
     public const ulong GuestLowRamSize = 0x10000;

@@ -30,6 +30,7 @@ public sealed class DifferentialTests(DiffFixture fx, ITestOutputHelper output)
     [Fact] public void MovLea() => Run(nameof(MovLea));
     [Fact] public void String() => Run(nameof(String));
     [Fact] public void Branch() => Run(nameof(Branch));
+    [Fact] public void Stack() => Run(nameof(Stack));
     [Fact] public void FlagOps() => Run(nameof(FlagOps));
     [Fact] public void SseInteger() => Run(nameof(SseInteger));
     [Fact] public void SseFloat() => Run(nameof(SseFloat));

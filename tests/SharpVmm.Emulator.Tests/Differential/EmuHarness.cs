@@ -69,7 +69,7 @@ internal sealed class EmuHarness : IDisposable
     {
         if (fresh) DropEmulator();
         Memory.Write(codeAddress, code);
-        Memory.Write(Base + DiffLayout.Data, data);
+        Memory.Write(Base + DiffLayout.Compared, data);
         _bus.Clear();
         bool ok = false;
         try
@@ -86,8 +86,8 @@ internal sealed class EmuHarness : IDisposable
             var snap = new CpuSnapshot { Rflags = st.Rflags, Mxcsr = st.Fpu.Mxcsr };
             st.Gprs.AsSpan(0, 16).CopyTo(snap.Gprs);
             st.Fpu.Xmm.AsSpan(0, 256).CopyTo(snap.Xmm);
-            var bytes = new byte[DiffLayout.DataSize];
-            Memory.Read(Base + DiffLayout.Data, bytes);
+            var bytes = new byte[DiffLayout.ComparedSize];
+            Memory.Read(Base + DiffLayout.Compared, bytes);
 
             ulong stubs = DiffLayout.GuestVectorStubs;
             if (exit.Reason == VcpuExitReason.Halt && st.Rip >= stubs && st.Rip <= stubs + 256 * DiffLayout.VectorStubSize)

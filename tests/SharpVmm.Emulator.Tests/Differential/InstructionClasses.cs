@@ -30,6 +30,7 @@ internal static class InstructionClasses
         "MovLea" => new MovLeaClass(name),
         "String" => new StringClass(),
         "Branch" => new BranchClass(name),
+        "Stack" => new StackClass(name),
         "FlagOps" => new FlagOpsClass(name),
         "SseInteger" => new CodeSetClass(name,
         [
@@ -51,7 +52,7 @@ internal static class InstructionClasses
     public static readonly string[] Names =
     [
         "Alu", "IncDecNegNot", "Shift", "DoubleShift", "Multiply", "Divide", "DivideError", "BitTest", "BitScan", "Tzcnt", "RepBsf", "Lzcnt",
-        "Popcnt", "ByteSwap", "Movbe", "Exchange", "Conditional", "Extend", "MovLea", "String", "Branch", "FlagOps",
+        "Popcnt", "ByteSwap", "Movbe", "Exchange", "Conditional", "Extend", "MovLea", "String", "Branch", "Stack", "FlagOps",
         "SseInteger", "SseFloat", "SseFloatMxcsr", "Sse3",
     ];
 }
@@ -265,7 +266,7 @@ internal sealed class StringClass : InstructionClass
         {
             // make CMPS/SCAS runs longer by making both areas agree for a while
             var data = ctx.Native.Data;
-            int a = (int)(ctx.State.Gprs[6] - ctx.DataAddress), b = (int)(ctx.State.Gprs[7] - ctx.DataAddress);
+            int a = ctx.AreaOffset(ctx.State.Gprs[6]), b = ctx.AreaOffset(ctx.State.Gprs[7]);
             int n = r.Next(64);
             for (int i = -n; i < n; i++) data[b + i] = data[a + i];
         }
@@ -442,5 +443,25 @@ internal sealed class RepBsfClass(string name) : CodeSetClass(name, [Tzcnt])
         st.Op1Kind = size switch { 2 => OpKind.Immediate16, 4 => OpKind.Immediate32, _ => OpKind.Immediate32to64 };
         st.SetImmediate(1, v);
         emit.Add(st);
+    }
+}
+
+/// <summary>
+/// PUSH and POP in every operand form and size (register, memory, sign-extended immediates, 16-bit with 66h) and
+/// CALL to the next instruction, over a randomised stack window that is compared byte for byte. The classic traps:
+/// PUSH RSP pushes the old value, POP [mem] with a 16-bit size moves RSP by 2.
+/// </summary>
+internal sealed class StackClass(string name) : CodeSetClass(name, [Push, Pop])
+{
+    public override int MaxSteps => 6;
+
+    public override bool Next(CaseContext ctx, List<Instruction> emit)
+    {
+        if (ctx.Rng.Chance(15))
+        {
+            emit.Add(Instruction.CreateBranch(Code.Call_rel32_64, ctx.NextRip + 5));
+            return true;
+        }
+        return base.Next(ctx, emit);
     }
 }

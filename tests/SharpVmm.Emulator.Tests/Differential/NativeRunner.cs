@@ -6,8 +6,8 @@ namespace SharpVmm.Emulator.Tests.Differential;
 
 /// <summary>
 /// Runs instruction bytes on the host CPU. One RWX anonymous mapping at a fixed low address holds a prologue
-/// (saves the host's callee-saved registers and MXCSR, switches to a private stack, loads RFLAGS, XMM0..15,
-/// MXCSR and every GPR but RSP from the input block, jumps to the sequence), the sequence itself followed by a
+/// (saves the host's callee-saved registers and MXCSR, switches to the input's RSP in a private stack, loads
+/// RFLAGS, XMM0..15, MXCSR and every GPR from the input block, jumps to the sequence), the sequence itself followed by a
 /// jump to the epilogue (stores everything to the output block, clears DF, restores the host), a private stack
 /// and the data buffer memory operands point into. The host thread never sees TF, AC or DF set: inputs are
 /// limited to the status flags (plus DF when asked) and the epilogue clears DF before returning.
@@ -51,12 +51,14 @@ internal sealed unsafe class NativeRunner : IDisposable
     public ulong DataAddress => Base + DiffLayout.Data;
     public ulong StackTopAddress => Base + DiffLayout.StackTop;
 
-    /// <summary>The live data buffer: what memory operands read and write.</summary>
-    public Span<byte> Data => new(_region + DiffLayout.Data, DiffLayout.DataSize);
+    /// <summary>The live compared area (stack window, then the data buffer memory operands point into).</summary>
+    public Span<byte> Data => new(_region + DiffLayout.Compared, DiffLayout.ComparedSize);
+    public ulong ComparedAddress => Base + DiffLayout.Compared;
 
     /// <summary>
     /// Runs <paramref name="code"/> placed at <paramref name="address"/> (inside the code area) from
-    /// <paramref name="input"/> over the current data buffer, and returns the state after it.
+    /// <paramref name="input"/> (whose RSP must point into the private stack) over the current data buffer,
+    /// and returns the state after it.
     /// </summary>
     public CpuSnapshot Run(CpuSnapshot input, ReadOnlySpan<byte> code, ulong address)
     {
@@ -75,9 +77,12 @@ internal sealed unsafe class NativeRunner : IDisposable
         var sane = input.Clone();
         sane.Rflags = SanitizeFlags(input.Rflags);
         sane.Mxcsr = SanitizeMxcsr(input.Mxcsr);
-        sane.Gprs[4] = StackTopAddress;
+        ulong rsp = input.Gprs[4];
+        if (rsp < Base + DiffLayout.StackLow + 0x1000 || rsp > Base + DiffLayout.StackWindowHigh)
+            throw new ArgumentOutOfRangeException(nameof(input), $"rsp 0x{rsp:x} is outside the private stack");
         sane.WriteTo(_region + DiffLayout.In);
         *(ulong*)(_region + DiffLayout.JumpTarget) = address;
+        *(ulong*)(_region + DiffLayout.PrologueSlot) = *(ulong*)(_region + (rsp - Base) - 8);
         new Span<byte>(_region + DiffLayout.Out, DiffLayout.StateBlockSize).Clear();
 
         ((delegate* unmanaged<void>)(_region + DiffLayout.Prologue))();
@@ -105,12 +110,15 @@ internal sealed unsafe class NativeRunner : IDisposable
         a.push(rbx); a.push(rbp); a.push(r12); a.push(r13); a.push(r14); a.push(r15);
         a.stmxcsr(__dword_ptr[C(DiffLayout.HostMxcsr)]);
         a.mov(__qword_ptr[C(DiffLayout.HostRsp)], rsp);
-        a.mov(rsp, C(DiffLayout.StackTop));
         ulong inBlock = C(DiffLayout.In);
+        a.mov(rsp, __qword_ptr[inBlock + DiffLayout.GprOffset + 8 * 4]);
         for (int i = 0; i < 16; i++) a.movdqu(Xmms[i], __xmmword_ptr[inBlock + DiffLayout.XmmOffset + (ulong)(16 * i)]);
         a.ldmxcsr(__dword_ptr[inBlock + DiffLayout.MxcsrOffset]);
         a.push(__qword_ptr[inBlock + DiffLayout.RflagsOffset]);
         a.popfq();
+        // Put back the stack qword PUSH just borrowed: the sequence must find the stack as the guest will.
+        a.mov(rax, __qword_ptr[C(DiffLayout.PrologueSlot)]);
+        a.mov(__qword_ptr[rsp - 8], rax);
         for (int i = 0; i < 16; i++)
             if (i != 4) a.mov(Gprs64[i], __qword_ptr[inBlock + DiffLayout.GprOffset + (ulong)(8 * i)]);
         a.jmp(__qword_ptr[C(DiffLayout.JumpTarget)]);
@@ -122,8 +130,12 @@ internal sealed unsafe class NativeRunner : IDisposable
         var a = new Assembler(64);
         ulong outBlock = C(DiffLayout.Out);
         for (int i = 0; i < 16; i++) a.mov(__qword_ptr[outBlock + DiffLayout.GprOffset + (ulong)(8 * i)], Gprs64[i]);
+        a.mov(rax, __qword_ptr[rsp - 8]);
+        a.mov(__qword_ptr[C(DiffLayout.EpilogueSlot)], rax);
         a.pushfq();
         a.pop(__qword_ptr[outBlock + DiffLayout.RflagsOffset]);
+        a.mov(rax, __qword_ptr[C(DiffLayout.EpilogueSlot)]);
+        a.mov(__qword_ptr[rsp - 8], rax);
         a.cld();
         a.stmxcsr(__dword_ptr[outBlock + DiffLayout.MxcsrOffset]);
         for (int i = 0; i < 16; i++) a.movdqu(__xmmword_ptr[outBlock + DiffLayout.XmmOffset + (ulong)(16 * i)], Xmms[i]);
