@@ -1,8 +1,7 @@
 namespace SharpVmm.Emulator;
 
 /// <summary>
-/// The CPU model guests see. It advertises exactly what this emulator implements (see docs in the README of
-/// the emulator): an Intel family-6 CPU with x86-64, NX, SSE/SSE2, CX8/CX16, CMOV, FXSR, PAT, PGE, PSE/PSE36,
+/// The CPU model guests see. It advertises exactly what this emulator implements: an Intel family-6 CPU with x86-64, NX, SSE/SSE2, CX8/CX16, CMOV, FXSR, PAT, PGE, PSE/PSE36,
 /// SYSCALL/SYSENTER, RDTSCP, POPCNT, MOVBE, LZCNT (ABM), LAHF in 64-bit mode and an invariant TSC. It hides AVX,
 /// XSAVE, PCID, x2APIC, SSE3 and later, and has no hypervisor/KVM paravirt leaves.
 /// </summary>

@@ -39,5 +39,5 @@ internal unsafe struct Op
 
 internal static class OpFlags
 {
-    public const byte Lock = 1, Rep = 2, Repne = 4, Mem = 8;
+    public const byte Lock = 1, Rep = 2, Repne = 4, Mem = 8, ImmSrc = 16;
 }

@@ -187,7 +187,7 @@ internal sealed unsafe partial class Translator
         if (op.Size != 0 && op.Size < 8) op.Imm &= X86Cpu.SizeMask(op.Size);
         if (TranslateInteger(ref op, ref ins, bitness)) return EndsBlock(ref op, ref ins);
         if (TranslateSse(ref op, ref ins)) return false;
-        if (TranslateX87(ref op, ref ins)) return false;
+        if (TranslateX87(ref op, ref ins, index)) return false;
         // Everything else (system instructions, rare forms) runs through the slow handler, which sees the Iced
         // instruction, sets RIP itself and ends the block so mode changes take effect at once.
         op.H = &SystemOp;
