@@ -214,12 +214,14 @@ internal sealed class SseFloatClass : CodeSetClass
         Addss, Addsd, Addps, Addpd, Subss, Subsd, Subps, Subpd, Mulss, Mulsd, Mulps, Mulpd, Divss, Divsd, Divps, Divpd,
         Minss, Minsd, Minps, Minpd, Maxss, Maxsd, Maxps, Maxpd, Sqrtss, Sqrtsd, Sqrtps, Sqrtpd, Cmpss, Cmpsd, Cmpps,
         Cmppd, Ucomiss, Ucomisd, Comiss, Comisd, Cvtsi2ss, Cvtsi2sd, Cvtss2si, Cvtsd2si, Cvttss2si, Cvttsd2si, Cvtss2sd,
-        Cvtsd2ss, Cvtdq2ps, Cvtps2dq, Cvttps2dq, Cvtdq2pd, Cvtpd2dq, Cvttpd2dq, Cvtps2pd, Cvtpd2ps, Movss, Movsd, Stmxcsr,
+        Cvtsd2ss, Cvtdq2ps, Cvtps2dq, Cvttps2dq, Cvtdq2pd, Cvtpd2dq, Cvttpd2dq, Cvtps2pd, Cvtpd2ps, Movss, Movsd,
     ];
 
     private readonly bool _mxcsr;
 
-    public SseFloatClass(string name, bool roundingAndExceptions) : base(name, Float, CpuFeature.Sse | CpuFeature.Sse2)
+    // STMXCSR stores the sticky exception flags, so it belongs where those are compared.
+    public SseFloatClass(string name, bool roundingAndExceptions)
+        : base(name, roundingAndExceptions ? [.. Float, Stmxcsr] : Float, CpuFeature.Sse | CpuFeature.Sse2)
         => _mxcsr = roundingAndExceptions;
 
     public SseFloatClass(string name, Mnemonic[] mnemonics, CpuFeature requires) : base(name, mnemonics, requires) { }
