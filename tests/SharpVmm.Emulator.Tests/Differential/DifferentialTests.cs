@@ -34,6 +34,7 @@ public sealed class DifferentialTests(DiffFixture fx, ITestOutputHelper output)
     [Fact] public void FlagOps() => Run(nameof(FlagOps));
     [Fact] public void SseInteger() => Run(nameof(SseInteger));
     [Fact] public void SseFloat() => Run(nameof(SseFloat));
+    [Fact] public void SseFloatRounding() => Run(nameof(SseFloatRounding));
     [Fact] public void SseFloatMxcsr() => Run(nameof(SseFloatMxcsr));
     [Fact] public void Sse3() => Run(nameof(Sse3));
 

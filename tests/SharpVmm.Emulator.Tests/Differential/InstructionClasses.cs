@@ -43,8 +43,9 @@ internal static class InstructionClasses
             Movhlps, Movlhps, Shufps, Shufpd, Unpcklps, Unpckhps, Unpcklpd, Unpckhpd, Andps, Andnps, Orps, Xorps, Andpd,
             Andnpd, Orpd, Xorpd, Movmskps, Movmskpd, Movntdq, Movnti, Movntps, Movntpd,
         ], CpuFeature.Sse | CpuFeature.Sse2),
-        "SseFloat" => new SseFloatClass(name, roundingAndExceptions: false),
-        "SseFloatMxcsr" => new SseFloatClass(name, roundingAndExceptions: true),
+        "SseFloat" => new SseFloatClass(name, rounding: false, exceptionFlags: false),
+        "SseFloatRounding" => new SseFloatClass(name, rounding: true, exceptionFlags: false),
+        "SseFloatMxcsr" => new SseFloatClass(name, rounding: true, exceptionFlags: true),
         "Sse3" => new SseFloatClass(name, [Addsubps, Addsubpd, Haddps, Haddpd, Hsubps, Hsubpd, Movddup, Movshdup, Movsldup, Lddqu], CpuFeature.Sse3),
         _ => throw new ArgumentException($"no differential class named {name}", nameof(name)),
     };
@@ -53,7 +54,7 @@ internal static class InstructionClasses
     [
         "Alu", "IncDecNegNot", "Shift", "DoubleShift", "Multiply", "Divide", "DivideError", "BitTest", "BitScan", "Tzcnt", "RepBsf", "Lzcnt",
         "Popcnt", "ByteSwap", "Movbe", "Exchange", "Conditional", "Extend", "MovLea", "String", "Branch", "Stack", "FlagOps",
-        "SseInteger", "SseFloat", "SseFloatMxcsr", "Sse3",
+        "SseInteger", "SseFloat", "SseFloatRounding", "SseFloatMxcsr", "Sse3",
     ];
 }
 
@@ -217,24 +218,27 @@ internal sealed class SseFloatClass : CodeSetClass
         Cvtsd2ss, Cvtdq2ps, Cvtps2dq, Cvttps2dq, Cvtdq2pd, Cvtpd2dq, Cvttpd2dq, Cvtps2pd, Cvtpd2ps, Movss, Movsd,
     ];
 
-    private readonly bool _mxcsr;
+    private readonly bool _rounding, _flags;
 
     // STMXCSR stores the sticky exception flags, so it belongs where those are compared.
-    public SseFloatClass(string name, bool roundingAndExceptions)
-        : base(name, roundingAndExceptions ? [.. Float, Stmxcsr] : Float, CpuFeature.Sse | CpuFeature.Sse2)
-        => _mxcsr = roundingAndExceptions;
+    public SseFloatClass(string name, bool rounding, bool exceptionFlags)
+        : base(name, exceptionFlags ? [.. Float, Stmxcsr] : Float, CpuFeature.Sse | CpuFeature.Sse2)
+    {
+        _rounding = rounding;
+        _flags = exceptionFlags;
+    }
 
     public SseFloatClass(string name, Mnemonic[] mnemonics, CpuFeature requires) : base(name, mnemonics, requires) { }
 
     protected override bool FloatXmm => true;
 
     /// <summary>Without the MXCSR focus the sticky exception flags (bits 0-5) are left out of the comparison.</summary>
-    public override uint MxcsrCompareMask => _mxcsr ? 0xFFFFu : 0xFFC0u;
+    public override uint MxcsrCompareMask => _flags ? 0xFFFFu : 0xFFC0u;
 
     public override void Init(CaseContext ctx)
     {
         base.Init(ctx);
-        if (_mxcsr)
+        if (_rounding)
         {
             var r = ctx.Rng;
             uint m = 0x1F80 | ((uint)r.Next(4) << 13);   // rounding control
