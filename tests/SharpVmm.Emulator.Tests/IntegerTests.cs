@@ -160,3 +160,41 @@ public class IntegerTests
         Assert.Equal(TestGuest.StackTop, s[Gpr.Rsp]);
     }
 }
+
+public class LoopTests
+{
+    [Fact]
+    public void Loop_and_jrcxz_use_the_address_size_counter()
+    {
+        using var g = new TestGuest();
+        g.Load64(a =>
+        {
+            var l = a.CreateLabel();
+            a.mov(rcx, -1L);
+            a.mov(ecx, 5);               // upper half cleared: RCX = 5
+            a.xor(eax, eax);
+            a.Label(ref l);
+            a.inc(eax);
+            a.loop(l);
+            a.hlt();
+        });
+        var s = g.RunToHalt();
+        Assert.Equal(5UL, s[Gpr.Rax]);
+        Assert.Equal(0UL, s[Gpr.Rcx]);
+
+        using var g2 = new TestGuest();
+        g2.Load64(a =>
+        {
+            var z = a.CreateLabel();
+            a.mov(rcx, 0x1_0000_0000L);  // ECX = 0 but RCX != 0
+            a.jecxz(z);
+            a.mov(ebx, 1);
+            a.hlt();
+            a.Label(ref z);
+            a.jrcxz(z);                  // not taken: RCX != 0
+            a.mov(ebx, 2);
+            a.hlt();
+        });
+        Assert.Equal(2UL, g2.RunToHalt()[Gpr.Rbx]);
+    }
+}

@@ -86,6 +86,12 @@ internal sealed unsafe partial class X86Cpu
         {
             return new VcpuExit(VcpuExitReason.InternalError, 0, ex.Message);
         }
+        catch (Exception ex) when (ex is not OutOfMemoryException and not ObjectDisposedException)
+        {
+            // An emulator bug must stop this VM with a diagnosis, not take the host process down.
+            return new VcpuExit(VcpuExitReason.InternalError, 0,
+                $"vCPU {Index}: emulator failure at RIP 0x{Rip:x} (CS 0x{Sreg[CS].Selector:x}): {ex.GetType().Name}: {ex.Message}");
+        }
     }
 
     /// <summary>
@@ -194,8 +200,10 @@ internal sealed unsafe partial class X86Cpu
     {
         _attention = 0;
         exit = default;
-        if (Interlocked.Exchange(ref _kick, 0) != 0) { exit = VcpuExit.Kicked; return true; }
+        // Before honouring a kick: a machine that enables dirty logging and then kicks its vCPUs is guaranteed that
+        // every later guest write goes through the logging slow path.
         CheckWriteTlbValidity();
+        if (Interlocked.Exchange(ref _kick, 0) != 0) { exit = VcpuExit.Kicked; return true; }
         var apic = _apic;
         if (apic is null) return false;
         if (apic.TryTakeInit())

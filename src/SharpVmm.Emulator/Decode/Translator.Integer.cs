@@ -18,7 +18,7 @@ internal sealed unsafe partial class Translator
     }
 
     private static void Un<T>(ref Op op, ref Instruction ins) where T : struct, IUnOp
-        => op.H = IsReg(ref ins, 0) ? &UnR<T> : &UnM<T>;
+        => op.H = !IsReg(ref ins, 0) ? &UnM<T> : op.Size == 8 ? &UnR64<T> : op.Size == 4 ? &UnR32<T> : &UnR<T>;
 
     /// <summary>Operand size of stack instructions, from how far they move the stack pointer.</summary>
     private static int StackOperandSize(ref Instruction ins, int bitness, int extra = 0)
@@ -70,7 +70,7 @@ internal sealed unsafe partial class Translator
                 return true;
             case Mnemonic.Lea:
                 op.Size = (byte)ins.Op0Register.GetSize();
-                op.H = &Lea;
+                op.H = op.Size == 8 ? &Lea64 : op.Size == 4 ? &Lea32 : &Lea;
                 return true;
 
             case Mnemonic.Push:
@@ -128,6 +128,11 @@ internal sealed unsafe partial class Translator
                 if (ins.GetOpKind(1) == OpKind.Register) op.Size2 = 1; // CL
                 else op.Imm = ins.GetImmediate(1);
                 op.H = IsReg(ref ins, 0) ? &ShiftR : &ShiftM;
+                if (IsReg(ref ins, 0) && op.Size2 == 0 && op.Cc is 4 or 5 or 6 or 7 && op.Size >= 4)
+                {
+                    op.Imm &= op.Size == 8 ? 63UL : 31UL;
+                    if (op.Imm != 0) op.H = op.Size == 8 ? &ShiftImm64 : &ShiftImm32;
+                }
                 return true;
             case Mnemonic.Shld:
             case Mnemonic.Shrd:
@@ -234,8 +239,15 @@ internal sealed unsafe partial class Translator
             case Mnemonic.Jcxz: case Mnemonic.Jecxz: case Mnemonic.Jrcxz:
             {
                 op.Cc = ins.Mnemonic switch { Mnemonic.Loop => 0, Mnemonic.Loope => 1, Mnemonic.Loopne => 2, _ => 3 };
+                // The counter is CX/ECX/RCX by address size: Iced names LOOPs "..._ECX" and JCXZ by mnemonic.
                 string name = ins.Code.ToString();
-                op.Size2 = (byte)(name.EndsWith("RCX", StringComparison.Ordinal) ? 8 : name.EndsWith("ECX", StringComparison.Ordinal) ? 4 : 2);
+                op.Size2 = ins.Mnemonic switch
+                {
+                    Mnemonic.Jcxz => 2,
+                    Mnemonic.Jecxz => 4,
+                    Mnemonic.Jrcxz => 8,
+                    _ => (byte)(name.EndsWith("RCX", StringComparison.Ordinal) ? 8 : name.EndsWith("ECX", StringComparison.Ordinal) ? 4 : 2),
+                };
                 op.Size = BranchSize(ref ins, bitness);
                 op.H = &Loop;
                 return true;

@@ -312,6 +312,7 @@ internal static unsafe partial class Handlers
     [MethodImpl(MethodImplOptions.NoInlining)]
     public static void InvalidOpcode(X86Cpu c, ref Op op)
     {
+        c.Rip = c.CurrentIp(ref op);
         c.LogUnimplemented("an invalid opcode");
         throw c.Ud();
     }
