@@ -25,12 +25,14 @@ public static class RunCommand
         var flat = new Option<string?>("--flat") { Description = "Raw binary loaded at a guest-physical address, e.g. hello.bin@0x1000", HelpName = "FILE@ADDR" };
         var entry = new Option<string>("--entry-mode") { Description = "CPU mode a --flat binary starts in", DefaultValueFactory = _ => "real", HelpName = "real|protected|long" };
         entry.AcceptOnlyFromAmong("real", "protected", "long");
+        var disk = new Option<string[]>("--disk") { Description = "A virtio-blk disk (repeatable): PATH[,format=raw|qcow2][,readonly=on]", HelpName = "PATH[,format=...][,readonly=on]", AllowMultipleArgumentsPerToken = false };
+        var rng = new Option<bool>("--rng") { Description = "Add a virtio-rng device fed from the host's random number generator" };
         var qmp = new Option<string?>("--qmp") { Description = "QMP monitor: unix:PATH or tcp:127.0.0.1:PORT (loopback only)", HelpName = "unix:PATH|tcp:HOST:PORT" };
         var serial = new Option<string>("--serial") { Description = "Where COM1 goes: stdio, file:PATH, unix:PATH (we listen) or none", DefaultValueFactory = _ => "stdio", HelpName = "stdio|file:PATH|unix:PATH" };
 
         var cmd = new Command("run", "Boot a guest and run it until it powers off; the exit code is the guest's (debug-exit port) or 0.")
         {
-            accel, memory, cpus, kernel, initrd, append, flat, entry, serial, qmp,
+            accel, memory, cpus, kernel, initrd, append, flat, entry, serial, disk, rng, qmp,
         };
         cmd.SetAction(pr =>
         {
@@ -44,6 +46,8 @@ public static class RunCommand
                 Append = pr.GetValue(append),
                 Flat = pr.GetValue(flat) is { } f ? FlatImageSpec.Parse(f, Enum.Parse<EntryMode>(pr.GetValue(entry)!, ignoreCase: true)) : null,
                 Serial = pr.GetValue(serial)!,
+                Disks = [.. (pr.GetValue(disk) ?? []).Select(DiskSpec.Parse)],
+                Rng = pr.GetValue(rng),
             };
             if (config.Kernel is null && config.Flat is null && config.Initrd is null && config.Append is null)
                 config = DefaultGuest.Apply(config);

@@ -12,6 +12,10 @@ using SharpVmm.Devices.Bus;
 using SharpVmm.Devices.Interrupts;
 using SharpVmm.Devices.Rtc;
 using SharpVmm.Devices.Timers;
+using SharpVmm.Devices.Virtio;
+using SharpVmm.Devices.Virtio.Blk;
+using SharpVmm.Devices.Virtio.Rng;
+using SharpVmm.Block;
 using SharpVmm.Devices.Legacy;
 using SharpVmm.Devices.Serial;
 using SharpVmm.Emulator;
@@ -108,11 +112,13 @@ public static class VmBuilder
                     if (r == AcpiPowerRequest.PowerOff) control.RequestPowerOff(0);
                     else control.RequestReset();
                 }), "acpi-sleep");
+                var virtio = AddVirtioDevices(config, memory, bus, irqs!, disposables, loggers);
                 rsdp = AcpiTables.Build(new AcpiSpec
                 {
                     CpuCount = config.Cpus,
                     IoApicId = irqChip?.IoApic.Id ?? 0,
                     I8042 = false,
+                    VirtioMmioDevices = virtio,
                 }, memory);
             }
 
@@ -138,6 +144,40 @@ public static class VmBuilder
             memory?.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// One virtio-mmio transport per device, in the fixed layout (window i at 0xD000_0000 + i * 0x1000 on GSI 16 + i),
+    /// announced to the guest as ACPI devices. Level-triggered: the transport holds its line until the driver acks.
+    /// </summary>
+    private static List<VirtioMmioDeviceSpec> AddVirtioDevices(VmConfig config, GuestMemory memory, IoBus bus, IIrqRouter irqs,
+        List<IDisposable> disposables, ILoggerFactory loggers)
+    {
+        var specs = new List<VirtioMmioDeviceSpec>();
+        void Add(IVirtioDevice device, string name)
+        {
+            var (b, gsi) = VirtioMmioLayout.Slot(specs.Count);
+            var transport = new VirtioMmioTransport(device, memory, new IrqLine(irqs, gsi), loggers.CreateLogger("SharpVmm.Virtio"));
+            bus.RegisterMmio(b, VirtioMmioRegisters.WindowSize, transport, name);
+            specs.Add(new VirtioMmioDeviceSpec(b, (uint)gsi, LevelTriggered: true));
+        }
+        for (int i = 0; i < config.Disks.Count; i++)
+        {
+            var d = config.Disks[i];
+            IBlockImage image;
+            try
+            {
+                image = ImageFactory.Open(d.Path, new ImageOpenOptions { Format = d.Format, ReadOnly = d.ReadOnly });
+            }
+            catch (BlockImageException ex)
+            {
+                throw new ConfigurationException($"--disk {d.Path}: {ex.Message}");
+            }
+            disposables.Add(image);
+            Add(new VirtioBlk(image, serial: $"sharpvmm-disk{i}", readOnly: d.ReadOnly, loggers.CreateLogger("SharpVmm.VirtioBlk")), $"virtio-blk{i}");
+        }
+        if (config.Rng) Add(new VirtioRng(), "virtio-rng");
+        return specs;
     }
 
     private static Func<VcpuState[]> FlatPayload(GuestMemory memory, byte[] image, FlatImageSpec flat, int cpus) => () =>

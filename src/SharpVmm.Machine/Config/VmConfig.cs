@@ -21,6 +21,10 @@ public sealed record VmConfig
     /// <summary>COM1's backend: stdio, file:PATH, unix:PATH or none.</summary>
     public string Serial { get; init; } = "stdio";
     public UnmappedAccessPolicy UnmappedAccess { get; init; } = UnmappedAccessPolicy.Ignore;
+    /// <summary>virtio-blk disks, in the order the guest sees them (vda, vdb, ...).</summary>
+    public IReadOnlyList<DiskSpec> Disks { get; init; } = [];
+    /// <summary>A virtio-rng device fed from the host's random number generator.</summary>
+    public bool Rng { get; init; }
 
     public void Validate()
     {
@@ -34,6 +38,11 @@ public sealed record VmConfig
         RequireFile(Kernel, "--kernel");
         RequireFile(Initrd, "--initrd");
         RequireFile(Flat?.Path, "--flat");
+        foreach (var d in Disks) RequireFile(d.Path, "--disk");
+        if (Kernel is null && (Disks.Count > 0 || Rng))
+            throw new ConfigurationException("virtio devices (--disk, --rng) need --kernel: guests find them through ACPI");
+        if (Disks.Count + (Rng ? 1 : 0) > Devices.Virtio.VirtioMmioLayout.MaxDevices)
+            throw new ConfigurationException($"at most {Devices.Virtio.VirtioMmioLayout.MaxDevices} virtio devices (--disk and --rng together)");
         if (Flat is not null && Flat.Address >= MemoryBytes)
             throw new ConfigurationException($"--flat address 0x{Flat.Address:x} is beyond guest RAM ({MemoryBytes >> 20} MiB)");
     }

@@ -1,0 +1,32 @@
+using SharpVmm.Core;
+
+namespace SharpVmm.Machine.Config;
+
+/// <summary>A virtio-blk disk: <c>--disk PATH[,format=raw|qcow2][,readonly=on|off]</c>.</summary>
+public sealed record DiskSpec(string Path, string? Format = null, bool ReadOnly = false)
+{
+    public static DiskSpec Parse(string text)
+    {
+        var parts = text.Split(',');
+        if (parts[0].Length == 0) throw new ConfigurationException($"--disk '{text}' needs a path first: PATH[,format=raw|qcow2][,readonly=on]");
+        string? format = null;
+        bool readOnly = false;
+        foreach (var p in parts[1..])
+        {
+            int eq = p.IndexOf('=');
+            string key = eq < 0 ? p : p[..eq], value = eq < 0 ? "" : p[(eq + 1)..];
+            switch (key)
+            {
+                case "format" when value is "raw" or "qcow2":
+                    format = value;
+                    break;
+                case "readonly" when value is "on" or "off":
+                    readOnly = value == "on";
+                    break;
+                default:
+                    throw new ConfigurationException($"--disk option '{p}' is not understood: use format=raw|qcow2 and readonly=on|off");
+            }
+        }
+        return new DiskSpec(parts[0], format, readOnly);
+    }
+}
