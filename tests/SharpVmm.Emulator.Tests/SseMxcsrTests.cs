@@ -153,4 +153,32 @@ public class SseMxcsrTests
         Assert.Equal(IE | PE, g.Memory.Read<uint>(MxcsrOut) & 0x3F);
         Assert.Equal(-3.0, BitConverter.ToDouble(s.Fpu.Xmm, 32));
     }
+
+    [Fact]
+    public void Cleared_flags_are_raised_again_and_exact_results_raise_none()
+    {
+        // feclearexcept-style: PE from the first division, cleared by LDMXCSR, an exact ADDSD (no flag) stored,
+        // then PE again. The thunks' fast path leaves the first PE in the host's MXCSR; it must not leak.
+        using var g = new TestGuest();
+        g.Memory.Write(Data, 1.0);
+        g.Memory.Write(Data + 8, 3.0);
+        g.Memory.Write(MxcsrIn, 0x1F80u);
+        g.Load64(a =>
+        {
+            a.movsd(xmm0, __qword_ptr[Data]);
+            a.divsd(xmm0, __qword_ptr[Data + 8]);
+            a.stmxcsr(__dword_ptr[MxcsrOut]);
+            a.ldmxcsr(__dword_ptr[MxcsrIn]);
+            a.movsd(xmm1, __qword_ptr[Data]);
+            a.addsd(xmm1, __qword_ptr[Data + 8]);
+            a.stmxcsr(__dword_ptr[MxcsrOut + 4]);
+            a.divsd(xmm1, __qword_ptr[Data + 8]);
+            a.stmxcsr(__dword_ptr[MxcsrOut + 8]);
+            a.hlt();
+        });
+        g.RunToHalt();
+        Assert.Equal(0x1F80u | PE, g.Memory.Read<uint>(MxcsrOut));
+        Assert.Equal(0x1F80u, g.Memory.Read<uint>(MxcsrOut + 4));
+        Assert.Equal(0x1F80u | PE, g.Memory.Read<uint>(MxcsrOut + 8));
+    }
 }
