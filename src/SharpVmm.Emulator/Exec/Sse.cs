@@ -87,22 +87,12 @@ internal static unsafe partial class Handlers
     private static ulong RunUnderGuestMxcsr(X86Cpu c, nint thunk, Vector128<byte>* a, Vector128<byte>* b)
     {
         uint guest = c.Mxcsr;
-        MxcsrIo m;
-        m.Value = (guest & SseThunks.HostMxcsrMask & ~MxcsrFlags) | MxcsrMasks;
-        // The flags the host may already hold without hiding news from the guest (fast path); none if the guest's
-        // control bits are not the default, which the fast path would not honour (unmasked exceptions included).
-        m.Lacking = (guest & ~MxcsrFlags) == MxcsrMasks ? ~guest & MxcsrFlags : ~0u;
-        ulong r = ((delegate* unmanaged[SuppressGCTransition]<Vector128<byte>*, Vector128<byte>*, MxcsrIo*, ulong>)thunk)(a, b, &m);
-        uint raised = m.Value & MxcsrFlags;
+        uint m = (guest & SseThunks.HostMxcsrMask & ~MxcsrFlags) | MxcsrMasks;
+        ulong r = ((delegate* unmanaged[SuppressGCTransition]<Vector128<byte>*, Vector128<byte>*, uint*, ulong>)thunk)(a, b, &m);
+        uint raised = m & MxcsrFlags;
         // Nothing to do unless a raised flag is new or unmasked (bit i of guest & guest >> 7: flag i set and masked).
         if ((raised & ~(guest & (guest >> 7))) != 0) MergeMxcsrFlags(c, guest, raised);
         return r;
-    }
-
-    /// <summary>What a thunk reads and writes at its third argument (see <see cref="SseThunks"/>).</summary>
-    private struct MxcsrIo
-    {
-        public uint Value, Lacking;
     }
 
     private const uint MxcsrFlags = 0x3F, MxcsrMasks = 0x1F80, MxcsrPreComputation = 0x7; // IE, DE, ZE
