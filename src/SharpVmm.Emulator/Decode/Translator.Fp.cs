@@ -190,9 +190,11 @@ internal sealed unsafe partial class Translator
                 op.H = &Pinsrw;
                 return true;
             case Mnemonic.Comiss: case Mnemonic.Ucomiss:
-                op.Size = 4; op.H = &Comis; return true;
             case Mnemonic.Comisd: case Mnemonic.Ucomisd:
-                op.Size = 8; op.H = &Comis; return true;
+                op.Size = ins.Mnemonic is Mnemonic.Comiss or Mnemonic.Ucomiss ? (byte)4 : (byte)8;
+                op.Cc = ins.Mnemonic is Mnemonic.Comiss or Mnemonic.Comisd ? (byte)1 : (byte)0; // COMIS signals IE on QNaN too
+                op.H = &Comis;
+                return true;
             case Mnemonic.Cvtsi2ss:
             case Mnemonic.Cvtsi2sd:
                 op.Size = mem ? (byte)ins.MemorySize.GetSize() : (byte)ins.Op1Register.GetSize();

@@ -31,8 +31,9 @@ internal enum SseKind : byte
 }
 
 /// <summary>
-/// SSE/SSE2 on the host's own SSE units, which gives bit-exact results for the same operation (rounding uses the
-/// host's default round-to-nearest; MXCSR exception flags are not accumulated).
+/// SSE/SSE2 on the host's own SSE units, which gives bit-exact results for the same operation. Operations that
+/// depend on MXCSR (rounding control, FTZ, DAZ) or raise floating-point exceptions run through native thunks under
+/// the guest's MXCSR (<see cref="SseThunks"/>); integer and data-movement operations use .NET intrinsics.
 /// </summary>
 internal static unsafe partial class Handlers
 {
@@ -64,8 +65,50 @@ internal static unsafe partial class Handlers
             or (byte)SseKind.SllDQ or (byte)SseKind.SrlDQ
             ? ((op.Flags & OpFlags.ImmSrc) != 0 ? Vector128.CreateScalar(op.Imm).AsByte() : SseSrc(c, ref op))
             : SseSrc(c, ref op);
-        x[op.Reg] = Compute(c, (SseKind)op.Cc, a, b, (byte)op.Imm);
+        var k = (SseKind)op.Cc;
+        if (SseThunks.HonoursMxcsr(k))
+        {
+            // The destination changes only if no unmasked exception fires.
+            Vector128<byte> r = a;
+            RunUnderGuestMxcsr(c, SseThunks.ForKind(k, (byte)op.Imm), &r, &b);
+            x[op.Reg] = r;
+            return;
+        }
+        x[op.Reg] = Compute(c, k, a, b, (byte)op.Imm);
     }
+
+    /// <summary>
+    /// Runs a thunk from <see cref="SseThunks"/> with the guest's rounding control, FTZ and DAZ but every exception
+    /// masked and no flag set, so the host never faults and the flags it reports are the ones this instruction raised.
+    /// Those become sticky in the guest MXCSR; an unmasked one raises #XM (or #UD without CR4.OSXMMEXCPT) before
+    /// the caller stores any result. Returns the thunk's RAX.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ulong RunUnderGuestMxcsr(X86Cpu c, nint thunk, Vector128<byte>* a, Vector128<byte>* b)
+    {
+        uint guest = c.Mxcsr;
+        uint m = (guest & SseThunks.HostMxcsrMask & ~MxcsrFlags) | MxcsrMasks;
+        ulong r = ((delegate* unmanaged[SuppressGCTransition]<Vector128<byte>*, Vector128<byte>*, uint*, ulong>)thunk)(a, b, &m);
+        uint raised = m & MxcsrFlags;
+        // Nothing to do unless a raised flag is new or unmasked (bit i of guest & guest >> 7: flag i set and masked).
+        if ((raised & ~(guest & (guest >> 7))) != 0) MergeMxcsrFlags(c, guest, raised);
+        return r;
+    }
+
+    private const uint MxcsrFlags = 0x3F, MxcsrMasks = 0x1F80, MxcsrPreComputation = 0x7; // IE, DE, ZE
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void MergeMxcsrFlags(X86Cpu c, uint guest, uint raised)
+    {
+        uint unmasked = raised & ~(guest >> 7) & MxcsrFlags;
+        if (unmasked != 0 && (unmasked & MxcsrPreComputation) != 0)
+            raised &= MxcsrPreComputation; // SDM 11.5.2: an unmasked IE/DE/ZE stops before the result, so no OE/UE/PE
+        c.Mxcsr = guest | raised;
+        if (unmasked != 0) throw (c.Cr4 & Cr4OsXmmExcpt) != 0 ? c.Fault(XmVector) : c.Ud();
+    }
+
+    private const ulong Cr4OsXmmExcpt = 1UL << 10;
+    private const int XmVector = 19;
 
     private static Vector128<byte> Compute(X86Cpu c, SseKind k, Vector128<byte> a, Vector128<byte> b, byte imm)
     {
@@ -312,30 +355,25 @@ internal static unsafe partial class Handlers
         x[op.Reg] = x[op.Reg].AsUInt16().WithElement((int)(op.Imm & 7), v).AsByte();
     }
 
-    /// <summary>COMISS/UCOMISS (op.Size 4) and COMISD/UCOMISD (8): ZF PF CF from the compare, OF SF AF cleared.</summary>
+    /// <summary>COMISS/UCOMISS (op.Size 4) and COMISD/UCOMISD (8), op.Cc = 1 for the COMIS forms that signal on QNaN:
+    /// ZF PF CF from the compare, OF SF AF cleared.</summary>
     public static void Comis(X86Cpu c, ref Op op)
     {
         var a = XmmRegs(c)[op.Reg];
         var b = SseSrc(c, ref op);
-        double x, y;
-        if (op.Size == 4) { x = a.AsSingle().ToScalar(); y = b.AsSingle().ToScalar(); }
-        else { x = a.AsDouble().ToScalar(); y = b.AsDouble().ToScalar(); }
-        ulong f;
-        if (double.IsNaN(x) || double.IsNaN(y)) f = X86Cpu.ZF | X86Cpu.PF | X86Cpu.CF;
-        else if (x < y) f = X86Cpu.CF;
-        else if (x == y) f = X86Cpu.ZF;
-        else f = 0;
-        c.SetEager(f);
+        ulong fl = RunUnderGuestMxcsr(c, SseThunks.ForComi(op.Size == 8, op.Cc == 1), &a, &b);
+        c.SetEager(fl & (X86Cpu.ZF | X86Cpu.PF | X86Cpu.CF));
     }
 
     /// <summary>CVTSI2SS/SD: op.Size = integer size, op.Size2 = 4 (single) or 8 (double).</summary>
     public static void CvtIntToFp(X86Cpu c, ref Op op)
     {
-        long v = (op.Flags & OpFlags.Mem) != 0 ? X86Cpu.SignExtend(c.ReadMem(c.Ea(ref op), op.Size), op.Size) : X86Cpu.SignExtend(c.GetReg(op.Rm, op.Size), op.Size);
+        ulong v = (op.Flags & OpFlags.Mem) != 0 ? c.ReadMem(c.Ea(ref op), op.Size) : c.GetReg(op.Rm, op.Size);
         var x = XmmRegs(c);
-        x[op.Reg] = op.Size2 == 4
-            ? x[op.Reg].AsSingle().WithElement(0, (float)v).AsByte()
-            : x[op.Reg].AsDouble().WithElement(0, (double)v).AsByte();
+        Vector128<byte> r = x[op.Reg];
+        var b = Vector128.CreateScalar(v).AsByte();
+        RunUnderGuestMxcsr(c, SseThunks.ForIntToFp(op.Size2 == 8, op.Size == 8), &r, &b);
+        x[op.Reg] = r;
     }
 
     /// <summary>CVT(T)SS2SI/CVT(T)SD2SI: op.Size = integer size, op.Size2 = 4/8 source float size, op.Cc = 1 to truncate.</summary>
@@ -344,12 +382,8 @@ internal static unsafe partial class Handlers
         Vector128<byte> src = (op.Flags & OpFlags.Mem) != 0
             ? Vector128.CreateScalar(c.ReadMem(c.Ea(ref op), op.Size2)).AsByte()
             : XmmRegs(c)[op.Rm];
-        double d = op.Size2 == 4 ? src.AsSingle().ToScalar() : src.AsDouble().ToScalar();
-        if (op.Cc == 0) d = Math.Round(d, MidpointRounding.ToEven);
-        d = Math.Truncate(d);
-        ulong r;
-        if (op.Size == 8) r = double.IsNaN(d) || d >= 9.2233720368547758E18 || d < -9.2233720368547758E18 ? 0x8000_0000_0000_0000UL : (ulong)(long)d;
-        else r = double.IsNaN(d) || d >= 2147483648.0 || d < -2147483648.0 ? 0x8000_0000UL : (uint)(int)d;
+        Vector128<byte> unused = default;
+        ulong r = RunUnderGuestMxcsr(c, SseThunks.ForFpToInt(op.Size2 == 8, op.Cc == 1, op.Size == 8), &unused, &src);
         c.SetReg(op.Reg, op.Size, r);
     }
 
