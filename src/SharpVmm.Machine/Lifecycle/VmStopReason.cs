@@ -8,12 +8,12 @@ public enum VmStopReason
     Halted,
     /// <summary>A vCPU triple-faulted (KVM_EXIT_SHUTDOWN).</summary>
     TripleFault,
-    /// <summary>The guest kernel panicked (seen on its console) and then asked for a reset or stopped.</summary>
-    GuestPanic,
     /// <summary>The host asked: Stop(), QMP quit, a signal.</summary>
     HostRequest,
     /// <summary>The accelerator failed to run the guest.</summary>
     InternalError,
     /// <summary>A device failed, or the guest touched an unmapped address under the strict policy.</summary>
     DeviceError,
+    /// <summary>The guest kernel panicked (seen on its console) and then asked for a reset or stopped.</summary>
+    GuestPanic,
 }
