@@ -78,7 +78,8 @@ public sealed class VirtualMachine : IVmControl, IDisposable
     public void ConsoleQuitRequested(Action quit)
     {
         foreach (var o in _owned)
-            if (o is Devices.Serial.Uart16550 { Backend: Devices.Serial.StdioBackend stdio }) stdio.QuitRequested = quit;
+            if (o is Devices.Serial.Uart16550 { Backend: Devices.Serial.StdioBackend or GuestPanicWatcher { Inner: Devices.Serial.StdioBackend } } uart)
+                ((uart.Backend as GuestPanicWatcher)?.Inner as Devices.Serial.StdioBackend ?? (Devices.Serial.StdioBackend)uart.Backend!).QuitRequested = quit;
     }
 
     /// <summary>Hands an object to the VM to dispose with it (devices, backends).</summary>
@@ -192,8 +193,22 @@ public sealed class VirtualMachine : IVmControl, IDisposable
 
     void IVmControl.RequestPowerOff(int exitCode) => Finish(VmExitResult.PowerOff(exitCode));
 
+    /// <summary>
+    /// Consulted when the guest asks for a reset (or triple-faults): a result ends the run with it instead (a reset
+    /// after a kernel panic would only boot into the same panic again).
+    /// </summary>
+    public Func<VmExitResult?>? ResetPolicy { get; set; }
+
+    /// <summary>Ends the run with <paramref name="result"/> (from any thread; the first result wins).</summary>
+    public void StopWith(VmExitResult result) => Finish(result);
+
     void IVmControl.RequestReset()
     {
+        if (ResetPolicy?.Invoke() is { } instead)
+        {
+            Finish(instead);
+            return;
+        }
         // Called on a vCPU thread, which must return to its loop and park before the reset can happen. Marking the
         // reset pending here, before returning to the guest, keeps that vCPU (and the others) from running on.
         lock (_gate)
@@ -269,7 +284,8 @@ public sealed class VirtualMachine : IVmControl, IDisposable
                 }
                 return;
             case VcpuExitReason.Shutdown:
-                Finish(VmExitResult.TripleFault(index));
+                // A triple fault resets a PC, and it is Linux's last-resort way to reboot: the reset policy decides.
+                Finish(ResetPolicy?.Invoke() ?? VmExitResult.TripleFault(index));
                 return;
             case VcpuExitReason.SystemEvent when exit.Code == SystemEventReset:
                 ((IVmControl)this).RequestReset();

@@ -80,7 +80,10 @@ public static class VmBuilder
             };
             IIrqRouter? irqs = accel.IrqRouter;
 
-            var serial = CharBackends.Create(config.Serial);
+            // A Linux guest's console is watched for a kernel panic, which ends the run (see GuestPanicWatcher).
+            var backend = CharBackends.Create(config.Serial);
+            var panicWatcher = linux ? new GuestPanicWatcher(backend) : null;
+            ICharBackend? serial = panicWatcher ?? backend;
             var uart = new Uart16550(serial, irqs is null ? null : new IrqLine(irqs, Com1Gsi));
             disposables.Add(uart);
             bus.RegisterPort(Com1Port, 8, uart, "COM1");
@@ -128,6 +131,13 @@ public static class VmBuilder
 
             var vm = new VirtualMachine(memory, bus, accel, config.Cpus, load, clock, log);
             control.Target = vm;
+            if (panicWatcher is not null)
+            {
+                vm.ResetPolicy = () => panicWatcher.PanicLine is { } line ? VmExitResult.GuestPanic(line) : null;
+                // panic=0: no reset ever comes; the closing banner is the last word. Stopped off the vCPU thread,
+                // which is inside the UART's write.
+                panicWatcher.PanicEnded += line => ThreadPool.QueueUserWorkItem(_ => vm.StopWith(VmExitResult.GuestPanic(line)));
+            }
             if (timers is not null)
             {
                 var t = timers;

@@ -14,4 +14,6 @@ public enum VmStopReason
     InternalError,
     /// <summary>A device failed, or the guest touched an unmapped address under the strict policy.</summary>
     DeviceError,
+    /// <summary>The guest kernel panicked (seen on its console) and then asked for a reset or stopped.</summary>
+    GuestPanic,
 }

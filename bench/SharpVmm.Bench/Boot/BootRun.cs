@@ -1,0 +1,67 @@
+using System.Diagnostics;
+
+namespace SharpVmm.Bench.Boot;
+
+/// <summary>One guest boot as a child process: wall time, peak RSS, and whether it got to init and powered off.</summary>
+internal static class BootRun
+{
+    public sealed record Result(double Seconds, long PeakRssKiB, bool Ok, string Why);
+
+    private const int TimeoutSeconds = 300;
+
+    public static Result Measure(string program, string[] args)
+    {
+        var psi = new ProcessStartInfo(program)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+        };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        var sw = Stopwatch.StartNew();
+        using var p = Process.Start(psi)!;
+        p.StandardInput.Close();
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        // VmHWM is gone once the process is a zombie, so it is sampled while it runs; it only grows, so the last
+        // sample before exit is the peak give or take the final few milliseconds.
+        long peak = 0;
+        while (!p.WaitForExit(20))
+        {
+            peak = Math.Max(peak, ReadHwmKiB(p.Id));
+            if (sw.Elapsed.TotalSeconds > TimeoutSeconds)
+            {
+                p.Kill(entireProcessTree: true);
+                p.WaitForExit();
+                return new Result(sw.Elapsed.TotalSeconds, peak, false, $"no poweroff within {TimeoutSeconds} s");
+            }
+        }
+        p.WaitForExit();
+        double seconds = sw.Elapsed.TotalSeconds;
+        string output = stdout.Result;
+        bool ok = p.ExitCode == 0 && output.Contains("SHARPVMM-EXIT=0", StringComparison.Ordinal)
+            && output.Contains("reboot: Power down", StringComparison.Ordinal);
+        string why = ok ? "" : $"exit {p.ExitCode}: {LastLine(stderr.Result + output)}";
+        return new Result(seconds, peak, ok, why);
+    }
+
+    private static long ReadHwmKiB(int pid)
+    {
+        try
+        {
+            foreach (var line in File.ReadLines($"/proc/{pid}/status"))
+                if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
+                    return long.Parse(line[6..].Trim().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
+        }
+        catch (IOException) { }
+        catch (UnauthorizedAccessException) { }
+        return 0;
+    }
+
+    private static string LastLine(string s)
+    {
+        var lines = s.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        return lines.Length == 0 ? "" : lines[^1];
+    }
+}
