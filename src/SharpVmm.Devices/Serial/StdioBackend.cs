@@ -41,7 +41,9 @@ public sealed class StdioBackend : ICharBackend
 
     private void Pump(Action<ReadOnlySpan<byte>> onInput)
     {
-        using var input = Console.OpenStandardInput();
+        // fd 0 itself: on a terminal, Console.OpenStandardInput() reads through .NET's own line editor,
+        // which interprets control keys (Ctrl-A among them) before we could see them.
+        using var input = new FileStream(new Microsoft.Win32.SafeHandles.SafeFileHandle(0, ownsHandle: false), FileAccess.Read, 1);
         var buf = new byte[256];
         var forward = new byte[256];
         bool escape = false;
