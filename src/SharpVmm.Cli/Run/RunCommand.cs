@@ -70,7 +70,6 @@ public static class RunCommand
         using var vm = VmBuilder.Build(config, loggers);
         // Said only once the VM exists, so a bad option still yields exactly one line on stderr.
         if (choice is not null) Console.Error.WriteLine(choice);
-        vm.ConsoleQuitRequested(() => Task.Run(vm.Stop));
         // Declared after the VM so it is disposed first: clients get their last replies and events.
         using var monitor = qmpAddress is null ? null
             : QmpServer.Start(vm, qmpAddress, new QmpServerOptions { Logger = loggers.CreateLogger("SharpVmm.Qmp") });

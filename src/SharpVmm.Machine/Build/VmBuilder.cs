@@ -131,6 +131,8 @@ public static class VmBuilder
 
             var vm = new VirtualMachine(memory, bus, accel, config.Cpus, load, clock, log);
             control.Target = vm;
+            // Ctrl-A x on a stdio console stops the VM as a host request (off the input thread: Stop joins vCPUs).
+            if (backend is StdioBackend stdio) stdio.QuitRequested = () => Task.Run(vm.Stop);
             if (panicWatcher is not null)
             {
                 vm.ResetPolicy = () => panicWatcher.PanicLine is { } line ? VmExitResult.GuestPanic(line) : null;
