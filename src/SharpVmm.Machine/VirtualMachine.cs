@@ -31,6 +31,7 @@ public sealed class VirtualMachine : IVmControl, IDisposable
     private bool _pauseRequested, _stopRequested, _resetPending;
     private int _parked, _liveThreads;
     private bool _disposed;
+    private VmExitResult? _stopResult;
 
     /// <param name="loadPayload">Writes the boot payload into RAM and returns each vCPU's entry state; run at start and at every reset.</param>
     public VirtualMachine(GuestMemory memory, IoBus bus, IAccelerator accelerator, int vcpuCount, Func<VcpuState[]> loadPayload,
@@ -71,16 +72,11 @@ public sealed class VirtualMachine : IVmControl, IDisposable
     /// <summary>Raised after every state change, outside the VM's lock (QMP turns these into events).</summary>
     public event Action<VmState>? StateChanged;
 
-    /// <summary>Completes once, when the VM stops, with how it ended.</summary>
-    public Task<VmExitResult> Exited => _exit.Task;
+    /// <summary>How the VM ended, set at the moment it stops (before <see cref="StateChanged"/> reports Stopped); null until then.</summary>
+    public VmExitResult? StopResult { get { lock (_gate) return _stopResult; } }
 
-    /// <summary>Where the console's quit key (Ctrl-A x on stdio) goes; the builder connects it to the stdio backend.</summary>
-    public void ConsoleQuitRequested(Action quit)
-    {
-        foreach (var o in _owned)
-            if (o is Devices.Serial.Uart16550 { Backend: Devices.Serial.StdioBackend or GuestPanicWatcher { Inner: Devices.Serial.StdioBackend } } uart)
-                ((uart.Backend as GuestPanicWatcher)?.Inner as Devices.Serial.StdioBackend ?? (Devices.Serial.StdioBackend)uart.Backend!).QuitRequested = quit;
-    }
+    /// <summary>Completes once, when the VM stops, with how it ended, after StateChanged listeners have heard of it.</summary>
+    public Task<VmExitResult> Exited => _exit.Task;
 
     /// <summary>Hands an object to the VM to dispose with it (devices, backends).</summary>
     public void Own(IDisposable resource) => _owned.Add(resource);
@@ -277,11 +273,14 @@ public sealed class VirtualMachine : IVmControl, IDisposable
             case VcpuExitReason.Kicked:
                 return;
             case VcpuExitReason.Halt:
+                var halted = VmExitResult.AllHalted();
+                bool stopped = false;
                 lock (_gate)
                 {
                     _halted[index] = true;
-                    if (!_resetPending && Array.TrueForAll(_halted, h => h)) FinishLocked(VmExitResult.AllHalted());
+                    if (!_resetPending && Array.TrueForAll(_halted, h => h)) stopped = FinishLocked(halted);
                 }
+                if (stopped) Completed(halted);
                 return;
             case VcpuExitReason.Shutdown:
                 // A triple fault resets a PC, and it is Linux's last-resort way to reboot: the reset policy decides.
@@ -328,22 +327,34 @@ public sealed class VirtualMachine : IVmControl, IDisposable
 
     private void Finish(VmExitResult result)
     {
-        lock (_gate) FinishLocked(result);
+        bool stopped;
+        lock (_gate) stopped = FinishLocked(result);
+        if (stopped) Completed(result);
     }
 
-    private void FinishLocked(VmExitResult result)
+    /// <summary>Moves to Stopped under the lock; true if this call did it, and must then call <see cref="Completed"/> outside the lock.</summary>
+    private bool FinishLocked(VmExitResult result)
     {
-        if (_stopRequested) return;
+        if (_stopRequested) return false;
         _stopRequested = true;
-        var from = _state;
+        _stopResult = result;
         _state = VmState.Stopped;
         Clock.Pause();
         KickAll();
         Monitor.PulseAll(_gate);
         if (result.IsError) _log.LogError("VM stopped: {Message}", result.Message);
         else _log.LogInformation("VM stopped: {Message}", result.Message);
+        return true;
+    }
+
+    /// <summary>
+    /// Tells listeners (QMP's SHUTDOWN event) before completing <see cref="Exited"/>, synchronously, so whoever
+    /// waits on either (Stop(), <c>sharpvmm run</c> tearing down the monitor) never outruns the notification.
+    /// </summary>
+    private void Completed(VmExitResult result)
+    {
+        Changed(VmState.Stopped);
         _exit.TrySetResult(result);
-        if (from != VmState.Stopped) ThreadPool.QueueUserWorkItem(_ => Changed(VmState.Stopped));
     }
 
     private void JoinThreads()

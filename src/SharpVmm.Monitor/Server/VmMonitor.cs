@@ -46,7 +46,7 @@ public sealed class VmMonitor : IDisposable
         VmState.Created => "prelaunch",
         VmState.Running => "running",
         VmState.Paused => "paused",
-        _ => _vm.Exited.IsCompleted && _vm.Exited.Result.Reason is VmStopReason.InternalError or VmStopReason.DeviceError
+        _ => _vm.StopResult?.Reason is VmStopReason.InternalError or VmStopReason.DeviceError
             ? "internal-error" : "shutdown",
     };
 
@@ -235,8 +235,8 @@ public sealed class VmMonitor : IDisposable
     private (bool Guest, string Reason) ShutdownCause()
     {
         if (_quit) return (false, "host-qmp-quit");
-        if (!_vm.Exited.IsCompleted) return (false, "host-error");
-        return _vm.Exited.Result.Reason switch
+        if (_vm.StopResult is not { } stop) return (false, "host-error");
+        return stop.Reason switch
         {
             VmStopReason.PowerOff or VmStopReason.Halted => (true, "guest-shutdown"),
             VmStopReason.TripleFault => (true, "guest-reset"), // QEMU with -no-reboot shuts down on a triple fault
