@@ -67,6 +67,9 @@ public sealed class VirtualMachine : IVmControl, IDisposable
     public GuestClock Clock { get; }
     public int VcpuCount => _vcpus.Length;
 
+    /// <summary>The devices the VM was built with, by id (filled by the builder before Start).</summary>
+    public VmDevices Devices { get; } = new();
+
     public VmState State { get { lock (_gate) return _state; } }
 
     /// <summary>Raised after every state change, outside the VM's lock (QMP turns these into events).</summary>

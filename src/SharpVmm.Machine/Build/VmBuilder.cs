@@ -30,7 +30,7 @@ namespace SharpVmm.Machine.Build;
 /// Assembles a <see cref="VirtualMachine"/> from a <see cref="VmConfig"/>: RAM, bus, accelerator, platform
 /// devices, boot payload. The one place that knows how the parts fit, so nothing below it reads the command line.
 /// </summary>
-public static class VmBuilder
+public static partial class VmBuilder
 {
     public const ushort Com1Port = 0x3F8;
     public const int Com1Gsi = 4;
@@ -57,6 +57,8 @@ public static class VmBuilder
             var bus = new IoBus(loggers.CreateLogger("SharpVmm.IoBus")) { UnmappedPolicy = config.UnmappedAccess };
             var clock = new GuestClock();
             var control = new DeferredVmControl();
+            // Named for VirtualMachine.Devices once the VM exists (monitor commands, snapshots, migration).
+            var named = new List<(string Id, object Device)>();
 
             bool linux = config.Kernel is not null;
             EmulatedIrqChip? irqChip = null;
@@ -87,7 +89,9 @@ public static class VmBuilder
             var uart = new Uart16550(serial, irqs is null ? null : new IrqLine(irqs, Com1Gsi));
             disposables.Add(uart);
             bus.RegisterPort(Com1Port, 8, uart, "COM1");
+            named.Add(("com1", uart));
             var i8042 = new I8042Controller(control);
+            named.Add(("i8042", i8042));
             bus.RegisterPort(I8042Controller.DataPortNumber, 1, i8042.DataPort, "i8042-data");
             bus.RegisterPort(I8042Controller.CommandPortNumber, 1, i8042.CommandPort, "i8042-command");
             bus.RegisterPort(DebugExitPort.DefaultPort, 1, new DebugExitPort(control), "debug-exit");
@@ -102,6 +106,8 @@ public static class VmBuilder
                     bus.RegisterPort(0x4D0, 2, irqChip.Pic.ElcrPorts, "pic-elcr");
                     var pit = new Pit8254(timers, new IrqLine(irqChip, Pit8254.Gsi));
                     bus.RegisterPort(0x40, 4, pit, "pit");
+                    named.Add(("irqchip", irqChip));
+                    named.Add(("pit", pit));
                     bus.RegisterPort(0x61, 1, new SystemControlPort(pit), "port61");
                     bus.RegisterMmio(0xFEC0_0000, 0x1000, irqChip.IoApic, "ioapic");
                 }
@@ -110,12 +116,15 @@ public static class VmBuilder
                 var rtc = new CmosRtc(timers, new IrqLine(irqs!, CmosRtc.Gsi));
                 rtc.SetMemorySize(Math.Min(config.MemoryBytes, MemoryLayout.MmioHoleStart), config.MemoryBytes > MemoryLayout.MmioHoleStart ? config.MemoryBytes - MemoryLayout.MmioHoleStart : 0);
                 bus.RegisterPort(0x70, 2, rtc, "rtc");
-                bus.RegisterPort(AcpiSleepDevice.DefaultPort, AcpiSleepDevice.WindowSize, new AcpiSleepDevice(r =>
+                named.Add(("rtc", rtc));
+                var sleep = new AcpiSleepDevice(r =>
                 {
                     if (r == AcpiPowerRequest.PowerOff) control.RequestPowerOff(0);
                     else control.RequestReset();
-                }), "acpi-sleep");
-                var virtio = AddVirtioDevices(config, memory, bus, irqs!, disposables, loggers);
+                });
+                bus.RegisterPort(AcpiSleepDevice.DefaultPort, AcpiSleepDevice.WindowSize, sleep, "acpi-sleep");
+                named.Add(("acpi-sleep", sleep));
+                var virtio = AddVirtioDevices(config, memory, bus, irqs!, disposables, named, loggers);
                 rsdp = AcpiTables.Build(new AcpiSpec
                 {
                     CpuCount = config.Cpus,
@@ -131,6 +140,7 @@ public static class VmBuilder
 
             var vm = new VirtualMachine(memory, bus, accel, config.Cpus, load, clock, log);
             control.Target = vm;
+            foreach (var (id, device) in named) vm.Devices.Add(id, device);
             // Ctrl-A x on a stdio console stops the VM as a host request (off the input thread: Stop joins vCPUs).
             if (backend is StdioBackend stdio) stdio.QuitRequested = () => Task.Run(vm.Stop);
             if (panicWatcher is not null)
@@ -163,7 +173,7 @@ public static class VmBuilder
     /// announced to the guest as ACPI devices. Level-triggered: the transport holds its line until the driver acks.
     /// </summary>
     private static List<VirtioMmioDeviceSpec> AddVirtioDevices(VmConfig config, GuestMemory memory, IoBus bus, IIrqRouter irqs,
-        List<IDisposable> disposables, ILoggerFactory loggers)
+        List<IDisposable> disposables, List<(string Id, object Device)> named, ILoggerFactory loggers)
     {
         var specs = new List<VirtioMmioDeviceSpec>();
         void Add(IVirtioDevice device, string name)
@@ -171,6 +181,9 @@ public static class VmBuilder
             var (b, gsi) = VirtioMmioLayout.Slot(specs.Count);
             var transport = new VirtioMmioTransport(device, memory, new IrqLine(irqs, gsi), loggers.CreateLogger("SharpVmm.Virtio"));
             bus.RegisterMmio(b, VirtioMmioRegisters.WindowSize, transport, name);
+            // The device under its own name; its transport (queues, negotiation) beside it.
+            named.Add((name, device));
+            named.Add((name + ".transport", transport));
             specs.Add(new VirtioMmioDeviceSpec(b, (uint)gsi, LevelTriggered: true));
         }
         for (int i = 0; i < config.Disks.Count; i++)

@@ -1,0 +1,49 @@
+namespace SharpVmm.Machine;
+
+/// <summary>
+/// The devices a VM was built with, by id ("com1", "virtio-blk0", ...), in build order. The monitor finds the devices
+/// its commands act on here (query-block, balloon), and snapshots and migration walk it for state sections, so
+/// nothing outside the builder needs to know how the machine was assembled.
+/// </summary>
+public sealed class VmDevices
+{
+    private readonly List<(string Id, object Device)> _items = [];
+    private readonly object _gate = new();
+
+    /// <summary>Adds a device under an id unique within the VM.</summary>
+    public void Add(string id, object device)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(id);
+        ArgumentNullException.ThrowIfNull(device);
+        lock (_gate)
+        {
+            foreach (var (existing, _) in _items)
+                if (existing == id) throw new ArgumentException($"device id '{id}' is already taken", nameof(id));
+            _items.Add((id, device));
+        }
+    }
+
+    /// <summary>Every device, in the order it was added.</summary>
+    public IReadOnlyList<(string Id, object Device)> All
+    {
+        get { lock (_gate) return [.. _items]; }
+    }
+
+    /// <summary>The devices of one type (or implementing one interface), in build order, with their ids.</summary>
+    public IReadOnlyList<(string Id, T Device)> OfType<T>() where T : class
+    {
+        var list = new List<(string, T)>();
+        lock (_gate)
+            foreach (var (id, d) in _items)
+                if (d is T t) list.Add((id, t));
+        return list;
+    }
+
+    public object? Find(string id)
+    {
+        lock (_gate)
+            foreach (var (existing, d) in _items)
+                if (existing == id) return d;
+        return null;
+    }
+}
