@@ -21,7 +21,9 @@ done
 "$here/fetch.sh" --guest-dir "$guest_dir"
 
 initrd="$guest_dir/initrd.gz"
-if [ -s "$initrd" ] && [ "$initrd" -nt "$guest_dir/packages" ] && [ "$initrd" -nt "$here/init" ]; then
+# The module list lives in code (GuestInitramfs.cs): a change there needs a new initramfs too.
+modules_list="$repo/src/SharpVmm.Boot/Initramfs/GuestInitramfs.cs"
+if [ -s "$initrd" ] && [ "$initrd" -nt "$guest_dir/packages" ] && [ "$initrd" -nt "$here/init" ] && [ "$initrd" -nt "$modules_list" ]; then
     echo "setup.sh: $initrd is up to date" >&2
     exit 0
 fi
