@@ -61,6 +61,21 @@ public sealed partial class NetworkTests : IDisposable
             Console.WriteLine($"guest wget of 1 MiB over --net user: {int.Parse(cs.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) * 10} ms (guest clock)");
     }
 
+    [Theory]
+    [InlineData("bridge,br=br0", "--net backend 'bridge' is not known")]
+    [InlineData("tap,ifname=bad/name", "not a valid interface name")]
+    public void A_bad_net_option_is_one_clear_line_before_anything_runs(string spec, string expected)
+    {
+        string kernel = LinuxGuestTests.Kernel;
+        if (!File.Exists(kernel)) kernel = typeof(NetworkTests).Assembly.Location; // any file: parsing fails first
+        var r = SharpVmmProcess.Run(120, "run", "--accel", "emu", "--kernel", kernel, "--net", spec);
+        Assert.Equal(1, r.ExitCode);
+        Assert.Equal("", r.Stdout);
+        Assert.StartsWith("sharpvmm: ", r.Stderr);
+        Assert.Contains(expected, r.Stderr);
+        Assert.Single(r.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+    }
+
     [TapNetworkFact]
     public void Over_a_tap_in_a_private_namespace_guest_and_host_ping_each_other()
     {
