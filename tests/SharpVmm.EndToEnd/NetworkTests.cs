@@ -105,7 +105,7 @@ public sealed partial class NetworkTests : IDisposable
         Run("ip", "-n", _namespace, "link", "set", "tap0", "up");
 
         Assert.True(_vm.WaitFor("GUEST-READY", TimeSpan.FromMinutes(12)), $"the guest never got ready:\n{_vm.Output}");
-        string ping = Tools.Run("ip", "netns", "exec", _namespace, "ping", "-c", "3", "-W", "10", "10.77.0.2");
+        string ping = Tools.Run("ip", "netns", "exec", _namespace, "ping", "-c", "3", "-W", "30", "10.77.0.2");
         Assert.Contains("3 packets transmitted, 3 received", ping);
         Assert.True(_vm.WaitForExit(TimeSpan.FromMinutes(5)), $"the guest did not finish:\n{_vm.Output}");
         string output = _vm.Output.Replace("\r", "");

@@ -25,6 +25,7 @@ public sealed class SlirpBackend : INetBackend
     private readonly WakeupFd _wakeup;
     private readonly byte[] _scratch = new byte[ScratchSize];
     private readonly Dictionary<nint, Timer> _timers = [];
+    private readonly List<Timer> _due = [];
     private readonly List<nint> _unmanaged = [];
     private GCHandle _self;
     private nint _slirp;
@@ -197,14 +198,15 @@ public sealed class SlirpBackend : INetBackend
         if (_timers.Count == 0) return;
         long now = NowMs();
         // A handler may re-arm or free timers: collect first, then fire those still armed and due.
-        var due = new List<Timer>();
-        foreach (var t in _timers.Values) if (t.ExpireMs <= now) due.Add(t);
-        foreach (var t in due)
+        _due.Clear();
+        foreach (var t in _timers.Values) if (t.ExpireMs <= now) _due.Add(t);
+        foreach (var t in _due)
         {
-            if (t.ExpireMs > now) continue;
+            if (t.ExpireMs > now || !_timers.ContainsValue(t)) continue;
             t.ExpireMs = long.MaxValue;
             t.Handler(t.Opaque);
         }
+        _due.Clear();
     }
 
     // ---- what the callbacks do, on the slirp thread ----
