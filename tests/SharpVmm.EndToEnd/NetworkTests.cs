@@ -79,6 +79,7 @@ public sealed partial class NetworkTests : IDisposable
     [TapNetworkFact]
     public void Over_a_tap_in_a_private_namespace_guest_and_host_ping_each_other()
     {
+        if (!Tools.Exists("ping")) Assert.Fail("ping missing on the host: scripts/setup.sh installs iputils-ping");
         _namespace = "sharpvmm-test-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4));
         Run("ip", "netns", "add", _namespace);
         Run("ip", "-n", _namespace, "link", "set", "lo", "up");
