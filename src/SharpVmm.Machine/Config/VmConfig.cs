@@ -25,6 +25,8 @@ public sealed record VmConfig
     public IReadOnlyList<DiskSpec> Disks { get; init; } = [];
     /// <summary>A virtio-rng device fed from the host's random number generator.</summary>
     public bool Rng { get; init; }
+    /// <summary>virtio-net NICs, in the order the guest sees them (eth0, eth1, ...).</summary>
+    public IReadOnlyList<NetSpec> Nets { get; init; } = [];
 
     public void Validate()
     {
@@ -39,10 +41,11 @@ public sealed record VmConfig
         RequireFile(Initrd, "--initrd");
         RequireFile(Flat?.Path, "--flat");
         foreach (var d in Disks) RequireFile(d.Path, "--disk");
-        if (Kernel is null && (Disks.Count > 0 || Rng))
-            throw new ConfigurationException("virtio devices (--disk, --rng) need --kernel: guests find them through ACPI");
-        if (Disks.Count + (Rng ? 1 : 0) > Devices.Virtio.VirtioMmioLayout.MaxDevices)
-            throw new ConfigurationException($"at most {Devices.Virtio.VirtioMmioLayout.MaxDevices} virtio devices (--disk and --rng together)");
+        if (Kernel is null && (Disks.Count > 0 || Rng || Nets.Count > 0))
+            throw new ConfigurationException("virtio devices (--disk, --rng, --net) need --kernel: guests find them through ACPI");
+        if (Disks.Count + (Rng ? 1 : 0) + Nets.Count > Devices.Virtio.VirtioMmioLayout.MaxDevices)
+            throw new ConfigurationException($"at most {Devices.Virtio.VirtioMmioLayout.MaxDevices} virtio devices (--disk, --rng and --net together)");
+        NetSpec.ValidateAll(Nets);
         if (Flat is not null && Flat.Address >= MemoryBytes)
             throw new ConfigurationException($"--flat address 0x{Flat.Address:x} is beyond guest RAM ({MemoryBytes >> 20} MiB)");
     }
