@@ -202,6 +202,7 @@ public static partial class VmBuilder
             Add(new VirtioBlk(image, serial: $"sharpvmm-disk{i}", readOnly: d.ReadOnly, loggers.CreateLogger("SharpVmm.VirtioBlk")), $"virtio-blk{i}");
         }
         if (config.Rng) Add(new VirtioRng(), "virtio-rng");
+        if (CreateConsole(config, disposables) is { } console) Add(console, "virtio-console");
         return specs;
     }
 

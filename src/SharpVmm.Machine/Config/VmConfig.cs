@@ -25,6 +25,8 @@ public sealed record VmConfig
     public IReadOnlyList<DiskSpec> Disks { get; init; } = [];
     /// <summary>A virtio-rng device fed from the host's random number generator.</summary>
     public bool Rng { get; init; }
+    /// <summary>A virtio-console device (the guest's /dev/hvc0) on this backend: stdio, file:PATH, unix:PATH or none; null for no device.</summary>
+    public string? Console { get; init; }
 
     public void Validate()
     {
@@ -39,10 +41,12 @@ public sealed record VmConfig
         RequireFile(Initrd, "--initrd");
         RequireFile(Flat?.Path, "--flat");
         foreach (var d in Disks) RequireFile(d.Path, "--disk");
-        if (Kernel is null && (Disks.Count > 0 || Rng))
-            throw new ConfigurationException("virtio devices (--disk, --rng) need --kernel: guests find them through ACPI");
-        if (Disks.Count + (Rng ? 1 : 0) > Devices.Virtio.VirtioMmioLayout.MaxDevices)
-            throw new ConfigurationException($"at most {Devices.Virtio.VirtioMmioLayout.MaxDevices} virtio devices (--disk and --rng together)");
+        if (Kernel is null && (Disks.Count > 0 || Rng || Console is not null))
+            throw new ConfigurationException("virtio devices (--disk, --rng, --console) need --kernel: guests find them through ACPI");
+        if (Disks.Count + (Rng ? 1 : 0) + (Console is not null ? 1 : 0) > Devices.Virtio.VirtioMmioLayout.MaxDevices)
+            throw new ConfigurationException($"at most {Devices.Virtio.VirtioMmioLayout.MaxDevices} virtio devices (--disk, --rng and --console together)");
+        if (Console == "stdio" && Serial == "stdio")
+            throw new ConfigurationException("--console stdio needs the terminal that --serial already uses: give --serial none or file:PATH, or --console file:PATH");
         if (Flat is not null && Flat.Address >= MemoryBytes)
             throw new ConfigurationException($"--flat address 0x{Flat.Address:x} is beyond guest RAM ({MemoryBytes >> 20} MiB)");
     }
