@@ -224,6 +224,8 @@ public sealed class VirtioBlk : IVirtioDevice, IDisposable
 
     private byte ReadRequest(DescriptorChain chain, ulong sector, ulong length, ref uint written)
     {
+        // Data the device was meant to fill but can only read is a driver error (wrong direction): refuse it whole.
+        if (chain.ReadableLength != HeaderBytes) return StatusIoErr;
         if (length % SectorSize != 0 || !InRange(sector, length / SectorSize)) return StatusIoErr;
         var memory = _context!.Memory;
         long offset = (long)(sector * SectorSize);
@@ -248,6 +250,7 @@ public sealed class VirtioBlk : IVirtioDevice, IDisposable
     private byte WriteRequest(DescriptorChain chain, ulong sector)
     {
         if (ReadOnly) return StatusIoErr;
+        if (chain.WritableLength != 1) return StatusIoErr; // device-writable data for a write: wrong direction
         ulong length = chain.ReadableLength - HeaderBytes;
         if (length % SectorSize != 0 || !InRange(sector, length / SectorSize)) return StatusIoErr;
         var memory = _context!.Memory;
