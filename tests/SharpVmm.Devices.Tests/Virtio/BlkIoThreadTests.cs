@@ -94,8 +94,10 @@ public sealed class BlkIoThreadTests : IDisposable
         d.Notify(0);
         Assert.True(img.Entered.Wait(Patience));
         Assert.Equal(0, _ring.UsedIdx); // the vCPU is back while the request is still in the image
+        Assert.False(blk.WaitIdle(TimeSpan.FromMilliseconds(50)));
         img.Gate.Set();
-        WaitUsed(3);
+        Assert.True(blk.WaitIdle(Patience));
+        Assert.Equal(3, _ring.UsedIdx); // idle means every available request was served
         for (int k = 0; k < 3; k++) Assert.Equal((uint)(3 * k), _ring.UsedElem(k).Id);
         Assert.Equal([StatusOk, StatusOk, StatusOk], new[] { Status(0), Status(1), Status(2) });
         Assert.Equal(4097u, _ring.UsedElem(2).Len);

@@ -33,6 +33,7 @@ public sealed class VirtioBlk : IVirtioDevice, IDisposable
     private readonly Func<VirtioDeviceContext, bool> _step;
     private readonly SemaphoreSlim _wake = new(0, 1);
     private readonly object _workerGate = new();
+    private readonly ManualResetEventSlim _idle = new(true);
     private Thread? _worker;
     private volatile bool _disposed;
     private volatile VirtioDeviceContext? _context;
@@ -114,10 +115,19 @@ public sealed class VirtioBlk : IVirtioDevice, IDisposable
     private void Wake()
     {
         // At most one pending wake-up: the worker drains everything available each time it wakes.
-        try { if (_wake.CurrentCount == 0) _wake.Release(); }
-        catch (SemaphoreFullException) { }
-        catch (ObjectDisposedException) { }
+        lock (_idle)
+        {
+            if (_disposed) return;
+            _idle.Reset();
+            if (_wake.CurrentCount == 0) _wake.Release();
+        }
     }
+
+    /// <summary>
+    /// Waits until the I/O worker has served everything the driver made available and touches guest RAM no more
+    /// (for snapshots and migration, after the vCPUs are paused). True at once without a worker; false on timeout.
+    /// </summary>
+    public bool WaitIdle(TimeSpan timeout) => _idle.Wait(timeout);
 
     private void EnsureWorker()
     {
@@ -134,9 +144,13 @@ public sealed class VirtioBlk : IVirtioDevice, IDisposable
         while (true)
         {
             _wake.Wait();
-            if (_disposed) return;
+            if (_disposed) { _idle.Set(); return; }
             // One request per queue-lock hold, so a reset waits for one request at most, not for a whole batch.
             while (!_disposed && _context is { } c && c.RunQueueWork(_step)) { }
+            lock (_idle)
+            {
+                if (_wake.CurrentCount == 0) _idle.Set(); // else a wake-up came meanwhile: not idle yet
+            }
         }
     }
 
@@ -171,7 +185,10 @@ public sealed class VirtioBlk : IVirtioDevice, IDisposable
         }
         if (worker is not null)
         {
-            Wake();
+            lock (_idle)
+            {
+                if (_wake.CurrentCount == 0) _wake.Release();
+            }
             worker.Join();
         }
     }
