@@ -65,20 +65,20 @@ public sealed class BootBench : IBench
     private static string Line(string who, int i, BootRun.Result r) => string.Create(CultureInfo.InvariantCulture,
         $"  run {i + 1} {who,-13} {r.Seconds,7:0.00} s  {r.PeakRssKiB / 1024.0,7:0.0} MiB  {(r.Ok ? "ok" : "FAILED: " + r.Why)}");
 
-    private static double Median(IEnumerable<double> values)
+    internal static double Median(IEnumerable<double> values)
     {
         var v = values.Order().ToArray();
         return v.Length == 0 ? double.NaN : v.Length % 2 == 1 ? v[v.Length / 2] : (v[v.Length / 2 - 1] + v[v.Length / 2]) / 2;
     }
 
-    private static string LoadAverage()
+    internal static string LoadAverage()
     {
         try { return string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ')[..3]); }
         catch (IOException) { return "unknown"; }
     }
 
     /// <summary>Where the build puts the CLI, found from the bench's own output folder up to the repository root.</summary>
-    private static string DefaultSharpVmm()
+    internal static string DefaultSharpVmm()
     {
         for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
         {
@@ -92,7 +92,7 @@ public sealed class BootBench : IBench
     /// QEMU TCG's RDTSC counts at the host's TSC rate, so that is what its guest is told (as SharpVmm tells its own).
     /// Linux logs the rate it calibrated at boot; /proc/cpuinfo's MHz is the fallback.
     /// </summary>
-    private static long HostTscKhz()
+    internal static long HostTscKhz()
     {
         string? mhz = KernelLogTscMhz();
         if (mhz is null)

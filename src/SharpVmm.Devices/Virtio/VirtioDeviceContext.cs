@@ -37,6 +37,18 @@ public sealed class VirtioDeviceContext
     public void RunExclusive(Action<VirtioDeviceContext> work) => _transport.RunExclusive(this, work);
 
     /// <summary>
+    /// Runs queue work on a device's own thread (an I/O worker) without the register lock, so the vCPUs go on while
+    /// it runs: <paramref name="work"/> may pop, serve and complete chains. It runs under the transport's queue lock,
+    /// which a device or queue reset also takes: a reset waits for the work in flight, and the work is skipped
+    /// (false) once the driver reset the device or it needs a reset. A failure sets DEVICE_NEEDS_RESET. Returns what
+    /// <paramref name="work"/> returned. Never call it from inside a register access or notification.
+    /// </summary>
+    public bool RunQueueWork(Func<VirtioDeviceContext, bool> work) => _transport.RunQueueWork(this, work);
+
+    /// <summary>False once the driver reset the device or it needs a reset: this context is then finished.</summary>
+    public bool IsLive => _transport.IsLive(this);
+
+    /// <summary>
     /// The usual service loop: pops every available chain, lets <paramref name="handle"/> answer it (returning the
     /// bytes it wrote), completes it, re-enables notifications without losing a race, then interrupts if wanted.
     /// </summary>

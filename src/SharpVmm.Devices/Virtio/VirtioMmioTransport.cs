@@ -11,15 +11,19 @@ namespace SharpVmm.Devices.Virtio;
 /// <summary>
 /// The virtio-mmio transport (version 2) for one <see cref="IVirtioDevice"/>: register it on the MMIO bus with a
 /// <see cref="VirtioMmioRegisters.WindowSize"/>-byte window. Register accesses from any vCPU are serialised by one
-/// lock, and queue notifications are served synchronously on the notifying vCPU's thread inside it. Anything the
-/// device throws while serving the guest becomes DEVICE_NEEDS_RESET plus a configuration-change interrupt; nothing
-/// escapes to the bus. The interrupt is level: the line is high while InterruptStatus is non-zero.
+/// lock, and queue notifications are served on the notifying vCPU's thread inside it, unless the device hands them
+/// to a thread of its own (<see cref="VirtioDeviceContext.RunQueueWork"/>): such work runs under a second, queue lock
+/// that resets take too, so a reset waits for the request in flight and no queue changes under a worker. Anything
+/// the device throws while serving the guest becomes DEVICE_NEEDS_RESET plus a configuration-change interrupt;
+/// nothing escapes to the bus. The interrupt is level: the line is high while InterruptStatus is non-zero.
+/// Lock order: register lock, then queue lock, then interrupt lock; queue work never takes the register lock.
 /// </summary>
 public sealed class VirtioMmioTransport : IIoDevice
 {
     public const uint InterruptUsedBuffer = 1, InterruptConfigChange = 2;
 
     private readonly object _lock = new();
+    private readonly object _queueLock = new();
     private readonly object _irqLock = new();
     private readonly GuestMemory _memory;
     private readonly IInterruptLine _irq;
@@ -163,7 +167,7 @@ public sealed class VirtioMmioTransport : IIoDevice
         if (q is null) return;
         if (value == 0)
         {
-            q.Reset(); // the driver stops using the queue and programs it afresh
+            lock (_queueLock) q.Reset(); // the driver stops using the queue and programs it afresh
             return;
         }
         if (q.IsActive || (_status & VirtioStatus.FeaturesOk) == 0 || (_status & VirtioStatus.DeviceNeedsReset) != 0) return;
@@ -218,10 +222,14 @@ public sealed class VirtioMmioTransport : IIoDevice
 
     private void ResetDevice()
     {
-        if (_activated) Device.Reset();
-        _activated = false;
-        _context = null;
-        foreach (var q in _queues) q.Reset();
+        // Under the queue lock: a device worker finishes its request in flight first and sees the context gone after.
+        lock (_queueLock)
+        {
+            if (_activated) Device.Reset();
+            _activated = false;
+            Volatile.Write(ref _context, null);
+            foreach (var q in _queues) q.Reset();
+        }
         _status = VirtioStatus.None;
         _driverFeatures = 0;
         _deviceFeaturesSel = _driverFeaturesSel = _queueSel = 0;
@@ -259,6 +267,30 @@ public sealed class VirtioMmioTransport : IIoDevice
             try { work(context); } catch (Exception e) { Fail(e); }
         }
     }
+
+    internal bool RunQueueWork(VirtioDeviceContext context, Func<VirtioDeviceContext, bool> work)
+    {
+        Exception? failure = null;
+        bool result;
+        lock (_queueLock)
+        {
+            if (!IsLive(context)) return false;
+            try { result = work(context); }
+            catch (Exception e) { failure = e; result = false; }
+        }
+        if (failure is not null)
+        {
+            // Reported under the register lock, after the queue lock is released (lock order), if still current.
+            lock (_lock)
+            {
+                if (ReferenceEquals(context, _context) && (_status & VirtioStatus.DeviceNeedsReset) == 0) Fail(failure);
+            }
+        }
+        return result;
+    }
+
+    internal bool IsLive(VirtioDeviceContext context)
+        => ReferenceEquals(context, Volatile.Read(ref _context)) && (_status & VirtioStatus.DeviceNeedsReset) == 0;
 
     internal void ConfigChanged()
     {

@@ -199,10 +199,13 @@ public static partial class VmBuilder
                 throw new ConfigurationException($"--disk {d.Path}: {ex.Message}");
             }
             disposables.Add(image);
-            Add(new VirtioBlk(image, serial: $"sharpvmm-disk{i}", readOnly: d.ReadOnly, loggers.CreateLogger("SharpVmm.VirtioBlk")), $"virtio-blk{i}");
+            var blk = new VirtioBlk(image, serial: $"sharpvmm-disk{i}", readOnly: d.ReadOnly, loggers.CreateLogger("SharpVmm.VirtioBlk"), ioThread: BlkIoThread);
+            disposables.Add(blk); // the VM disposes in reverse: the worker stops before the image closes
+            Add(blk, $"virtio-blk{i}");
         }
         if (config.Rng) Add(new VirtioRng(), "virtio-rng");
         AddNetDevices(config, Add, disposables, loggers);
+        if (CreateConsole(config, disposables) is { } console) Add(console, "virtio-console");
         return specs;
     }
 

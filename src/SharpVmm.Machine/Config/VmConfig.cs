@@ -27,6 +27,11 @@ public sealed record VmConfig
     public bool Rng { get; init; }
     /// <summary>virtio-net NICs, in the order the guest sees them (eth0, eth1, ...).</summary>
     public IReadOnlyList<NetSpec> Nets { get; init; } = [];
+    /// <summary>A virtio-console device (the guest's /dev/hvc0) on this backend: stdio, file:PATH, unix:PATH or none; null for no device.</summary>
+    public string? Console { get; init; }
+
+    /// <summary>How many virtio-mmio transports the options ask for (each takes one slot of the fixed layout).</summary>
+    public int VirtioDeviceCount => Disks.Count + (Rng ? 1 : 0) + Nets.Count + (Console is not null ? 1 : 0);
 
     public void Validate()
     {
@@ -41,11 +46,13 @@ public sealed record VmConfig
         RequireFile(Initrd, "--initrd");
         RequireFile(Flat?.Path, "--flat");
         foreach (var d in Disks) RequireFile(d.Path, "--disk");
-        if (Kernel is null && (Disks.Count > 0 || Rng || Nets.Count > 0))
-            throw new ConfigurationException("virtio devices (--disk, --rng, --net) need --kernel: guests find them through ACPI");
-        if (Disks.Count + (Rng ? 1 : 0) + Nets.Count > Devices.Virtio.VirtioMmioLayout.MaxDevices)
-            throw new ConfigurationException($"at most {Devices.Virtio.VirtioMmioLayout.MaxDevices} virtio devices (--disk, --rng and --net together)");
+        if (Kernel is null && VirtioDeviceCount > 0)
+            throw new ConfigurationException("virtio devices (--disk, --rng, --net, --console) need --kernel: guests find them through ACPI");
+        if (VirtioDeviceCount > Devices.Virtio.VirtioMmioLayout.MaxDevices)
+            throw new ConfigurationException($"at most {Devices.Virtio.VirtioMmioLayout.MaxDevices} virtio devices (--disk, --rng, --net and --console together)");
         NetSpec.ValidateAll(Nets);
+        if (Console == "stdio" && Serial == "stdio")
+            throw new ConfigurationException("--console stdio needs the terminal that --serial already uses: give --serial none or file:PATH, or --console file:PATH");
         if (Flat is not null && Flat.Address >= MemoryBytes)
             throw new ConfigurationException($"--flat address 0x{Flat.Address:x} is beyond guest RAM ({MemoryBytes >> 20} MiB)");
     }

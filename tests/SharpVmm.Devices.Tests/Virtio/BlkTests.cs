@@ -198,6 +198,21 @@ public sealed class BlkTests : IDisposable
     }
 
     [Fact]
+    public void Data_in_the_wrong_direction_is_ioerr_and_leaves_the_disk_and_device_alone()
+    {
+        var img = Image("raw");
+        var (d, _) = Device(img);
+        FillData(512, 9);
+        Assert.Equal((StatusIoErr, 1u), Submit(d, TypeIn, 0, 512, dataWritable: false)); // read into a device-readable buffer
+        Assert.Equal((StatusIoErr, 1u), Submit(d, TypeOut, 0, 512, dataWritable: true)); // write from a device-writable one
+        var disk = new byte[512];
+        img.Read(0, disk);
+        Assert.All(disk, b => Assert.Equal(0, b));
+        Assert.Equal(VirtioStatus.DriverOk, d.Status & (VirtioStatus.DriverOk | VirtioStatus.DeviceNeedsReset));
+        Assert.Equal(StatusOk, Submit(d, TypeOut, 0, 512).Status);
+    }
+
+    [Fact]
     public void Short_header_is_ioerr_and_no_status_byte_needs_reset()
     {
         var (d, _) = Device(Image("raw"));

@@ -9,12 +9,15 @@ using static SharpVmm.Devices.Virtio.Blk.VirtioBlkConstants;
 namespace SharpVmm.Devices.Virtio.Blk;
 
 /// <summary>
-/// virtio-blk (device ID 2) over an <see cref="IBlockImage"/>, one request queue. Requests are served synchronously
-/// on the notifying vCPU's thread (the transport serialises them), reading and writing straight between the image and
-/// guest RAM. Every request gets a status byte: a bad sector range, a malformed request or an image error is IOERR,
+/// virtio-blk (device ID 2) over an <see cref="IBlockImage"/>, one request queue, reading and writing straight between
+/// the image and guest RAM. Requests are served either synchronously on the notifying vCPU's thread (the transport
+/// serialises them) or, with <c>ioThread</c>, by one I/O worker thread per disk that the notification only wakes: the
+/// vCPU runs on while the image is read or written, and completions interrupt the guest from the worker. One worker
+/// serves requests strictly in ring order, so a flush completes after every write made available before it. A
+/// device reset waits for the request in flight (<see cref="VirtioDeviceContext.RunQueueWork"/>). Every request gets a status byte: a bad sector range, a malformed request or an image error is IOERR,
 /// an unknown or unnegotiated type UNSUPP; only a request with nowhere to put its status is a protocol error.
 /// </summary>
-public sealed class VirtioBlk : IVirtioDevice
+public sealed class VirtioBlk : IVirtioDevice, IDisposable
 {
     public const ushort QueueSize = 256;
     /// <summary>Data segments per request the driver may use (seg_max): the queue minus header and status.</summary>
@@ -27,12 +30,21 @@ public sealed class VirtioBlk : IVirtioDevice
     private readonly byte[] _id = new byte[IdBytes];
     private readonly ILogger _log;
     private readonly ChainHandler _handler;
-    private VirtioDeviceContext? _context;
+    private readonly Func<VirtioDeviceContext, bool> _step;
+    private readonly SemaphoreSlim _wake = new(0, 1);
+    private readonly object _workerGate = new();
+    private readonly ManualResetEventSlim _idle = new(true);
+    private Thread? _worker;
+    private volatile bool _disposed;
+    private volatile VirtioDeviceContext? _context;
 
     /// <param name="image">The disk; opened read-only or <paramref name="readOnly"/> makes the device read-only.</param>
     /// <param name="serial">What GET_ID returns: up to 20 ASCII characters.</param>
-    public VirtioBlk(IBlockImage image, string? serial = null, bool readOnly = false, ILogger? logger = null)
+    /// <param name="ioThread">Serve requests on a worker thread of this disk instead of the notifying vCPU's.</param>
+    public VirtioBlk(IBlockImage image, string? serial = null, bool readOnly = false, ILogger? logger = null, bool ioThread = false)
     {
+        IoThread = ioThread;
+        _step = Step;
         _image = image;
         ReadOnly = readOnly || image.IsReadOnly;
         _log = logger ?? NullLogger.Instance;
@@ -46,6 +58,7 @@ public sealed class VirtioBlk : IVirtioDevice
     }
 
     public bool ReadOnly { get; }
+    public bool IoThread { get; }
     public uint DeviceId => 2;
     public int QueueCount => 1;
     public ushort MaxQueueSize(int queue) => QueueSize;
@@ -83,12 +96,101 @@ public sealed class VirtioBlk : IVirtioDevice
 
     public void WriteConfig(int offset, ReadOnlySpan<byte> data) { } // nothing writable without CONFIG_WCE
 
-    public void Activate(VirtioDeviceContext context) => _context = context;
+    public void Activate(VirtioDeviceContext context)
+    {
+        _context = context;
+        if (IoThread) EnsureWorker();
+    }
+
+    // Called under the transport's queue lock, so no request is in flight on the worker.
     public void Reset() => _context = null;
 
     public void QueueNotify(int queue)
     {
-        if (_context is { } c) c.Drain(c.Queues[queue], _handler);
+        if (_context is not { } c) return;
+        if (!IoThread) c.Drain(c.Queues[queue], _handler);
+        else Wake();
+    }
+
+    private void Wake()
+    {
+        // At most one pending wake-up: the worker drains everything available each time it wakes.
+        lock (_idle)
+        {
+            if (_disposed) return;
+            _idle.Reset();
+            if (_wake.CurrentCount == 0) _wake.Release();
+        }
+    }
+
+    /// <summary>
+    /// Waits until the I/O worker has served everything the driver made available and touches guest RAM no more
+    /// (for snapshots and migration, after the vCPUs are paused). True at once without a worker; false on timeout.
+    /// </summary>
+    public bool WaitIdle(TimeSpan timeout) => _idle.Wait(timeout);
+
+    private void EnsureWorker()
+    {
+        lock (_workerGate)
+        {
+            if (_worker is not null || _disposed) return;
+            _worker = new Thread(WorkerLoop) { IsBackground = true, Name = "virtio-blk " + System.IO.Path.GetFileName(_image.Path) };
+            _worker.Start();
+        }
+    }
+
+    private void WorkerLoop()
+    {
+        while (true)
+        {
+            _wake.Wait();
+            if (_disposed) { _idle.Set(); return; }
+            // One request per queue-lock hold, so a reset waits for one request at most, not for a whole batch.
+            while (!_disposed && _context is { } c && c.RunQueueWork(_step)) { }
+            lock (_idle)
+            {
+                if (_wake.CurrentCount == 0) _idle.Set(); // else a wake-up came meanwhile: not idle yet
+            }
+        }
+    }
+
+    /// <summary>
+    /// Serves one available request and interrupts for it at once (the guest consumes it while the next one is
+    /// served); true while there may be more. Notifications stay off while the worker is busy.
+    /// </summary>
+    private bool Step(VirtioDeviceContext c)
+    {
+        var q = c.Queues[0];
+        if (!q.IsActive) return false;
+        q.DisableNotifications();
+        if (q.TryPop(out var chain))
+        {
+            q.AddUsed(chain.Head, Serve(chain));
+            c.SignalUsed(q);
+            return true;
+        }
+        if (q.EnableNotifications()) return true; // arrived meanwhile: no notification will come for it
+        c.SignalUsed(q);
+        return false;
+    }
+
+    public void Dispose()
+    {
+        Thread? worker;
+        lock (_workerGate)
+        {
+            if (_disposed) return;
+            _disposed = true;
+            worker = _worker;
+        }
+        if (worker is not null)
+        {
+            lock (_idle)
+            {
+                if (_wake.CurrentCount == 0) _wake.Release();
+            }
+            worker.Join();
+        }
     }
 
     private uint Serve(DescriptorChain chain)
@@ -139,6 +241,8 @@ public sealed class VirtioBlk : IVirtioDevice
 
     private byte ReadRequest(DescriptorChain chain, ulong sector, ulong length, ref uint written)
     {
+        // Data the device was meant to fill but can only read is a driver error (wrong direction): refuse it whole.
+        if (chain.ReadableLength != HeaderBytes) return StatusIoErr;
         if (length % SectorSize != 0 || !InRange(sector, length / SectorSize)) return StatusIoErr;
         var memory = _context!.Memory;
         long offset = (long)(sector * SectorSize);
@@ -163,6 +267,7 @@ public sealed class VirtioBlk : IVirtioDevice
     private byte WriteRequest(DescriptorChain chain, ulong sector)
     {
         if (ReadOnly) return StatusIoErr;
+        if (chain.WritableLength != 1) return StatusIoErr; // device-writable data for a write: wrong direction
         ulong length = chain.ReadableLength - HeaderBytes;
         if (length % SectorSize != 0 || !InRange(sector, length / SectorSize)) return StatusIoErr;
         var memory = _context!.Memory;

@@ -1,0 +1,40 @@
+using SharpVmm.Core;
+using SharpVmm.Devices.Serial;
+using SharpVmm.Devices.Virtio.Console;
+using SharpVmm.Machine.Config;
+
+namespace SharpVmm.Machine.Build;
+
+public static partial class VmBuilder
+{
+    /// <summary>
+    /// The virtio-console for <c>--console</c>, or null without one. <c>none</c> still gives the guest its /dev/hvc0,
+    /// with output discarded and no input, as <c>--serial none</c> keeps COM1.
+    /// </summary>
+    private static VirtioConsole? CreateConsole(VmConfig config, List<IDisposable> disposables)
+    {
+        if (config.Console is not { } spec) return null;
+        bool known = spec is "stdio" or "none"
+            || (spec.Length > 5 && (spec.StartsWith("file:", StringComparison.Ordinal) || spec.StartsWith("unix:", StringComparison.Ordinal)));
+        if (!known) throw new ConfigurationException($"unknown --console backend '{spec}': use stdio, file:PATH, unix:PATH or none");
+        ICharBackend? backend;
+        try
+        {
+            backend = CharBackends.Create(spec);
+        }
+        catch (ConfigurationException ex)
+        {
+            throw new ConfigurationException($"--console {spec}: {ex.Message}");
+        }
+        var console = new VirtioConsole(backend ?? new DiscardBackend());
+        disposables.Add(console);
+        return console;
+    }
+
+    private sealed class DiscardBackend : ICharBackend
+    {
+        public void Write(ReadOnlySpan<byte> data) { }
+        public void Start(Action<ReadOnlySpan<byte>> onInput) { }
+        public void Dispose() { }
+    }
+}
