@@ -34,8 +34,10 @@ public static class RunCommand
         {
             accel, memory, cpus, kernel, initrd, append, flat, entry, serial, disk, rng, qmp,
         };
+        var configFile = ConfigFileOption.AddTo(cmd);
         cmd.SetAction(pr =>
         {
+            pr = configFile.Apply(pr);
             var config = new VmConfig
             {
                 Accelerator = Enum.Parse<AcceleratorKind>(pr.GetValue(accel)!, ignoreCase: true),
