@@ -200,6 +200,7 @@ public static partial class VmBuilder
             }
             disposables.Add(image);
             Add(new VirtioBlk(image, serial: $"sharpvmm-disk{i}", readOnly: d.ReadOnly, loggers.CreateLogger("SharpVmm.VirtioBlk")), $"virtio-blk{i}");
+            named.Add(($"virtio-blk{i}.drive", new BlockDeviceInfo($"virtio{i}", $"virtio-blk{i}", d, image)));
         }
         if (config.Rng) Add(new VirtioRng(), "virtio-rng");
         return specs;

@@ -24,7 +24,7 @@ public sealed class HumanMonitor(VmMonitor vm, QmpVersion version)
 
     private static readonly (string Name, string Args, string Help)[] InfoCommands =
     [
-        ("block", "", "show info of one block device or all block devices (SharpVmm: none until disks are attached)"),
+        ("block", "[-v] [device]", "show info of one block device or all block devices (-v: show details)"),
         ("registers", "[-a|vcpu]", "show the cpu registers (-a: show register info for all cpus; vcpu: specific vCPU to query; show the current CPU's registers if no argument is specified)"),
         ("status", "", "show the current VM status (running|paused)"),
         ("version", "", "show the version of QEMU"),
@@ -104,7 +104,7 @@ public sealed class HumanMonitor(VmMonitor vm, QmpVersion version)
                 Registers(words, cpu, output);
                 break;
             case "block":
-                // No block devices exist yet; QEMU prints nothing for a machine without drives either.
+                output.Append(BlockCommands.Info(vm.Vm, words[2..]));
                 break;
             case "version":
                 output.Append($"{version.Major}.{version.Minor}.{version.Micro} ({version.Package})\n");
