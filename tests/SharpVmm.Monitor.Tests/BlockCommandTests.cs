@@ -132,7 +132,8 @@ public sealed class BlockCommandTests : IAsyncLifetime
         Assert.Contains($"\r\nImages:\r\nimage: {Top}\r\nfile format: qcow2\r\nvirtual size: 64 MiB (67108864 bytes)\r\n", verbose);
         Assert.Contains($"backing file: base.qcow2 (actual path: {Base})\r\nbacking file format: qcow2\r\n", verbose);
         Assert.Contains($"image: {Base}\r\n", verbose);
-        Assert.StartsWith("Error: info block: unknown option '-x'", await Hmp("info block -x"));
+        Assert.Equal("block: unsupported option -x\r\nTry \"help info block\" for more information\r\n", await Hmp("info block -x"));
+        Assert.Equal("block: extraneous characters at the end of line\r\nTry \"help info block\" for more information\r\n", await Hmp("info block virtio0 virtio1"));
     }
 }
 

@@ -70,17 +70,8 @@ public static class BlockCommands
     /// <c>info block [-v] [device]</c>. As in QEMU, a blank line goes before every drive but the first in the list,
     /// so naming a later drive starts with one, and an unknown name prints nothing.
     /// </summary>
-    public static string Info(VirtualMachine vm, IReadOnlyList<string> args)
+    public static string Info(VirtualMachine vm, string? device, bool verbose)
     {
-        bool verbose = false;
-        string? device = null;
-        foreach (string a in args)
-        {
-            if (a == "-v") verbose = true;
-            else if (a.StartsWith('-')) throw Protocol.QmpException.Generic($"info block: unknown option '{a}' (use -v and a device name)");
-            else if (device is null) device = a;
-            else throw Protocol.QmpException.Generic("info block: too many arguments (give at most one device)");
-        }
         var sb = new StringBuilder();
         var drives = Drives(vm);
         for (int i = 0; i < drives.Count; i++)
