@@ -28,12 +28,14 @@ public static class RunCommand
         var disk = new Option<string[]>("--disk") { Description = "A virtio-blk disk (repeatable): PATH[,format=raw|qcow2][,readonly=on]", HelpName = "PATH[,format=...][,readonly=on]", AllowMultipleArgumentsPerToken = false };
         var rng = new Option<bool>("--rng") { Description = "Add a virtio-rng device fed from the host's random number generator" };
         var qmp = new Option<string?>("--qmp") { Description = "QMP monitor: unix:PATH or tcp:127.0.0.1:PORT (loopback only)", HelpName = "unix:PATH|tcp:HOST:PORT" };
+        var noReboot = new Option<bool>("--no-reboot") { Description = "When the guest resets (e.g. Linux's reboot), exit with code 0 instead of rebooting it, like QEMU's -no-reboot" };
         var serial = new Option<string>("--serial") { Description = "Where COM1 goes: stdio, file:PATH, unix:PATH (we listen) or none", DefaultValueFactory = _ => "stdio", HelpName = "stdio|file:PATH|unix:PATH" };
 
         var cmd = new Command("run", "Boot a guest and run it until it powers off; the exit code is the guest's (debug-exit port) or 0.")
         {
             accel, memory, cpus, kernel, initrd, append, flat, entry, serial, disk, rng, qmp,
         };
+        cmd.Add(noReboot);
         var configFile = ConfigFileOption.AddTo(cmd);
         cmd.SetAction(pr =>
         {
@@ -50,6 +52,7 @@ public static class RunCommand
                 Serial = pr.GetValue(serial)!,
                 Disks = [.. (pr.GetValue(disk) ?? []).Select(DiskSpec.Parse)],
                 Rng = pr.GetValue(rng),
+                NoReboot = pr.GetValue(noReboot),
             };
             if (config.Kernel is null && config.Flat is null && config.Initrd is null && config.Append is null)
                 config = DefaultGuest.Apply(config);

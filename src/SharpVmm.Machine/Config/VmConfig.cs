@@ -25,6 +25,8 @@ public sealed record VmConfig
     public IReadOnlyList<DiskSpec> Disks { get; init; } = [];
     /// <summary>A virtio-rng device fed from the host's random number generator.</summary>
     public bool Rng { get; init; }
+    /// <summary>QEMU's -no-reboot: a reset the guest asks for ends the run (exit 0) instead of restarting it.</summary>
+    public bool NoReboot { get; init; }
 
     public void Validate()
     {

@@ -252,6 +252,7 @@ public sealed class VmMonitor : IDisposable
             VmStopReason.PowerOff or VmStopReason.Halted => (true, "guest-shutdown"),
             VmStopReason.TripleFault => (true, "guest-reset"), // QEMU with -no-reboot shuts down on a triple fault
             VmStopReason.GuestPanic => (true, "guest-panic"),
+            VmStopReason.GuestReset => (true, "guest-reset"), // QEMU's -no-reboot
             VmStopReason.HostRequest => (false, "host-signal"),
             _ => (false, "host-error"),
         };
