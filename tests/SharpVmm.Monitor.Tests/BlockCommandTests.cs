@@ -132,6 +132,8 @@ public sealed class BlockCommandTests : IAsyncLifetime
         Assert.Contains($"\r\nImages:\r\nimage: {Top}\r\nfile format: qcow2\r\nvirtual size: 64 MiB (67108864 bytes)\r\n", verbose);
         Assert.Contains($"backing file: base.qcow2 (actual path: {Base})\r\nbacking file format: qcow2\r\n", verbose);
         Assert.Contains($"image: {Base}\r\n", verbose);
+        Assert.Contains("Format specific information:\r\n    compat: 1.1\r\n    compression type: zlib\r\n    lazy refcounts: false\r\n"
+            + "    refcount bits: 16\r\n    corrupt: false\r\n    extended l2: false\r\n", verbose);
         Assert.Equal("block: unsupported option -x\r\nTry \"help info block\" for more information\r\n", await Hmp("info block -x"));
         Assert.Equal("block: extraneous characters at the end of line\r\nTry \"help info block\" for more information\r\n", await Hmp("info block virtio0 virtio1"));
     }

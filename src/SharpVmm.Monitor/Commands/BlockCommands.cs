@@ -87,7 +87,7 @@ public static class BlockCommands
                 sb.Append(CultureInfo.InvariantCulture, $"    Backing file:     {backing} (chain depth: {Depth(top)})\n");
             if (!verbose) continue;
             sb.Append("\nImages:\n");
-            for (var image = top; image is not null; image = image.Backing) DumpImage(sb, image);
+            for (var image = ImageInfo(top); image is not null; image = image["backing-image"] as JsonObject) DumpImage(sb, image);
         }
         return sb.ToString();
     }
@@ -137,33 +137,30 @@ public static class BlockCommands
         return o;
     }
 
-    /// <summary>One image of <c>info block -v</c>, as QEMU's bdrv_image_info_dump prints it.</summary>
-    private static void DumpImage(StringBuilder sb, IBlockImage image)
+    /// <summary>One image of <c>info block -v</c>: QEMU's bdrv_image_info_dump, which prints the ImageInfo object.</summary>
+    private static void DumpImage(StringBuilder sb, JsonObject info)
     {
-        var q = image as Qcow2Image;
-        sb.Append(CultureInfo.InvariantCulture, $"image: {image.Path}\n");
-        sb.Append(CultureInfo.InvariantCulture, $"file format: {image.FormatName}\n");
-        sb.Append(CultureInfo.InvariantCulture, $"virtual size: {HumanSize(image.Size)} ({image.Size} bytes)\n");
-        sb.Append(CultureInfo.InvariantCulture, $"disk size: {HumanSize(image.ActualSize)}\n");
-        if (q is null) return;
-        sb.Append(CultureInfo.InvariantCulture, $"cluster_size: {q.ClusterSize}\n");
-        if (q.IsDirty) sb.Append("cleanly shut down: no\n");
-        if (q.BackingFileName is { } name)
+        long size = (long)info["virtual-size"]!;
+        sb.Append(CultureInfo.InvariantCulture, $"image: {(string?)info["filename"]}\n");
+        sb.Append(CultureInfo.InvariantCulture, $"file format: {(string?)info["format"]}\n");
+        sb.Append(CultureInfo.InvariantCulture, $"virtual size: {HumanSize(size)} ({size} bytes)\n");
+        sb.Append(CultureInfo.InvariantCulture, $"disk size: {HumanSize((long)info["actual-size"]!)}\n");
+        if (info["cluster-size"] is { } cluster) sb.Append(CultureInfo.InvariantCulture, $"cluster_size: {(int)cluster}\n");
+        if (info["dirty-flag"] is { } dirty && (bool)dirty) sb.Append("cleanly shut down: no\n");
+        if ((string?)info["backing-filename"] is { } name)
         {
-            string full = image.Backing?.Path ?? name;
+            string full = (string?)info["full-backing-filename"] ?? name;
             sb.Append(CultureInfo.InvariantCulture, $"backing file: {name}{(full != name ? $" (actual path: {full})" : "")}\n");
-            if (q.BackingFormat is { } bf) sb.Append(CultureInfo.InvariantCulture, $"backing file format: {bf}\n");
+            if ((string?)info["backing-filename-format"] is { } bf) sb.Append(CultureInfo.InvariantCulture, $"backing file format: {bf}\n");
         }
+        if (info["format-specific"]?["data"] is not JsonObject data) return;
+        // QEMU prints the format's own fields generically: the key with spaces for dashes, then the value.
         sb.Append("Format specific information:\n");
-        sb.Append(CultureInfo.InvariantCulture, $"    compat: {(q.Version == 2 ? "0.10" : "1.1")}\n");
-        if (q.Version >= 3)
+        foreach (var (key, value) in data)
         {
-            sb.Append(CultureInfo.InvariantCulture, $"    compression type: {q.CompressionType}\n");
-            sb.Append(CultureInfo.InvariantCulture, $"    lazy refcounts: {(q.LazyRefcounts ? "true" : "false")}\n");
+            string text = value is JsonValue v && v.TryGetValue(out string? str) ? str : value?.ToJsonString() ?? "null";
+            sb.Append(CultureInfo.InvariantCulture, $"    {key.Replace('-', ' ')}: {text}\n");
         }
-        sb.Append(CultureInfo.InvariantCulture, $"    refcount bits: {q.RefcountBits}\n");
-        sb.Append(CultureInfo.InvariantCulture, $"    corrupt: {(q.IsCorrupt ? "true" : "false")}\n");
-        if (q.Version >= 3) sb.Append(CultureInfo.InvariantCulture, $"    extended l2: {(q.ExtendedL2 ? "true" : "false")}\n");
     }
 
     /// <summary>QEMU's size_to_str: three significant digits in the largest binary unit that keeps the number below 1000.</summary>

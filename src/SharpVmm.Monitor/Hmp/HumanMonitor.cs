@@ -165,32 +165,16 @@ public sealed class HumanMonitor(VmMonitor vm, QmpVersion version)
     /// </summary>
     private void Registers(string[] args, int cpu, string typed, StringBuilder output)
     {
-        int i = 0;
-        bool all = false;
-        for (; i < args.Length && args[i].StartsWith('-'); i++)
-        {
-            if (args[i] != "-a")
-            {
-                Unsupported(output, "registers", args[i], typed);
-                return;
-            }
-            all = true;
-        }
+        if (FlagAndValue(args, "-a", "registers", typed, output) is not var (all, value)) return;
         long? vcpu = null;
-        if (i < args.Length)
+        if (value is not null)
         {
-            if (!TryParseNumber(args[i], out long n, out char bad))
+            if (!TryParseNumber(value, out long n, out char bad))
             {
                 output.Append($"invalid char '{bad}' in expression\nTry \"help {typed}\" for more information\n");
                 return;
             }
             vcpu = n;
-            i++;
-        }
-        if (i < args.Length)
-        {
-            Extraneous(output, "registers", typed);
-            return;
         }
         int first = cpu, last = cpu;
         if (all) (first, last) = (0, vm.Vm.VcpuCount - 1);
@@ -234,24 +218,34 @@ public sealed class HumanMonitor(VmMonitor vm, QmpVersion version)
 
     private void Block(string[] args, string typed, StringBuilder output)
     {
+        if (FlagAndValue(args, "-v", "block", typed, output) is var (verbose, device))
+            output.Append(BlockCommands.Info(vm.Vm, device, verbose));
+    }
+
+    /// <summary>
+    /// The argument shape <c>[-flag] [value]</c>: leading options (only <paramref name="flag"/> is known), then at most
+    /// one value. Null once QEMU's complaint about anything else has been printed.
+    /// </summary>
+    private static (bool Flag, string? Value)? FlagAndValue(string[] args, string flag, string name, string typed, StringBuilder output)
+    {
         int i = 0;
-        bool verbose = false;
+        bool set = false;
         for (; i < args.Length && args[i].StartsWith('-'); i++)
         {
-            if (args[i] != "-v")
+            if (args[i] != flag)
             {
-                Unsupported(output, "block", args[i], typed);
-                return;
+                Unsupported(output, name, args[i], typed);
+                return null;
             }
-            verbose = true;
+            set = true;
         }
-        string? device = i < args.Length ? args[i++] : null;
+        string? value = i < args.Length ? args[i++] : null;
         if (i < args.Length)
         {
-            Extraneous(output, "block", typed);
-            return;
+            Extraneous(output, name, typed);
+            return null;
         }
-        output.Append(BlockCommands.Info(vm.Vm, device, verbose));
+        return (set, value);
     }
 
     private static void Help(StringBuilder output, string prefix, (string Name, string Args, string Help)[] commands)
