@@ -91,7 +91,8 @@ public sealed class ConfigFileTests : IDisposable
         Assert.Equal(Path.Combine(_dir, "g.bin") + "@0x1000", m.GetValue<string?>("--flat"));
 
         // A bare number is read as the option's text; false and null leave a switch and an option unset.
-        var n = Merged("--config", Write("""{"memory": 512, "rng": false, "kernel": null}""", "n.json"));
+        var n = Merged("--config", Write("""{"memory": 512, "rng": false, "kernel": null, "no-reboot": true}""", "n.json"));
+        Assert.True(n.GetValue<bool>("--no-reboot"));
         Assert.Equal("512", n.GetValue<string>("--memory"));
         Assert.False(n.GetValue<bool>("--rng"));
         Assert.Null(n.GetValue<string?>("--kernel"));
