@@ -286,8 +286,12 @@ public sealed class VirtualMachine : IVmControl, IDisposable
                 if (stopped) Completed(halted);
                 return;
             case VcpuExitReason.Shutdown:
-                // A triple fault resets a PC, and it is Linux's last-resort way to reboot: the reset policy decides.
-                Finish(ResetPolicy?.Invoke() ?? VmExitResult.TripleFault(index));
+                // A reset already asked for wins: a guest that goes on after writing the reset register (Linux
+                // tries its next reboot method, the last being a triple fault) must not turn its reboot into a crash.
+                lock (_gate)
+                    if (_resetPending) return;
+                // Otherwise a triple fault is a crash report (exit 2), unless it follows a kernel panic.
+                Finish(ResetPolicy?.Invoke() is { Reason: VmStopReason.GuestPanic } panic ? panic : VmExitResult.TripleFault(index));
                 return;
             case VcpuExitReason.SystemEvent when exit.Code == SystemEventReset:
                 ((IVmControl)this).RequestReset();

@@ -11,17 +11,8 @@ internal static class SharpVmmProcess
 
     public static Result RunWithEnvironment(int timeoutSeconds, Dictionary<string, string> environment, params string[] args)
     {
-        string dll = Path.Combine(AppContext.BaseDirectory, "sharpvmm.dll");
-        var psi = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = true,
-            UseShellExecute = false,
-        };
+        var psi = StartInfo(args);
         foreach (var (k, v) in environment) psi.Environment[k] = v;
-        psi.ArgumentList.Add(dll);
-        foreach (var a in args) psi.ArgumentList.Add(a);
         using var p = Process.Start(psi)!;
         p.StandardInput.Close();
         var stdout = p.StandardOutput.ReadToEndAsync();
@@ -33,5 +24,20 @@ internal static class SharpVmmProcess
         }
         p.WaitForExit();
         return new Result(p.ExitCode, stdout.Result, stderr.Result);
+    }
+
+    /// <summary>How to start <c>sharpvmm ARGS</c> with every stream redirected, for tests that watch it run.</summary>
+    public static ProcessStartInfo StartInfo(params string[] args)
+    {
+        var psi = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+        };
+        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "sharpvmm.dll"));
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        return psi;
     }
 }

@@ -30,14 +30,18 @@ public static class RunCommand
         var net = new Option<string[]>("--net") { Description = "A virtio-net NIC (repeatable): tap,ifname=NAME or user (libslirp; the gateway 10.0.2.2 is the host's loopback), each with [,mac=52:54:00:xx:xx:xx]", HelpName = "tap,ifname=NAME|user[,mac=MAC]", AllowMultipleArgumentsPerToken = false };
         var console = new Option<string?>("--console") { Description = "Add a virtio-console (the guest's /dev/hvc0) on stdio, file:PATH, unix:PATH (we listen) or none", HelpName = "stdio|file:PATH|unix:PATH|none" };
         var qmp = new Option<string?>("--qmp") { Description = "QMP monitor: unix:PATH or tcp:127.0.0.1:PORT (loopback only)", HelpName = "unix:PATH|tcp:HOST:PORT" };
+        var noReboot = new Option<bool>("--no-reboot") { Description = "When the guest resets (e.g. Linux's reboot), exit with code 0 instead of rebooting it, like QEMU's -no-reboot" };
         var serial = new Option<string>("--serial") { Description = "Where COM1 goes: stdio, file:PATH, unix:PATH (we listen) or none", DefaultValueFactory = _ => "stdio", HelpName = "stdio|file:PATH|unix:PATH" };
 
         var cmd = new Command("run", "Boot a guest and run it until it powers off; the exit code is the guest's (debug-exit port) or 0.")
         {
             accel, memory, cpus, kernel, initrd, append, flat, entry, serial, disk, rng, net, console, qmp,
         };
+        cmd.Add(noReboot);
+        var configFile = ConfigFileOption.AddTo(cmd);
         cmd.SetAction(pr =>
         {
+            pr = configFile.Apply(pr);
             var config = new VmConfig
             {
                 Accelerator = Enum.Parse<AcceleratorKind>(pr.GetValue(accel)!, ignoreCase: true),
@@ -52,6 +56,7 @@ public static class RunCommand
                 Rng = pr.GetValue(rng),
                 Nets = [.. (pr.GetValue(net) ?? []).Select(NetSpec.Parse)],
                 Console = pr.GetValue(console),
+                NoReboot = pr.GetValue(noReboot),
             };
             if (config.Kernel is null && config.Flat is null && config.Initrd is null && config.Append is null)
                 config = DefaultGuest.Apply(config);

@@ -94,6 +94,7 @@ internal sealed unsafe partial class X86Cpu
         _nmiMasked = s.Events.NmiMasked;
         Halted = s.Events.Halted;
         _waitForSipi = false; // an explicit state means the CPU runs from it
+        _shutdown = false; // a triple fault not yet reported belongs to the replaced state (a reset raced it)
         UpdateMode();
         FlushTlb();
         _attention = 1;

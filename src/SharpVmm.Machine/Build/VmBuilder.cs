@@ -150,6 +150,7 @@ public static partial class VmBuilder
                 // which is inside the UART's write.
                 panicWatcher.PanicEnded += line => ThreadPool.QueueUserWorkItem(_ => vm.StopWith(VmExitResult.GuestPanic(line)));
             }
+            ApplyRebootPolicy(vm, config);
             if (timers is not null)
             {
                 var t = timers;
@@ -202,6 +203,7 @@ public static partial class VmBuilder
             var blk = new VirtioBlk(image, serial: $"sharpvmm-disk{i}", readOnly: d.ReadOnly, loggers.CreateLogger("SharpVmm.VirtioBlk"), ioThread: BlkIoThread);
             disposables.Add(blk); // the VM disposes in reverse: the worker stops before the image closes
             Add(blk, $"virtio-blk{i}");
+            named.Add(($"virtio-blk{i}.drive", new BlockDeviceInfo($"virtio{i}", $"virtio-blk{i}", d, image)));
         }
         if (config.Rng) Add(new VirtioRng(), "virtio-rng");
         AddNetDevices(config, Add, disposables, loggers);
@@ -232,7 +234,8 @@ public static partial class VmBuilder
     };
 
     /// <summary>
-    /// The guest's command line: the user's (default <c>console=ttyS0</c>) plus what the VMM knows about time.
+    /// The guest's command line: the user's (default <c>console=ttyS0</c>) plus what the VMM knows about its
+    /// platform (<see cref="RebootOption"/>) and about time.
     /// A software CPU must not make Linux calibrate the TSC with a timing loop (it fails when the host is
     /// loaded), so the TSC rate the guest's RDTSC counts at is given as <c>tsc_early_khz</c>, and <c>tsc=reliable</c>
     /// keeps the clocksource watchdog from dropping a TSC that is derived from the host's monotonic clock.
@@ -242,7 +245,8 @@ public static partial class VmBuilder
     {
         string user = config.Append ?? "console=ttyS0";
         var parts = new List<string> { user };
-        if (emulatedTsc is null) return user; // on KVM the TSC is the host's and Linux measures it well
+        if (!user.Contains("reboot=", StringComparison.Ordinal)) parts.Add(RebootOption);
+        if (emulatedTsc is null) return string.Join(' ', parts); // on KVM the TSC is the host's and Linux measures it well
         if (!user.Contains("tsc_early_khz=", StringComparison.Ordinal))
             parts.Add($"tsc_early_khz={emulatedTsc.TscHz / 1000}");
         if (!user.Contains("tsc=", StringComparison.Ordinal))

@@ -32,6 +32,8 @@ public sealed record VmConfig
 
     /// <summary>How many virtio-mmio transports the options ask for (each takes one slot of the fixed layout).</summary>
     public int VirtioDeviceCount => Disks.Count + (Rng ? 1 : 0) + Nets.Count + (Console is not null ? 1 : 0);
+    /// <summary>QEMU's -no-reboot: a reset the guest asks for ends the run (exit 0) instead of restarting it.</summary>
+    public bool NoReboot { get; init; }
 
     public void Validate()
     {

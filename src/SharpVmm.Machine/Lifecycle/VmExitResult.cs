@@ -10,6 +10,7 @@ public sealed record VmExitResult(VmStopReason Reason, int ExitCode, string Mess
     public static VmExitResult AllHalted() => new(VmStopReason.Halted, 0, "all vCPUs halted with interrupts disabled");
     public static VmExitResult TripleFault(int vcpu) => new(VmStopReason.TripleFault, 2, $"vCPU {vcpu} triple-faulted (shutdown)");
     public static VmExitResult GuestPanic(string panicLine) => new(VmStopReason.GuestPanic, 3, $"the guest kernel panicked: {panicLine}");
+    public static VmExitResult GuestReset() => new(VmStopReason.GuestReset, 0, "the guest asked for a reset and --no-reboot is set");
     public static VmExitResult Host() => new(VmStopReason.HostRequest, 0, "stopped by the host");
     public static VmExitResult Internal(string message) => new(VmStopReason.InternalError, 1, message);
     public static VmExitResult Device(string message) => new(VmStopReason.DeviceError, 1, message);

@@ -16,4 +16,6 @@ public enum VmStopReason
     DeviceError,
     /// <summary>The guest kernel panicked (seen on its console) and then asked for a reset or stopped.</summary>
     GuestPanic,
+    /// <summary>The guest asked for a reset (ACPI reset register, i8042 pulse) and the VM runs with --no-reboot.</summary>
+    GuestReset,
 }

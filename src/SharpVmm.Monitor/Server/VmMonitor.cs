@@ -40,14 +40,18 @@ public sealed class VmMonitor : IDisposable
     /// <summary>Raised once per quit command, after the VM has stopped and the client's reply is queued.</summary>
     public event Action? QuitRequested;
 
-    /// <summary>QEMU's RunState name: prelaunch, running, paused, shutdown or internal-error.</summary>
+    /// <summary>QEMU's RunState name: prelaunch, running, paused, shutdown, guest-panicked or internal-error.</summary>
     public string StatusName => _vm.State switch
     {
         VmState.Created => "prelaunch",
         VmState.Running => "running",
         VmState.Paused => "paused",
-        _ => _vm.StopResult?.Reason is VmStopReason.InternalError or VmStopReason.DeviceError
-            ? "internal-error" : "shutdown",
+        _ => _vm.StopResult?.Reason switch
+        {
+            VmStopReason.InternalError or VmStopReason.DeviceError => "internal-error",
+            VmStopReason.GuestPanic => "guest-panicked",
+            _ => "shutdown",
+        },
     };
 
     public bool IsRunning => _vm.State == VmState.Running;
@@ -197,6 +201,13 @@ public sealed class VmMonitor : IDisposable
                     _emit("STOP", null);
                     break;
                 case VmState.Stopped:
+                    // QEMU's default panic action (shutdown): GUEST_PANICKED, the STOP of entering guest-panicked,
+                    // then SHUTDOWN with reason guest-panic.
+                    if (_vm.StopResult?.Reason == VmStopReason.GuestPanic && !_quit && !_shutdownSent)
+                    {
+                        _emit("GUEST_PANICKED", new JsonObject { ["action"] = "poweroff" });
+                        if (previous == VmState.Running) _emit("STOP", null);
+                    }
                     EmitShutdownLocked(force: false);
                     break;
             }
@@ -240,6 +251,8 @@ public sealed class VmMonitor : IDisposable
         {
             VmStopReason.PowerOff or VmStopReason.Halted => (true, "guest-shutdown"),
             VmStopReason.TripleFault => (true, "guest-reset"), // QEMU with -no-reboot shuts down on a triple fault
+            VmStopReason.GuestPanic => (true, "guest-panic"),
+            VmStopReason.GuestReset => (true, "guest-reset"), // QEMU's -no-reboot
             VmStopReason.HostRequest => (false, "host-signal"),
             _ => (false, "host-error"),
         };

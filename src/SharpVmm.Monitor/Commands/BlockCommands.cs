@@ -1,0 +1,176 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json.Nodes;
+using SharpVmm.Block;
+using SharpVmm.Block.Qcow2;
+using SharpVmm.Machine;
+using SharpVmm.Monitor.Server;
+
+namespace SharpVmm.Monitor.Commands;
+
+/// <summary>
+/// query-block and HMP <c>info block</c>, in QEMU 7.2's shapes for drives given with <c>-drive if=virtio</c>:
+/// drives named virtio0, virtio1, ..., each attached to its virtio-blk device (qdev is SharpVmm's device id).
+/// The disks are the <see cref="BlockDeviceInfo"/> records the builder put in <see cref="VirtualMachine.Devices"/>.
+/// </summary>
+public static class BlockCommands
+{
+    public static void Register(QmpCommandTable table, VmMonitor vm) => table.Register("query-block", _ => Query(vm.Vm));
+
+    public static IReadOnlyList<BlockDeviceInfo> Drives(VirtualMachine vm)
+    {
+        var list = new List<BlockDeviceInfo>();
+        foreach (var (_, drive) in vm.Devices.OfType<BlockDeviceInfo>()) list.Add(drive);
+        return list;
+    }
+
+    public static JsonArray Query(VirtualMachine vm)
+    {
+        var result = new JsonArray();
+        int node = 0;
+        foreach (var d in Drives(vm))
+        {
+            var top = d.Image;
+            var inserted = new JsonObject
+            {
+                ["iops_rd"] = 0,
+                ["detect_zeroes"] = "off",
+                ["image"] = ImageInfo(top),
+                ["iops_wr"] = 0,
+                ["ro"] = d.ReadOnly,
+                ["node-name"] = NodeName(node++),
+                ["backing_file_depth"] = Depth(top),
+                ["drv"] = top.FormatName,
+                ["iops"] = 0,
+                ["bps_wr"] = 0,
+                ["write_threshold"] = 0,
+            };
+            if (BackingName(top) is { } backing) inserted["backing_file"] = backing;
+            inserted["encrypted"] = false;
+            inserted["bps"] = 0;
+            inserted["bps_rd"] = 0;
+            // Writes go to the host page cache and reach the disk on the guest's flush: QEMU's default writeback.
+            inserted["cache"] = new JsonObject { ["no-flush"] = false, ["direct"] = false, ["writeback"] = true };
+            inserted["file"] = top.Path;
+            result.Add(new JsonObject
+            {
+                ["io-status"] = "ok",
+                ["device"] = d.DriveId,
+                ["locked"] = false,
+                ["removable"] = false,
+                ["inserted"] = inserted,
+                ["qdev"] = d.DeviceId,
+                ["type"] = "unknown",
+            });
+        }
+        return result;
+    }
+
+    /// <summary>
+    /// <c>info block [-v] [device]</c>. As in QEMU, a blank line goes before every drive but the first in the list,
+    /// so naming a later drive starts with one, and an unknown name prints nothing.
+    /// </summary>
+    public static string Info(VirtualMachine vm, string? device, bool verbose)
+    {
+        var sb = new StringBuilder();
+        var drives = Drives(vm);
+        for (int i = 0; i < drives.Count; i++)
+        {
+            var d = drives[i];
+            if (device is not null && device != d.DriveId) continue;
+            if (i > 0) sb.Append('\n');
+            var top = d.Image;
+            sb.Append(CultureInfo.InvariantCulture, $"{d.DriveId} ({NodeName(i)}): {top.Path} ({top.FormatName}{(d.ReadOnly ? ", read-only" : "")})\n");
+            sb.Append(CultureInfo.InvariantCulture, $"    Attached to:      {d.DeviceId}\n");
+            sb.Append("    Cache mode:       writeback\n");
+            if (BackingName(top) is { } backing)
+                sb.Append(CultureInfo.InvariantCulture, $"    Backing file:     {backing} (chain depth: {Depth(top)})\n");
+            if (!verbose) continue;
+            sb.Append("\nImages:\n");
+            for (var image = ImageInfo(top); image is not null; image = image["backing-image"] as JsonObject) DumpImage(sb, image);
+        }
+        return sb.ToString();
+    }
+
+    private static string NodeName(int index) => $"#block{index:d3}";
+
+    private static int Depth(IBlockImage image)
+    {
+        int depth = 0;
+        for (var b = image.Backing; b is not null; b = b.Backing) depth++;
+        return depth;
+    }
+
+    private static string? BackingName(IBlockImage image) => (image as Qcow2Image)?.BackingFileName ?? image.Backing?.Path;
+
+    /// <summary>QEMU's ImageInfo: what <c>qemu-img info --output=json</c> prints, with the backing chain nested.</summary>
+    private static JsonObject ImageInfo(IBlockImage image)
+    {
+        var q = image as Qcow2Image;
+        var o = new JsonObject();
+        if (image.Backing is { } backingImage) o["backing-image"] = ImageInfo(backingImage);
+        if (q?.BackingFormat is { } bf) o["backing-filename-format"] = bf;
+        o["virtual-size"] = image.Size;
+        o["filename"] = image.Path;
+        if (q is not null) o["cluster-size"] = q.ClusterSize;
+        o["format"] = image.FormatName;
+        o["actual-size"] = image.ActualSize;
+        if (q is not null)
+        {
+            var data = new JsonObject { ["compat"] = q.Version == 2 ? "0.10" : "1.1" };
+            if (q.Version >= 3)
+            {
+                data["compression-type"] = q.CompressionType;
+                data["lazy-refcounts"] = q.LazyRefcounts;
+            }
+            data["refcount-bits"] = q.RefcountBits;
+            data["corrupt"] = q.IsCorrupt;
+            if (q.Version >= 3) data["extended-l2"] = q.ExtendedL2;
+            o["format-specific"] = new JsonObject { ["type"] = "qcow2", ["data"] = data };
+            if (q.BackingFileName is { } name)
+            {
+                o["full-backing-filename"] = image.Backing?.Path ?? name;
+                o["backing-filename"] = name;
+            }
+        }
+        o["dirty-flag"] = q?.IsDirty ?? false;
+        return o;
+    }
+
+    /// <summary>One image of <c>info block -v</c>: QEMU's bdrv_image_info_dump, which prints the ImageInfo object.</summary>
+    private static void DumpImage(StringBuilder sb, JsonObject info)
+    {
+        long size = (long)info["virtual-size"]!;
+        sb.Append(CultureInfo.InvariantCulture, $"image: {(string?)info["filename"]}\n");
+        sb.Append(CultureInfo.InvariantCulture, $"file format: {(string?)info["format"]}\n");
+        sb.Append(CultureInfo.InvariantCulture, $"virtual size: {HumanSize(size)} ({size} bytes)\n");
+        sb.Append(CultureInfo.InvariantCulture, $"disk size: {HumanSize((long)info["actual-size"]!)}\n");
+        if (info["cluster-size"] is { } cluster) sb.Append(CultureInfo.InvariantCulture, $"cluster_size: {(int)cluster}\n");
+        if (info["dirty-flag"] is { } dirty && (bool)dirty) sb.Append("cleanly shut down: no\n");
+        if ((string?)info["backing-filename"] is { } name)
+        {
+            string full = (string?)info["full-backing-filename"] ?? name;
+            sb.Append(CultureInfo.InvariantCulture, $"backing file: {name}{(full != name ? $" (actual path: {full})" : "")}\n");
+            if ((string?)info["backing-filename-format"] is { } bf) sb.Append(CultureInfo.InvariantCulture, $"backing file format: {bf}\n");
+        }
+        if (info["format-specific"]?["data"] is not JsonObject data) return;
+        // QEMU prints the format's own fields generically: the key with spaces for dashes, then the value.
+        sb.Append("Format specific information:\n");
+        foreach (var (key, value) in data)
+        {
+            string text = value is JsonValue v && v.TryGetValue(out string? str) ? str : value?.ToJsonString() ?? "null";
+            sb.Append(CultureInfo.InvariantCulture, $"    {key.Replace('-', ' ')}: {text}\n");
+        }
+    }
+
+    /// <summary>QEMU's size_to_str: three significant digits in the largest binary unit that keeps the number below 1000.</summary>
+    public static string HumanSize(long bytes)
+    {
+        string[] suffixes = ["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"];
+        double scaled = bytes / (1000.0 / 1024.0);
+        int exponent = scaled < 1 ? 0 : (int)Math.Floor(Math.Log2(scaled)) + 1;
+        int i = Math.Max(0, (exponent - 1) / 10);
+        double value = bytes / (double)(1L << (i * 10));
+        return value.ToString("G3", CultureInfo.InvariantCulture) + " " + suffixes[i] + "B";
+    }
+}
