@@ -144,7 +144,9 @@ internal sealed unsafe partial class X86Cpu
             else
             {
                 Rip = (rip + op.Off) & IpMask;
-                RaiseEvent(f.Vector, f.HasErrorCode, f.ErrorCode, KindException);
+                int vector = f.Vector;
+                if (f.NonCanonical && IsStackReference(ref op)) vector = 12;
+                RaiseEvent(vector, f.HasErrorCode, f.ErrorCode, KindException);
             }
         }
         catch (BlockAbortException)

@@ -133,6 +133,7 @@ internal sealed unsafe partial class Translator
             }
         }
         if (ins.HasLockPrefix) op.Flags |= OpFlags.Lock;
+        if (ins.StackPointerIncrement != 0 || ins.Mnemonic is Mnemonic.Enter or Mnemonic.Leave) op.Flags |= OpFlags.Stack;
         if (ins.HasRepePrefix) op.Flags |= OpFlags.Rep;
         if (ins.HasRepnePrefix) op.Flags |= OpFlags.Repne;
     }
