@@ -199,6 +199,16 @@ internal sealed unsafe partial class Translator
             case Mnemonic.Leave: op.Size = (byte)SuffixSize(ref ins); op.H = &Leave; return true;
             case Mnemonic.Xlatb: op.H = &Xlat; return true;
 
+            case Mnemonic.Daa: op.Cc = 0; op.H = &DecimalAdjust; return true;
+            case Mnemonic.Das: op.Cc = 1; op.H = &DecimalAdjust; return true;
+            case Mnemonic.Aaa: op.Cc = 0; op.H = &AsciiAdjust; return true;
+            case Mnemonic.Aas: op.Cc = 1; op.H = &AsciiAdjust; return true;
+            case Mnemonic.Aam: op.H = &Aam; return true;
+            case Mnemonic.Aad: op.H = &Aad; return true;
+            case Mnemonic.Salc: op.H = &Salc; return true;
+            case Mnemonic.Bound: op.Size = (byte)ins.Op0Register.GetSize(); op.H = &Bound; return true;
+            case Mnemonic.Arpl: op.H = &Arpl; return true;
+
             case Mnemonic.In:
             case Mnemonic.Out:
             {
