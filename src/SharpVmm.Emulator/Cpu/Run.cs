@@ -83,7 +83,8 @@ internal sealed unsafe partial class X86Cpu
                     if (WaitWhileHalted(out var e)) return e;
                     continue;
                 }
-                Step();
+                if ((FlOther & TF) != 0) StepTraced();
+                else Step();
             }
         }
         catch (EmulatorException ex)
