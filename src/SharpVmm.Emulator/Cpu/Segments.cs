@@ -26,6 +26,7 @@ internal sealed unsafe partial class X86Cpu
     {
         // In 64-bit mode only FS and GS have bases.
         R[SegBaseSlot + seg] = Bitness == 64 && seg < FS ? 0 : Bitness == 64 ? Sreg[seg].Base : (uint)Sreg[seg].Base;
+        UpdateSegCheck(seg);
     }
 
     public void SetCpl(int cpl)

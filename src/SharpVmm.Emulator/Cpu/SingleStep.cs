@@ -22,9 +22,16 @@ internal sealed unsafe partial class X86Cpu
             R[BlockRipReg] = rip;
             CurBlock = b;
             ops = b.Ops;
-            ref Op op = ref ops[0];
-            op.H(this, ref op);
-            if (!(ops.Length == 1 && b.EndsWithBranch)) Rip = (rip + op.NextOff) & IpMask;
+            // The first instruction: its segment check ops (same Off) and then the instruction itself.
+            int last = 0;
+            while (last + 1 < ops.Length && ops[last + 1].Off == ops[0].Off) last++;
+            for (int i = 0; i <= last; i++)
+            {
+                ref Op o = ref ops[i];
+                o.H(this, ref o);
+            }
+            ref Op op = ref ops[last];
+            if (!(last == ops.Length - 1 && b.EndsWithBranch)) Rip = (rip + op.NextOff) & IpMask;
             Retired++;
             // MOV SS / POP SS hold the trap off until after the next instruction (it is taken there, as TF is
             // still set); an instruction that halted traps when the CPU wakes, which the event then reports.
