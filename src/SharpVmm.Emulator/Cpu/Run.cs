@@ -160,7 +160,7 @@ internal sealed unsafe partial class X86Cpu
     private Block FindBlock()
     {
         ulong lin = (R[SegBaseSlot + CS] + Rip) & LinMask;
-        ulong mode = (uint)Bitness | (UserBit << 8) | (SegCheckMask << 9) | _jcGeneration;
+        ulong mode = _modeKey | _jcGeneration;
         ref JumpCacheEntry e = ref _jc[(int)((lin ^ (lin >> 12)) & (JumpCacheSize - 1))];
         var blk = e.Block;
         if (e.Lin == lin && e.Mode == mode && blk is not null && blk.Valid) return blk;

@@ -19,6 +19,7 @@ internal sealed unsafe partial class X86Cpu
         ulong bit = 1UL << seg;
         if (ProtectedMode && Bitness != 64 && SegmentNeedsChecks(seg)) SegCheckMask |= bit;
         else SegCheckMask &= ~bit;
+        UpdateModeKey();
     }
 
     private bool SegmentNeedsChecks(int seg)

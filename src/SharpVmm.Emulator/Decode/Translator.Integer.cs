@@ -188,8 +188,11 @@ internal sealed unsafe partial class Translator
             case Mnemonic.Cld: op.Cc = 3; op.H = &FlagOp; return true;
             case Mnemonic.Std: op.Cc = 4; op.H = &FlagOp; return true;
 
+            case Mnemonic.Clflush: case Mnemonic.Clflushopt:
+                op.H = &ProbeRead; // no cache to flush, but the line must be mapped (#PF/#GP as a read)
+                return true;
             case Mnemonic.Nop: case Mnemonic.Pause: case Mnemonic.Lfence: case Mnemonic.Sfence: case Mnemonic.Mfence:
-            case Mnemonic.Clflush: case Mnemonic.Clflushopt: case Mnemonic.Prefetchnta: case Mnemonic.Prefetcht0:
+            case Mnemonic.Prefetchnta: case Mnemonic.Prefetcht0:
             case Mnemonic.Prefetcht1: case Mnemonic.Prefetcht2: case Mnemonic.Prefetchw: case Mnemonic.Prefetch:
             case Mnemonic.Endbr64: case Mnemonic.Endbr32:
                 op.H = &Nop;
