@@ -177,6 +177,18 @@ internal sealed unsafe partial class Translator
                 op.Cc = ins.Mnemonic switch { Mnemonic.Bsf => 0, Mnemonic.Bsr => 1, Mnemonic.Tzcnt => 2, Mnemonic.Lzcnt => 3, _ => 4 };
                 op.H = IsReg(ref ins, 1) ? &BitScanR : &BitScanM;
                 return true;
+            case Mnemonic.Andn: case Mnemonic.Bextr: case Mnemonic.Blsi: case Mnemonic.Blsmsk: case Mnemonic.Blsr:
+            {
+                op.Cc = ins.Mnemonic switch { Mnemonic.Andn => 0, Mnemonic.Bextr => 1, Mnemonic.Blsi => 2, Mnemonic.Blsmsk => 3, _ => 4 };
+                op.Size = (byte)ins.Op0Register.GetSize();
+                op.Reg = (byte)RegIndex(ins.Op0Register);
+                int rmIndex = ins.Mnemonic == Mnemonic.Andn ? 2 : 1;
+                if (ins.Mnemonic == Mnemonic.Andn) op.Rm = (byte)RegIndex(ins.Op1Register);
+                else if (ins.Mnemonic == Mnemonic.Bextr) op.Rm = (byte)RegIndex(ins.Op2Register);
+                if (ins.GetOpKind(rmIndex) == OpKind.Register) op.Size2 = (byte)RegIndex(ins.GetOpRegister(rmIndex));
+                op.H = &Bmi1;
+                return true;
+            }
             case Mnemonic.Bswap: op.H = &Bswap; return true;
             case Mnemonic.Movbe: op.H = IsReg(ref ins, 0) ? &MovbeRM : &MovbeMR; return true;
 
