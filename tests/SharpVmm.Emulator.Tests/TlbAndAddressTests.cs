@@ -164,4 +164,53 @@ public class TlbAndAddressTests
         });
         Assert.Equal(13UL, r.Vector);
     }
+
+    [Fact]
+    public void Reserved_bits_in_paging_entries_raise_page_faults_with_rsvd()
+    {
+        using var g = new TestGuest();
+        g.Memory.Write(TestGuest.Pt + 0x50 * 8, 0x50007UL | (1UL << 45));   // above MAXPHYADDR (40)
+        g.Load64(a =>
+        {
+            a.mov(rax, __qword_ptr[0x50000]);
+            a.hlt();
+        });
+        g.RunToHalt();
+        Assert.Equal(14UL, g.LoggedVector);
+        Assert.Equal(0x9UL, g.LoggedError);                 // P | RSVD, supervisor read
+
+        using var g2 = new TestGuest();
+        g2.Memory.Write(TestGuest.Pd + 8, 0x200087UL | 0x2000);              // 2 MiB page with bit 13 set
+        g2.Load64(a =>
+        {
+            a.mov(__qword_ptr[0x200010], rax);
+            a.hlt();
+        });
+        g2.RunToHalt();
+        Assert.Equal(14UL, g2.LoggedVector);
+        Assert.Equal(0xBUL, g2.LoggedError);                // P | W | RSVD
+        Assert.Equal(0x200010UL, g2.Cpu.GetState().Cr2);
+    }
+
+    [Fact]
+    public void One_gib_pages_are_advertised_and_translate()
+    {
+        using var g = new TestGuest();
+        const ulong pdpt1 = 0x38000;
+        g.Memory.Write(TestGuest.Pml4 + 8, pdpt1 | 7UL);                     // 512 GiB slot 1
+        g.Memory.Write(pdpt1, 0x87UL);                                        // 1 GiB page at 0x80_0000_0000 → 0
+        g.Memory.Write(0x123458UL, 0xABCDUL);
+        g.Load64(a =>
+        {
+            a.mov(rax, 0x80_0012_3458UL);
+            a.mov(r8, __qword_ptr[rax]);
+            a.mov(eax, 0x80000001);
+            a.cpuid();
+            a.mov(r9d, edx);
+            a.hlt();
+        });
+        var s = g.RunToHalt();
+        Assert.Equal(0xABCDUL, s[Gpr.R8]);
+        Assert.NotEqual(0UL, s[Gpr.R9] & (1UL << 26));
+    }
 }

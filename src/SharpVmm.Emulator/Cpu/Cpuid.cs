@@ -1,7 +1,7 @@
 namespace SharpVmm.Emulator;
 
 /// <summary>
-/// The CPU model guests see. It advertises exactly what this emulator implements: an Intel family-6 CPU with x86-64, NX, SSE/SSE2, CX8/CX16, CMOV, FXSR, PAT, PGE, PSE/PSE36,
+/// The CPU model guests see. It advertises exactly what this emulator implements: an Intel family-6 CPU with x86-64, NX, SSE/SSE2, CX8/CX16, CMOV, FXSR, PAT, PGE, PSE/PSE36, 1 GiB pages,
 /// SYSCALL/SYSENTER, RDTSCP, POPCNT, MOVBE, LZCNT (ABM), BMI1, LAHF in 64-bit mode and an invariant TSC. It hides AVX,
 /// XSAVE, PCID, x2APIC, SSE3 and later, and has no hypervisor/KVM paravirt leaves.
 /// </summary>
@@ -36,7 +36,7 @@ internal sealed unsafe partial class X86Cpu
 
     public const uint Leaf7Ebx = 1u << 3; // BMI1
 
-    public const uint Ext1Edx = (1u << 11) | (1u << 20) | (1u << 27) | (1u << 29); // SYSCALL, NX, RDTSCP, LM
+    public const uint Ext1Edx = (1u << 11) | (1u << 20) | (1u << 26) | (1u << 27) | (1u << 29); // SYSCALL, NX, 1 GiB pages, RDTSCP, LM
     public const uint Ext1Ecx = (1u << 0) | (1u << 5);                            // LAHF_LM, ABM (LZCNT)
 
     public void Cpuid()

@@ -371,6 +371,8 @@ internal sealed unsafe partial class X86Cpu
         bool write = access == AccWrite;
         ulong pa;
         bool allowWrite = true, allowUser = true, noExec = false;
+        // Physical-address bits above MAXPHYADDR (40, CPUID 0x80000008) and XD without EFER.NXE are reserved.
+        ulong reserved = 0x000F_FF00_0000_0000UL | (nxe ? 0 : 1UL << 63);
         if ((Efer & 0x400) != 0)
         {
             // 4-level paging.
@@ -387,6 +389,8 @@ internal sealed unsafe partial class X86Cpu
                 noExec |= nxe && (long)e < 0;
                 bool leaf = level == 1 || ((e & 0x80) != 0 && level <= 3);
                 if ((e & 0x80) != 0 && level == 4) throw PageFault(la, access, user, true);
+                if ((e & reserved) != 0 || (leaf && level > 1 && (e & ((1UL << shift) - 1) & ~0x1FFFUL) != 0))
+                    throw PageFault(la, access, user, true);
                 if (leaf)
                 {
                     CheckAccess(la, access, user, allowWrite, allowUser, noExec);
@@ -416,6 +420,7 @@ internal sealed unsafe partial class X86Cpu
                 ulong entryPa = table + (((la >> shift) & 0x1FF) << 3);
                 ulong e = PhysRead(entryPa, 8);
                 if ((e & 1) == 0) throw PageFault(la, access, user, false);
+                if ((e & reserved) != 0 || (level == 2 && (e & 0x80) != 0 && (e & 0x1F_E000UL) != 0)) throw PageFault(la, access, user, true);
                 allowWrite &= (e & 2) != 0;
                 allowUser &= (e & 4) != 0;
                 noExec |= nxe && (long)e < 0;
