@@ -308,4 +308,48 @@ public class SystemCoverageTests
         string[] f = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
         return long.Parse(f[11], System.Globalization.CultureInfo.InvariantCulture) + long.Parse(f[12], System.Globalization.CultureInfo.InvariantCulture);
     }
+
+    [Fact]
+    public void Descriptor_table_stores_ltr_cr8_fences_and_multi_byte_nops()
+    {
+        using var g = new TestGuest();
+        const ulong outp = 0x40000;
+        g.Load64(a =>
+        {
+            a.sgdt(__[outp]);
+            a.sidt(__[outp + 0x10]);
+            a.str(ax);
+            a.mov(r8, rax);
+            a.mov(ax, TestGuest.TssSel);
+            a.ltr(ax);                                              // the GDT's TSS descriptor is available (type 9)
+            a.mov(r9b, __byte_ptr[TestGuest.GdtBase + TestGuest.TssSel + 5]);
+            a.mov(eax, 5);
+            a.mov(cr8, rax);
+            a.mov(r10, cr8);
+            a.db(0x0F, 0x1F, 0x44, 0x00, 0x00);                     // nopl 0(%rax,%rax)
+            a.db(0x66, 0x2E, 0x0F, 0x1F, 0x84, 0, 0, 0, 0, 0);      // nopw %cs:0(%rax,%rax)
+            a.pause();
+            a.lfence();
+            a.sfence();
+            a.mfence();
+            a.prefetcht0(__byte_ptr[0x50000]);
+            a.mov(r11, 7);
+            a.mov(ax, TestGuest.TssSel);
+            a.ltr(ax);                                              // now busy: #GP
+            a.mov(r11, 8);
+            a.hlt();
+        });
+        var s = g.RunToHalt();
+        var m = g.Memory;
+        Assert.Equal((ushort)0x3F, m.Read<ushort>(outp));
+        Assert.Equal(TestGuest.GdtBase, m.Read<ulong>(outp + 2));
+        Assert.Equal((ushort)0xFFF, m.Read<ushort>(outp + 0x10));
+        Assert.Equal(TestGuest.IdtBase, m.Read<ulong>(outp + 0x12));
+        Assert.Equal((ulong)TestGuest.TssSel, s[Gpr.R8] & 0xFFFF);
+        Assert.Equal(0x8BUL, s[Gpr.R9] & 0xFF);                     // present, busy 64-bit TSS
+        Assert.Equal(5UL, s[Gpr.R10]);
+        Assert.Equal(7UL, s[Gpr.R11]);
+        Assert.Equal(13UL, g.LoggedVector);
+        Assert.Equal((ulong)TestGuest.TssSel, g.LoggedError);
+    }
 }
