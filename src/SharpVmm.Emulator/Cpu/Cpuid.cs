@@ -1,8 +1,8 @@
 namespace SharpVmm.Emulator;
 
 /// <summary>
-/// The CPU model guests see. It advertises exactly what this emulator implements: an Intel family-6 CPU with x86-64, NX, SSE/SSE2, CX8/CX16, CMOV, FXSR, PAT, PGE, PSE/PSE36,
-/// SYSCALL/SYSENTER, RDTSCP, POPCNT, MOVBE, LZCNT (ABM), LAHF in 64-bit mode and an invariant TSC. It hides AVX,
+/// The CPU model guests see. It advertises exactly what this emulator implements: an Intel family-6 CPU with x86-64, NX, SSE/SSE2, CX8/CX16, CMOV, FXSR, PAT, PGE, PSE/PSE36, 1 GiB pages,
+/// SYSCALL/SYSENTER, RDTSCP, POPCNT, MOVBE, LZCNT (ABM), BMI1, LAHF in 64-bit mode and an invariant TSC. It hides AVX,
 /// XSAVE, PCID, x2APIC, SSE3 and later, and has no hypervisor/KVM paravirt leaves.
 /// </summary>
 internal sealed unsafe partial class X86Cpu
@@ -34,7 +34,9 @@ internal sealed unsafe partial class X86Cpu
         | (1u << 22) // MOVBE
         | (1u << 23); // POPCNT
 
-    public const uint Ext1Edx = (1u << 11) | (1u << 20) | (1u << 27) | (1u << 29); // SYSCALL, NX, RDTSCP, LM
+    public const uint Leaf7Ebx = 1u << 3; // BMI1
+
+    public const uint Ext1Edx = (1u << 11) | (1u << 20) | (1u << 26) | (1u << 27) | (1u << 29); // SYSCALL, NX, 1 GiB pages, RDTSCP, LM
     public const uint Ext1Ecx = (1u << 0) | (1u << 5);                            // LAHF_LM, ABM (LZCNT)
 
     public void Cpuid()
@@ -57,8 +59,12 @@ internal sealed unsafe partial class X86Cpu
                 a = 1; // one descriptor round, no descriptors
                 break;
             case 4:
+                break; // no deterministic cache leaves
             case 7:
-                break; // no deterministic cache leaves; no extended features (no SMEP/SMAP/BMI/AVX2...)
+                // Structured extended features, subleaf 0 only: BMI1 (ANDN, BEXTR, BLSI, BLSMSK, BLSR, TZCNT).
+                // No SMEP/SMAP/BMI2/AVX2/ERMS...
+                if (sub == 0) b = Leaf7Ebx;
+                break;
             case 0x8000_0000:
                 a = 0x8000_0008;
                 break;

@@ -187,6 +187,7 @@ internal sealed unsafe partial class X86Cpu
         int newCpl;
         try { csd = CheckFarCodeTarget(sel, true, out newCpl); }
         catch (CpuFaultException) { R[4] = rsp0; throw; }
+        if (LongModeActive && csd.L && !IsCanonical(newIp)) { R[4] = rsp0; throw Gp(0); }
         int oldCpl = Cpl;
         LoadCodeSegment(sel, csd, newCpl);
         Rip = Bitness == 64 ? newIp : newIp & (size == 2 ? 0xFFFFUL : 0xFFFF_FFFF);

@@ -20,6 +20,10 @@ internal sealed unsafe partial class X86Cpu
     public const int AccRead = 0, AccWrite = 1, AccFetch = 2;
 
     private readonly TlbEntry* _tlb;
+    /// <summary>Per TLB slot: the translation came from a global leaf with CR4.PGE set, so CR3 writes keep it.</summary>
+    private readonly bool* _tlbGlobal;
+    /// <summary>Set by <see cref="Translate"/>: the last walk ended in a global leaf (G bit with CR4.PGE).</summary>
+    private bool _walkGlobal;
     private bool _dirtyTracking;
     private long _codeGenSeen;
 
@@ -29,13 +33,27 @@ internal sealed unsafe partial class X86Cpu
     public void FlushTlb()
     {
         _tlbHasLarge = false;
-        for (int i = 0; i < TlbSize * TlbSets; i++) _tlb[i].Tag = InvalidTag;
+        for (int i = 0; i < TlbSize * TlbSets; i++) { _tlb[i].Tag = InvalidTag; _tlbGlobal[i] = false; }
         FlushJumpCache();
     }
 
+    /// <summary>
+    /// A CR3 write: drops every translation except global ones (G bit with CR4.PGE), as hardware does. The jump
+    /// cache is emptied anyway; its blocks are found again through a page walk, which is always correct.
+    /// </summary>
+    public void FlushNonGlobalTlb()
+    {
+        if ((Cr4 & Cr4Pge) == 0) { FlushTlb(); return; }
+        for (int i = 0; i < TlbSize * TlbSets; i++)
+            if (!_tlbGlobal[i]) _tlb[i].Tag = InvalidTag;
+        FlushJumpCache();
+    }
+
+    public const ulong Cr4Pge = 0x80;
+
     private void FlushWriteTlb()
     {
-        for (int i = 0; i < TlbSize; i++) _tlb[WriteSet + i].Tag = InvalidTag;
+        for (int i = 0; i < TlbSize; i++) { _tlb[WriteSet + i].Tag = InvalidTag; _tlbGlobal[WriteSet + i] = false; }
     }
 
     public void InvalidatePage(ulong la)
@@ -44,6 +62,7 @@ internal sealed unsafe partial class X86Cpu
         int i = (int)(la >> 12) & (TlbSize - 1);
         _tlb[ReadSet + i].Tag = InvalidTag;
         _tlb[WriteSet + i].Tag = InvalidTag;
+        _tlbGlobal[ReadSet + i] = _tlbGlobal[WriteSet + i] = false;
         FlushJumpCache();
     }
 
@@ -184,8 +203,10 @@ internal sealed unsafe partial class X86Cpu
         {
             if (r.Contains(pa & ~0xFFFUL, 0x1000))
             {
-                ref TlbEntry e = ref _tlb[ReadSet + (int)((la >> 12) & (TlbSize - 1))];
+                int slot = ReadSet + (int)((la >> 12) & (TlbSize - 1));
+                ref TlbEntry e = ref _tlb[slot];
                 e.Tag = (la & ~0xFFFUL) | UserBit;
+                _tlbGlobal[slot] = _walkGlobal;
                 e.Addend = (long)(r.Host + ((pa & ~0xFFFUL) - r.GuestBase)) - (long)(la & ~0xFFFUL);
             }
             return LoadHost(r.Host + (pa - r.GuestBase), size);
@@ -218,8 +239,10 @@ internal sealed unsafe partial class X86Cpu
             }
             if (!_dirtyTracking && r.Contains(pa & ~0xFFFUL, 0x1000))
             {
-                ref TlbEntry e = ref _tlb[WriteSet + (int)((la >> 12) & (TlbSize - 1))];
+                int slot = WriteSet + (int)((la >> 12) & (TlbSize - 1));
+                ref TlbEntry e = ref _tlb[slot];
                 e.Tag = (la & ~0xFFFUL) | UserBit;
+                _tlbGlobal[slot] = _walkGlobal;
                 e.Addend = (long)(r.Host + ((pa & ~0xFFFUL) - r.GuestBase)) - (long)(la & ~0xFFFUL);
             }
             return;
@@ -339,11 +362,17 @@ internal sealed unsafe partial class X86Cpu
     /// </summary>
     public ulong Translate(ulong la, int access, bool user)
     {
+        _walkGlobal = false;
         if ((Cr0 & 0x8000_0000) == 0) return la & 0xFFFF_FFFF;
+        // Only the slow path gets here (TLB tags are canonical addresses), so the check costs hits nothing.
+        if ((Efer & 0x400) != 0 && !IsCanonical(la)) throw NonCanonicalFault();
+        bool pge = (Cr4 & Cr4Pge) != 0;
         bool nxe = (Efer & 0x800) != 0;
         bool write = access == AccWrite;
         ulong pa;
         bool allowWrite = true, allowUser = true, noExec = false;
+        // Physical-address bits above MAXPHYADDR (40, CPUID 0x80000008) and XD without EFER.NXE are reserved.
+        ulong reserved = 0x000F_FF00_0000_0000UL | (nxe ? 0 : 1UL << 63);
         if ((Efer & 0x400) != 0)
         {
             // 4-level paging.
@@ -360,11 +389,14 @@ internal sealed unsafe partial class X86Cpu
                 noExec |= nxe && (long)e < 0;
                 bool leaf = level == 1 || ((e & 0x80) != 0 && level <= 3);
                 if ((e & 0x80) != 0 && level == 4) throw PageFault(la, access, user, true);
+                if ((e & reserved) != 0 || (leaf && level > 1 && (e & ((1UL << shift) - 1) & ~0x1FFFUL) != 0))
+                    throw PageFault(la, access, user, true);
                 if (leaf)
                 {
                     CheckAccess(la, access, user, allowWrite, allowUser, noExec);
                     SetAccessedDirty(entryPa, e, write, 8);
                     if (level > 1) _tlbHasLarge = true;
+                    _walkGlobal = pge && (e & 0x100) != 0;
                     ulong pageMask = (1UL << shift) - 1;
                     pa = (e & 0x000F_FFFF_FFFF_F000UL & ~pageMask) | (la & pageMask);
                     return pa;
@@ -388,6 +420,7 @@ internal sealed unsafe partial class X86Cpu
                 ulong entryPa = table + (((la >> shift) & 0x1FF) << 3);
                 ulong e = PhysRead(entryPa, 8);
                 if ((e & 1) == 0) throw PageFault(la, access, user, false);
+                if ((e & reserved) != 0 || (level == 2 && (e & 0x80) != 0 && (e & 0x1F_E000UL) != 0)) throw PageFault(la, access, user, true);
                 allowWrite &= (e & 2) != 0;
                 allowUser &= (e & 4) != 0;
                 noExec |= nxe && (long)e < 0;
@@ -396,6 +429,7 @@ internal sealed unsafe partial class X86Cpu
                     CheckAccess(la, access, user, allowWrite, allowUser, noExec);
                     SetAccessedDirty(entryPa, e, write, 8);
                     if (level > 1) _tlbHasLarge = true;
+                    _walkGlobal = pge && (e & 0x100) != 0;
                     ulong pageMask = (1UL << shift) - 1;
                     return (e & 0x000F_FFFF_FFFF_F000UL & ~pageMask) | (la & pageMask);
                 }
@@ -415,6 +449,7 @@ internal sealed unsafe partial class X86Cpu
                 CheckAccess(la, access, user, allowWrite, allowUser, false);
                 SetAccessedDirty(pdeAddr, pde, write, 4);
                 _tlbHasLarge = true;
+                _walkGlobal = pge && (pde & 0x100) != 0;
                 return (pde & 0xFFC0_0000UL) | ((pde >> 13 & 0xFF) << 32) | (la & 0x3F_FFFF);
             }
             if ((pde & 0x20) == 0) SetAccessedDirty(pdeAddr, pde, false, 4);
@@ -425,6 +460,7 @@ internal sealed unsafe partial class X86Cpu
             allowUser &= (pte & 4) != 0;
             CheckAccess(la, access, user, allowWrite, allowUser, false);
             SetAccessedDirty(pteAddr, pte, write, 4);
+            _walkGlobal = pge && (pte & 0x100) != 0;
             return (pte & 0xFFFF_F000UL) | (la & 0xFFF);
         }
     }

@@ -83,7 +83,8 @@ internal sealed unsafe partial class X86Cpu
                     if (WaitWhileHalted(out var e)) return e;
                     continue;
                 }
-                Step();
+                if ((FlOther & TF) != 0) StepTraced();
+                else Step();
             }
         }
         catch (EmulatorException ex)
@@ -144,7 +145,9 @@ internal sealed unsafe partial class X86Cpu
             else
             {
                 Rip = (rip + op.Off) & IpMask;
-                RaiseEvent(f.Vector, f.HasErrorCode, f.ErrorCode, KindException);
+                int vector = f.Vector;
+                if (f.NonCanonical && IsStackReference(ref op)) vector = 12;
+                RaiseEvent(vector, f.HasErrorCode, f.ErrorCode, KindException);
             }
         }
         catch (BlockAbortException)
@@ -157,7 +160,7 @@ internal sealed unsafe partial class X86Cpu
     private Block FindBlock()
     {
         ulong lin = (R[SegBaseSlot + CS] + Rip) & LinMask;
-        ulong mode = (uint)Bitness | (UserBit << 8) | _jcGeneration;
+        ulong mode = _modeKey | _jcGeneration;
         ref JumpCacheEntry e = ref _jc[(int)((lin ^ (lin >> 12)) & (JumpCacheSize - 1))];
         var blk = e.Block;
         if (e.Lin == lin && e.Mode == mode && blk is not null && blk.Valid) return blk;
@@ -167,7 +170,7 @@ internal sealed unsafe partial class X86Cpu
     private Block FindBlockSlow(ulong lin, ulong mode, ref JumpCacheEntry e)
     {
         ulong pa = Translate(lin, AccFetch, UserBit != 0);
-        ulong key = pa | ((ulong)(uint)Bitness << 56);
+        ulong key = pa | ((ulong)(uint)Bitness << 56) | (SegCheckMask << 48);
         var b = _cache.Lookup(key);
         if (b is null)
         {
@@ -175,7 +178,7 @@ internal sealed unsafe partial class X86Cpu
             if (r is null || !r.Contains(pa & ~0xFFFUL, 0x1000) || (_apic is not null && IsApicPage(pa))) return DecodeUncached(lin);
             byte* host = r.Host + (pa - r.GuestBase);
             int avail = (int)(0x1000 - (pa & 0xFFF));
-            b = _translator.DecodeBlock(host, avail, Bitness, key, pa & ~0xFFFUL);
+            b = _translator.DecodeBlock(host, avail, Bitness, key, pa & ~0xFFFUL, segChecks: SegCheckMask);
             if (b is null) return DecodeUncached(lin);
             b = _cache.Add(b);
         }
@@ -197,11 +200,11 @@ internal sealed unsafe partial class X86Cpu
         int first = (int)Math.Min(15UL, 0x1000 - (lin & 0xFFF));
         ulong pa = Translate(lin, AccFetch, UserBit != 0);
         for (int i = 0; i < first; i++) buf[i] = (byte)PhysRead(pa + (ulong)i, 1);
-        var b = _translator.DecodeBlock(buf, first, Bitness, 0, ulong.MaxValue, 1);
+        var b = _translator.DecodeBlock(buf, first, Bitness, 0, ulong.MaxValue, 1, SegCheckMask);
         if (b is not null) return b;
         ulong pa2 = Translate((lin + (ulong)first) & LinMask, AccFetch, UserBit != 0);
         for (int i = first; i < 15; i++) buf[i] = (byte)PhysRead(pa2 + (ulong)(i - first), 1);
-        return _translator.DecodeBlock(buf, 15, Bitness, 0, ulong.MaxValue, 1)
+        return _translator.DecodeBlock(buf, 15, Bitness, 0, ulong.MaxValue, 1, SegCheckMask)
                ?? throw new EmulatorException($"vCPU {Index}: cannot decode the instruction at RIP 0x{Rip:x}");
     }
 

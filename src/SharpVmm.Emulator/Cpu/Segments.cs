@@ -20,18 +20,26 @@ internal sealed unsafe partial class X86Cpu
         StackMask = Bitness == 64 ? ulong.MaxValue : Sreg[SS].Db ? 0xFFFF_FFFF : 0xFFFF;
         UserBit = Cpl == 3 ? 1UL : 0;
         for (int i = 0; i < 6; i++) UpdateSegBase(i);
+        UpdateModeKey();
     }
+
+    /// <summary>Decode mode, user bit and segment-check mask in one word: the jump cache's key, read per block.</summary>
+    private ulong _modeKey;
+
+    private void UpdateModeKey() => _modeKey = (uint)Bitness | (UserBit << 8) | (SegCheckMask << 9);
 
     private void UpdateSegBase(int seg)
     {
         // In 64-bit mode only FS and GS have bases.
         R[SegBaseSlot + seg] = Bitness == 64 && seg < FS ? 0 : Bitness == 64 ? Sreg[seg].Base : (uint)Sreg[seg].Base;
+        UpdateSegCheck(seg);
     }
 
     public void SetCpl(int cpl)
     {
         Cpl = cpl;
         UserBit = cpl == 3 ? 1UL : 0;
+        UpdateModeKey();
     }
 
     public static SegmentRegister ParseDescriptor(ushort selector, ulong d)

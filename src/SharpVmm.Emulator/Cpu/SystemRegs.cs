@@ -64,7 +64,7 @@ internal sealed unsafe partial class X86Cpu
             case 2: Cr2 = v; return;
             case 3:
                 Cr3 = LongModeActive ? v & 0x000F_FFFF_FFFF_FFFFUL : (uint)v;
-                FlushTlb();
+                FlushNonGlobalTlb();
                 return;
             case 4:
             {
@@ -158,8 +158,8 @@ internal sealed unsafe partial class X86Cpu
                     if (((v >> (i * 8)) & 0xFF) is 2 or 3 or > 7) throw Gp();
                 Pat = v;
                 return;
-            case MsrFsBase: Sreg[FS].Base = v; UpdateMode(); return;
-            case MsrGsBase: Sreg[GS].Base = v; UpdateMode(); return;
+            case MsrFsBase: if (!IsCanonical(v)) throw Gp(); Sreg[FS].Base = v; UpdateMode(); return;
+            case MsrGsBase: if (!IsCanonical(v)) throw Gp(); Sreg[GS].Base = v; UpdateMode(); return;
             case 0xFE:
             case 0x179:
                 throw Gp(); // read-only
@@ -262,6 +262,7 @@ internal sealed unsafe partial class X86Cpu
         if (!ProtectedMode || cs == 0 || Cpl != 0) throw Gp();
         if (size == 8)
         {
+            if (!IsCanonical(R[2]) || !IsCanonical(R[1])) throw Gp();
             Sreg[CS] = Flat((ushort)((cs + 32) | 3), 0xB, 3, true, false);
             Sreg[SS] = Flat((ushort)((cs + 40) | 3), 0x3, 3, false, true);
             Rip = R[2];

@@ -56,6 +56,7 @@ internal sealed unsafe partial class X86Cpu : IVcpu
         R = (ulong*)NativeMemory.AllocZeroed(RegSlots * sizeof(ulong));
         Xmm = (ulong*)NativeMemory.AllocZeroed(16 * 16 + 16);
         _tlb = (TlbEntry*)NativeMemory.AllocZeroed((nuint)(TlbSets * TlbSize * sizeof(TlbEntry)));
+        _tlbGlobal = (bool*)NativeMemory.AllocZeroed((nuint)(TlbSets * TlbSize));
         FlushTlb();
         ResetToPowerOn();
         if (apic is not null)
@@ -330,7 +331,31 @@ internal sealed unsafe partial class X86Cpu : IVcpu
         _fault.ErrorCode = error;
         _fault.HasErrorCode = hasError;
         _fault.Software = false;
+        _fault.NonCanonical = false;
         return _fault;
+    }
+
+    /// <summary>
+    /// A non-canonical linear address in 64-bit mode: #GP(0), which the dispatcher turns into #SS(0) when the
+    /// faulting instruction's reference goes through SS (see <see cref="IsStackReference"/>).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public CpuFaultException NonCanonicalFault()
+    {
+        var f = Fault(13, 0, true);
+        f.NonCanonical = true;
+        return f;
+    }
+
+    /// <summary>Whether a non-canonical fault of this op came from a stack reference (#SS) rather than a data one (#GP).</summary>
+    private bool IsStackReference(ref Op op)
+    {
+        if ((op.Flags & OpFlags.Mem) != 0)
+        {
+            if (op.Seg == SS) return true;
+            if (!IsCanonical(Ea(ref op))) return false;
+        }
+        return (op.Flags & OpFlags.Stack) != 0;
     }
 
     public CpuFaultException Ud() => Fault(6);
@@ -363,6 +388,7 @@ internal sealed unsafe partial class X86Cpu : IVcpu
         NativeMemory.Free(R);
         NativeMemory.Free(Xmm);
         NativeMemory.Free(_tlb);
+        NativeMemory.Free(_tlbGlobal);
         _wakeEvent.Dispose();
     }
 }
@@ -374,6 +400,7 @@ internal sealed class CpuFaultException : Exception
     public uint ErrorCode;
     public bool HasErrorCode;
     public bool Software;
+    public bool NonCanonical;
 
     public CpuFaultException() : base("guest exception") { }
     public CpuFaultException(string message) : base(message) { }

@@ -40,4 +40,6 @@ internal unsafe struct Op
 internal static class OpFlags
 {
     public const byte Lock = 1, Rep = 2, Repne = 4, Mem = 8, ImmSrc = 16;
+    /// <summary>The instruction references the stack implicitly (PUSH, POP, CALL, RET, ENTER, LEAVE, IRET...).</summary>
+    public const byte Stack = 32;
 }

@@ -177,6 +177,18 @@ internal sealed unsafe partial class Translator
                 op.Cc = ins.Mnemonic switch { Mnemonic.Bsf => 0, Mnemonic.Bsr => 1, Mnemonic.Tzcnt => 2, Mnemonic.Lzcnt => 3, _ => 4 };
                 op.H = IsReg(ref ins, 1) ? &BitScanR : &BitScanM;
                 return true;
+            case Mnemonic.Andn: case Mnemonic.Bextr: case Mnemonic.Blsi: case Mnemonic.Blsmsk: case Mnemonic.Blsr:
+            {
+                op.Cc = ins.Mnemonic switch { Mnemonic.Andn => 0, Mnemonic.Bextr => 1, Mnemonic.Blsi => 2, Mnemonic.Blsmsk => 3, _ => 4 };
+                op.Size = (byte)ins.Op0Register.GetSize();
+                op.Reg = (byte)RegIndex(ins.Op0Register);
+                int rmIndex = ins.Mnemonic == Mnemonic.Andn ? 2 : 1;
+                if (ins.Mnemonic == Mnemonic.Andn) op.Rm = (byte)RegIndex(ins.Op1Register);
+                else if (ins.Mnemonic == Mnemonic.Bextr) op.Rm = (byte)RegIndex(ins.Op2Register);
+                if (ins.GetOpKind(rmIndex) == OpKind.Register) op.Size2 = (byte)RegIndex(ins.GetOpRegister(rmIndex));
+                op.H = &Bmi1;
+                return true;
+            }
             case Mnemonic.Bswap: op.H = &Bswap; return true;
             case Mnemonic.Movbe: op.H = IsReg(ref ins, 0) ? &MovbeRM : &MovbeMR; return true;
 
@@ -188,8 +200,11 @@ internal sealed unsafe partial class Translator
             case Mnemonic.Cld: op.Cc = 3; op.H = &FlagOp; return true;
             case Mnemonic.Std: op.Cc = 4; op.H = &FlagOp; return true;
 
+            case Mnemonic.Clflush: case Mnemonic.Clflushopt:
+                op.H = &ProbeRead; // no cache to flush, but the line must be mapped (#PF/#GP as a read)
+                return true;
             case Mnemonic.Nop: case Mnemonic.Pause: case Mnemonic.Lfence: case Mnemonic.Sfence: case Mnemonic.Mfence:
-            case Mnemonic.Clflush: case Mnemonic.Clflushopt: case Mnemonic.Prefetchnta: case Mnemonic.Prefetcht0:
+            case Mnemonic.Prefetchnta: case Mnemonic.Prefetcht0:
             case Mnemonic.Prefetcht1: case Mnemonic.Prefetcht2: case Mnemonic.Prefetchw: case Mnemonic.Prefetch:
             case Mnemonic.Endbr64: case Mnemonic.Endbr32:
                 op.H = &Nop;
@@ -198,6 +213,16 @@ internal sealed unsafe partial class Translator
             case Mnemonic.Enter: op.Size = (byte)SuffixSize(ref ins); op.Imm2 = ins.Immediate8_2nd; op.H = &Enter; return true;
             case Mnemonic.Leave: op.Size = (byte)SuffixSize(ref ins); op.H = &Leave; return true;
             case Mnemonic.Xlatb: op.H = &Xlat; return true;
+
+            case Mnemonic.Daa: op.Cc = 0; op.H = &DecimalAdjust; return true;
+            case Mnemonic.Das: op.Cc = 1; op.H = &DecimalAdjust; return true;
+            case Mnemonic.Aaa: op.Cc = 0; op.H = &AsciiAdjust; return true;
+            case Mnemonic.Aas: op.Cc = 1; op.H = &AsciiAdjust; return true;
+            case Mnemonic.Aam: op.H = &Aam; return true;
+            case Mnemonic.Aad: op.H = &Aad; return true;
+            case Mnemonic.Salc: op.H = &Salc; return true;
+            case Mnemonic.Bound: op.Size = (byte)ins.Op0Register.GetSize(); op.H = &Bound; return true;
+            case Mnemonic.Arpl: op.H = &Arpl; return true;
 
             case Mnemonic.In:
             case Mnemonic.Out:

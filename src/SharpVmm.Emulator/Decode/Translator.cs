@@ -9,7 +9,9 @@ internal sealed unsafe partial class Translator
     public const int MaxOps = 48;
     private readonly PointerCodeReader _reader = new();
     private readonly Decoder _d16, _d32, _d64;
-    private readonly Op[] _ops = new Op[MaxOps];
+    /// <summary>Room for segment check ops too (PUSHA/POPA need 8, FXSAVE-like forms 1, most none).</summary>
+    private readonly Op[] _ops = new Op[MaxOps * 4];
+    private readonly InstructionInfoFactory _infoFactory = new();
     private readonly Instruction[] _ins = new Instruction[MaxOps];
 
     public Translator()
@@ -23,15 +25,15 @@ internal sealed unsafe partial class Translator
     /// Decodes from <paramref name="code"/> (the block start) up to <paramref name="available"/> bytes. Returns null
     /// when the first instruction does not fit (it straddles the page end: the caller decodes it uncached).
     /// </summary>
-    public Block? DecodeBlock(byte* code, int available, int bitness, ulong key, ulong physPage, int maxOps = MaxOps)
+    public Block? DecodeBlock(byte* code, int available, int bitness, ulong key, ulong physPage, int maxOps = MaxOps, ulong segChecks = 0)
     {
         var d = bitness == 64 ? _d64 : bitness == 32 ? _d32 : _d16;
         _reader.Reset(code, available);
         d.IP = 0;
-        int n = 0;
+        int n = 0, k = 0;
         bool branch = false;
         ushort endOff = 0;
-        while (n < maxOps)
+        while (n < maxOps && k < _ops.Length - 16)
         {
             d.Decode(out _ins[n]);
             ref Instruction ins = ref _ins[n];
@@ -40,15 +42,50 @@ internal sealed unsafe partial class Translator
                 if (n == 0) return null;
                 break;
             }
-            ref Op op = ref _ops[n];
+            if (segChecks != 0 && !ins.IsInvalid) k = AddSegmentChecks(ref ins, segChecks, k);
+            ref Op op = ref _ops[k];
             op = default;
             bool ends = Translate(ref op, ref ins, bitness, n);
             endOff = op.NextOff;
             n++;
+            k++;
             if (ends) { branch = true; break; }
             if ((int)ins.NextIP >= available) break;
         }
-        return new Block(_ops[..n], _ins[..n], key, physPage, branch, endOff);
+        return new Block(_ops[..k], _ins[..n], key, physPage, branch, endOff);
+    }
+
+    /// <summary>
+    /// Outside 64-bit mode with a non-flat segment in use: one check op per memory access (explicit operands and
+    /// implicit stack/string ones, as Iced lists them) through a segment in <paramref name="segChecks"/>.
+    /// String instructions under REP are checked at their first element only.
+    /// </summary>
+    private int AddSegmentChecks(ref Instruction ins, ulong segChecks, int k)
+    {
+        var info = _infoFactory.GetInfo(ins);
+        foreach (var m in info.GetUsedMemory())
+        {
+            if (m.Access == OpAccess.NoMemAccess) continue;
+            int seg = SegIndex(m.Segment);
+            if ((segChecks & (1UL << seg)) == 0) continue;
+            if (m.Base != Register.None && !(m.Base.IsGPR16() || m.Base.IsGPR32() || m.Base.IsGPR64())) continue;
+            if (m.Index != Register.None && !(m.Index.IsGPR16() || m.Index.IsGPR32() || m.Index.IsGPR64())) continue;
+            ref Op c = ref _ops[k++];
+            c = default;
+            c.H = &SegmentCheck;
+            c.Off = (ushort)ins.IP;
+            c.NextOff = (ushort)ins.NextIP;
+            c.Seg = (byte)seg;
+            c.Base = (byte)(m.Base == Register.None ? X86Cpu.ZeroReg : m.Base.GetNumber());
+            c.Index = (byte)(m.Index == Register.None ? X86Cpu.ZeroReg : m.Index.GetNumber());
+            c.Scale = (byte)System.Numerics.BitOperations.Log2((uint)Math.Max(1, m.Scale));
+            c.Disp = (long)m.Displacement;
+            c.AddrMask = m.AddressSize == CodeSize.Code16 ? 0xFFFF : 0xFFFF_FFFF;
+            c.Imm = (ulong)Math.Max(1, m.MemorySize.GetSize());
+            c.Cc = m.Access is OpAccess.Write or OpAccess.CondWrite or OpAccess.ReadWrite or OpAccess.ReadCondWrite ? (byte)1 : (byte)0;
+            if (k >= _ops.Length - 1) break;
+        }
+        return k;
     }
 
     private static int RegIndex(Register r)
@@ -133,6 +170,7 @@ internal sealed unsafe partial class Translator
             }
         }
         if (ins.HasLockPrefix) op.Flags |= OpFlags.Lock;
+        if (ins.StackPointerIncrement != 0 || ins.Mnemonic is Mnemonic.Enter or Mnemonic.Leave) op.Flags |= OpFlags.Stack;
         if (ins.HasRepePrefix) op.Flags |= OpFlags.Rep;
         if (ins.HasRepnePrefix) op.Flags |= OpFlags.Repne;
     }

@@ -17,24 +17,31 @@ internal static unsafe partial class Handlers
 
     public static void Ret(X86Cpu c, ref Op op)
     {
+        ulong rsp = c.R[4];
         ulong target = c.Pop(op.Size);
+        if (!X86Cpu.IsCanonical(target)) { c.R[4] = rsp; throw c.Gp(); } // precise: RSP as before the RET
         if (op.Imm != 0) c.R[4] = (c.R[4] & ~c.StackMask) | ((c.R[4] + op.Imm) & c.StackMask);
         c.Rip = target & X86Cpu.SizeMask(op.Size);
     }
 
-    public static void JmpR(X86Cpu c, ref Op op) => c.Rip = c.GetReg(op.Reg, op.Size);
-    public static void JmpM(X86Cpu c, ref Op op) => c.Rip = c.ReadMem(c.Ea(ref op), op.Size);
+    // Indirect targets are checked here so a non-canonical one faults on the branch (as hardware does), not on the
+    // fetch at the target. 16/32-bit targets are always canonical.
+    public static void JmpR(X86Cpu c, ref Op op) => c.Rip = CheckTarget(c, c.GetReg(op.Reg, op.Size));
+    public static void JmpM(X86Cpu c, ref Op op) => c.Rip = CheckTarget(c, c.ReadMem(c.Ea(ref op), op.Size));
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static ulong CheckTarget(X86Cpu c, ulong target) => X86Cpu.IsCanonical(target) ? target : throw c.Gp();
 
     public static void CallR(X86Cpu c, ref Op op)
     {
-        ulong target = c.GetReg(op.Reg, op.Size);
+        ulong target = CheckTarget(c, c.GetReg(op.Reg, op.Size));
         c.Push(op.Size, (c.R[X86Cpu.BlockRipReg] + op.NextOff) & X86Cpu.SizeMask(op.Size));
         c.Rip = target;
     }
 
     public static void CallM(X86Cpu c, ref Op op)
     {
-        ulong target = c.ReadMem(c.Ea(ref op), op.Size);
+        ulong target = CheckTarget(c, c.ReadMem(c.Ea(ref op), op.Size));
         c.Push(op.Size, (c.R[X86Cpu.BlockRipReg] + op.NextOff) & X86Cpu.SizeMask(op.Size));
         c.Rip = target;
     }

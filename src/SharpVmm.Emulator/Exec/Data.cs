@@ -6,6 +6,9 @@ internal static unsafe partial class Handlers
 {
     public static void Nop(X86Cpu c, ref Op op) { }
 
+    /// <summary>Translates the memory operand as a read (faults included) without touching memory: CLFLUSH.</summary>
+    public static void ProbeRead(X86Cpu c, ref Op op) => c.Translate(c.Ea(ref op), X86Cpu.AccRead, c.UserBit != 0);
+
     public static void MovRR(X86Cpu c, ref Op op) => c.SetReg(op.Reg, op.Size, c.GetReg(op.Rm, op.Size));
     public static void MovRR64(X86Cpu c, ref Op op) => c.R[op.Reg] = c.R[op.Rm];
     public static void MovRR32(X86Cpu c, ref Op op) => c.R[op.Reg] = (uint)c.R[op.Rm];

@@ -12,7 +12,7 @@ namespace SharpVmm.Emulator.Tests.Differential;
 /// </summary>
 internal static class DiffRun
 {
-    private const int MaxFailures = 12, DetailedFailures = 3, MinCases = 800, StopAfterFailures = 300;
+    private const int MaxFailures = 12, DetailedFailures = 3, MinCases = 1000, StopAfterFailures = 300;
     /// <summary>Keeps the suite near a minute on a loaded machine; cases are seeded by index, so fewer cases never changes one.</summary>
     private static readonly TimeSpan ClassBudget = TimeSpan.FromSeconds(2.2);
     private static readonly TimeSpan EmulatorTimeout = TimeSpan.FromSeconds(5);

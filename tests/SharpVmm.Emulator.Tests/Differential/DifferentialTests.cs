@@ -19,6 +19,7 @@ public sealed class DifferentialTests(DiffFixture fx, ITestOutputHelper output)
     [Fact] public void BitTest() => Run(nameof(BitTest));
     [Fact] public void BitScan() => Run(nameof(BitScan));
     [Fact] public void Tzcnt() => Run(nameof(Tzcnt));
+    [Fact] public void Bmi1() => Run(nameof(Bmi1));
     [Fact] public void RepBsf() => Run(nameof(RepBsf));
     [Fact] public void Lzcnt() => Run(nameof(Lzcnt));
     [Fact] public void Popcnt() => Run(nameof(Popcnt));

@@ -81,7 +81,7 @@ internal class CodeSetClass : InstructionClass
     private readonly string _name;
     private Code[] _codes;
 
-    public CodeSetClass(string name, Mnemonic[] mnemonics, CpuFeature requires = CpuFeature.None, Func<Code, bool>? filter = null)
+    public CodeSetClass(string name, Mnemonic[] mnemonics, CpuFeature requires = CpuFeature.None, Func<Code, bool>? filter = null, bool vex = false)
     {
         _name = name;
         Requires = requires;
@@ -89,7 +89,7 @@ internal class CodeSetClass : InstructionClass
         _codes = [.. Enum.GetValues<Code>().Where(c =>
         {
             var op = c.ToOpCode();
-            return op.IsInstruction && op.Mode64 && op.Encoding == EncodingKind.Legacy && op.AmdDecoder64 && op.IntelDecoder64
+            return op.IsInstruction && op.Mode64 && (op.Encoding == EncodingKind.Legacy || (vex && op.Encoding == EncodingKind.VEX)) && op.AmdDecoder64 && op.IntelDecoder64
                 && op.DecoderOption == DecoderOptions.None && set.Contains(c.Mnemonic()) && OperandFactory.Supports(c)
                 && (filter is null || filter(c)) && (CpuFeatures.Required(c) & CpuFeature.Unknown) == 0;
         })];

@@ -18,6 +18,7 @@ internal static class InstructionClasses
         "BitTest" => new BitTestClass(name),
         "BitScan" => new CodeSetClass(name, [Bsf, Bsr]),
         "Tzcnt" => new CodeSetClass(name, [Tzcnt], CpuFeature.Bmi1),
+        "Bmi1" => new CodeSetClass(name, [Andn, Bextr, Blsi, Blsmsk, Blsr], CpuFeature.Bmi1, vex: true),
         "RepBsf" => new RepBsfClass(name),
         "Lzcnt" => new CodeSetClass(name, [Lzcnt], CpuFeature.Lzcnt),
         "Popcnt" => new CodeSetClass(name, [Popcnt], CpuFeature.Popcnt),
@@ -52,7 +53,7 @@ internal static class InstructionClasses
 
     public static readonly string[] Names =
     [
-        "Alu", "IncDecNegNot", "Shift", "DoubleShift", "Multiply", "Divide", "DivideError", "BitTest", "BitScan", "Tzcnt", "RepBsf", "Lzcnt",
+        "Alu", "IncDecNegNot", "Shift", "DoubleShift", "Multiply", "Divide", "DivideError", "BitTest", "BitScan", "Tzcnt", "Bmi1", "RepBsf", "Lzcnt",
         "Popcnt", "ByteSwap", "Movbe", "Exchange", "Conditional", "Extend", "MovLea", "String", "Branch", "Stack", "FlagOps",
         "SseInteger", "SseFloat", "SseFloatRounding", "SseFloatMxcsr", "Sse3",
     ];

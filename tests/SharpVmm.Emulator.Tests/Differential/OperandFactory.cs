@@ -31,6 +31,7 @@ internal static class OperandFactory
             or OpCodeOperandKind.r16_reg or OpCodeOperandKind.r16_rm or OpCodeOperandKind.r16_opcode
             or OpCodeOperandKind.r32_reg or OpCodeOperandKind.r32_rm or OpCodeOperandKind.r32_opcode
             or OpCodeOperandKind.r64_reg or OpCodeOperandKind.r64_rm or OpCodeOperandKind.r64_opcode
+            or OpCodeOperandKind.r32_vvvv or OpCodeOperandKind.r64_vvvv
             or OpCodeOperandKind.xmm_reg or OpCodeOperandKind.xmm_rm
             or OpCodeOperandKind.al or OpCodeOperandKind.cl or OpCodeOperandKind.ax or OpCodeOperandKind.eax or OpCodeOperandKind.rax
             or OpCodeOperandKind.imm8 or OpCodeOperandKind.imm8_const_1 or OpCodeOperandKind.imm8sex16 or OpCodeOperandKind.imm8sex32
@@ -82,8 +83,8 @@ internal static class OperandFactory
                     break;
                 case OpCodeOperandKind.r8_reg or OpCodeOperandKind.r8_opcode: SetReg(ref ins, i, Gpr(r, 1)); break;
                 case OpCodeOperandKind.r16_reg or OpCodeOperandKind.r16_rm or OpCodeOperandKind.r16_opcode: SetReg(ref ins, i, Gpr(r, 2)); break;
-                case OpCodeOperandKind.r32_reg or OpCodeOperandKind.r32_rm or OpCodeOperandKind.r32_opcode: SetReg(ref ins, i, Gpr(r, 4)); break;
-                case OpCodeOperandKind.r64_reg or OpCodeOperandKind.r64_rm or OpCodeOperandKind.r64_opcode: SetReg(ref ins, i, Gpr(r, 8)); break;
+                case OpCodeOperandKind.r32_reg or OpCodeOperandKind.r32_rm or OpCodeOperandKind.r32_opcode or OpCodeOperandKind.r32_vvvv: SetReg(ref ins, i, Gpr(r, 4)); break;
+                case OpCodeOperandKind.r64_reg or OpCodeOperandKind.r64_rm or OpCodeOperandKind.r64_opcode or OpCodeOperandKind.r64_vvvv: SetReg(ref ins, i, Gpr(r, 8)); break;
                 case OpCodeOperandKind.xmm_reg or OpCodeOperandKind.xmm_rm: SetReg(ref ins, i, Xmm(r)); break;
                 case OpCodeOperandKind.al: SetReg(ref ins, i, Register.AL); break;
                 case OpCodeOperandKind.cl: SetReg(ref ins, i, Register.CL); break;

@@ -1,0 +1,67 @@
+using Iced.Intel;
+
+namespace SharpVmm.Emulator;
+
+/// <summary>
+/// RFLAGS.TF: while it is set at the start of an instruction, the CPU runs one instruction at a time and raises a
+/// single-step #DB trap (DR6.BS) after each one that completes. TF only changes through instructions that end
+/// their block (POPF, IRET, SYSRET...) or event delivery, so the block loop never needs to look at it.
+/// </summary>
+internal sealed unsafe partial class X86Cpu
+{
+    public const ulong Dr6Bs = 0x4000;
+
+    private void StepTraced()
+    {
+        Op[]? ops = null;
+        ulong rip = Rip;
+        try
+        {
+            Block b = FindBlock();
+            rip = Rip;
+            R[BlockRipReg] = rip;
+            CurBlock = b;
+            ops = b.Ops;
+            // The first instruction: its segment check ops (same Off) and then the instruction itself.
+            int last = 0;
+            while (last + 1 < ops.Length && ops[last + 1].Off == ops[0].Off) last++;
+            for (int i = 0; i <= last; i++)
+            {
+                ref Op o = ref ops[i];
+                o.H(this, ref o);
+            }
+            ref Op op = ref ops[last];
+            if (!(last == ops.Length - 1 && b.EndsWithBranch)) Rip = (rip + op.NextOff) & IpMask;
+            Retired++;
+            // MOV SS / POP SS hold the trap off until after the next instruction (it is taken there, as TF is
+            // still set); an instruction that halted traps when the CPU wakes, which the event then reports.
+            if (IsSsLoad(ref b.Instrs[0]) || Halted) return;
+            Dr[6] |= Dr6Bs;
+            RaiseEvent(1, false, 0, KindException);
+        }
+        catch (CpuFaultException f)
+        {
+            // The instruction did not complete (or was INT n): its own event is delivered, no single-step trap.
+            if (ops is null) { RaiseEvent(f.Vector, f.HasErrorCode, f.ErrorCode, KindException); return; }
+            ref Op op = ref ops[0];
+            if (f.Software)
+            {
+                Rip = (rip + op.NextOff) & IpMask;
+                RaiseEvent(f.Vector, false, 0, KindSoftware);
+            }
+            else
+            {
+                Rip = (rip + op.Off) & IpMask;
+                int vector = f.Vector;
+                if (f.NonCanonical && IsStackReference(ref op)) vector = 12;
+                RaiseEvent(vector, f.HasErrorCode, f.ErrorCode, KindException);
+            }
+        }
+        catch (BlockAbortException)
+        {
+        }
+    }
+
+    private static bool IsSsLoad(ref Instruction ins)
+        => ins.Mnemonic is Mnemonic.Mov or Mnemonic.Pop && ins.Op0Kind == OpKind.Register && ins.Op0Register == Register.SS;
+}
