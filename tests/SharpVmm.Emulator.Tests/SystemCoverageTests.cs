@@ -352,4 +352,43 @@ public class SystemCoverageTests
         Assert.Equal(13UL, g.LoggedVector);
         Assert.Equal((ulong)TestGuest.TssSel, g.LoggedError);
     }
+
+    /// <summary>Instructions of extensions the CPUID model hides must raise #UD, as on a CPU without them.</summary>
+    [Theory]
+    [InlineData("haddps")]
+    [InlineData("movddup")]
+    [InlineData("pshufb")]
+    [InlineData("palignr")]
+    [InlineData("ptest")]
+    [InlineData("roundsd")]
+    [InlineData("crc32")]
+    [InlineData("pcmpistri")]
+    [InlineData("xgetbv")]
+    [InlineData("vaddps")]
+    [InlineData("andn32")]
+    public void Instructions_of_hidden_extensions_raise_ud(string which)
+    {
+        using var g = new TestGuest();
+        g.Load64(a =>
+        {
+            switch (which)
+            {
+                case "haddps": a.haddps(xmm0, xmm1); break;
+                case "movddup": a.movddup(xmm0, xmm1); break;
+                case "pshufb": a.pshufb(xmm0, xmm1); break;
+                case "palignr": a.palignr(xmm0, xmm1, 3); break;
+                case "ptest": a.ptest(xmm0, xmm1); break;
+                case "roundsd": a.roundsd(xmm0, xmm1, 1); break;
+                case "crc32": a.crc32(eax, ecx); break;
+                case "pcmpistri": a.pcmpistri(xmm0, xmm1, 0); break;
+                case "xgetbv": a.xgetbv(); break;
+                case "vaddps": a.vaddps(xmm0, xmm1, xmm2); break;
+                default: a.db(0xC4, 0xE2, 0x7C, 0xF2, 0xC1); break; // ANDN with VEX.L=1: #UD even with BMI1
+            }
+            a.hlt();
+        });
+        g.RunToHalt();
+        Assert.Equal(6UL, g.LoggedVector);
+        Assert.Equal(TestGuest.CodeBase, g.LoggedRip);
+    }
 }
