@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(qemu-utils qemu-system-x86 busybox-static gcc libc6-dev linux-libc-dev cpio acpica-tools zstd libzstd1 libslirp0 iproute2 iputils-ping)
+packages=(qemu-utils qemu-system-x86 busybox-static gcc libc6-dev linux-libc-dev cpio acpica-tools zstd libzstd1 libslirp0 iproute2 iputils-ping e2fsprogs)
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
