@@ -14,8 +14,8 @@ internal static class ImgConvert
         var compress = ImgRunner.Flag("-c", "compress the output (qcow2)");
         var progress = ImgRunner.Flag("-p", "show progress");
         var quiet = ImgRunner.Flag("-q", "quiet");
-        var workers = new Option<int>("-m") { Description = "parallel workers (default: 8 with -c, else one per CPU)" };
-        var outOfOrder = ImgRunner.Flag("-W", "accepted for compatibility (writes are always ordered)");
+        var workers = new Option<int>("-m") { Description = "parallel workers (default: 8 with -c, else 4)" };
+        var outOfOrder = ImgRunner.Flag("-W", "allow out-of-order allocation in qcow2 output (raw output needs no order)");
         var force = ImgRunner.Flag("-U", "open even if in use", "--force-share");
         var cache = new Option<string>("-t") { Description = "output cache mode: unsafe (default, as qemu-img: no flush) or writeback/writethrough/none (flush at the end)", DefaultValueFactory = _ => "unsafe" };
         var files = new Argument<string[]>("filenames") { Description = "source image and output image", Arity = new ArgumentArity(2, 2) };
@@ -33,6 +33,7 @@ internal static class ImgConvert
                 Create = co,
                 Compress = pr.GetValue(compress),
                 Workers = Math.Max(0, pr.GetValue(workers)),
+                OutOfOrder = pr.GetValue(outOfOrder),
                 Progress = bar == null ? null : bar.Report,
                 Durable = pr.GetValue(cache) switch
                 {
