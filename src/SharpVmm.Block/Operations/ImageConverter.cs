@@ -8,18 +8,29 @@ public sealed record ConvertOptions
     public CreateOptions Create { get; init; } = new();
     public bool Compress { get; init; }
     /// <summary>
-    /// Worker threads reading, compressing and writing chunks; qcow2 clusters are still allocated in guest order so the
-    /// output is not fragmented. 0 = automatic: 8 when compressing (as qemu-img's 8 coroutines), else 4.
+    /// Worker threads reading, compressing and writing chunks; unless <see cref="OutOfOrder"/>, chunks are written one at
+    /// a time in guest order. 0 = automatic: 8 when compressing (as qemu-img's 8 coroutines), else 4.
     /// </summary>
     public int Workers { get; init; }
     public Action<double>? Progress { get; init; }
     /// <summary>Bytes each worker reads and writes at a time (at least one target cluster); 0 = 2 MiB.</summary>
     public int ChunkBytes { get; init; }
     /// <summary>
-    /// qemu-img convert -W: qcow2 clusters are allocated in whatever order the workers finish reading, not in guest
-    /// order (raw output never needs an order). Ignored with compression, as in qemu-img.
+    /// qemu-img convert -W: chunks are written (and qcow2 clusters allocated) in whatever order the workers finish
+    /// reading them, several at once, instead of one at a time in guest order. Ignored with compression, as in qemu-img.
     /// </summary>
     public bool OutOfOrder { get; init; }
+    /// <summary>
+    /// qemu-img convert -n: write into the existing image at the output path instead of creating one. Its old contents
+    /// are not assumed to be zero, so every range that reads as zero in the source is zeroed in it too.
+    /// </summary>
+    public bool UseExistingTarget { get; init; }
+    /// <summary>
+    /// qemu-img convert -B: the output is created as an overlay of this file (the source's own backing file, or a copy
+    /// of it), and only what the source's top image stores is copied; the rest is left to the backing file.
+    /// </summary>
+    public string? BackingFile { get; init; }
+    public string? BackingFormat { get; init; }
     /// <summary>Wait for the disk at the end (qemu-img convert -t writeback); off by default, as in qemu-img (-t unsafe).</summary>
     public bool Durable { get; init; }
 }
@@ -34,11 +45,69 @@ public static class ImageConverter
 
     public static void Convert(IBlockImage source, string outputPath, ConvertOptions options)
     {
-        using var target = ImageFactory.Create(outputPath, options.OutputFormat, source.Size, options.Create with { IgnoreFlushes = !options.Durable });
-        if (options.Compress && target is not Qcow2Image)
+        if (options.Compress && options.OutputFormat != "qcow2")
             throw new BlockImageException("compression (-c) needs the qcow2 output format");
-        Copy(source, target, options);
+        if (options.BackingFile != null && options.OutputFormat != "qcow2")
+            throw new BlockImageException($"a backing file (-B) needs the qcow2 output format; '{options.OutputFormat}' has none");
+        if (options.BackingFormat != null && options.BackingFile == null)
+            throw new BlockImageException("a backing format (-F) needs a backing file (-B)");
+        if (options.BackingFile != null && options.UseExistingTarget)
+            throw new BlockImageException("-B and -n cannot be combined: -n keeps the existing target with its own backing file");
+        using var target = options.UseExistingTarget ? OpenExisting(outputPath, options) : CreateTarget(source, outputPath, options);
+        if (options.BackingFile != null) CopyTopLayer(source, target);
+        else Copy(source, target, options);
         target.Flush();
+    }
+
+    private static IBlockImage CreateTarget(IBlockImage source, string outputPath, ConvertOptions options)
+    {
+        var create = options.Create with { IgnoreFlushes = !options.Durable };
+        if (options.BackingFile == null) return ImageFactory.Create(outputPath, options.OutputFormat, source.Size, create);
+        // Relative backing names are relative to the new image, as qemu-img resolves them.
+        var full = Path.IsPathRooted(options.BackingFile) ? options.BackingFile
+            : Path.Combine(Path.GetDirectoryName(Path.GetFullPath(outputPath)) ?? ".", options.BackingFile);
+        var fmt = options.BackingFormat ?? ImageFactory.Probe(full);
+        ImageFactory.Create(outputPath, "qcow2", source.Size, create with { BackingFile = options.BackingFile, BackingFormat = fmt }).Dispose();
+        return ImageFactory.Open(outputPath, new ImageOpenOptions { Format = "qcow2", IgnoreFlushes = create.IgnoreFlushes });
+    }
+
+    private static IBlockImage OpenExisting(string outputPath, ConvertOptions options)
+    {
+        var target = ImageFactory.Open(outputPath, new ImageOpenOptions { Format = options.OutputFormat, IgnoreFlushes = !options.Durable });
+        return target;
+    }
+
+    /// <summary>
+    /// convert -B: copies only what the source's top image itself stores, as qemu-img does: its data (zeroes in it
+    /// become zero clusters, since the backing file below may hold data there) and its zero clusters; ranges the top
+    /// image leaves to its backing chain are left to the target's backing file.
+    /// </summary>
+    private static void CopyTopLayer(IBlockImage source, IBlockImage target)
+    {
+        var buf = new byte[ChunkSize];
+        var unit = target is Qcow2Image q ? q.ClusterSize : 4096;
+        for (long pos = 0; pos < source.Size;)
+        {
+            var st = source.GetStatus(pos, Math.Min(ChunkSize, source.Size - pos));
+            if (st.Depth == 0 && st.Has(BlockStatusFlags.Present))
+            {
+                if (st.Has(BlockStatusFlags.Zero) && !st.Has(BlockStatusFlags.Data)) target.WriteZeroes(pos, st.Length, unmap: false);
+                else
+                {
+                    var data = buf.AsSpan(0, (int)st.Length);
+                    source.Read(pos, data);
+                    for (var u = 0; u < data.Length;)
+                    {
+                        var n = Math.Min(unit - (int)((pos + u) % unit), data.Length - u);
+                        var piece = data.Slice(u, n);
+                        if (piece.IndexOfAnyExcept((byte)0) < 0) target.WriteZeroes(pos + u, n, unmap: false);
+                        else target.Write(pos + u, piece);
+                        u += n;
+                    }
+                }
+            }
+            pos += st.Length;
+        }
     }
 
     /// <summary>Copies every non-zero range of source into target (which must read as zero where nothing is written).</summary>
@@ -52,8 +121,12 @@ public static class ImageConverter
         var unit = q?.ClusterSize ?? 4096;
         var chunks = (size + chunk - 1) / chunk;
         var compress = options.Compress && q != null;
-        // Only qcow2 allocation needs an order (clusters laid out in guest order); compressed clusters are packed in it.
-        var ordered = q != null && (!options.OutOfOrder || compress);
+        if (target.Size < source.Size)
+            throw new BlockImageException($"the target '{target.Path}' ({target.Size} bytes) is smaller than the source ({source.Size} bytes)");
+        // A target that may hold old data (convert -n) gets every zero range of the source zeroed explicitly.
+        var zeroGaps = options.UseExistingTarget;
+        // In order unless -W (never for compression, whose clusters are packed in guest order).
+        var ordered = !options.OutOfOrder || compress;
         var next = -1L;
         var turn = 0L;
         var gate = new object();
@@ -79,7 +152,7 @@ public static class ImageConverter
                     var mine = false;
                     try
                     {
-                        // Reading, zero detection and compression run in parallel; only allocation waits its turn.
+                        // Reading, zero detection and compression run in parallel; allocation and writing take turns.
                         plan.Load(source, off, len);
                         if (packed != null) Compress(q!, plan, packed, lengths!);
                         if (ordered)
@@ -94,6 +167,14 @@ public static class ImageConverter
                         var nWrites = 0;
                         if (packed != null) WriteCompressed(q!, off, plan, packed, lengths!);
                         else if (q != null) nWrites = Map(q, off, plan, writes);
+                        // The data itself: in order, one chunk at a time (as qemu-img without -W: concurrent writers
+                        // into one file only contend for its inode lock), or with -W straight away in parallel.
+                        if (q != null)
+                            for (var k = 0; k < nWrites; k++)
+                                q.WriteMapped(writes[3 * k], plan.At((nint)writes[3 * k + 1], (int)writes[3 * k + 2]));
+                        else
+                            for (var k = 0; k < plan.Runs; k++)
+                                target.Write(off + plan.RunStart[k], plan.Run(k));
                         if (mine)
                         {
                             lock (gate)
@@ -103,13 +184,7 @@ public static class ImageConverter
                                 Monitor.PulseAll(gate);
                             }
                         }
-                        // The data itself, the bulk of the work, goes out in parallel with the other workers.
-                        if (q != null)
-                            for (var k = 0; k < nWrites; k++)
-                                q.WriteMapped(writes[3 * k], plan.At((nint)writes[3 * k + 1], (int)writes[3 * k + 2]));
-                        else
-                            for (var k = 0; k < plan.Runs; k++)
-                                target.Write(off + plan.RunStart[k], plan.Run(k));
+                        if (zeroGaps) ZeroGaps(target, off, len, plan);
                         var d = Interlocked.Increment(ref done);
                         options.Progress?.Invoke(100.0 * d / chunks);
                     }
@@ -170,6 +245,18 @@ public static class ImageConverter
             }
         }
         return n;
+    }
+
+    /// <summary>Zeroes the parts of a chunk that no run covers (they read as zero in the source).</summary>
+    private static void ZeroGaps(IBlockImage target, long off, int len, ChunkPlan plan)
+    {
+        var pos = 0;
+        for (var k = 0; k <= plan.Runs; k++)
+        {
+            var end = k < plan.Runs ? plan.RunStart[k] : len;
+            if (end > pos) target.WriteZeroes(off + pos, end - pos, unmap: true);
+            if (k < plan.Runs) pos = plan.RunStart[k] + plan.RunLen[k];
+        }
     }
 
     private static void Compress(Qcow2Image q, ChunkPlan plan, byte[] packed, int[] lengths)
