@@ -14,7 +14,7 @@ namespace SharpVmm.Bench.Block;
 public sealed class BlockConvertBench : IBench
 {
     public string Name => "img-convert";
-    public string Description => "sharpvmm img convert vs qemu-img convert, real processes (--size MiB [2048], --repeat N [5], --cache warm|cold, --sharpvmm PATH, --rows NAME,NAME, --make-source PATH)";
+    public string Description => "sharpvmm img convert vs qemu-img convert, real processes (--size MiB [2048], --repeat N [5], --cache warm|cold, --sharpvmm PATH, --rows NAME,NAME, --make-source PATH, --together)";
 
     public int Run(string[] args)
     {
@@ -25,6 +25,7 @@ public sealed class BlockConvertBench : IBench
         var ours = Path.GetFullPath(BenchTools.Arg(args, "--sharpvmm", "src/SharpVmm.Cli/bin/Release/net10.0/sharpvmm"));
         if (!File.Exists(ours)) { Console.Error.WriteLine($"{ours} not found: build src/SharpVmm.Cli -c Release or pass --sharpvmm PATH"); return 2; }
         var only = BenchTools.Arg(args, "--rows", "");
+        _together = args.Contains("--together");
         if (BenchTools.Arg(args, "--inproc", "") is { Length: > 0 } existing)
         {
             // The copy alone, in this process (no start-up): for profiling knobs, not for the ratio rows.
@@ -83,8 +84,17 @@ public sealed class BlockConvertBench : IBench
         finally { Directory.Delete(dir, true); }
     }
 
+    // --together: both sides run at the same moment, so a shared host's load hits them alike; wall time only (CPU
+    // accounting of two concurrent children cannot be told apart), median of the per-pair ratios.
+    private static bool _together;
+
     private static void Row(string name, string[] args, string? outFmt, int repeats, string qemu, string ours, string src, bool cold)
     {
+        if (_together)
+        {
+            RowTogether(name, args, outFmt, repeats, qemu, ours, src, cold);
+            return;
+        }
         var dir = Path.GetDirectoryName(src)!;
         var q = Path.Combine(dir, "q.out");
         var o = Path.Combine(dir, "o.out");
@@ -108,6 +118,36 @@ public sealed class BlockConvertBench : IBench
             $"{name,-28} {bq.Wall,9:0.000}s {bo.Wall,9:0.000}s {bq.Wall / bo.Wall,6:0.00}   {bq.Cpu,8:0.000}s {bo.Cpu,8:0.000}s {bq.Cpu / bo.Cpu,6:0.00}"));
         if (outFmt == null) return;
         // Both outputs must hold the same guest data, or the timing means nothing.
+        ChildTimer.Run(qemu, ["compare", "-f", outFmt, "-F", outFmt, q, o]);
+        File.Delete(q);
+        File.Delete(o);
+    }
+
+    private static void RowTogether(string name, string[] args, string? outFmt, int repeats, string qemu, string ours, string src, bool cold)
+    {
+        var dir = Path.GetDirectoryName(src)!;
+        var q = Path.Combine(dir, "q.out");
+        var o = Path.Combine(dir, "o.out");
+        var ratios = new List<double>();
+        double sq = 0, so = 0;
+        for (var r = 0; r < repeats; r++)
+        {
+            File.Delete(q);
+            File.Delete(o);
+            Prepare(src, cold);
+            string[] fq = outFmt == null ? args : [.. args, q];
+            string[] fo = outFmt == null ? ["img", .. args] : ["img", .. args, o];
+            var tq = Task.Run(() => ChildTimer.Run(qemu, fq));
+            var to = Task.Run(() => ChildTimer.Run(ours, fo));
+            var (wq, wo) = (tq.Result.Wall, to.Result.Wall);
+            ratios.Add(wq / wo);
+            sq += wq;
+            so += wo;
+        }
+        ratios.Sort();
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"{name,-28} {sq / repeats,9:0.000}s {so / repeats,9:0.000}s {ratios[ratios.Count / 2],6:0.00}   (run together: mean walls, median of {repeats} pair ratios {string.Join(' ', ratios.Select(x => x.ToString("0.00", CultureInfo.InvariantCulture)))})"));
+        if (outFmt == null) return;
         ChildTimer.Run(qemu, ["compare", "-f", outFmt, "-F", outFmt, q, o]);
         File.Delete(q);
         File.Delete(o);
