@@ -218,6 +218,7 @@ public sealed partial class Qcow2Image
     /// </summary>
     internal void FlushMetadata(bool sync)
     {
+        ExtendToMapped();
         var synced = false;
         if (_l2Cache.HasDirty)
         {

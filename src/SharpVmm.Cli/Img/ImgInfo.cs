@@ -13,29 +13,80 @@ internal static class ImgInfo
         var fmt = ImgRunner.FormatOption();
         var output = new Option<string>("--output") { Description = "human (default) or json", DefaultValueFactory = _ => "human" };
         var force = ImgRunner.Flag("-U", "open even if the image is in use", "--force-share");
+        var chain = ImgRunner.Flag("--backing-chain", "show every image of the backing chain, top first");
         var file = ImgRunner.FileArgument();
-        var cmd = new Command("info", "Show an image's format, sizes, backing file and snapshots") { fmt, output, force, file };
+        var cmd = new Command("info", "Show an image's format, sizes, backing file and snapshots") { fmt, output, force, chain, file };
         cmd.SetAction(pr => ImgRunner.Run(pr, (o, e) =>
         {
             var path = pr.GetValue(file)!;
-            using var img = ImageFactory.Open(path, new ImageOpenOptions { Format = pr.GetValue(fmt), ReadOnly = true, OpenBacking = false });
             var json = pr.GetValue(output) switch
             {
                 "json" => true,
                 "human" or null => false,
                 var x => throw new ArgumentException($"--output must be human or json, not '{x}'"),
             };
-            if (json) o.WriteLine(JsonInfo(path, img));
-            else o.Write(HumanInfo(path, img));
+            if (!pr.GetValue(chain))
+            {
+                using var img = ImageFactory.Open(path, new ImageOpenOptions { Format = pr.GetValue(fmt), ReadOnly = true, OpenBacking = false });
+                if (json) o.WriteLine(JsonInfo(path, img));
+                else o.Write(HumanInfo(path, img));
+                return 0;
+            }
+            var images = OpenChain(path, pr.GetValue(fmt));
+            try
+            {
+                if (json)
+                    o.WriteLine(Json.Write(w =>
+                    {
+                        w.WriteStartArray();
+                        foreach (var (p, img) in images) WriteInfo(w, p, img);
+                        w.WriteEndArray();
+                    }));
+                else o.Write(string.Join("\n", images.Select(x => HumanInfo(x.Path, x.Image))));
+            }
+            finally
+            {
+                foreach (var (_, img) in images) img.Dispose();
+            }
             return 0;
         }));
         return cmd;
     }
 
+    /// <summary>
+    /// The image and each backing file below it, each opened alone, named as qemu-img names them (the backing file name
+    /// resolved against the directory of the image that refers to it). A chain that loops is an error, as in qemu-img.
+    /// </summary>
+    private static List<(string Path, IBlockImage Image)> OpenChain(string path, string? format)
+    {
+        var images = new List<(string, IBlockImage)>();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        try
+        {
+            while (true)
+            {
+                if (!seen.Add(Path.GetFullPath(path)))
+                    throw new BlockImageException($"backing file '{path}' creates an infinite loop in the backing chain");
+                var img = ImageFactory.Open(path, new ImageOpenOptions { Format = format, ReadOnly = true, OpenBacking = false });
+                images.Add((path, img));
+                if (img is not Qcow2Image { BackingFileName: { } backing } q) return images;
+                path = FullBacking(path, backing);
+                format = q.BackingFormat;
+            }
+        }
+        catch
+        {
+            foreach (var (_, img) in images) img.Dispose();
+            throw;
+        }
+    }
+
     internal static string FullBacking(string path, string backing) =>
         Path.IsPathRooted(backing) ? backing : Path.Combine(Path.GetDirectoryName(path) is { Length: > 0 } d ? d : "", backing);
 
-    private static string JsonInfo(string path, IBlockImage img) => Json.Write(w =>
+    private static string JsonInfo(string path, IBlockImage img) => Json.Write(w => WriteInfo(w, path, img));
+
+    private static void WriteInfo(Utf8JsonWriter w, string path, IBlockImage img)
     {
         var q = img as Qcow2Image;
         w.WriteStartObject();
@@ -88,7 +139,7 @@ internal static class ImgInfo
         }
         else w.WriteBoolean("dirty-flag", false);
         w.WriteEndObject();
-    });
+    }
 
     private static string HumanInfo(string path, IBlockImage img)
     {
