@@ -28,10 +28,10 @@ public sealed partial class VirtualMachine
     }
 
     /// <summary>
-    /// Loads a record written by <see cref="SaveMachineState"/> into this VM, which must be freshly built from the
-    /// same configuration and not yet started; RAM is loaded separately (before or after). Afterwards
-    /// <see cref="Start"/> continues the guest where the saved one was: the boot payload is not loaded again, and the
-    /// guest clock resumes from the saved instant. Everything is checked before anything is applied: a corrupt or
+    /// Loads a record written by <see cref="SaveMachineState"/> into this VM, which must be built from the same
+    /// configuration and be not yet started (Created) or Paused; RAM is loaded separately (before or after).
+    /// Afterwards <see cref="Start"/> (or <see cref="Resume"/>) continues the guest where the saved one was: the boot
+    /// payload is not loaded again, and the guest clock resumes from the saved instant. Everything is checked before anything is applied: a corrupt or
     /// truncated record, an unknown version or a different machine (vCPU count, RAM size, device set) throws
     /// <see cref="StateFormatException"/> naming the difference and leaves the VM as it was. Reads exactly the record
     /// from <paramref name="stream"/>.
@@ -42,8 +42,8 @@ public sealed partial class VirtualMachine
         var saved = MachineStateFormat.Read(stream);
         lock (_gate)
         {
-            if (_state != VmState.Created)
-                throw new Core.VmmException($"saved state can only be loaded into a VM that has not started (this one is {_state.ToString().ToLowerInvariant()}): build a new VM from the same configuration");
+            if (_state is not (VmState.Created or VmState.Paused))
+                throw new Core.VmmException($"saved state can only be loaded into a VM that is paused or has not started (this one is {_state.ToString().ToLowerInvariant()})");
             saved.CheckMatches(this);
             saved.Apply(this, _vcpus, _halted);
         }

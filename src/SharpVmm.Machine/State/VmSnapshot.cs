@@ -168,9 +168,9 @@ public static class VmSnapshot
     }
 
     /// <summary>
-    /// Loads the snapshot at <paramref name="path"/> into <paramref name="vm"/>, which must be freshly built from the
-    /// configuration the snapshot was taken with and not started; <see cref="VirtualMachine.Start"/> then continues the
-    /// guest. RAM is mapped from the file (lazily, copy-on-write) unless <paramref name="mapRam"/> is false or the
+    /// Loads the snapshot at <paramref name="path"/> into <paramref name="vm"/>, which must be built from the
+    /// configuration the snapshot was taken with and be not yet started or paused; <see cref="VirtualMachine.Start"/>
+    /// (or Resume) then continues the guest. RAM is mapped from the file (lazily, copy-on-write) unless <paramref name="mapRam"/> is false or the
     /// kernel refuses, in which case it is read; the result says which. A truncated, corrupt or mismatching snapshot
     /// throws <see cref="StateFormatException"/> saying what is wrong; the VM must then be discarded.
     /// </summary>
@@ -180,8 +180,8 @@ public static class VmSnapshot
         var sw = Stopwatch.StartNew();
         using var handle = Open(path);
         var header = ReadHeader(handle, path);
-        if (vm.State != VmState.Created)
-            throw new VmmException($"a snapshot can only be restored into a VM that has not started (this one is {vm.State.ToString().ToLowerInvariant()})");
+        if (vm.State is not (VmState.Created or VmState.Paused))
+            throw new VmmException($"a snapshot can only be restored into a VM that is paused or has not started (this one is {vm.State.ToString().ToLowerInvariant()})");
         if (header.Accelerator != vm.Accelerator.Name)
             throw new StateFormatException($"snapshot '{path}' was taken on the {header.Accelerator} accelerator, this VM uses {vm.Accelerator.Name}: add --accel {header.Accelerator}");
         if (header.Cpus != vm.VcpuCount)
