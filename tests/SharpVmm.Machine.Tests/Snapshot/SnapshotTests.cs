@@ -20,7 +20,7 @@ public sealed class SnapshotTests : IDisposable
     }
 
     // PVM runs ~1.5M guest instructions/s, the emulator far more: a tick should take ~10-50 ms on either.
-    private static int Delay(AcceleratorKind accel) => accel == AcceleratorKind.Kvm ? 10_000 : 1_000_000;
+    private static int Delay(AcceleratorKind accel) => accel == AcceleratorKind.Kvm ? 10_000 : 200_000;
 
     private string Guest(int ticks, int delay)
     {
