@@ -9,7 +9,7 @@ namespace SharpVmm.Memory;
 /// <see cref="GuestMemoryException"/> and never reaches host memory. Callers that want MMIO semantics
 /// ask <see cref="IsRam"/> first and send the access to the IO bus instead.
 /// </summary>
-public sealed unsafe class GuestMemory : IDisposable
+public sealed unsafe partial class GuestMemory : IDisposable
 {
     private readonly MemoryRegion[] _regions;
     private bool _disposed;

@@ -31,11 +31,12 @@ public static class RunCommand
         var console = new Option<string?>("--console") { Description = "Add a virtio-console (the guest's /dev/hvc0) on stdio, file:PATH, unix:PATH (we listen) or none", HelpName = "stdio|file:PATH|unix:PATH|none" };
         var qmp = new Option<string?>("--qmp") { Description = "QMP monitor: unix:PATH or tcp:127.0.0.1:PORT (loopback only)", HelpName = "unix:PATH|tcp:HOST:PORT" };
         var noReboot = new Option<bool>("--no-reboot") { Description = "When the guest resets (e.g. Linux's reboot), exit with code 0 instead of rebooting it, like QEMU's -no-reboot" };
+        var restore = new Option<string?>("--restore") { Description = "Continue the guest saved in a snapshot file (snapshot-save); give the options it was started with", HelpName = "FILE" };
         var serial = new Option<string>("--serial") { Description = "Where COM1 goes: stdio, file:PATH, unix:PATH (we listen) or none", DefaultValueFactory = _ => "stdio", HelpName = "stdio|file:PATH|unix:PATH" };
 
         var cmd = new Command("run", "Boot a guest and run it until it powers off; the exit code is the guest's (debug-exit port) or 0.")
         {
-            accel, memory, cpus, kernel, initrd, append, flat, entry, serial, disk, rng, net, console, qmp,
+            accel, memory, cpus, kernel, initrd, append, flat, entry, serial, disk, rng, net, console, qmp, restore,
         };
         cmd.Add(noReboot);
         var configFile = ConfigFileOption.AddTo(cmd);
@@ -60,12 +61,12 @@ public static class RunCommand
             };
             if (config.Kernel is null && config.Flat is null && config.Initrd is null && config.Append is null)
                 config = DefaultGuest.Apply(config);
-            return Execute(config, pr.GetValue(qmp));
+            return Execute(config, pr.GetValue(qmp), pr.GetValue(restore));
         });
         return cmd;
     }
 
-    public static int Execute(VmConfig config, string? qmpAddress = null)
+    public static int Execute(VmConfig config, string? qmpAddress = null, string? restore = null)
     {
         using var loggers = Logging.CreateFactory();
         string? choice = null;
@@ -79,6 +80,7 @@ public static class RunCommand
         using var vm = VmBuilder.Build(config, loggers);
         // Said only once the VM exists, so a bad option still yields exactly one line on stderr.
         if (choice is not null) Console.Error.WriteLine(choice);
+        if (restore is not null) RestoreSnapshot.Apply(vm, restore);
         // Declared after the VM so it is disposed first: clients get their last replies and events.
         using var monitor = qmpAddress is null ? null
             : QmpServer.Start(vm, qmpAddress, new QmpServerOptions { Logger = loggers.CreateLogger("SharpVmm.Qmp") });

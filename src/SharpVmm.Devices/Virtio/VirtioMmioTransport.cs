@@ -18,7 +18,7 @@ namespace SharpVmm.Devices.Virtio;
 /// nothing escapes to the bus. The interrupt is level: the line is high while InterruptStatus is non-zero.
 /// Lock order: register lock, then queue lock, then interrupt lock; queue work never takes the register lock.
 /// </summary>
-public sealed class VirtioMmioTransport : IIoDevice
+public sealed partial class VirtioMmioTransport : IIoDevice
 {
     public const uint InterruptUsedBuffer = 1, InterruptConfigChange = 2;
 

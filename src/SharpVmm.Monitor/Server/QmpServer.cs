@@ -44,6 +44,7 @@ public sealed class QmpServer : IAsyncDisposable, IDisposable
         Commands = new QmpCommandTable();
         CoreCommands.Register(Commands, Monitor, Version);
         BlockCommands.Register(Commands, Monitor);
+        SnapshotCommands.Register(Commands, Monitor);
         _acceptLoop = Task.Run(AcceptLoopAsync);
     }
 

@@ -1,0 +1,223 @@
+using System.Diagnostics;
+using System.Text;
+using System.Text.Json.Nodes;
+using Iced.Intel;
+using SharpVmm.Monitor.Client;
+using SharpVmm.Monitor.Protocol;
+using static Iced.Intel.AssemblerRegisters;
+
+namespace SharpVmm.EndToEnd;
+
+/// <summary>
+/// Issue 7's acceptance for snapshots, as a user does it: a counting guest runs in one sharpvmm process, is saved with
+/// QMP's snapshot-save, and `sharpvmm run ... --restore FILE` in a new process continues the count where it stopped.
+/// </summary>
+public sealed class SnapshotRestoreTests : IDisposable
+{
+    private const int ExitCode = (0x2A << 1) | 1;
+    private readonly string _dir = Directory.CreateTempSubdirectory("sharpvmm-snap-e2e-").FullName;
+
+    public void Dispose()
+    {
+        try { Directory.Delete(_dir, recursive: true); } catch (IOException) { }
+    }
+
+    public static TheoryData<string> Accelerators => new() { "kvm", "emu" };
+
+    [KvmTheory, MemberData(nameof(Accelerators))]
+    public async Task A_guest_snapshotted_mid_run_is_restored_in_a_new_process_and_continues(string accel)
+    {
+        const int ticks = 30;
+        string bin = Path.Combine(_dir, "count.bin");
+        File.WriteAllBytes(bin, CountingGuest(ticks, accel == "kvm" ? 10_000 : 200_000));
+        string snap = Path.Combine(_dir, "vm.snap");
+        string[] vmArgs = ["--accel", accel, "--memory", "64M", "--flat", $"{bin}@0x1000", "--entry-mode", "real"];
+
+        string before;
+        string qmp = Path.Combine(_dir, "qmp.sock");
+        using (var first = Start([.. vmArgs, "--serial", $"file:{Path.Combine(_dir, "a.txt")}", "--qmp", $"unix:{qmp}"]))
+        {
+            await using var client = await Connect(qmp, first);
+            await WaitForLines("a.txt", 4, first);
+            await client.ExecuteAsync("stop");
+            var saved = (JsonObject)(await client.ExecuteAsync("snapshot-save", new JsonObject { ["file"] = snap }))!;
+            Assert.Equal(snap, saved["file"]!.GetValue<string>());
+            Assert.True(saved["zero-pages"]!.GetValue<long>() > saved["ram-pages"]!.GetValue<long>());
+            before = ReadSerial("a.txt");
+            await client.ExecuteAsync("quit");
+            Assert.True(first.WaitForExit(60_000), "the first sharpvmm did not quit");
+        }
+        Assert.InRange(before.Count(c => c == '\n'), 4, ticks - 1);
+
+        var restored = SharpVmmProcess.Run(120, ["run", .. vmArgs, "--serial", $"file:{Path.Combine(_dir, "b.txt")}", "--restore", snap]);
+        Assert.Equal(ExitCode, restored.ExitCode);
+        Assert.Contains("RAM mapped lazily", restored.Stderr);
+        string after = ReadSerial("b.txt");
+        Assert.DoesNotContain("0001\n", after);
+        Assert.Equal(FullOutput(ticks), before + after);
+    }
+
+    [KvmTheory, MemberData(nameof(Accelerators))]
+    public void A_corrupt_or_mismatched_snapshot_is_one_clear_line_and_a_nonzero_exit(string accel)
+    {
+        string bin = Path.Combine(_dir, "count.bin");
+        File.WriteAllBytes(bin, CountingGuest(3, 10));
+        string snap = Path.Combine(_dir, "bad.snap");
+        File.WriteAllBytes(snap, Encoding.ASCII.GetBytes("SVMSNAP1 but then nothing useful"));
+        var r = SharpVmmProcess.Run(120, "run", "--accel", accel, "--flat", $"{bin}@0x1000", "--serial", "none", "--restore", snap);
+        Assert.Equal(1, r.ExitCode);
+        var lines = r.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Single(lines);
+        Assert.StartsWith("sharpvmm: ", lines[0]);
+        Assert.Contains("truncated", lines[0]);
+        Assert.DoesNotContain("   at ", r.Stderr);
+
+        var missing = SharpVmmProcess.Run(120, "run", "--accel", accel, "--flat", $"{bin}@0x1000", "--serial", "none", "--restore", Path.Combine(_dir, "nope.snap"));
+        Assert.Equal(1, missing.ExitCode);
+        Assert.Contains("cannot open snapshot", missing.Stderr);
+    }
+
+    [KvmTheory, InlineData("kvm")]
+    public async Task Qmp_snapshot_commands_take_qemus_arguments_and_report_errors_as_qmp_errors(string accel)
+    {
+        string bin = Path.Combine(_dir, "count.bin");
+        File.WriteAllBytes(bin, CountingGuest(100_000, 10_000));
+        string qmp = Path.Combine(_dir, "qmp.sock");
+        using var vm = Start(["--accel", accel, "--memory", "32M", "--flat", $"{bin}@0x1000", "--serial", "none", "--qmp", $"unix:{qmp}"]);
+        await using var client = await Connect(qmp, vm);
+
+        // QEMU's form: a job id, a tag, the vmstate node and the devices; the file is TAG.snap in the working directory.
+        await client.ExecuteAsync("snapshot-save", new JsonObject
+        {
+            ["job-id"] = "save0", ["tag"] = "before-upgrade", ["vmstate"] = "disk0", ["devices"] = new JsonArray("disk0"),
+        });
+        Assert.True(File.Exists(Path.Combine(_dir, "before-upgrade.snap")));
+        var status = (JsonObject)(await client.ExecuteAsync("query-status"))!;
+        Assert.Equal("running", status["status"]!.GetValue<string>()); // paused for the save, running again after
+
+        var loaded = (JsonObject)(await client.ExecuteAsync("snapshot-load", new JsonObject { ["job-id"] = "load0", ["tag"] = "before-upgrade" }))!;
+        Assert.Equal("mapped", loaded["ram"]!.GetValue<string>());
+        Assert.Equal("running", ((JsonObject)(await client.ExecuteAsync("query-status"))!)["status"]!.GetValue<string>());
+
+        async Task<QmpException> Error(string command, JsonObject args) => await Assert.ThrowsAsync<QmpException>(() => client.ExecuteAsync(command, args));
+        Assert.Contains("'file' is missing", (await Error("snapshot-save", [])).Description);
+        Assert.Contains("cannot name a file", (await Error("snapshot-save", new JsonObject { ["tag"] = "../escape" })).Description);
+        Assert.Contains("expected: string", (await Error("snapshot-save", new JsonObject { ["file"] = 5 })).Description);
+        Assert.Contains("unexpected", (await Error("snapshot-save", new JsonObject { ["file"] = "x", ["bogus"] = 1 })).Description);
+        Assert.Contains("cannot open snapshot", (await Error("snapshot-load", new JsonObject { ["file"] = Path.Combine(_dir, "none.snap") })).Description);
+        File.WriteAllBytes(Path.Combine(_dir, "junk.snap"), new byte[8192]);
+        var junk = await Error("snapshot-load", new JsonObject { ["file"] = Path.Combine(_dir, "junk.snap") });
+        Assert.Equal("GenericError", junk.ErrorClass);
+        Assert.Contains("not a SharpVmm snapshot", junk.Description);
+        // After the refused loads the VM still runs.
+        Assert.Equal("running", ((JsonObject)(await client.ExecuteAsync("query-status"))!)["status"]!.GetValue<string>());
+        await client.ExecuteAsync("quit");
+        Assert.True(vm.WaitForExit(60_000));
+    }
+
+    private Process Start(string[] runArgs)
+    {
+        var psi = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true,
+            UseShellExecute = false, WorkingDirectory = _dir,
+        };
+        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "sharpvmm.dll"));
+        psi.ArgumentList.Add("run");
+        foreach (var a in runArgs) psi.ArgumentList.Add(a);
+        var p = Process.Start(psi)!;
+        p.StandardInput.Close();
+        _ = p.StandardOutput.ReadToEndAsync();
+        _ = p.StandardError.ReadToEndAsync();
+        return p;
+    }
+
+    private static async Task<QmpClient> Connect(string socket, Process vm)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (true)
+        {
+            if (vm.HasExited) Assert.Fail($"sharpvmm exited with {vm.ExitCode} before its QMP socket was up");
+            if (File.Exists(socket))
+            {
+                try { return await QmpClient.ConnectAndNegotiateAsync("unix:" + socket); }
+                catch (QmpConnectionException) when (DateTime.UtcNow < deadline) { }
+                catch (IOException) when (DateTime.UtcNow < deadline) { }
+                catch (System.Net.Sockets.SocketException) when (DateTime.UtcNow < deadline) { }
+            }
+            if (DateTime.UtcNow > deadline) Assert.Fail("the QMP socket did not come up within 60 s");
+            await Task.Delay(50);
+        }
+    }
+
+    private async Task WaitForLines(string serial, int lines, Process vm)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (ReadSerial(serial).Count(c => c == '\n') < lines)
+        {
+            if (vm.HasExited) Assert.Fail($"sharpvmm exited with {vm.ExitCode} before the guest printed {lines} lines");
+            if (DateTime.UtcNow > deadline) Assert.Fail($"the guest printed fewer than {lines} lines in 60 s");
+            await Task.Delay(20);
+        }
+    }
+
+    private string ReadSerial(string name)
+    {
+        string p = Path.Combine(_dir, name);
+        if (!File.Exists(p)) return "";
+        using var f = new FileStream(p, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        return new StreamReader(f).ReadToEnd();
+    }
+
+    private static string FullOutput(int ticks)
+    {
+        var sb = new StringBuilder();
+        for (int i = 1; i <= ticks; i++) sb.Append($"{i:X4}\n");
+        return sb.ToString();
+    }
+
+    /// <summary>
+    /// Real mode at 0x1000: ticks counted in RAM (word at 0x3000), <paramref name="delay"/> spins in ECX between them,
+    /// each tick printed as four hex digits and a newline on COM1; after <paramref name="ticks"/> it exits with 0x2A.
+    /// </summary>
+    private static byte[] CountingGuest(int ticks, int delay)
+    {
+        var a = new Assembler(16);
+        Label top = a.CreateLabel(), spin = a.CreateLabel(), digit = a.CreateLabel(), isDigit = a.CreateLabel();
+        a.xor(ax, ax);
+        a.mov(ds, ax);
+        a.mov(__word_ptr[0x3000], ax);
+        a.Label(ref top);
+        a.mov(ecx, (uint)delay);
+        a.Label(ref spin);
+        a.dec(ecx);
+        a.jnz(spin);
+        a.inc(__word_ptr[0x3000]);
+        a.mov(bx, __word_ptr[0x3000]);
+        a.mov(si, 4);
+        a.mov(dx, 0x3F8);
+        a.Label(ref digit);
+        a.rol(bx, 4);
+        a.mov(al, bl);
+        a.and(al, 0xF);
+        a.add(al, (byte)'0');
+        a.cmp(al, (byte)'9');
+        a.jbe(isDigit);
+        a.add(al, 7);
+        a.Label(ref isDigit);
+        a.@out(dx, al);
+        a.dec(si);
+        a.jnz(digit);
+        a.mov(al, (byte)'\n');
+        a.@out(dx, al);
+        a.cmp(__word_ptr[0x3000], (ushort)Math.Min(ticks, 0xFFFF));
+        a.jb(top);
+        a.mov(al, 0x2A);
+        a.@out(0xF4, al);
+        a.cli();
+        a.hlt();
+        using var ms = new MemoryStream();
+        a.Assemble(new StreamCodeWriter(ms), 0x1000);
+        return ms.ToArray();
+    }
+}
