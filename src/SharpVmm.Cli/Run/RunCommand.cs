@@ -6,6 +6,7 @@ using SharpVmm.Boot.Linux;
 using SharpVmm.Core;
 using SharpVmm.Machine.Build;
 using SharpVmm.Machine.Config;
+using SharpVmm.Machine.Migration;
 using SharpVmm.Monitor.Server;
 
 namespace SharpVmm.Cli.Run;
@@ -28,11 +29,12 @@ public static class RunCommand
         var disk = new Option<string[]>("--disk") { Description = "A virtio-blk disk (repeatable): PATH[,format=raw|qcow2][,readonly=on]", HelpName = "PATH[,format=...][,readonly=on]", AllowMultipleArgumentsPerToken = false };
         var rng = new Option<bool>("--rng") { Description = "Add a virtio-rng device fed from the host's random number generator" };
         var qmp = new Option<string?>("--qmp") { Description = "QMP monitor: unix:PATH or tcp:127.0.0.1:PORT (loopback only)", HelpName = "unix:PATH|tcp:HOST:PORT" };
+        var incoming = new Option<string?>("--incoming") { Description = "Wait for a live migration instead of booting: tcp:HOST:PORT, or defer (QMP migrate-incoming gives the address)", HelpName = "tcp:HOST:PORT|defer" };
         var serial = new Option<string>("--serial") { Description = "Where COM1 goes: stdio, file:PATH, unix:PATH (we listen) or none", DefaultValueFactory = _ => "stdio", HelpName = "stdio|file:PATH|unix:PATH" };
 
         var cmd = new Command("run", "Boot a guest and run it until it powers off; the exit code is the guest's (debug-exit port) or 0.")
         {
-            accel, memory, cpus, kernel, initrd, append, flat, entry, serial, disk, rng, qmp,
+            accel, memory, cpus, kernel, initrd, append, flat, entry, serial, disk, rng, qmp, incoming,
         };
         cmd.SetAction(pr =>
         {
@@ -48,15 +50,16 @@ public static class RunCommand
                 Serial = pr.GetValue(serial)!,
                 Disks = [.. (pr.GetValue(disk) ?? []).Select(DiskSpec.Parse)],
                 Rng = pr.GetValue(rng),
+                IncomingMigration = pr.GetValue(incoming) is not null,
             };
             if (config.Kernel is null && config.Flat is null && config.Initrd is null && config.Append is null)
                 config = DefaultGuest.Apply(config);
-            return Execute(config, pr.GetValue(qmp));
+            return Execute(config, pr.GetValue(qmp), pr.GetValue(incoming));
         });
         return cmd;
     }
 
-    public static int Execute(VmConfig config, string? qmpAddress = null)
+    public static int Execute(VmConfig config, string? qmpAddress = null, string? incoming = null)
     {
         using var loggers = Logging.CreateFactory();
         string? choice = null;
@@ -70,12 +73,24 @@ public static class RunCommand
         using var vm = VmBuilder.Build(config, loggers);
         // Said only once the VM exists, so a bad option still yields exactly one line on stderr.
         if (choice is not null) Console.Error.WriteLine(choice);
+        var migration = incoming is null ? null : new MigrationManager(vm, loggers);
+        migration?.ExpectIncoming();
         // Declared after the VM so it is disposed first: clients get their last replies and events.
         using var monitor = qmpAddress is null ? null
-            : QmpServer.Start(vm, qmpAddress, new QmpServerOptions { Logger = loggers.CreateLogger("SharpVmm.Qmp") });
+            : QmpServer.Start(vm, qmpAddress, new QmpServerOptions { Logger = loggers.CreateLogger("SharpVmm.Qmp"), Migration = migration });
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, ctx => { ctx.Cancel = true; vm.Stop(); });
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => { ctx.Cancel = true; vm.Stop(); });
-        vm.Start();
+        bool start = true;
+        if (migration is not null)
+        {
+            try { start = IncomingMigration.Receive(vm, migration, incoming!); }
+            catch (MigrationException ex)
+            {
+                Console.Error.WriteLine($"sharpvmm: incoming migration failed: {ex.Message}");
+                return 1;
+            }
+        }
+        if (start) vm.Start();
         var result = vm.Exited.GetAwaiter().GetResult();
         if (result.IsError) Console.Error.WriteLine($"sharpvmm: {result.Message}");
         return result.ExitCode;

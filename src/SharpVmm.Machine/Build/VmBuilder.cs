@@ -22,6 +22,7 @@ using SharpVmm.Emulator;
 using SharpVmm.Kvm;
 using SharpVmm.Machine.Config;
 using SharpVmm.Machine.Lifecycle;
+using SharpVmm.Machine.Migration;
 using SharpVmm.Memory;
 
 namespace SharpVmm.Machine.Build;
@@ -192,7 +193,8 @@ public static partial class VmBuilder
             IBlockImage image;
             try
             {
-                image = ImageFactory.Open(d.Path, new ImageOpenOptions { Format = d.Format, ReadOnly = d.ReadOnly });
+                var options = new ImageOpenOptions { Format = d.Format, ReadOnly = d.ReadOnly };
+                image = config.IncomingMigration ? MigratableImage.OpenInactive(d.Path, options) : MigratableImage.OpenActive(d.Path, options);
             }
             catch (BlockImageException ex)
             {
@@ -200,6 +202,7 @@ public static partial class VmBuilder
             }
             disposables.Add(image);
             Add(new VirtioBlk(image, serial: $"sharpvmm-disk{i}", readOnly: d.ReadOnly, loggers.CreateLogger("SharpVmm.VirtioBlk")), $"virtio-blk{i}");
+            named.Add(($"virtio-blk{i}.image", image)); // migration hands the image file over through this
         }
         if (config.Rng) Add(new VirtioRng(), "virtio-rng");
         return specs;

@@ -25,6 +25,8 @@ public sealed record VmConfig
     public IReadOnlyList<DiskSpec> Disks { get; init; } = [];
     /// <summary>A virtio-rng device fed from the host's random number generator.</summary>
     public bool Rng { get; init; }
+    /// <summary>The VM receives its state by live migration (<c>--incoming</c>): disks stay closed until the source lets go of them.</summary>
+    public bool IncomingMigration { get; init; }
 
     public void Validate()
     {

@@ -43,6 +43,7 @@ public sealed class QmpServer : IAsyncDisposable, IDisposable
         };
         Commands = new QmpCommandTable();
         CoreCommands.Register(Commands, Monitor, Version);
+        MigrationCommands.Register(Commands, Monitor, Broadcast, options.Migration ?? new Machine.Migration.MigrationManager(vm));
         _acceptLoop = Task.Run(AcceptLoopAsync);
     }
 
