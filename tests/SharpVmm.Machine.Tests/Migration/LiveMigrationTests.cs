@@ -52,6 +52,8 @@ public sealed class LiveMigrationTests : IDisposable
         return GuestHarness.Assemble(a, EntryMode.Real, 0x1000);
     }
 
+    private static bool Within(Task task, int seconds) => task.Wait(TimeSpan.FromSeconds(seconds));
+
     private static uint Counter(VirtualMachine vm) => vm.Memory.Read<uint>(CounterAt);
 
     private static void WaitUntil(Func<bool> condition, int seconds, string what)
@@ -97,10 +99,10 @@ public sealed class LiveMigrationTests : IDisposable
         var events = new ConcurrentQueue<MigrationStatus>();
         outgoing.StatusChanged += events.Enqueue;
         var job = outgoing.StartOutgoing($"tcp:127.0.0.1:{target.LocalEndPoint!.Port}");
-        Assert.True(job.Completion.Wait(TimeSpan.FromSeconds(120)), "the migration did not end within 120 s");
+        Assert.True(Within(job.Completion, 120), "the migration did not end within 120 s");
         var stats = job.Stats;
         Assert.True(stats.Status == MigrationStatus.Completed, $"{stats.Status}: {stats.Error}");
-        Assert.True(receive.Wait(TimeSpan.FromSeconds(30)), "the target did not finish receiving");
+        Assert.True(Within(receive, 30), "the target did not finish receiving");
         Assert.Equal(new[] { MigrationStatus.Setup, MigrationStatus.Active, MigrationStatus.Device, MigrationStatus.Completed }, events.ToArray());
 
         // The source stays paused for good (QEMU's postmigrate); the target has not run yet: both are frozen.
@@ -152,14 +154,14 @@ public sealed class LiveMigrationTests : IDisposable
         WaitUntil(() => job.Stats.Transferred > 40_000, 60, "the migration to get going");
         Assert.Equal(MigrationStatus.Active, job.Status);
         outgoing.CancelOutgoing();
-        Assert.True(job.Completion.Wait(TimeSpan.FromSeconds(30)));
+        Assert.True(Within(job.Completion, 30));
         Assert.Equal(MigrationStatus.Cancelled, job.Status);
         Assert.Equal(VmState.Running, src.State);
         uint c = Counter(src);
         WaitUntil(() => Counter(src) > c + 10_000, 60, "the source to count on after the cancel");
         Assert.Null(outgoing.RunStateOverride);
 
-        var ex = Assert.Throws<AggregateException>(() => receive.Wait(TimeSpan.FromSeconds(30)));
+        var ex = Assert.Throws<AggregateException>(() => Within(receive, 30));
         Assert.Contains("truncated", Assert.IsType<MigrationException>(ex.InnerException).Message);
         Assert.Equal(VmState.Created, dst.State);
         Assert.Equal(MigrationStatus.Failed, target.Status);
@@ -185,8 +187,8 @@ public sealed class LiveMigrationTests : IDisposable
         });
         var outgoing = new MigrationManager(src) { Parameters = new MigrationParameters { MaxBandwidth = 32 << 10 } };
         var job = outgoing.StartOutgoing($"tcp:127.0.0.1:{((System.Net.IPEndPoint)listener.LocalEndpoint).Port}");
-        Assert.True(dying.Wait(TimeSpan.FromSeconds(60)));
-        Assert.True(job.Completion.Wait(TimeSpan.FromSeconds(60)));
+        Assert.True(Within(dying, 60));
+        Assert.True(Within(job.Completion, 60));
         Assert.Equal(MigrationStatus.Failed, job.Status);
         Assert.Contains("connection", job.Stats.Error);
         Assert.Equal(VmState.Running, src.State);
@@ -205,12 +207,12 @@ public sealed class LiveMigrationTests : IDisposable
         using var target = incoming.ListenIncoming("tcp:127.0.0.1:0");
         var receive = Task.Run(() => incoming.ReceiveIncoming(target));
         var job = new MigrationManager(src).StartOutgoing($"tcp:127.0.0.1:{target.LocalEndPoint!.Port}");
-        Assert.True(job.Completion.Wait(TimeSpan.FromSeconds(60)));
+        Assert.True(Within(job.Completion, 60));
         Assert.Equal(MigrationStatus.Failed, job.Status);
         Assert.Contains("refused", job.Stats.Error);
         Assert.Contains("--memory", job.Stats.Error);
         Assert.Equal(VmState.Running, src.State);
-        var ex = Assert.Throws<AggregateException>(() => receive.Wait(TimeSpan.FromSeconds(30)));
+        var ex = Assert.Throws<AggregateException>(() => Within(receive, 30));
         Assert.Contains("--memory", ex.InnerException!.Message);
         Assert.Equal(VmState.Created, dst.State);
     }
@@ -238,7 +240,7 @@ public sealed class LiveMigrationTests : IDisposable
         var ack = MigrationAck.ReadFrom(net);
         Assert.False(ack.Accepted);
         Assert.Contains("checksum mismatch", ack.Message);
-        var ex = Assert.Throws<AggregateException>(() => receive.Wait(TimeSpan.FromSeconds(30)));
+        var ex = Assert.Throws<AggregateException>(() => Within(receive, 30));
         Assert.Contains("corrupt", ex.InnerException!.Message);
         Assert.Equal(VmState.Created, dst.State);
         Assert.Equal(0u, dst.Memory.Read<uint>(0x2000 + 4096 - 96)); // nothing from the bad record reached RAM
