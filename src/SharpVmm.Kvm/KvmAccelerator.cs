@@ -11,7 +11,7 @@ namespace SharpVmm.Kvm;
 /// (slot = <see cref="MemoryRegion.Slot"/>), with vCPUs that send port I/O and MMIO to the given <see cref="IIoBus"/>.
 /// Dispose it before the GuestMemory: KVM maps the regions' host pages until the VM is gone.
 /// </summary>
-public sealed unsafe class KvmAccelerator : IAccelerator, IIrqRouter
+public sealed unsafe partial class KvmAccelerator : IAccelerator, IIrqRouter
 {
     private readonly KvmVcpu?[] _vcpus;
     private readonly bool[] _dirtyLogging;

@@ -6,7 +6,7 @@ namespace SharpVmm.Kvm;
 /// A KVM virtual machine (the fd KVM_CREATE_VM returns): memory slots, dirty logs, the in-kernel irqchip and PIT,
 /// interrupt lines, and vCPU creation. Thin: every method is one ioctl plus argument checks.
 /// </summary>
-public sealed unsafe class KvmVm : IDisposable
+public sealed unsafe partial class KvmVm : IDisposable
 {
     private int _fd;
 

@@ -15,7 +15,7 @@ namespace SharpVmm.Machine;
 /// the host through Start/Pause/Resume/Reset/Stop. Pause returns only once every vCPU is parked, so a paused
 /// guest executes nothing.
 /// </summary>
-public sealed class VirtualMachine : IVmControl, IDisposable
+public sealed partial class VirtualMachine : IVmControl, IDisposable
 {
     private readonly object _gate = new();
     private readonly ILogger _log;
@@ -92,6 +92,7 @@ public sealed class VirtualMachine : IVmControl, IDisposable
         lock (_gate)
         {
             _state = VmLifecycle.Next(_state, VmTransition.Start);
+            Clock.Resume(); // LoadMachineState leaves the clock stopped at the saved instant until the guest runs
             _liveThreads = _vcpus.Length;
             for (int i = 0; i < _vcpus.Length; i++)
             {

@@ -57,4 +57,19 @@ public sealed class GuestClock
     }
 
     public bool IsPaused => Volatile.Read(ref _pausedAtTicks) >= 0;
+
+    /// <summary>
+    /// Sets the clock so that it reads <paramref name="guestNs"/> now, paused or running as it is: a restored
+    /// snapshot's TSC and timers carry on from where the saved guest stopped, with neither a jump nor a gap.
+    /// </summary>
+    public void Restore(long guestNs)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(guestNs);
+        long ticks = (long)((Int128)guestNs * Stopwatch.Frequency / 1_000_000_000);
+        lock (_gate)
+        {
+            long reference = _pausedAtTicks >= 0 ? _pausedAtTicks : Stopwatch.GetTimestamp();
+            Volatile.Write(ref _offsetTicks, reference - ticks);
+        }
+    }
 }

@@ -23,7 +23,7 @@ public enum AcpiPowerRequest
 /// other sleep state; should a guest enter one anyway, the device reports an immediate wake (WAK_STS = 1) so that the
 /// guest's wait loop ends and it carries on, rather than spinning forever. Safe to call from several vCPU threads.
 /// </summary>
-public sealed class AcpiSleepDevice : IIoDevice
+public sealed partial class AcpiSleepDevice : IIoDevice
 {
     public const ushort DefaultPort = 0x600;
     public const int ControlOffset = 0, StatusOffset = 1, ResetOffset = 2;

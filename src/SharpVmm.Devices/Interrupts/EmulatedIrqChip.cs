@@ -15,7 +15,7 @@ namespace SharpVmm.Devices.Interrupts;
 /// </list>
 /// The PIC's INT output goes to LINT0 of every local APIC (taken where LINT0 is ExtINT, i.e. virtual-wire mode).
 /// </summary>
-public sealed class EmulatedIrqChip : IIrqRouter
+public sealed partial class EmulatedIrqChip : IIrqRouter
 {
     public const int GsiCount = IoApic.PinCount;
 

@@ -10,7 +10,7 @@ namespace SharpVmm.Devices.Interrupts;
 /// Level-triggered fixed/lowest-priority entries set remote IRR when an APIC accepts the message and clear it on the
 /// matching EOI broadcast, redelivering while the line is still asserted.
 /// </summary>
-public sealed class IoApic : IIoDevice
+public sealed partial class IoApic : IIoDevice
 {
     public const ulong DefaultBaseAddress = 0xFEC0_0000;
     public const ulong MmioSize = 0x1000;

@@ -9,7 +9,7 @@ namespace SharpVmm.Devices.Interrupts;
 /// The master's INT output is <see cref="IntOutput"/>; <see cref="IntOutputChanged"/> reports its changes (invoked
 /// under the PIC lock: handlers must not call back into the PIC). The CPU side takes a vector with <see cref="Acknowledge"/>.
 /// </summary>
-public sealed class PicPair
+public sealed partial class PicPair
 {
     public const ushort MasterBasePort = 0x20;
     public const ushort SlaveBasePort = 0xA0;

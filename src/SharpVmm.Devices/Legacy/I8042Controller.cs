@@ -8,7 +8,7 @@ namespace SharpVmm.Devices.Legacy;
 /// No keyboard or mouse is attached; what is here is what guests use on a headless VM: the controller's
 /// self-tests and configuration byte, and the CPU reset line (command 0xFE, or output-port bit 0 cleared).
 /// </summary>
-public sealed class I8042Controller
+public sealed partial class I8042Controller
 {
     public const ushort DataPortNumber = 0x60;
     public const ushort CommandPortNumber = 0x64;

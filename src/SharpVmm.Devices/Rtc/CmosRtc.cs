@@ -12,7 +12,7 @@ namespace SharpVmm.Devices.Rtc;
 /// (<paramref name="irq8"/>) when enabled in B. Memory-size fields are set by the machine builder through
 /// <see cref="SetMemorySize"/>.
 /// </summary>
-public sealed class CmosRtc : IIoDevice
+public sealed partial class CmosRtc : IIoDevice
 {
     public const ushort BasePort = 0x70;
     public const ushort PortCount = 2;

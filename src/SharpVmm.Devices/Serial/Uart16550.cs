@@ -8,7 +8,7 @@ namespace SharpVmm.Devices.Serial;
 /// empty; received bytes wait in a FIFO. Loopback (MCR bit 4) works as on the chip because Linux's 8250 driver
 /// uses it to probe for a real UART. The interrupt output is a level: high while any enabled condition holds.
 /// </summary>
-public sealed class Uart16550 : IIoDevice, IDisposable
+public sealed partial class Uart16550 : IIoDevice, IDisposable
 {
     // Register offsets.
     private const int Rbr = 0, Thr = 0, Dll = 0, Ier = 1, Dlm = 1, Iir = 2, Fcr = 2, Lcr = 3, Mcr = 4, Lsr = 5, Msr = 6, Scr = 7;

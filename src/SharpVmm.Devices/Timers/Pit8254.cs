@@ -11,7 +11,7 @@ namespace SharpVmm.Devices.Timers;
 /// Channel 0 interrupts come from the VM's <see cref="TimerService"/>; periodic modes fire at most every
 /// <see cref="MinPeriodicIntervalNs"/> on the host (missed edges coalesce as on an edge-triggered line).
 /// </summary>
-public sealed class Pit8254 : IIoDevice
+public sealed partial class Pit8254 : IIoDevice
 {
     public const ushort BasePort = 0x40;
     public const ushort PortCount = 4;

@@ -4,7 +4,7 @@ namespace SharpVmm.Devices.Timers;
 /// One 8254 counter, computed from guest time rather than clocked: the count and output at any instant follow from
 /// the reload value, the mode and when counting started. Not thread-safe: <see cref="Pit8254"/> holds its lock.
 /// </summary>
-internal sealed class PitChannel
+internal sealed partial class PitChannel
 {
     public const long FrequencyHz = 1_193_182;
 

@@ -7,7 +7,7 @@ namespace SharpVmm.Devices.Timers;
 /// parity/IOCHK check enables (stored), bit 4 the DRAM refresh toggle (flips every 15.085 µs of guest time),
 /// bit 5 PIT channel 2 output; bits 6-7 (error flags) read 0.
 /// </summary>
-public sealed class SystemControlPort(Pit8254 pit) : IIoDevice
+public sealed partial class SystemControlPort(Pit8254 pit) : IIoDevice
 {
     public const ushort Port = 0x61;
 

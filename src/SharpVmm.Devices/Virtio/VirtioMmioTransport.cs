@@ -15,7 +15,7 @@ namespace SharpVmm.Devices.Virtio;
 /// device throws while serving the guest becomes DEVICE_NEEDS_RESET plus a configuration-change interrupt; nothing
 /// escapes to the bus. The interrupt is level: the line is high while InterruptStatus is non-zero.
 /// </summary>
-public sealed class VirtioMmioTransport : IIoDevice
+public sealed partial class VirtioMmioTransport : IIoDevice
 {
     public const uint InterruptUsedBuffer = 1, InterruptConfigChange = 2;
 

@@ -10,7 +10,7 @@ namespace SharpVmm.Devices.Virtio;
 /// completely before the device sees it, and a violation throws <see cref="VirtqueueException"/>. Not thread-safe:
 /// one thread at a time pops and completes (the transport serialises).
 /// </summary>
-public sealed class Virtqueue
+public sealed partial class Virtqueue
 {
     /// <summary>Largest indirect table accepted (Linux never builds one beyond the device's seg_max + 2).</summary>
     public const int MaxIndirectDescriptors = 1024;

@@ -14,6 +14,7 @@ public enum KvmCap
     UserNmi = 22,
     IrqRouting = 25,
     Pit2 = 33,
+    PitState2 = 35,
     SetIdentityMapAddr = 37,
     AdjustClock = 39,
     InternalErrorData = 40,

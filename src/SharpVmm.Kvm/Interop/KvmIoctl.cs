@@ -34,6 +34,12 @@ public static unsafe class KvmIoctl
     public static readonly nuint CreateIrqchip = Io(0x60);
     public static readonly nuint IrqLine = Iow<KvmIrqLevel>(0x61);
     public static readonly nuint CreatePit2 = Iow<KvmPitConfig>(0x77);
+    public static readonly nuint GetIrqchip = Iowr<KvmIrqchip>(0x62);
+    public static readonly nuint SetIrqchip = Ior<KvmIrqchip>(0x63); // _IOR in linux/kvm.h, although it writes
+    public static readonly nuint SetClock = Iow<KvmClockData>(0x7b);
+    public static readonly nuint GetClock = Ior<KvmClockData>(0x7c);
+    public static readonly nuint GetPit2 = Ior<KvmPitState2>(0x9f);
+    public static readonly nuint SetPit2 = Iow<KvmPitState2>(0xa0);
 
     // vCPU fd
     public static readonly nuint Run = Io(0x80);

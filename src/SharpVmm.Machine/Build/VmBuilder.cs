@@ -109,7 +109,9 @@ public static partial class VmBuilder
                     bus.RegisterPort(0x40, 4, pit, "pit");
                     named.Add(("irqchip", irqChip));
                     named.Add(("pit", pit));
-                    bus.RegisterPort(0x61, 1, new SystemControlPort(pit), "port61");
+                    var port61 = new SystemControlPort(pit);
+                    bus.RegisterPort(0x61, 1, port61, "port61");
+                    named.Add(("port61", port61));
                     bus.RegisterMmio(0xFEC0_0000, 0x1000, irqChip.IoApic, "ioapic");
                 }
                 // KVM has no RTC of its own, so both paths get ours.

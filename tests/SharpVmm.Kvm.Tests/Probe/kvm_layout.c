@@ -84,6 +84,11 @@ int main(void)
     I(KVM_SET_LAPIC); I(KVM_GET_VCPU_EVENTS); I(KVM_SET_VCPU_EVENTS); I(KVM_GET_XSAVE); I(KVM_SET_XSAVE);
     I(KVM_GET_XCRS); I(KVM_SET_XCRS); I(KVM_SET_CPUID2); I(KVM_GET_CPUID2); I(KVM_GET_MP_STATE); I(KVM_SET_MP_STATE);
     I(KVM_INTERRUPT); I(KVM_NMI);
+    I(KVM_GET_IRQCHIP); I(KVM_SET_IRQCHIP); I(KVM_GET_PIT2); I(KVM_SET_PIT2); I(KVM_GET_CLOCK); I(KVM_SET_CLOCK);
+    S(kvm_irqchip); O(kvm_irqchip, chip); S(kvm_pit_state2); O(kvm_pit_state2, flags); S(kvm_pit_channel_state);
+    O(kvm_pit_channel_state, mode); O(kvm_pit_channel_state, gate); O(kvm_pit_channel_state, count_load_time);
+    S(kvm_clock_data); O(kvm_clock_data, flags); O(kvm_clock_data, realtime); O(kvm_clock_data, host_tsc);
+    C(KVM_CAP_PIT_STATE2); C(KVM_IRQCHIP_PIC_MASTER); C(KVM_IRQCHIP_PIC_SLAVE); C(KVM_IRQCHIP_IOAPIC);
 
     C(KVM_CAP_IRQCHIP); C(KVM_CAP_PIT2); C(KVM_CAP_USER_MEMORY); C(KVM_CAP_SET_TSS_ADDR);
     C(KVM_CAP_SET_IDENTITY_MAP_ADDR); C(KVM_CAP_EXT_CPUID); C(KVM_CAP_NR_VCPUS); C(KVM_CAP_MAX_VCPUS);

@@ -14,7 +14,7 @@ namespace SharpVmm.Devices.Virtio.Blk;
 /// guest RAM. Every request gets a status byte: a bad sector range, a malformed request or an image error is IOERR,
 /// an unknown or unnegotiated type UNSUPP; only a request with nowhere to put its status is a protocol error.
 /// </summary>
-public sealed class VirtioBlk : IVirtioDevice
+public sealed partial class VirtioBlk : IVirtioDevice
 {
     public const ushort QueueSize = 256;
     /// <summary>Data segments per request the driver may use (seg_max): the queue minus header and status.</summary>

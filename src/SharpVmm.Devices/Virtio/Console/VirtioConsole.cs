@@ -9,7 +9,7 @@ namespace SharpVmm.Devices.Virtio.Console;
 /// backend's thread, waits in a bounded buffer and is copied into the driver's receive buffers under the transport's
 /// lock, both when it arrives and when the driver adds receive buffers.
 /// </summary>
-public sealed class VirtioConsole : IVirtioDevice, IDisposable
+public sealed partial class VirtioConsole : IVirtioDevice, IDisposable
 {
     public const int FeatureSize = 0, FeatureEmergencyWrite = 2;
     public const ushort QueueSize = 128;

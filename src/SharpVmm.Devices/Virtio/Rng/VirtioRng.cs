@@ -3,7 +3,7 @@ using System.Security.Cryptography;
 namespace SharpVmm.Devices.Virtio.Rng;
 
 /// <summary>virtio-rng (entropy device, ID 4): fills the driver's writable buffers from the host's CSPRNG.</summary>
-public sealed class VirtioRng : IVirtioDevice
+public sealed partial class VirtioRng : IVirtioDevice
 {
     /// <summary>At most this many bytes per request, so one request cannot pin a vCPU generating gigabytes.</summary>
     public const int MaxBytesPerRequest = 64 * 1024;
