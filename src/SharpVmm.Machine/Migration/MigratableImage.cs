@@ -1,4 +1,5 @@
 using SharpVmm.Block;
+using SharpVmm.Core.State;
 
 namespace SharpVmm.Machine.Migration;
 
@@ -11,8 +12,9 @@ namespace SharpVmm.Machine.Migration;
 /// before the guest runs. A migration that fails after that point re-activates the source's image.
 /// Requests that reach an inactive image fail with an <see cref="IOException"/>, which virtio-blk reports to the
 /// guest as an I/O error; a paused or not yet started guest makes none.
+/// Its saved state is the disk's format and size, so a snapshot or migration is refused onto a different disk.
 /// </summary>
-public sealed class MigratableImage : IBlockImage
+public sealed class MigratableImage : IBlockImage, IStateful
 {
     private readonly ImageOpenOptions _options;
     private readonly object _gate = new();
@@ -110,6 +112,23 @@ public sealed class MigratableImage : IBlockImage
     {
         Image.Resize(newSize, allowShrink);
         Size = newSize;
+    }
+
+    public string StateId => "disk-image";
+    public int StateVersion => 1;
+
+    public void SaveState(StateWriter writer)
+    {
+        writer.WriteString(FormatName);
+        writer.WriteI64(Size);
+    }
+
+    public void LoadState(StateReader reader, int version)
+    {
+        string format = reader.ReadString(16, "the disk's format");
+        long size = reader.ReadI64("the disk's size");
+        if (format != FormatName || size != Size)
+            throw new StateFormatException($"the disk '{Path}' is a {Size}-byte {FormatName} image here but was a {size}-byte {format} image in the saved machine: give the same disk");
     }
 
     public void Dispose()

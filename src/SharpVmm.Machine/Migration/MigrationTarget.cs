@@ -186,7 +186,12 @@ public sealed class MigrationTarget : IDisposable
     /// <summary>Loads the state, takes the disks over from the source (which closed them before sending the end) and acks.</summary>
     private void Complete(NetworkStream net, byte[] state)
     {
-        using (var s = new MemoryStream(state, writable: false)) _vm.LoadMachineState(s);
+        using (var s = new MemoryStream(state, writable: false))
+        {
+            _vm.LoadMachineState(s);
+            if (s.Position != s.Length)
+                throw new MigrationException($"the migration stream is corrupt: {s.Length - s.Position} bytes follow the machine state in its record; refusing it");
+        }
         foreach (var (_, image) in _vm.Devices.OfType<MigratableImage>()) image.Activate();
         new MigrationAck(true, "loaded").WriteTo(net);
         _log.LogInformation("incoming migration complete: {Bytes} bytes, {Normal} pages, {Zero} zero pages, {Rounds} rounds", _reader?.Offset, _normal, _duplicate, _rounds);
