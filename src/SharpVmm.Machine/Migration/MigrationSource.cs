@@ -102,8 +102,11 @@ public sealed class MigrationSource
             if (state is not (VmState.Running or VmState.Paused))
                 throw new MigrationException($"cannot migrate a VM that is {state.ToString().ToLowerInvariant()}: only a running or paused VM can be migrated");
             _since.Start();
-            _task = Task.Factory.StartNew(() => Run(uri), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+            _task = new Task(() => Run(uri), CancellationToken.None, TaskCreationOptions.LongRunning);
         }
+        // Reported before migrate returns, so query-migrate right after it already says "setup".
+        SetStatus(MigrationStatus.Setup);
+        _task.Start(TaskScheduler.Default);
     }
 
     /// <summary>Stops an unfinished migration; the guest goes on running on this side (status cancelled).</summary>
@@ -119,7 +122,6 @@ public sealed class MigrationSource
 
     private void Run(MigrationUri uri)
     {
-        SetStatus(MigrationStatus.Setup);
         DirtyTracker? tracker = null;
         var inactivated = new List<MigratableImage>();
         bool pausedHere = false;
