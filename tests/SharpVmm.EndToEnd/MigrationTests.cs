@@ -91,50 +91,105 @@ public sealed partial class MigrationTests : IDisposable
 
     private static List<int> Counts(string output) => [.. CountLine().Matches(output.Replace("\r", "")).Select(m => int.Parse(m.Groups[1].Value))];
 
+    /// <summary>
+    /// One boot of the source serves every case (Linux boots take minutes on emu on a loaded host): a target killed
+    /// mid-migration, a cancel, then the real migration. The guest counts on its console; it also wrote a qcow2 disk
+    /// before, and once the host writes "READ" into a raw mailbox disk (polled with O_DIRECT), it reads that write back
+    /// with its page cache dropped, writes again, and powers off.
+    /// </summary>
     [LinuxGuestFact]
-    public async Task A_counting_Linux_guest_with_a_disk_moves_to_another_process_and_counts_on_without_a_gap()
+    public async Task A_counting_Linux_guest_survives_a_killed_target_and_a_cancel_then_moves_with_its_disk_and_counts_on()
     {
-        string disk = Path.Combine(_dir, "disk.qcow2");
+        string disk = Path.Combine(_dir, "disk.qcow2"), mailbox = Path.Combine(_dir, "mailbox.raw");
         ImageFactory.Create(disk, "qcow2", 64L << 20).Dispose();
+        File.WriteAllBytes(mailbox, new byte[1 << 20]);
         string shell = "echo disk-before-migration | dd of=/dev/vda bs=512 seek=8 conv=sync 2>/dev/null; sync; echo DISK-WRITTEN; "
-            + "i=0; while [ $i -lt 110 ]; do echo COUNT $i; "
-            + "if [ $i -eq 100 ]; then echo 3 > /proc/sys/vm/drop_caches; echo \"READBACK $(dd if=/dev/vda bs=512 skip=8 count=1 2>/dev/null | head -c 21)\"; "
-            + "echo disk-after-migration | dd of=/dev/vda bs=512 seek=16 conv=sync 2>/dev/null; sync; fi; "
-            + "i=$((i+1)); sleep 0.2; done";
-        var a = Start(GuestArgs(shell, "a.sock", "--disk", $"{disk},format=qcow2"));
-        a.WaitFor("COUNT 2", 600);
+            + "i=0; while true; do echo COUNT $i; i=$((i+1)); "
+            + "if [ \"$(dd if=/dev/vdb bs=512 count=1 iflag=direct 2>/dev/null | head -c 4)\" = READ ]; then "
+            + "echo 3 > /proc/sys/vm/drop_caches; echo \"READBACK $(dd if=/dev/vda bs=512 skip=8 count=1 2>/dev/null | head -c 21)\"; "
+            + "echo disk-after-migration | dd of=/dev/vda bs=512 seek=16 conv=sync 2>/dev/null; sync; break; fi; "
+            + "sleep 0.2; done";
+        string[] disks = ["--disk", $"{disk},format=qcow2", "--disk", $"{mailbox},format=raw"];
+        var a = Start(GuestArgs(shell, "a.sock", disks));
+        a.WaitFor("COUNT 2", 1800);
         Assert.Contains("DISK-WRITTEN", a.Stdout);
         await using var qa = await Qmp("a.sock");
 
+        // Parameters and errors.
+        Assert.Empty((await qa.ExecuteAsync("query-migrate"))!.AsObject()); // {} before any migration, as QEMU
+        await qa.ExecuteAsync("migrate-set-parameters", new JsonObject { ["max-bandwidth"] = 2L << 20, ["downtime-limit"] = 100 });
+        var p = (JsonObject)(await qa.ExecuteAsync("query-migrate-parameters"))!;
+        Assert.Equal(2L << 20, p["max-bandwidth"]!.GetValue<long>());
+        Assert.Equal(100, p["downtime-limit"]!.GetValue<long>());
+        var bad = await Assert.ThrowsAsync<QmpException>(() => qa.ExecuteAsync("migrate", new JsonObject { ["uri"] = "unix:/tmp/nowhere" }));
+        Assert.Contains("tcp:HOST:PORT", bad.Description);
+        bad = await Assert.ThrowsAsync<QmpException>(() => qa.ExecuteAsync("migrate-incoming", new JsonObject { ["uri"] = "tcp:127.0.0.1:1" }));
+        Assert.Contains("--incoming defer", bad.Description);
+
+        // 1. The target process dies mid-migration (slow link: the first round takes many seconds).
         int port = FreePort();
-        var b = Start(GuestArgs(shell, "b.sock", "--disk", $"{disk},format=qcow2", "--incoming", $"tcp:127.0.0.1:{port}"));
+        var b1 = Start(GuestArgs(shell, "b1.sock", [.. disks, "--incoming", $"tcp:127.0.0.1:{port}"]));
+        b1.WaitForError("waiting for an incoming migration", 300);
+        await qa.ExecuteAsync("migrate", new JsonObject { ["uri"] = $"tcp:127.0.0.1:{port}" });
+        var active = await WaitMigration(qa, s => s != "setup", 120);
+        Assert.True(active["status"]!.GetValue<string>() == "active", active.ToJsonString());
+        bad = await Assert.ThrowsAsync<QmpException>(() => qa.ExecuteAsync("migrate", new JsonObject { ["uri"] = $"tcp:127.0.0.1:{port}" }));
+        Assert.Contains("already in progress", bad.Description);
+        b1.Kill();
+        var failed = await WaitMigration(qa, s => s != "active", 120);
+        Assert.True(failed["status"]!.GetValue<string>() == "failed", failed.ToJsonString());
+        Assert.Contains("connection", failed["error-desc"]!.GetValue<string>());
+        Assert.Equal("running", await Status(qa));
+        a.WaitFor($"COUNT {Counts(a.Stdout).Last() + 3}", 300);
+
+        // 2. A cancel: the source runs on; the target refuses the cut stream and exits without running the guest.
+        port = FreePort();
+        var b2 = Start(GuestArgs(shell, "b2.sock", [.. disks, "--incoming", $"tcp:127.0.0.1:{port}"]));
+        b2.WaitForError("waiting for an incoming migration", 300);
+        Drain(qa);
+        await qa.ExecuteAsync("migrate", new JsonObject { ["uri"] = $"tcp:127.0.0.1:{port}" });
+        await WaitMigration(qa, s => s == "active", 120);
+        await qa.ExecuteAsync("migrate_cancel");
+        var cancelled = await WaitMigration(qa, s => s is not ("active" or "cancelling"), 120);
+        Assert.True(cancelled["status"]!.GetValue<string>() == "cancelled", cancelled.ToJsonString());
+        Assert.Equal("running", await Status(qa));
+        Assert.Equal(["setup", "active", "cancelling", "cancelled"], MigrationEvents(Drain(qa)));
+        Assert.Equal(1, b2.WaitForExit(120));
+        Assert.Contains("incoming migration failed", b2.Stderr);
+        Assert.Contains("truncated", b2.Stderr);
+        Assert.Equal("", b2.Stdout);
+        a.WaitFor($"COUNT {Counts(a.Stdout).Last() + 3}", 300);
+
+        // 3. The real migration, with QEMU's default parameters.
+        await qa.ExecuteAsync("migrate-set-parameters", new JsonObject { ["max-bandwidth"] = 128L << 20, ["downtime-limit"] = 300 });
+        port = FreePort();
+        var b = Start(GuestArgs(shell, "b.sock", [.. disks, "--incoming", $"tcp:127.0.0.1:{port}"]));
         await using var qb = await Qmp("b.sock");
         Assert.Equal("inmigrate", await Status(qb));
-        Assert.Empty((await qa.ExecuteAsync("query-migrate"))!.AsObject()); // {} before any migration, as QEMU
-        b.WaitForError("waiting for an incoming migration", 120);
-
+        b.WaitForError("waiting for an incoming migration", 300);
         Assert.Empty((await qa.ExecuteAsync("migrate", new JsonObject { ["uri"] = $"tcp:127.0.0.1:{port}" }))!.AsObject());
-        var info = await WaitMigration(qa, s => s is "completed" or "failed" or "cancelled", 300);
+        var info = await WaitMigration(qa, s => s is "completed" or "failed" or "cancelled", 600);
         Assert.True(info["status"]!.GetValue<string>() == "completed", info.ToJsonString());
         var ram = info["ram"]!.AsObject();
         Assert.Equal(256L << 20, ram["total"]!.GetValue<long>());
         Assert.True(ram["duplicate"]!.GetValue<long>() > 10_000, info.ToJsonString()); // most of an idle guest's RAM is zero
         Assert.True(ram["normal"]!.GetValue<long>() > 1_000, info.ToJsonString());
         Assert.True(ram["transferred"]!.GetValue<long>() < 200L << 20, info.ToJsonString());
-        long downtime = info["downtime"]!.GetValue<long>();
-        Assert.InRange(downtime, 0, 10_000);
+        Assert.InRange(info["downtime"]!.GetValue<long>(), 0, 30_000);
         Assert.Equal("postmigrate", await Status(qa));
         var aEvents = Drain(qa);
-        var migration = aEvents.Where(e => e["event"]!.GetValue<string>() == "MIGRATION").Select(e => e["data"]!["status"]!.GetValue<string>()).ToList();
-        Assert.Equal(["setup", "active", "device", "completed"], migration);
+        Assert.Equal(["setup", "active", "device", "completed"], MigrationEvents(aEvents));
         Assert.Contains(aEvents, e => e["event"]!.GetValue<string>() == "STOP");
 
-        // The target runs the guest on: it finishes the loop, reads the disk back, writes it, and powers off.
+        // The target counts on; told through the mailbox, it reads the disk back, writes it, and powers off.
+        b.WaitFor("COUNT", 300);
+        Assert.Equal("running", await Status(qb));
+        using (var f = new FileStream(mailbox, FileMode.Open, FileAccess.Write)) f.Write("READ"u8);
         var exit = b.WaitForExit(600);
         Assert.True(exit == 0, $"target exit {exit}\n{b.Stderr}\n{b.Stdout}");
         var bEvents = Drain(qb);
         Assert.Contains(bEvents, e => e["event"]!.GetValue<string>() == "RESUME");
-        Assert.Contains(bEvents, e => e["event"]!.GetValue<string>() == "MIGRATION" && e["data"]!["status"]!.GetValue<string>() == "completed");
+        Assert.Equal(["setup", "active", "completed"], MigrationEvents(bEvents));
         await qa.ExecuteAsync("quit");
         Assert.Equal(0, a.WaitForExit(60));
 
@@ -142,11 +197,11 @@ public sealed partial class MigrationTests : IDisposable
         Assert.Single(Regex.Matches(sa, "SHARPVMM-INIT-OK"));
         Assert.DoesNotContain("SHARPVMM-INIT-OK", sb); // no second boot
         Assert.DoesNotContain("Linux version", sb);
-        // A line may be cut at the switch-over: the source's output and the target's, joined, must count 0..109 once each.
+        Assert.DoesNotContain("READBACK", sa);
+        // A line may be cut at the switch-over: the source's output and the target's, joined, count 0..N once each.
         var counts = Counts(sa + sb);
-        Assert.Equal(Enumerable.Range(0, 110), counts);
-        Assert.NotEmpty(Counts(sa));
-        Assert.True(Counts(sb).Count > 50, $"the target printed only {Counts(sb).Count} counts:\n{sb}");
+        Assert.Equal(Enumerable.Range(0, counts.Count), counts);
+        Assert.NotEmpty(Counts(sb));
         Assert.Contains("READBACK disk-before-migration", sb);
         Assert.Contains("SHARPVMM-EXIT=0", sb);
 
@@ -159,71 +214,8 @@ public sealed partial class MigrationTests : IDisposable
         Assert.Equal("disk-after-migration", Encoding.ASCII.GetString(sector, 0, 20));
     }
 
-    [LinuxGuestFact]
-    public async Task A_killed_target_and_a_cancel_leave_the_source_running_and_counting()
-    {
-        string shell = "i=0; while true; do echo COUNT $i; i=$((i+1)); sleep 0.2; done";
-        var a = Start(GuestArgs(shell, "a.sock"));
-        a.WaitFor("COUNT 2", 600);
-        await using var qa = await Qmp("a.sock");
-        // Slow enough that the first round takes many seconds.
-        await qa.ExecuteAsync("migrate-set-parameters", new JsonObject { ["max-bandwidth"] = 2L << 20, ["downtime-limit"] = 100 });
-        var p = (JsonObject)(await qa.ExecuteAsync("query-migrate-parameters"))!;
-        Assert.Equal(2L << 20, p["max-bandwidth"]!.GetValue<long>());
-        Assert.Equal(100, p["downtime-limit"]!.GetValue<long>());
-        var bad = await Assert.ThrowsAsync<QmpException>(() => qa.ExecuteAsync("migrate", new JsonObject { ["uri"] = "unix:/tmp/nowhere" }));
-        Assert.Contains("tcp:HOST:PORT", bad.Description);
-        bad = await Assert.ThrowsAsync<QmpException>(() => qa.ExecuteAsync("migrate-incoming", new JsonObject { ["uri"] = "tcp:127.0.0.1:1" }));
-        Assert.Contains("--incoming defer", bad.Description);
-        bad = await Assert.ThrowsAsync<QmpException>(() => qa.ExecuteAsync("migrate-set-parameters", new JsonObject { ["downtime-limit"] = -1 }));
-        Assert.Contains("downtime-limit", bad.Description);
-
-        // 1. The target dies mid-migration.
-        int port = FreePort();
-        var b1 = Start(GuestArgs(shell, "b1.sock", "--incoming", $"tcp:127.0.0.1:{port}"));
-        b1.WaitForError("waiting for an incoming migration", 120);
-        await qa.ExecuteAsync("migrate", new JsonObject { ["uri"] = $"tcp:127.0.0.1:{port}" });
-        var active = await WaitMigration(qa, s => s != "setup", 60);
-        Assert.True(active["status"]!.GetValue<string>() == "active", active.ToJsonString());
-        var busy = await Assert.ThrowsAsync<QmpException>(() => qa.ExecuteAsync("migrate", new JsonObject { ["uri"] = $"tcp:127.0.0.1:{port}" }));
-        Assert.Contains("already in progress", busy.Description);
-        b1.Kill();
-        var failed = await WaitMigration(qa, s => s != "active", 120);
-        Assert.True(failed["status"]!.GetValue<string>() == "failed", failed.ToJsonString());
-        Assert.Contains("connection", failed["error-desc"]!.GetValue<string>());
-        Assert.Equal("running", await Status(qa));
-        int seen = Counts(a.Stdout).Last();
-        a.WaitFor($"COUNT {seen + 5}", 120);
-
-        // 2. A cancel.
-        port = FreePort();
-        var b2 = Start(GuestArgs(shell, "b2.sock", "--incoming", $"tcp:127.0.0.1:{port}"));
-        b2.WaitForError("waiting for an incoming migration", 120);
-        Drain(qa);
-        await qa.ExecuteAsync("migrate", new JsonObject { ["uri"] = $"tcp:127.0.0.1:{port}" });
-        await WaitMigration(qa, s => s == "active", 60);
-        await qa.ExecuteAsync("migrate_cancel");
-        var cancelled = await WaitMigration(qa, s => s is not ("active" or "cancelling"), 60);
-        Assert.True(cancelled["status"]!.GetValue<string>() == "cancelled", cancelled.ToJsonString());
-        Assert.Equal("running", await Status(qa));
-        var events = Drain(qa).Where(e => e["event"]!.GetValue<string>() == "MIGRATION").Select(e => e["data"]!["status"]!.GetValue<string>()).ToList();
-        Assert.Equal(["setup", "active", "cancelling", "cancelled"], events);
-        seen = Counts(a.Stdout).Last();
-        a.WaitFor($"COUNT {seen + 5}", 120);
-
-        // The target of the cancelled migration refuses the cut stream and exits without ever running the guest.
-        int code = b2.WaitForExit(120);
-        Assert.Equal(1, code);
-        Assert.Contains("incoming migration failed", b2.Stderr);
-        Assert.Contains("truncated", b2.Stderr);
-        Assert.Equal("", b2.Stdout);
-
-        // Every count the source printed is there once, in order: nothing was lost or replayed on the source.
-        var counts = Counts(a.Stdout);
-        Assert.Equal(Enumerable.Range(0, counts.Count), counts);
-        await qa.ExecuteAsync("quit");
-        Assert.Equal(0, a.WaitForExit(60));
-    }
+    private static List<string> MigrationEvents(List<JsonObject> events) =>
+        [.. events.Where(e => e["event"]!.GetValue<string>() == "MIGRATION").Select(e => e["data"]!["status"]!.GetValue<string>())];
 
     /// <summary>A sharpvmm process whose output is collected as it comes, for tests that interact with it while it runs.</summary>
     private sealed class LiveProcess : IDisposable
