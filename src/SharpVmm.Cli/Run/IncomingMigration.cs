@@ -15,8 +15,9 @@ internal static class IncomingMigration
     /// <summary>True when the guest may start; false when the VM was stopped (quit, signal) while waiting. A refused stream throws.</summary>
     public static bool Receive(VirtualMachine vm, MigrationManager migration, string incoming)
     {
-        using var stop = new CancellationTokenSource();
-        using var _ = vm.Exited.ContinueWith(_ => stop.Cancel(), TaskScheduler.Default);
+        // Not disposed: the VM may exit (and cancel it) long after this returns.
+        var stop = new CancellationTokenSource();
+        _ = vm.Exited.ContinueWith(_ => stop.Cancel(), TaskScheduler.Default);
         string uri = incoming;
         if (incoming == Defer)
         {

@@ -11,8 +11,10 @@ namespace SharpVmm.Machine.Migration;
 ///   'S'    length:u32 data[length]                the machine state (vCPUs, clock, devices): SaveMachineState's bytes
 ///   'E'    records:u64                            the end; counts the records before it
 /// </code>
-/// and then one ack from target to source: <c>"SVMM-ACK" status:u8 message:str crc:u32</c> (0 = loaded and
-/// resuming; 1 = refused, message says why). The target also sends a refusal as soon as it rejects the header.
+/// The target answers with acks, <c>"SVMM-ACK" status:u8 message:str crc:u32</c>: status 2 (message = the round)
+/// once it has applied the pages up to an 'I' marker, so the source knows the pipe is drained before it pauses the
+/// guest and the downtime holds only the last pages; after 'E', 0 = loaded and resuming, or 1 = refused (message says
+/// why). The target sends a refusal as soon as it rejects anything, the header included.
 /// </summary>
 public static class MigrationProtocol
 {

@@ -33,7 +33,8 @@ public sealed class MigrationSource
     private MigrationStatus _status = MigrationStatus.None;
     private long _transferred, _remaining, _duplicate, _normal, _dirtyRate, _setupMs, _expectedDowntimeMs, _totalMs = -1;
     private long? _downtimeMs;
-    private double _mbps, _bandwidth;
+    private double _mbps, _bandwidth, _lastRoundSeconds;
+    private long _lastRoundBytes;
     private int _rounds;
     private string? _error, _note;
     private MigrationStreamWriter? _writer;
@@ -135,6 +136,7 @@ public sealed class MigrationSource
             lock (_gate) _writer = writer;
             writer.WriteHeader(MigrationHeader.Describe(_vm));
 
+            StateCodeWarmup.Run();
             tracker = new DirtyTracker(_vm);
             tracker.Start(Quiesce);
             if (!tracker.Reliable)
@@ -150,6 +152,7 @@ public sealed class MigrationSource
             {
                 long harvestedAt = Stopwatch.GetTimestamp();
                 SendRound(writer, socket, tracker.AllPages(), throttle: true);
+                AwaitRound(writer, socket, net);
                 while (true)
                 {
                     ThrowIfCancelled();
@@ -171,6 +174,7 @@ public sealed class MigrationSource
                         break;
                     }
                     SendRound(writer, socket, pending, throttle: true);
+                    AwaitRound(writer, socket, net);
                 }
             }
             else
@@ -221,7 +225,8 @@ public sealed class MigrationSource
             MigrationAck ack;
             try
             {
-                ack = MigrationAck.ReadFrom(net);
+                do ack = MigrationAck.ReadFrom(net);
+                while (ack.Round is not null); // the stop-and-copy round's own acknowledgement
             }
             catch (IOException ex)
             {
@@ -312,6 +317,35 @@ public sealed class MigrationSource
         }
     }
 
+    /// <summary>
+    /// Waits until the target has applied the round just sent. Without this the target could lag seconds behind a
+    /// fast source on a loaded host, and that backlog would land in the downtime; with it, a round's time (and so the
+    /// bandwidth estimate) runs from the first page sent to the last page applied.
+    /// </summary>
+    private void AwaitRound(MigrationStreamWriter writer, Socket socket, NetworkStream net)
+    {
+        long start = Stopwatch.GetTimestamp();
+        writer.Flush();
+        socket.ReceiveTimeout = (int)AckTimeout.TotalMilliseconds;
+        MigrationAck ack;
+        try
+        {
+            ack = MigrationAck.ReadFrom(net);
+        }
+        catch (IOException ex)
+        {
+            throw new MigrationException($"the target did not confirm round {_rounds} within {AckTimeout.TotalSeconds:0} s or the connection dropped ({ex.Message})", ex);
+        }
+        if (!ack.Accepted) throw new MigrationException($"the target refused the migration: {ack.Message}");
+        if (ack.Round != _rounds) throw new MigrationException($"the target confirmed round {ack.Round?.ToString() ?? "(final)"} where round {_rounds} was expected");
+        double drained = Stopwatch.GetElapsedTime(start).TotalSeconds;
+        lock (_gate)
+        {
+            double seconds = _lastRoundSeconds + drained;
+            if (seconds > 0 && _lastRoundBytes >= 256 * 1024) _bandwidth = _lastRoundBytes / seconds;
+        }
+    }
+
     /// <summary>Milliseconds the given dirty pages would take at the measured bandwidth.</summary>
     private long Expected(long dirtyPages)
     {
@@ -359,10 +393,12 @@ public sealed class MigrationSource
         lock (_gate)
         {
             _rounds++;
+            _lastRoundBytes = bytes;
+            _lastRoundSeconds = seconds;
             if (seconds > 0)
             {
                 _mbps = bytes * 8 / seconds / 1e6;
-                // Tiny rounds measure overheads, not the link: keep the estimate from a real one.
+                // Tiny rounds measure overheads, not the link: keep the estimate from a real one (AwaitRound refines it).
                 if (bytes >= 256 * 1024 || _bandwidth <= 0) _bandwidth = bytes / seconds;
             }
         }

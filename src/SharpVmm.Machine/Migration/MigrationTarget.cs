@@ -98,10 +98,12 @@ public sealed class MigrationTarget : IDisposable
         lock (_gate) listener = _listener ?? throw new InvalidOperationException("call Listen first");
         if (_vm.State != VmState.Created)
             throw new MigrationException($"an incoming migration needs a VM that has not started; this one is {_vm.State.ToString().ToLowerInvariant()}");
+        var accepting = listener.AcceptAsync(cancel);
+        StateCodeWarmup.Run(); // while no source is there yet
         Socket connection;
         try
         {
-            connection = listener.AcceptAsync(cancel).AsTask().GetAwaiter().GetResult();
+            connection = accepting.AsTask().GetAwaiter().GetResult();
         }
         catch (Exception ex) when (ex is SocketException or ObjectDisposedException or OperationCanceledException)
         {
@@ -169,6 +171,7 @@ public sealed class MigrationTarget : IDisposable
                 }
                 case MigrationRecordKind.IterationEnd:
                     lock (_gate) _rounds = reader.Round;
+                    MigrationAck.RoundReceived(reader.Round).WriteTo(net);
                     break;
                 case MigrationRecordKind.State:
                     if (state is not null) throw new MigrationException("the migration stream is corrupt: it carries the machine state twice; refusing it");
