@@ -4,6 +4,7 @@ using SharpVmm.Core.Cpu;
 using SharpVmm.Core.Time;
 using SharpVmm.Devices.Bus;
 using SharpVmm.Devices.Legacy;
+using SharpVmm.Devices.Virtio.Blk;
 using SharpVmm.Machine.Lifecycle;
 using SharpVmm.Memory;
 
@@ -113,8 +114,21 @@ public sealed partial class VirtualMachine : IVmControl, IDisposable
             Clock.Pause();
             KickAll();
             WaitAllParked();
+            DrainDeviceIo();
         }
         Changed(VmState.Paused);
+    }
+
+    /// <summary>
+    /// Devices with an I/O thread go on completing requests (and writing guest RAM) after the vCPUs park. A paused VM
+    /// must be still, for snapshots and for migration's last RAM pass, so pause waits for them, as QEMU drains block
+    /// I/O when it stops a VM.
+    /// </summary>
+    private void DrainDeviceIo()
+    {
+        foreach (var (id, blk) in Devices.OfType<VirtioBlk>())
+            if (!blk.WaitIdle(TimeSpan.FromSeconds(30)))
+                _log.LogWarning("{Device}: disk I/O still in flight 30 s after pause", id);
     }
 
     public void Resume()

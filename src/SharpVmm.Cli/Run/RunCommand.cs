@@ -6,6 +6,7 @@ using SharpVmm.Boot.Linux;
 using SharpVmm.Core;
 using SharpVmm.Machine.Build;
 using SharpVmm.Machine.Config;
+using SharpVmm.Machine.Migration;
 using SharpVmm.Monitor.Server;
 
 namespace SharpVmm.Cli.Run;
@@ -32,11 +33,12 @@ public static class RunCommand
         var qmp = new Option<string?>("--qmp") { Description = "QMP monitor: unix:PATH or tcp:127.0.0.1:PORT (loopback only)", HelpName = "unix:PATH|tcp:HOST:PORT" };
         var noReboot = new Option<bool>("--no-reboot") { Description = "When the guest resets (e.g. Linux's reboot), exit with code 0 instead of rebooting it, like QEMU's -no-reboot" };
         var restore = new Option<string?>("--restore") { Description = "Continue the guest saved in a snapshot file (snapshot-save); give the options it was started with", HelpName = "FILE" };
+        var incoming = new Option<string?>("--incoming") { Description = "Wait for a live migration instead of booting: tcp:HOST:PORT, or defer (QMP migrate-incoming gives the address)", HelpName = "tcp:HOST:PORT|defer" };
         var serial = new Option<string>("--serial") { Description = "Where COM1 goes: stdio, file:PATH, unix:PATH (we listen) or none", DefaultValueFactory = _ => "stdio", HelpName = "stdio|file:PATH|unix:PATH" };
 
         var cmd = new Command("run", "Boot a guest and run it until it powers off; the exit code is the guest's (debug-exit port) or 0.")
         {
-            accel, memory, cpus, kernel, initrd, append, flat, entry, serial, disk, rng, net, console, qmp, restore,
+            accel, memory, cpus, kernel, initrd, append, flat, entry, serial, disk, rng, net, console, qmp, restore, incoming,
         };
         cmd.Add(noReboot);
         var configFile = ConfigFileOption.AddTo(cmd);
@@ -58,16 +60,22 @@ public static class RunCommand
                 Nets = [.. (pr.GetValue(net) ?? []).Select(NetSpec.Parse)],
                 Console = pr.GetValue(console),
                 NoReboot = pr.GetValue(noReboot),
+                IncomingMigration = pr.GetValue(incoming) is not null,
             };
             if (config.Kernel is null && config.Flat is null && config.Initrd is null && config.Append is null)
                 config = DefaultGuest.Apply(config);
-            return Execute(config, pr.GetValue(qmp), pr.GetValue(restore));
+            return Execute(config, pr.GetValue(qmp), pr.GetValue(restore), pr.GetValue(incoming));
         });
         return cmd;
     }
 
-    public static int Execute(VmConfig config, string? qmpAddress = null, string? restore = null)
+    public static int Execute(VmConfig config, string? qmpAddress = null, string? restore = null, string? incoming = null)
     {
+        if (restore is not null && incoming is not null)
+        {
+            Console.Error.WriteLine("sharpvmm: --restore and --incoming are alternatives: give one");
+            return 2;
+        }
         using var loggers = Logging.CreateFactory();
         string? choice = null;
         if (config.Accelerator == AcceleratorKind.Auto)
@@ -81,12 +89,24 @@ public static class RunCommand
         // Said only once the VM exists, so a bad option still yields exactly one line on stderr.
         if (choice is not null) Console.Error.WriteLine(choice);
         if (restore is not null) RestoreSnapshot.Apply(vm, restore);
+        var migration = incoming is null ? null : new MigrationManager(vm, loggers);
+        migration?.ExpectIncoming();
         // Declared after the VM so it is disposed first: clients get their last replies and events.
         using var monitor = qmpAddress is null ? null
-            : QmpServer.Start(vm, qmpAddress, new QmpServerOptions { Logger = loggers.CreateLogger("SharpVmm.Qmp") });
+            : QmpServer.Start(vm, qmpAddress, new QmpServerOptions { Logger = loggers.CreateLogger("SharpVmm.Qmp"), Migration = migration });
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, ctx => { ctx.Cancel = true; vm.Stop(); });
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => { ctx.Cancel = true; vm.Stop(); });
-        vm.Start();
+        bool start = true;
+        if (migration is not null)
+        {
+            try { start = IncomingMigration.Receive(vm, migration, incoming!); }
+            catch (MigrationException ex)
+            {
+                Console.Error.WriteLine($"sharpvmm: incoming migration failed: {ex.Message}");
+                return 1;
+            }
+        }
+        if (start) vm.Start();
         var result = vm.Exited.GetAwaiter().GetResult();
         if (result.IsError) Console.Error.WriteLine($"sharpvmm: {result.Message}");
         return result.ExitCode;

@@ -22,6 +22,7 @@ using SharpVmm.Emulator;
 using SharpVmm.Kvm;
 using SharpVmm.Machine.Config;
 using SharpVmm.Machine.Lifecycle;
+using SharpVmm.Machine.Migration;
 using SharpVmm.Memory;
 
 namespace SharpVmm.Machine.Build;
@@ -195,7 +196,8 @@ public static partial class VmBuilder
             IBlockImage image;
             try
             {
-                image = ImageFactory.Open(d.Path, new ImageOpenOptions { Format = d.Format, ReadOnly = d.ReadOnly });
+                var options = new ImageOpenOptions { Format = d.Format, ReadOnly = d.ReadOnly };
+                image = config.IncomingMigration ? MigratableImage.OpenInactive(d.Path, options) : MigratableImage.OpenActive(d.Path, options);
             }
             catch (BlockImageException ex)
             {
@@ -206,6 +208,7 @@ public static partial class VmBuilder
             disposables.Add(blk); // the VM disposes in reverse: the worker stops before the image closes
             Add(blk, $"virtio-blk{i}");
             named.Add(($"virtio-blk{i}.drive", new BlockDeviceInfo($"virtio{i}", $"virtio-blk{i}", d, image)));
+            named.Add(($"virtio-blk{i}.image", image)); // migration hands the image file over through this
         }
         if (config.Rng) Add(new VirtioRng(), "virtio-rng");
         AddNetDevices(config, Add, disposables, loggers);

@@ -34,6 +34,8 @@ public sealed record VmConfig
     public int VirtioDeviceCount => Disks.Count + (Rng ? 1 : 0) + Nets.Count + (Console is not null ? 1 : 0);
     /// <summary>QEMU's -no-reboot: a reset the guest asks for ends the run (exit 0) instead of restarting it.</summary>
     public bool NoReboot { get; init; }
+    /// <summary>The VM receives its state by live migration (<c>--incoming</c>): disks stay closed until the source lets go of them.</summary>
+    public bool IncomingMigration { get; init; }
 
     public void Validate()
     {

@@ -45,6 +45,7 @@ public sealed class QmpServer : IAsyncDisposable, IDisposable
         CoreCommands.Register(Commands, Monitor, Version);
         BlockCommands.Register(Commands, Monitor);
         SnapshotCommands.Register(Commands, Monitor);
+        MigrationCommands.Register(Commands, Monitor, Broadcast, options.Migration ?? new Machine.Migration.MigrationManager(vm));
         _acceptLoop = Task.Run(AcceptLoopAsync);
     }
 

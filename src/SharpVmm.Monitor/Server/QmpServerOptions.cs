@@ -16,4 +16,7 @@ public sealed record QmpServerOptions
 
     /// <summary>How long closing the server waits for queued replies and events to reach clients.</summary>
     public TimeSpan FlushTimeout { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>The VM's migrations, shared with whoever started it (<c>--incoming</c>); null: the server makes its own.</summary>
+    public SharpVmm.Machine.Migration.MigrationManager? Migration { get; init; }
 }

@@ -40,8 +40,11 @@ public sealed class VmMonitor : IDisposable
     /// <summary>Raised once per quit command, after the VM has stopped and the client's reply is queued.</summary>
     public event Action? QuitRequested;
 
-    /// <summary>QEMU's RunState name: prelaunch, running, paused, shutdown, guest-panicked or internal-error.</summary>
-    public string StatusName => _vm.State switch
+    /// <summary>A run-state name that wins over the VM's own while it applies (migration's "inmigrate", "postmigrate"); null when none.</summary>
+    public Func<string?>? RunStateOverride { get; set; }
+
+    /// <summary>QEMU's RunState name: prelaunch, running, paused, shutdown, guest-panicked or internal-error (or <see cref="RunStateOverride"/>'s).</summary>
+    public string StatusName => RunStateOverride?.Invoke() ?? _vm.State switch
     {
         VmState.Created => "prelaunch",
         VmState.Running => "running",

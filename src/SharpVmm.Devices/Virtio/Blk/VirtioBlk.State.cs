@@ -3,8 +3,9 @@ using SharpVmm.Core.State;
 namespace SharpVmm.Devices.Virtio.Blk;
 
 /// <summary>
-/// A block device keeps nothing between requests (each is finished before the notifying vCPU returns), so its
-/// section only records what the guest saw of the disk: a restore onto another size or mode is refused.
+/// A block device keeps nothing between requests once the VM is paused (pause waits for the I/O thread: see
+/// VirtualMachine.Pause), so its section only records what the guest saw of the disk: a restore onto another size or
+/// mode is refused.
 /// </summary>
 public sealed partial class VirtioBlk : IStateful
 {

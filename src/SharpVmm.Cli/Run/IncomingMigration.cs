@@ -1,0 +1,41 @@
+using SharpVmm.Machine;
+using SharpVmm.Machine.Migration;
+
+namespace SharpVmm.Cli.Run;
+
+/// <summary>
+/// <c>sharpvmm run ... --incoming tcp:HOST:PORT</c> (or <c>defer</c>, then QMP's migrate-incoming names the address):
+/// the VM is built but not started, waits in QEMU's "inmigrate" state for a source, and starts only once the whole
+/// migration arrived and loaded.
+/// </summary>
+internal static class IncomingMigration
+{
+    public const string Defer = "defer";
+
+    /// <summary>True when the guest may start; false when the VM was stopped (quit, signal) while waiting. A refused stream throws.</summary>
+    public static bool Receive(VirtualMachine vm, MigrationManager migration, string incoming)
+    {
+        // Not disposed: the VM may exit (and cancel it) long after this returns.
+        var stop = new CancellationTokenSource();
+        _ = vm.Exited.ContinueWith(_ => stop.Cancel(), TaskScheduler.Default);
+        string uri = incoming;
+        if (incoming == Defer)
+        {
+            var requested = migration.IncomingUriRequested;
+            Task.WaitAny(requested, vm.Exited);
+            if (!requested.IsCompletedSuccessfully) return false;
+            uri = requested.Result;
+        }
+        using var target = migration.ListenIncoming(uri);
+        Console.Error.WriteLine($"sharpvmm: waiting for an incoming migration on {MigrationUri.Parse(uri, listening: true) with { Port = target.LocalEndPoint!.Port }}");
+        try
+        {
+            migration.ReceiveIncoming(target, stop.Token);
+        }
+        catch (MigrationException) when (stop.IsCancellationRequested)
+        {
+            return false;
+        }
+        return true;
+    }
+}

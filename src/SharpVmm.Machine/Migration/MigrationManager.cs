@@ -1,0 +1,163 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using SharpVmm.Machine.Lifecycle;
+
+namespace SharpVmm.Machine.Migration;
+
+/// <summary>
+/// One VM's migrations, as its monitor and command line see them: the parameters, the outgoing migration (at most
+/// one at a time), and the incoming one of a VM started to receive (<c>--incoming</c>). It also knows QEMU's run-state
+/// names that only migration produces: "inmigrate" while a VM waits for or receives its state, "postmigrate" once a
+/// migration has moved the guest away.
+/// </summary>
+public sealed class MigrationManager
+{
+    private readonly VirtualMachine _vm;
+    private readonly ILoggerFactory _loggers;
+    private readonly object _gate = new();
+    private readonly TaskCompletionSource<string> _incomingUri = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private MigrationParameters _parameters = new();
+    private MigrationSource? _outgoing;
+    private MigrationTarget? _incoming;
+    private bool _expectIncoming, _incomingDone;
+
+    public MigrationManager(VirtualMachine vm, ILoggerFactory? loggers = null)
+    {
+        ArgumentNullException.ThrowIfNull(vm);
+        _vm = vm;
+        _loggers = loggers ?? NullLoggerFactory.Instance;
+        // A guest resumed by cont after it migrated away needs its disks back (QEMU re-activates them too).
+        vm.StateChanged += state =>
+        {
+            if (state != VmState.Running) return;
+            foreach (var (_, image) in vm.Devices.OfType<MigratableImage>())
+            {
+                try { image.Activate(); }
+                catch (MigrationException ex) { _loggers.CreateLogger("SharpVmm.Migration").LogError("{Message}", ex.Message); }
+            }
+        };
+    }
+
+    public VirtualMachine Vm => _vm;
+
+    /// <summary>Raised at every status change of either direction (QMP's MIGRATION event).</summary>
+    public event Action<MigrationStatus>? StatusChanged;
+
+    /// <summary>Runs an action with the vCPUs parked and no STOP/RESUME events; the monitor sets it.</summary>
+    public Action<Action>? Quiesce { get; set; }
+
+    public MigrationParameters Parameters
+    {
+        get { lock (_gate) return _parameters; }
+        set
+        {
+            ArgumentNullException.ThrowIfNull(value);
+            value.Validate();
+            lock (_gate) _parameters = value;
+        }
+    }
+
+    /// <summary>The last outgoing migration, if any.</summary>
+    public MigrationSource? Outgoing { get { lock (_gate) return _outgoing; } }
+
+    /// <summary>The incoming migration, once the VM listens for one.</summary>
+    public MigrationTarget? Incoming { get { lock (_gate) return _incoming; } }
+
+    /// <summary>Progress of the migration that concerns this VM now: the outgoing one, or else the incoming one; null if none ever ran.</summary>
+    public MigrationStats? Stats => Outgoing?.Stats ?? Incoming?.Stats;
+
+    /// <summary>"inmigrate" or "postmigrate" where QEMU reports them instead of the VM's own run state; null otherwise.</summary>
+    public string? RunStateOverride
+    {
+        get
+        {
+            lock (_gate)
+            {
+                if (_expectIncoming && !_incomingDone && _vm.State == VmState.Created) return "inmigrate";
+                if (_outgoing?.Status == MigrationStatus.Completed && _vm.State == VmState.Paused) return "postmigrate";
+                return null;
+            }
+        }
+    }
+
+    /// <summary>Marks the VM as one that will receive its state (<c>--incoming</c>); it must not be started meanwhile.</summary>
+    public void ExpectIncoming()
+    {
+        lock (_gate) _expectIncoming = true;
+    }
+
+    public bool ExpectsIncoming { get { lock (_gate) return _expectIncoming && !_incomingDone; } }
+
+    /// <summary>QMP's migrate-incoming for a VM started with <c>--incoming defer</c>: where to listen.</summary>
+    public void RequestIncoming(string uri)
+    {
+        var parsed = MigrationUri.Parse(uri, listening: true);
+        lock (_gate)
+        {
+            if (!_expectIncoming || _incomingDone)
+                throw new MigrationException("migrate-incoming is only for a VM started with --incoming defer that has not received a migration yet");
+            if (!_incomingUri.TrySetResult(parsed.ToString()))
+                throw new MigrationException("the incoming migration has already been set up: it can only be given once");
+        }
+    }
+
+    /// <summary>Completes with the URI given by migrate-incoming.</summary>
+    public Task<string> IncomingUriRequested => _incomingUri.Task;
+
+    /// <summary>Listens on <paramref name="uri"/> (binds now, so a bad address fails at once) and returns the target, not yet receiving.</summary>
+    public MigrationTarget ListenIncoming(string uri)
+    {
+        var parsed = MigrationUri.Parse(uri, listening: true);
+        var target = new MigrationTarget(_vm, _loggers.CreateLogger("SharpVmm.Migration"));
+        target.StatusChanged += s => StatusChanged?.Invoke(s);
+        lock (_gate)
+        {
+            if (_incoming is not null) throw new MigrationException("an incoming migration is already set up");
+            _expectIncoming = true;
+            _incoming = target;
+            _incomingUri.TrySetResult(parsed.ToString());
+        }
+        try
+        {
+            target.Listen(parsed);
+        }
+        catch
+        {
+            lock (_gate) _incoming = null;
+            throw;
+        }
+        return target;
+    }
+
+    /// <summary>Receives the migration on <paramref name="target"/>; the VM may then be started.</summary>
+    public void ReceiveIncoming(MigrationTarget target, CancellationToken cancel = default)
+    {
+        target.Receive(cancel);
+        lock (_gate) _incomingDone = true;
+    }
+
+    /// <summary>QMP's migrate: starts an outgoing migration in the background.</summary>
+    public MigrationSource StartOutgoing(string uri)
+    {
+        var parsed = MigrationUri.Parse(uri, listening: false);
+        MigrationSource source;
+        lock (_gate)
+        {
+            if (_expectIncoming && !_incomingDone)
+                throw new MigrationException("this VM is waiting for an incoming migration; it cannot migrate out before it has received one");
+            if (_outgoing is { } running && !running.Status.IsFinished())
+                throw new MigrationException("a migration is already in progress; cancel it with migrate_cancel or wait for it to end");
+            var logger = _loggers.CreateLogger("SharpVmm.Migration");
+            source = Quiesce is { } quiesce
+                ? new MigrationSource(_vm, _parameters, logger) { Quiesce = quiesce }
+                : new MigrationSource(_vm, _parameters, logger);
+            source.StatusChanged += s => StatusChanged?.Invoke(s);
+            source.Start(parsed);
+            _outgoing = source;
+        }
+        return source;
+    }
+
+    /// <summary>QMP's migrate_cancel: stops the outgoing migration if one is running; nothing otherwise.</summary>
+    public void CancelOutgoing() => Outgoing?.Cancel();
+}
