@@ -17,7 +17,7 @@ public static class RunCommand
     {
         var accel = new Option<string>("--accel") { Description = "Accelerator: kvm, emu (our x86-64 CPU) or auto", DefaultValueFactory = _ => "auto", HelpName = "kvm|emu|auto" };
         accel.AcceptOnlyFromAmong("kvm", "emu", "auto");
-        var memory = new Option<string>("--memory", "-m") { Description = "Guest RAM, e.g. 256M or 2G (no suffix: MiB)", DefaultValueFactory = _ => "256M", HelpName = "SIZE" };
+        var memory = new Option<string>("--memory", "-m") { Description = "Guest RAM, e.g. 256M or 2G (no suffix: MiB); merge=off leaves it out of KSM, hugepages=on asks for THP, prealloc=on backs it up front", DefaultValueFactory = _ => "256M", HelpName = MemorySpec.Syntax };
         var cpus = new Option<int>("--cpus") { Description = "Number of vCPUs", DefaultValueFactory = _ => 1, HelpName = "N" };
         var kernel = new Option<string?>("--kernel") { Description = "Linux bzImage to boot", HelpName = "FILE" };
         var initrd = new Option<string?>("--initrd") { Description = "Initial ramdisk for --kernel", HelpName = "FILE" };
@@ -27,19 +27,21 @@ public static class RunCommand
         entry.AcceptOnlyFromAmong("real", "protected", "long");
         var disk = new Option<string[]>("--disk") { Description = "A virtio-blk disk (repeatable): PATH[,format=raw|qcow2][,readonly=on]", HelpName = "PATH[,format=...][,readonly=on]", AllowMultipleArgumentsPerToken = false };
         var rng = new Option<bool>("--rng") { Description = "Add a virtio-rng device fed from the host's random number generator" };
+        var balloon = new Option<string?>("--balloon") { Description = "Add a virtio-balloon device (target set with QMP balloon); deflate-on-oom=on lets the guest take pages back under memory pressure", HelpName = "deflate-on-oom=on|off", Arity = ArgumentArity.ZeroOrOne };
         var qmp = new Option<string?>("--qmp") { Description = "QMP monitor: unix:PATH or tcp:127.0.0.1:PORT (loopback only)", HelpName = "unix:PATH|tcp:HOST:PORT" };
         var serial = new Option<string>("--serial") { Description = "Where COM1 goes: stdio, file:PATH, unix:PATH (we listen) or none", DefaultValueFactory = _ => "stdio", HelpName = "stdio|file:PATH|unix:PATH" };
 
         var cmd = new Command("run", "Boot a guest and run it until it powers off; the exit code is the guest's (debug-exit port) or 0.")
         {
-            accel, memory, cpus, kernel, initrd, append, flat, entry, serial, disk, rng, qmp,
+            accel, memory, cpus, kernel, initrd, append, flat, entry, serial, disk, rng, balloon, qmp,
         };
         cmd.SetAction(pr =>
         {
             var config = new VmConfig
             {
                 Accelerator = Enum.Parse<AcceleratorKind>(pr.GetValue(accel)!, ignoreCase: true),
-                MemoryBytes = SizeParser.Parse(pr.GetValue(memory)!),
+                MemoryBytes = MemorySpec.Parse(pr.GetValue(memory)!).Bytes,
+                MemoryOptions = MemorySpec.Parse(pr.GetValue(memory)!).Options,
                 Cpus = pr.GetValue(cpus),
                 Kernel = pr.GetValue(kernel),
                 Initrd = pr.GetValue(initrd),
@@ -48,6 +50,8 @@ public static class RunCommand
                 Serial = pr.GetValue(serial)!,
                 Disks = [.. (pr.GetValue(disk) ?? []).Select(DiskSpec.Parse)],
                 Rng = pr.GetValue(rng),
+                Balloon = pr.GetResult(balloon) is not null,
+                BalloonDeflateOnOom = BalloonOption.DeflateOnOom(pr.GetValue(balloon)),
             };
             if (config.Kernel is null && config.Flat is null && config.Initrd is null && config.Append is null)
                 config = DefaultGuest.Apply(config);

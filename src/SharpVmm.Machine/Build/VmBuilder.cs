@@ -53,7 +53,7 @@ public static partial class VmBuilder
         IAccelerator? accel = null;
         try
         {
-            memory = GuestMemory.Create(config.MemoryBytes);
+            memory = CreateGuestMemory(config, log);
             var bus = new IoBus(loggers.CreateLogger("SharpVmm.IoBus")) { UnmappedPolicy = config.UnmappedAccess };
             var clock = new GuestClock();
             var control = new DeferredVmControl();
@@ -202,6 +202,7 @@ public static partial class VmBuilder
             Add(new VirtioBlk(image, serial: $"sharpvmm-disk{i}", readOnly: d.ReadOnly, loggers.CreateLogger("SharpVmm.VirtioBlk")), $"virtio-blk{i}");
         }
         if (config.Rng) Add(new VirtioRng(), "virtio-rng");
+        AddBalloon(config, memory, Add, loggers);
         return specs;
     }
 

@@ -1,5 +1,6 @@
 using SharpVmm.Core;
 using SharpVmm.Devices.Bus;
+using SharpVmm.Memory;
 
 namespace SharpVmm.Machine.Config;
 
@@ -25,6 +26,12 @@ public sealed record VmConfig
     public IReadOnlyList<DiskSpec> Disks { get; init; } = [];
     /// <summary>A virtio-rng device fed from the host's random number generator.</summary>
     public bool Rng { get; init; }
+    /// <summary>How the host backs guest RAM (--memory SIZE,merge=,hugepages=,prealloc=): KSM merging on by default.</summary>
+    public GuestMemoryOptions MemoryOptions { get; init; } = new() { Merge = true };
+    /// <summary>A virtio-balloon device the host sets a target for (QMP balloon).</summary>
+    public bool Balloon { get; init; }
+    /// <summary>Offer VIRTIO_BALLOON_F_DEFLATE_ON_OOM: the guest takes balloon pages back rather than run out of memory.</summary>
+    public bool BalloonDeflateOnOom { get; init; }
 
     public void Validate()
     {
@@ -39,9 +46,9 @@ public sealed record VmConfig
         RequireFile(Initrd, "--initrd");
         RequireFile(Flat?.Path, "--flat");
         foreach (var d in Disks) RequireFile(d.Path, "--disk");
-        if (Kernel is null && (Disks.Count > 0 || Rng))
+        if (Kernel is null && (Disks.Count > 0 || Rng || Balloon))
             throw new ConfigurationException("virtio devices (--disk, --rng) need --kernel: guests find them through ACPI");
-        if (Disks.Count + (Rng ? 1 : 0) > Devices.Virtio.VirtioMmioLayout.MaxDevices)
+        if (Disks.Count + (Rng ? 1 : 0) + (Balloon ? 1 : 0) > Devices.Virtio.VirtioMmioLayout.MaxDevices)
             throw new ConfigurationException($"at most {Devices.Virtio.VirtioMmioLayout.MaxDevices} virtio devices (--disk and --rng together)");
         if (Flat is not null && Flat.Address >= MemoryBytes)
             throw new ConfigurationException($"--flat address 0x{Flat.Address:x} is beyond guest RAM ({MemoryBytes >> 20} MiB)");
