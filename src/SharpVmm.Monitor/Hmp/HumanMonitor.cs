@@ -13,6 +13,7 @@ public sealed class HumanMonitor(VmMonitor vm, QmpVersion version)
 {
     private static readonly (string Name, string Args, string Help)[] Commands =
     [
+        ("balloon", "target", "request VM to change its memory allocation (in MB)"),
         ("cont|c", "", "resume emulation"),
         ("help|?", "[cmd]", "show the help"),
         ("info", "[subcommand]", "show various information about the system state"),
@@ -24,7 +25,10 @@ public sealed class HumanMonitor(VmMonitor vm, QmpVersion version)
 
     private static readonly (string Name, string Args, string Help)[] InfoCommands =
     [
+        ("balloon", "", "show balloon information"),
         ("block", "", "show info of one block device or all block devices (SharpVmm: none until disks are attached)"),
+        ("ksm", "", "show the VM's host memory: resident, shared through KSM, ballooned (SharpVmm)"),
+        ("memory_size_summary|memory", "", "show memory size information"),
         ("registers", "[-a|vcpu]", "show the cpu registers (-a: show register info for all cpus; vcpu: specific vCPU to query; show the current CPU's registers if no argument is specified)"),
         ("status", "", "show the current VM status (running|paused)"),
         ("version", "", "show the version of QEMU"),
@@ -68,6 +72,10 @@ public sealed class HumanMonitor(VmMonitor vm, QmpVersion version)
             case "cont" or "c":
                 vm.Cont();
                 break;
+            case "balloon":
+                MemoryCommands.SetTarget(vm, words.Length > 1 && long.TryParse(words[1], out long mb) && mb > 0 && mb < long.MaxValue >> 20
+                    ? mb << 20 : throw QmpException.Generic("balloon: give the target in MB, e.g. balloon 128"));
+                break;
             case "system_reset":
                 vm.Reset();
                 break;
@@ -105,6 +113,9 @@ public sealed class HumanMonitor(VmMonitor vm, QmpVersion version)
                 break;
             case "block":
                 // No block devices exist yet; QEMU prints nothing for a machine without drives either.
+                break;
+            case "balloon" or "memory_size_summary" or "memory" or "ksm":
+                output.Append(MemoryCommands.HumanInfo(vm, words[1]));
                 break;
             case "version":
                 output.Append($"{version.Major}.{version.Minor}.{version.Micro} ({version.Package})\n");

@@ -43,6 +43,7 @@ public sealed class QmpServer : IAsyncDisposable, IDisposable
         };
         Commands = new QmpCommandTable();
         CoreCommands.Register(Commands, Monitor, Version);
+        MemoryCommands.Register(Commands, Monitor, Broadcast);
         _acceptLoop = Task.Run(AcceptLoopAsync);
     }
 
