@@ -148,6 +148,10 @@ public sealed class VirtioBalloon : IVirtioDevice
         lock (_statsLock) _heldStatsHead = null;
         _warnedRefused = false;
         _context = context;
+        // Linux posts its first stats buffer and kicks during probe, before DRIVER_OK, when the transport ignores
+        // notifications: serve whatever is already waiting now that buffers may be used.
+        for (int q = 0; q < QueueCount; q++)
+            if (context.Queues[q].HasAvailable) QueueNotify(q);
     }
 
     public void Reset()

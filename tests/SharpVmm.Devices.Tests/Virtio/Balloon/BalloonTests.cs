@@ -98,8 +98,8 @@ public sealed class BalloonTests : IDisposable
         // Pages 0x20..0x2f in a scrambled order with one duplicate, and a page of the second region.
         Send(_inflate, 0, 0x21, 0x20, 0x22, 0x23, 0x24, 0x25, 0x26, 0x27, 0x28, 0x29, 0x2a, 0x2b, 0x2c, 0x2d, 0x2e, 0x2f, 0x24, (uint)(Ring.HighBase >> 12));
         ulong residentAfter = mem.ResidentBytes(); // before reading them back: a read maps the zero page
-        // The 17 pages left; the request touched 4 (descriptor table, avail and used rings, PFN array).
-        Assert.True(residentAfter == residentBefore - 13 * 4096UL, $"resident {residentAfter} was {residentBefore}");
+        // The 17 pages left; the request touched at most 4 others (descriptor table, avail and used rings, PFN array).
+        Assert.True(residentAfter + 13 * 4096UL <= residentBefore, $"resident {residentAfter} was {residentBefore}");
         Assert.Equal(1, _inflate.UsedIdx);
         Assert.Equal((0u, 0u), _inflate.UsedElem(0));
         Assert.Equal(17UL, _balloon.InflatedPages);
@@ -197,5 +197,26 @@ public sealed class BalloonTests : IDisposable
         Assert.False(_balloon.RequestStats());
         Send(_inflate, 0, 0x25);
         Assert.Equal(1UL, _balloon.InflatedPages);
+    }
+
+    [Fact]
+    public void A_stats_buffer_kicked_before_DRIVER_OK_is_taken_at_DRIVER_OK()
+    {
+        // Linux's probe posts the first stats buffer and kicks before it sets DRIVER_OK.
+        Assert.True(_d.Negotiate(_d.DeviceFeatures()));
+        _d.SetupQueue(0, 8, _inflate.DescAt, _inflate.AvailAt, _inflate.UsedAt);
+        _d.SetupQueue(1, 8, _deflate.DescAt, _deflate.AvailAt, _deflate.UsedAt);
+        _d.SetupQueue(2, 8, _stats.DescAt, _stats.AvailAt, _stats.UsedAt);
+        var b = new byte[10];
+        BinaryPrimitives.WriteUInt16LittleEndian(b, BalloonStat.AvailableMemory);
+        BinaryPrimitives.WriteUInt64LittleEndian(b.AsSpan(2), 12345);
+        _inflate.Memory.Write(StatsBuffer, b);
+        _stats.SetDesc(0, StatsBuffer, 10);
+        _stats.Offer(0);
+        _d.Notify(2); // ignored: not DRIVER_OK yet
+        Assert.Null(_balloon.LastStats.Updated);
+        _d.SetStatus(VirtioStatus.Acknowledge | VirtioStatus.Driver | VirtioStatus.FeaturesOk | VirtioStatus.DriverOk);
+        Assert.Equal(12345UL, _balloon.LastStats.Stats["stat-available-memory"]);
+        Assert.True(_balloon.RequestStats());
     }
 }
