@@ -20,7 +20,7 @@ public sealed class BalloonGuestTests(ITestOutputHelper output) : IDisposable
         string cmd = "dd if=/dev/zero of=/tmp/fill bs=1M count=128 2>/dev/null; rm /tmp/fill; echo SHARPVMM-FILLED; "
             + "while true; do grep -E '^(MemTotal|MemAvailable):' /proc/meminfo; sleep 3; done";
         using var g = new GuestVmProcess("balloon", cmd, "--memory", "256M,merge=off", "--balloon", "--qmp", "unix:" + qmp);
-        g.WaitFor("SHARPVMM-FILLED", TimeSpan.FromSeconds(600));
+        g.WaitFor("SHARPVMM-FILLED", TimeSpan.FromSeconds(1500)); // ~1 min on a quiet host
         g.WaitFor("MemTotal:", TimeSpan.FromSeconds(60));
         long totalBefore = g.LastMeminfoKiB("MemTotal")!.Value;
         long rssBefore = ProcessMemory.Read(g.Pid.ToString()).ResidentBytes;
