@@ -41,6 +41,7 @@ public static class Program
         root.Add(guest);
         root.Add(Qmp.QmpCommand.Create());
         root.Add(Img.ImgCommand.Create());
+        root.Add(Host.HostCommand.Create());
         return root;
     }
 

@@ -59,7 +59,9 @@ public sealed unsafe partial class GuestMemory : IDisposable
 
     private static byte* Map(ulong size, GuestMemoryOptions o)
     {
-        int flags = Native.MapPrivate | Native.MapAnonymous | Native.MapNoReserve | (o.Prealloc ? Native.MapPopulate : 0);
+        // THP that the host switched off ("never") accepts MADV_HUGEPAGE and does nothing: refuse before mapping.
+        if (o.HugePages) HostMemoryFeatures.RequireTransparentHugePages();
+        int flags = Native.MapPrivate | Native.MapAnonymous | Native.MapNoReserve;
         nint p = Native.mmap(0, (nuint)size, Native.ProtRead | Native.ProtWrite, flags, -1, 0);
         if (p == Native.MapFailed)
             throw new GuestMemoryException($"cannot map {size >> 20} MiB of guest RAM: errno {Marshal.GetLastPInvokeError()} (lower --memory?)");
@@ -67,6 +69,8 @@ public sealed unsafe partial class GuestMemory : IDisposable
         {
             if (o.Merge) Advise(p, size, Native.MadvMergeable, "KSM merging (merge=on): is CONFIG_KSM enabled on this host?");
             if (o.HugePages) Advise(p, size, Native.MadvHugepage, "transparent huge pages (hugepages=on): are THP enabled on this host?");
+            // After the advice, so preallocated pages are huge where asked. MAP_POPULATE would hide a failure.
+            if (o.Prealloc) Populate(p, size);
         }
         catch
         {
@@ -74,6 +78,60 @@ public sealed unsafe partial class GuestMemory : IDisposable
             throw;
         }
         return (byte*)p;
+    }
+
+    private static void Populate(nint p, ulong size)
+    {
+        if (Native.madvise(p, (nuint)size, Native.MadvPopulateWrite) == 0) return;
+        int errno = Marshal.GetLastPInvokeError();
+        if (errno != Native.EINVAL)
+            throw new GuestMemoryException($"cannot preallocate {size >> 20} MiB of guest RAM (prealloc=on): errno {errno}"
+                + (errno == Native.ENOMEM ? " (not enough host memory: lower --memory or drop prealloc=on)" : ""));
+        // Kernels before 5.14 lack MADV_POPULATE_WRITE: touch every page instead (a shortfall then is the OOM killer's).
+        for (ulong off = 0; off < size; off += 4096) ((byte*)p)[off] = 0;
+    }
+
+    /// <summary>
+    /// Gives the host pages of [gpa, gpa+length) back (MADV_DONTNEED): their memory is freed, and the guest reads zeros
+    /// there next time, as a balloon driver expects of pages it handed over. The range must be 4 KiB aligned and lie
+    /// in one RAM region; anything else throws and touches nothing.
+    /// </summary>
+    public void Discard(ulong gpa, ulong length)
+    {
+        ThrowIfDisposed();
+        if (((gpa | length) & 0xFFF) != 0) throw new GuestMemoryException($"discard of 0x{gpa:x}+0x{length:x} is not 4 KiB aligned");
+        if (length == 0) return;
+        var r = FindRegion(gpa);
+        if (r is null || !r.Contains(gpa, length)) throw OutOfRam(gpa, length);
+        if (Native.madvise((nint)(r.Host + (gpa - r.GuestBase)), (nuint)length, Native.MadvDontNeed) != 0)
+            throw new GuestMemoryException($"the host refused to discard guest RAM 0x{gpa:x}+0x{length:x} (errno {Marshal.GetLastPInvokeError()})");
+        // The content changed (to zeros): migration must resend it, a software CPU must forget code decoded there.
+        r.Dirty.MarkRange(gpa - r.GuestBase, length);
+        WriteObserver?.Invoke(gpa, length);
+    }
+
+    /// <summary>Bytes of guest RAM the host has backed with memory right now (mincore), over every region.</summary>
+    public ulong ResidentBytes()
+    {
+        ThrowIfDisposed();
+        ulong total = 0;
+        foreach (var r in _regions)
+        {
+            const ulong chunk = 1UL << 30; // a 256 KiB vector per GiB
+            byte[] vec = new byte[(int)(Math.Min(r.Size, chunk) >> 12)];
+            for (ulong off = 0; off < r.Size; off += chunk)
+            {
+                ulong len = Math.Min(chunk, r.Size - off);
+                fixed (byte* v = vec)
+                {
+                    if (Native.mincore((nint)(r.Host + off), (nuint)len, v) != 0)
+                        throw new GuestMemoryException($"mincore on guest RAM failed (errno {Marshal.GetLastPInvokeError()})");
+                }
+                int pages = (int)(len >> 12);
+                for (int i = 0; i < pages; i++) total += (ulong)(vec[i] & 1);
+            }
+        }
+        return total << 12;
     }
 
     private static void Advise(nint p, ulong size, int advice, string what)

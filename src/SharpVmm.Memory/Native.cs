@@ -7,7 +7,8 @@ internal static unsafe partial class Native
 {
     public const int ProtRead = 0x1, ProtWrite = 0x2, ProtExec = 0x4;
     public const int MapShared = 0x01, MapPrivate = 0x02, MapFixed = 0x10, MapAnonymous = 0x20, MapNoReserve = 0x4000, MapPopulate = 0x8000;
-    public const int MadvMergeable = 12, MadvUnmergeable = 13, MadvHugepage = 14, MadvNoHugepage = 15, MadvDontNeed = 4;
+    public const int MadvMergeable = 12, MadvUnmergeable = 13, MadvHugepage = 14, MadvNoHugepage = 15, MadvDontNeed = 4, MadvPopulateWrite = 23;
+    public const int EINVAL = 22, ENOMEM = 12;
     public static readonly nint MapFailed = -1;
 
     [LibraryImport("libc", SetLastError = true)]
@@ -18,4 +19,7 @@ internal static unsafe partial class Native
 
     [LibraryImport("libc", SetLastError = true)]
     public static partial int madvise(nint addr, nuint length, int advice);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int mincore(nint addr, nuint length, byte* vec);
 }

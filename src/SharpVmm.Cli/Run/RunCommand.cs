@@ -18,7 +18,7 @@ public static class RunCommand
     {
         var accel = new Option<string>("--accel") { Description = "Accelerator: kvm, emu (our x86-64 CPU) or auto", DefaultValueFactory = _ => "auto", HelpName = "kvm|emu|auto" };
         accel.AcceptOnlyFromAmong("kvm", "emu", "auto");
-        var memory = new Option<string>("--memory", "-m") { Description = "Guest RAM, e.g. 256M or 2G (no suffix: MiB)", DefaultValueFactory = _ => "256M", HelpName = "SIZE" };
+        var memory = new Option<string>("--memory", "-m") { Description = "Guest RAM, e.g. 256M or 2G (no suffix: MiB); merge=off leaves it out of KSM, hugepages=on asks for THP, prealloc=on backs it up front", DefaultValueFactory = _ => "256M", HelpName = MemorySpec.Syntax };
         var cpus = new Option<int>("--cpus") { Description = "Number of vCPUs", DefaultValueFactory = _ => 1, HelpName = "N" };
         var kernel = new Option<string?>("--kernel") { Description = "Linux bzImage to boot", HelpName = "FILE" };
         var initrd = new Option<string?>("--initrd") { Description = "Initial ramdisk for --kernel", HelpName = "FILE" };
@@ -30,6 +30,7 @@ public static class RunCommand
         var rng = new Option<bool>("--rng") { Description = "Add a virtio-rng device fed from the host's random number generator" };
         var net = new Option<string[]>("--net") { Description = "A virtio-net NIC (repeatable): tap,ifname=NAME or user (libslirp; the gateway 10.0.2.2 is the host's loopback), each with [,mac=52:54:00:xx:xx:xx]", HelpName = "tap,ifname=NAME|user[,mac=MAC]", AllowMultipleArgumentsPerToken = false };
         var console = new Option<string?>("--console") { Description = "Add a virtio-console (the guest's /dev/hvc0) on stdio, file:PATH, unix:PATH (we listen) or none", HelpName = "stdio|file:PATH|unix:PATH|none" };
+        var balloon = new Option<string?>("--balloon") { Description = "Add a virtio-balloon device (target set with QMP balloon); deflate-on-oom=on lets the guest take pages back under memory pressure", HelpName = "deflate-on-oom=on|off", Arity = ArgumentArity.ZeroOrOne };
         var qmp = new Option<string?>("--qmp") { Description = "QMP monitor: unix:PATH or tcp:127.0.0.1:PORT (loopback only)", HelpName = "unix:PATH|tcp:HOST:PORT" };
         var noReboot = new Option<bool>("--no-reboot") { Description = "When the guest resets (e.g. Linux's reboot), exit with code 0 instead of rebooting it, like QEMU's -no-reboot" };
         var restore = new Option<string?>("--restore") { Description = "Continue the guest saved in a snapshot file (snapshot-save); give the options it was started with", HelpName = "FILE" };
@@ -38,7 +39,7 @@ public static class RunCommand
 
         var cmd = new Command("run", "Boot a guest and run it until it powers off; the exit code is the guest's (debug-exit port) or 0.")
         {
-            accel, memory, cpus, kernel, initrd, append, flat, entry, serial, disk, rng, net, console, qmp, restore, incoming,
+            accel, memory, cpus, kernel, initrd, append, flat, entry, serial, disk, rng, balloon, net, console, qmp, restore, incoming,
         };
         cmd.Add(noReboot);
         var configFile = ConfigFileOption.AddTo(cmd);
@@ -48,7 +49,8 @@ public static class RunCommand
             var config = new VmConfig
             {
                 Accelerator = Enum.Parse<AcceleratorKind>(pr.GetValue(accel)!, ignoreCase: true),
-                MemoryBytes = SizeParser.Parse(pr.GetValue(memory)!),
+                MemoryBytes = MemorySpec.Parse(pr.GetValue(memory)!).Bytes,
+                MemoryOptions = MemorySpec.Parse(pr.GetValue(memory)!).Options,
                 Cpus = pr.GetValue(cpus),
                 Kernel = pr.GetValue(kernel),
                 Initrd = pr.GetValue(initrd),
@@ -61,6 +63,8 @@ public static class RunCommand
                 Console = pr.GetValue(console),
                 NoReboot = pr.GetValue(noReboot),
                 IncomingMigration = pr.GetValue(incoming) is not null,
+                Balloon = pr.GetResult(balloon) is not null,
+                BalloonDeflateOnOom = BalloonOption.DeflateOnOom(pr.GetValue(balloon)),
             };
             if (config.Kernel is null && config.Flat is null && config.Initrd is null && config.Append is null)
                 config = DefaultGuest.Apply(config);

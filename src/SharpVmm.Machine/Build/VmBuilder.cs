@@ -54,7 +54,7 @@ public static partial class VmBuilder
         IAccelerator? accel = null;
         try
         {
-            memory = GuestMemory.Create(config.MemoryBytes);
+            memory = CreateGuestMemory(config, log);
             var bus = new IoBus(loggers.CreateLogger("SharpVmm.IoBus")) { UnmappedPolicy = config.UnmappedAccess };
             var clock = new GuestClock();
             var control = new DeferredVmControl();
@@ -213,6 +213,7 @@ public static partial class VmBuilder
         if (config.Rng) Add(new VirtioRng(), "virtio-rng");
         AddNetDevices(config, Add, disposables, loggers);
         if (CreateConsole(config, disposables) is { } console) Add(console, "virtio-console");
+        AddBalloon(config, memory, Add, loggers);
         return specs;
     }
 

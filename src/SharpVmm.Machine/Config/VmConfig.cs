@@ -1,5 +1,6 @@
 using SharpVmm.Core;
 using SharpVmm.Devices.Bus;
+using SharpVmm.Memory;
 
 namespace SharpVmm.Machine.Config;
 
@@ -31,11 +32,17 @@ public sealed record VmConfig
     public string? Console { get; init; }
 
     /// <summary>How many virtio-mmio transports the options ask for (each takes one slot of the fixed layout).</summary>
-    public int VirtioDeviceCount => Disks.Count + (Rng ? 1 : 0) + Nets.Count + (Console is not null ? 1 : 0);
+    public int VirtioDeviceCount => Disks.Count + (Rng ? 1 : 0) + Nets.Count + (Console is not null ? 1 : 0) + (Balloon ? 1 : 0);
     /// <summary>QEMU's -no-reboot: a reset the guest asks for ends the run (exit 0) instead of restarting it.</summary>
     public bool NoReboot { get; init; }
     /// <summary>The VM receives its state by live migration (<c>--incoming</c>): disks stay closed until the source lets go of them.</summary>
     public bool IncomingMigration { get; init; }
+    /// <summary>How the host backs guest RAM (--memory SIZE,merge=,hugepages=,prealloc=): KSM merging on by default.</summary>
+    public GuestMemoryOptions MemoryOptions { get; init; } = new() { Merge = true };
+    /// <summary>A virtio-balloon device the host sets a target for (QMP balloon).</summary>
+    public bool Balloon { get; init; }
+    /// <summary>Offer VIRTIO_BALLOON_F_DEFLATE_ON_OOM: the guest takes balloon pages back rather than run out of memory.</summary>
+    public bool BalloonDeflateOnOom { get; init; }
 
     public void Validate()
     {
@@ -51,9 +58,9 @@ public sealed record VmConfig
         RequireFile(Flat?.Path, "--flat");
         foreach (var d in Disks) RequireFile(d.Path, "--disk");
         if (Kernel is null && VirtioDeviceCount > 0)
-            throw new ConfigurationException("virtio devices (--disk, --rng, --net, --console) need --kernel: guests find them through ACPI");
+            throw new ConfigurationException("virtio devices (--disk, --rng, --net, --console, --balloon) need --kernel: guests find them through ACPI");
         if (VirtioDeviceCount > Devices.Virtio.VirtioMmioLayout.MaxDevices)
-            throw new ConfigurationException($"at most {Devices.Virtio.VirtioMmioLayout.MaxDevices} virtio devices (--disk, --rng, --net and --console together)");
+            throw new ConfigurationException($"at most {Devices.Virtio.VirtioMmioLayout.MaxDevices} virtio devices (--disk, --rng, --net, --console and --balloon together)");
         NetSpec.ValidateAll(Nets);
         if (Console == "stdio" && Serial == "stdio")
             throw new ConfigurationException("--console stdio needs the terminal that --serial already uses: give --serial none or file:PATH, or --console file:PATH");

@@ -14,6 +14,7 @@ public sealed class HumanMonitor(VmMonitor vm, QmpVersion version)
 {
     private static readonly (string Name, string Args, string Help)[] Commands =
     [
+        ("balloon", "target", "request VM to change its memory allocation (in MB)"),
         ("cont|c", "", "resume emulation"),
         ("help|?", "[cmd]", "show the help"),
         ("info", "[subcommand]", "show various information about the system state"),
@@ -25,7 +26,10 @@ public sealed class HumanMonitor(VmMonitor vm, QmpVersion version)
 
     private static readonly (string Name, string Args, string Help)[] InfoCommands =
     [
+        ("balloon", "", "show balloon information"),
         ("block", "[-v] [device]", "show info of one block device or all block devices (-v: show details)"),
+        ("ksm", "", "show the VM's host memory: resident, shared through KSM, ballooned (SharpVmm)"),
+        ("memory_size_summary|memory", "", "show memory size information"),
         ("registers", "[-a|vcpu]", "show the cpu registers (-a: show register info for all cpus; vcpu: specific vCPU to query; show the current CPU's registers if no argument is specified)"),
         ("status", "", "show the current VM status (running|paused)"),
         ("version", "", "show the version of QEMU"),
@@ -72,6 +76,11 @@ public sealed class HumanMonitor(VmMonitor vm, QmpVersion version)
                 return;
             case "info":
                 Info(words, cpu, output);
+                return;
+            case "balloon":
+                if (words.Length != 2 || !long.TryParse(words[1], NumberStyles.None, CultureInfo.InvariantCulture, out long mb) || mb <= 0 || mb >= long.MaxValue >> 20)
+                    throw QmpException.Generic("balloon: give the target in MB, e.g. balloon 128");
+                MemoryCommands.SetTarget(vm, mb << 20);
                 return;
         }
         // The rest take no arguments.
@@ -152,6 +161,9 @@ public sealed class HumanMonitor(VmMonitor vm, QmpVersion version)
                     "paused" => "paused",
                     string other => $"paused ({other})",
                 }).Append('\n');
+                break;
+            case "balloon" or "ksm" or "memory_size_summary|memory":
+                output.Append(MemoryCommands.HumanInfo(vm, words[1]));
                 break;
             case "version":
                 output.Append($"{version.Major}.{version.Minor}.{version.Micro} ({version.Package})\n");

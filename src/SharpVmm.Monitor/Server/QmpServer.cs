@@ -46,6 +46,7 @@ public sealed class QmpServer : IAsyncDisposable, IDisposable
         BlockCommands.Register(Commands, Monitor);
         SnapshotCommands.Register(Commands, Monitor);
         MigrationCommands.Register(Commands, Monitor, Broadcast, options.Migration ?? new Machine.Migration.MigrationManager(vm));
+        MemoryCommands.Register(Commands, Monitor, Broadcast);
         _acceptLoop = Task.Run(AcceptLoopAsync);
     }
 
