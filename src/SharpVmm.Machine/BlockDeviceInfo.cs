@@ -9,7 +9,7 @@ namespace SharpVmm.Machine;
 /// The builder registers one in <see cref="VirtualMachine.Devices"/> under "<c>DEVICE.drive</c>" beside each
 /// virtio-blk device; query-block and <c>info block</c> read them there.
 /// </summary>
-public sealed record BlockDeviceInfo(string DriveId, string DeviceId, DiskSpec Spec, IBlockImage Image)
+public sealed partial record BlockDeviceInfo(string DriveId, string DeviceId, DiskSpec Spec, IBlockImage Image)
 {
     /// <summary>The id the record is registered under in <see cref="VirtualMachine.Devices"/>.</summary>
     public string RegistrationId => DeviceId + ".drive";

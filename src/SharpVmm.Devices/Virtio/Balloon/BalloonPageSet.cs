@@ -31,6 +31,21 @@ internal sealed class BalloonPageSet(ulong pageCount)
         return true;
     }
 
+    /// <summary>The bitmap words (empty when nothing was ever inflated), for a device state section.</summary>
+    public ReadOnlySpan<ulong> Words => _bits;
+
+    /// <summary>Replaces the set with saved words; false when they do not fit this page count.</summary>
+    public bool TryLoad(ulong[] words)
+    {
+        if (words.Length == 0) { Clear(); return true; }
+        if ((ulong)words.Length != (pageCount + 63) / 64) return false;
+        ulong count = 0;
+        foreach (ulong w in words) count += (ulong)System.Numerics.BitOperations.PopCount(w);
+        _bits = words;
+        Count = count;
+        return true;
+    }
+
     public void Clear()
     {
         _bits = null;

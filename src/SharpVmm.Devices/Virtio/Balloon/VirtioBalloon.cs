@@ -13,7 +13,7 @@ namespace SharpVmm.Devices.Virtio.Balloon;
 /// and returns (<see cref="RequestStats"/>) when it wants fresh figures. Every PFN is untrusted: one outside guest RAM
 /// is refused and counted, and host memory outside RAM is never touched.
 /// </summary>
-public sealed class VirtioBalloon : IVirtioDevice
+public sealed partial class VirtioBalloon : IVirtioDevice
 {
     public const int MustTellHostBit = 0, StatsVqBit = 1, DeflateOnOomBit = 2;
     public const int InflateQueue = 0, DeflateQueue = 1, StatsQueue = 2;

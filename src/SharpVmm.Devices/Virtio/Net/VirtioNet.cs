@@ -13,7 +13,7 @@ namespace SharpVmm.Devices.Virtio.Net;
 /// when they arrive and when the driver adds buffers. Frames that do not fit (too big, queue full, buffer too small,
 /// link down, device not started) are dropped and counted: a network may lose frames, a VMM must not fall over.
 /// </summary>
-public sealed class VirtioNet : IVirtioDevice, IDisposable
+public sealed partial class VirtioNet : IVirtioDevice, IDisposable
 {
     public const ushort QueueSize = 256;
     /// <summary>Largest Ethernet frame carried either way: a 64 KiB MTU plus Ethernet and VLAN headers.</summary>
