@@ -44,7 +44,7 @@ public sealed class MemoryBench : IBench
         IEnumerable<string> Ours(string merge) => ["run", "--accel", "emu", "--memory", $"256M,merge={merge}", "--kernel", kernel, "--initrd", initrd,
             "--serial", "stdio", "--append", $"console=ttyS0 quiet {cmd}"];
         IEnumerable<string> Theirs() => ["-M", "microvm,acpi=on,mem-merge=off", "-accel", "tcg", "-m", "256M", "-nographic", "-no-reboot",
-            "-kernel", kernel, "-initrd", initrd, "-append", $"console=ttyS0 quiet panic=-1 tsc=reliable {cmd}"];
+            "-kernel", kernel, "-initrd", initrd, "-append", $"console=ttyS0 quiet panic=-1 tsc_early_khz={HostTscKhz()} tsc=reliable {cmd}"];
 
         Console.WriteLine($"memory: {n} idle guests of 256 MiB per configuration; host load {LoadAverage()}");
         var off = Measure("merge=off", n, i => new IdleGuest($"off-{i}", sharpvmm, Ours("off")), ksmAfter: null);
@@ -135,6 +135,16 @@ public sealed class MemoryBench : IBench
 
     private static void Row(string what, long rss, long pss, int n) => Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
         $"{what,-34} {rss / (double)(1 << 20),10:0.0} {pss / (double)(1 << 20),10:0.0} {pss / (double)n / (1 << 20),11:0.0}"));
+
+    /// <summary>QEMU TCG's TSC counts at the host's rate; told to the guest so it does not calibrate (which hangs under load).</summary>
+    private static long HostTscKhz()
+    {
+        foreach (var line in File.ReadLines("/proc/cpuinfo"))
+            if (line.StartsWith("cpu MHz", StringComparison.Ordinal)
+                && double.TryParse(line[(line.IndexOf(':') + 1)..].Trim(), CultureInfo.InvariantCulture, out double mhz))
+                return (long)(mhz * 1000);
+        throw new InvalidOperationException("cannot tell the host TSC rate from /proc/cpuinfo");
+    }
 
     private static string LoadAverage()
     {
