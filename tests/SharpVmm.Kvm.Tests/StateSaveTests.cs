@@ -25,13 +25,15 @@ public sealed unsafe class StateSaveTests
         ch0->Count = 1193; ch0->Mode = 2; ch0->RwMode = 3; ch0->Gate = 1;
         a.Accelerator.Vm.SetPit2(pit);
 
+        // Read before the save: the saved clock is at least this, and the restored one runs on from the saved one.
+        Thread.Sleep(200); // so that "continues" is told apart from a fresh VM's clock starting near zero
+        ulong clockBefore = a.Accelerator.Vm.GetClock().Clock;
         var w = new StateWriter();
         a.Accelerator.SaveState(w);
         byte[] saved = w.ToArray();
         byte[] master = Chip(a.Accelerator.Vm, KvmIrqchip.PicMaster), slave = Chip(a.Accelerator.Vm, KvmIrqchip.PicSlave);
         byte[] ioapic = Chip(a.Accelerator.Vm, KvmIrqchip.IoApic);
         Assert.NotEqual(0, master[1] & 0x10); // kvm_pic_state.irr: IRQ 4 requested
-        ulong clockBefore = a.Accelerator.Vm.GetClock().Clock;
 
         using var b = new TestGuest(new KvmOptions { IrqChip = true });
         Assert.NotEqual(master, Chip(b.Accelerator.Vm, KvmIrqchip.PicMaster));

@@ -48,6 +48,9 @@ public sealed class MigratableImage : IBlockImage, IStateful
 
     public bool IsActive => _inner is not null;
 
+    /// <summary>The open image behind the wrapper (qcow2 or raw), for management that shows format details; null while inactive.</summary>
+    public IBlockImage? Current => _inner;
+
     public string Path { get; }
     public string FormatName { get; }
     public long Size { get; private set; }

@@ -30,7 +30,7 @@ public static class BlockCommands
         int node = 0;
         foreach (var d in Drives(vm))
         {
-            var top = d.Image;
+            var top = Unwrap(d.Image);
             var inserted = new JsonObject
             {
                 ["iops_rd"] = 0,
@@ -79,7 +79,7 @@ public static class BlockCommands
             var d = drives[i];
             if (device is not null && device != d.DriveId) continue;
             if (i > 0) sb.Append('\n');
-            var top = d.Image;
+            var top = Unwrap(d.Image);
             sb.Append(CultureInfo.InvariantCulture, $"{d.DriveId} ({NodeName(i)}): {top.Path} ({top.FormatName}{(d.ReadOnly ? ", read-only" : "")})\n");
             sb.Append(CultureInfo.InvariantCulture, $"    Attached to:      {d.DeviceId}\n");
             sb.Append("    Cache mode:       writeback\n");
@@ -100,6 +100,9 @@ public static class BlockCommands
         for (var b = image.Backing; b is not null; b = b.Backing) depth++;
         return depth;
     }
+
+    /// <summary>Disks are wrapped for migration's hand-over; QEMU's fields come from the format driver underneath.</summary>
+    private static IBlockImage Unwrap(IBlockImage image) => image is SharpVmm.Machine.Migration.MigratableImage { Current: { } inner } ? inner : image;
 
     private static string? BackingName(IBlockImage image) => (image as Qcow2Image)?.BackingFileName ?? image.Backing?.Path;
 
