@@ -75,40 +75,9 @@ public sealed partial class LinuxSnapshotTests : IDisposable
         Assert.Contains("SHARPVMM-EXIT=7", after);
     }
 
-    private Process Start(string[] runArgs)
-    {
-        var psi = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
-        {
-            RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true,
-            UseShellExecute = false, WorkingDirectory = _dir,
-        };
-        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "sharpvmm.dll"));
-        psi.ArgumentList.Add("run");
-        foreach (var a in runArgs) psi.ArgumentList.Add(a);
-        var p = Process.Start(psi)!;
-        p.StandardInput.Close();
-        _ = p.StandardOutput.ReadToEndAsync();
-        _ = p.StandardError.ReadToEndAsync();
-        return p;
-    }
+    private Process Start(string[] runArgs) => SharpVmmProcess.StartRun(_dir, runArgs);
 
-    private static async Task<QmpClient> Connect(string socket, Process vm)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(120);
-        while (true)
-        {
-            if (vm.HasExited) Assert.Fail($"sharpvmm exited with {vm.ExitCode} before its QMP socket was up");
-            if (File.Exists(socket))
-            {
-                try { return await QmpClient.ConnectAndNegotiateAsync("unix:" + socket); }
-                catch (QmpConnectionException) when (DateTime.UtcNow < deadline) { }
-                catch (IOException) when (DateTime.UtcNow < deadline) { }
-                catch (System.Net.Sockets.SocketException) when (DateTime.UtcNow < deadline) { }
-            }
-            if (DateTime.UtcNow > deadline) Assert.Fail("the QMP socket did not come up within 120 s");
-            await Task.Delay(100);
-        }
-    }
+    private static Task<QmpClient> Connect(string socket, Process vm) => SharpVmmProcess.ConnectQmpAsync(socket, vm, 120);
 
     private async Task WaitFor(string serial, string text, Process vm, TimeSpan timeout)
     {

@@ -40,4 +40,38 @@ internal static class SharpVmmProcess
         foreach (var a in args) psi.ArgumentList.Add(a);
         return psi;
     }
+
+    /// <summary>
+    /// Starts <c>sharpvmm run ARGS</c> in <paramref name="workingDirectory"/> with no input, draining its output so it never
+    /// blocks on a full pipe: for tests that talk to the VM over QMP while it runs.
+    /// </summary>
+    public static Process StartRun(string workingDirectory, params string[] runArgs)
+    {
+        var psi = StartInfo(["run", .. runArgs]);
+        psi.WorkingDirectory = workingDirectory;
+        var p = Process.Start(psi)!;
+        p.StandardInput.Close();
+        _ = p.StandardOutput.ReadToEndAsync();
+        _ = p.StandardError.ReadToEndAsync();
+        return p;
+    }
+
+    /// <summary>Connects to <paramref name="vm"/>'s QMP socket once it is up (or fails the test when the VM exits first).</summary>
+    public static async Task<Monitor.Client.QmpClient> ConnectQmpAsync(string socket, Process vm, int timeoutSeconds)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(timeoutSeconds);
+        while (true)
+        {
+            if (vm.HasExited) Assert.Fail($"sharpvmm exited with {vm.ExitCode} before its QMP socket was up");
+            if (File.Exists(socket))
+            {
+                try { return await Monitor.Client.QmpClient.ConnectAndNegotiateAsync("unix:" + socket); }
+                catch (Monitor.Protocol.QmpConnectionException) when (DateTime.UtcNow < deadline) { }
+                catch (IOException) when (DateTime.UtcNow < deadline) { }
+                catch (System.Net.Sockets.SocketException) when (DateTime.UtcNow < deadline) { }
+            }
+            if (DateTime.UtcNow > deadline) Assert.Fail($"the QMP socket did not come up within {timeoutSeconds} s");
+            await Task.Delay(100);
+        }
+    }
 }
