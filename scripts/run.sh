@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-dotnet build src/SharpVmm.Cli --no-restore -c Release --verbosity quiet -nologo
-exec src/SharpVmm.Cli/bin/Release/net10.0/sharpvmm run "$@"
+scripts/publish.sh
+exec artifacts/bin/sharpvmm run "$@"

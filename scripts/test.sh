@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 dotnet build SharpVmm.slnx --no-restore -c Release --verbosity quiet -nologo
+# End-to-end tests run the native binary users get (SHARPVMM_BIN); unit tests use the JIT-built assemblies.
+scripts/publish.sh
+export SHARPVMM_BIN="$PWD/artifacts/bin/sharpvmm"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e

@@ -18,15 +18,7 @@ internal sealed class GuestVmProcess : IDisposable
     public GuestVmProcess(string name, string guestCommand, params string[] extraArgs)
     {
         Name = name;
-        string dll = Path.Combine(AppContext.BaseDirectory, "sharpvmm.dll");
-        var psi = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = true,
-            UseShellExecute = false,
-        };
-        psi.ArgumentList.Add(dll);
+        var psi = SharpVmmProcess.StartInfo();
         foreach (var a in new[] { "run", "--accel", "emu", "--kernel", LinuxGuestTests.Kernel, "--initrd", LinuxGuestTests.Initrd,
                      "--serial", "stdio", "--append", "console=ttyS0 quiet " + GuestInitScript.CommandLineWord(guestCommand) })
             psi.ArgumentList.Add(a);

@@ -227,17 +227,7 @@ public sealed partial class MigrationTests : IDisposable
 
         public LiveProcess(string[] args)
         {
-            string dll = Path.Combine(AppContext.BaseDirectory, "sharpvmm.dll");
-            var psi = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
-            {
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-                RedirectStandardInput = true,
-                UseShellExecute = false,
-            };
-            psi.ArgumentList.Add(dll);
-            foreach (var a in args) psi.ArgumentList.Add(a);
-            _p = Process.Start(psi)!;
+            _p = Process.Start(SharpVmmProcess.StartInfo(args))!;
             _p.StandardInput.Close();
             _readers = Task.WhenAll(Pump(_p.StandardOutput, _out), Pump(_p.StandardError, _err));
         }

@@ -89,8 +89,8 @@ public sealed partial class NetworkTests : IDisposable
             + "ping -c 3 -W 10 10.77.0.1 | grep 'packets transmitted'; echo GUEST-READY; "
             + "echos() { awk '/^Icmp:/{if(!h){for(i=1;i<=NF;i++)if($i==\"InEchos\")c=i;h=1}else print $c}' /proc/net/snmp; }; "
             + "i=0; while [ $(echos) -lt 3 ] && [ $i -lt 300 ]; do i=$((i+1)); sleep 1; done; echo ECHOS=$(echos)";
-        string dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet";
-        _vm = new GuestRun("ip", ["netns", "exec", _namespace, dotnet, Path.Combine(AppContext.BaseDirectory, "sharpvmm.dll"),
+        var sharpvmm = SharpVmmProcess.StartInfo();
+        _vm = new GuestRun("ip", ["netns", "exec", _namespace, sharpvmm.FileName, .. sharpvmm.ArgumentList,
             "run", "--accel", "emu", "--memory", "256M", "--kernel", LinuxGuestTests.Kernel, "--initrd", LinuxGuestTests.Initrd,
             "--net", "tap,ifname=tap0", "--append", "console=ttyS0 quiet " + Cmd(cmd)]);
 

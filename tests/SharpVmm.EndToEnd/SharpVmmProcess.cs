@@ -2,7 +2,7 @@ using System.Diagnostics;
 
 namespace SharpVmm.EndToEnd;
 
-/// <summary>Runs the real <c>sharpvmm</c> (the Cli assembly built beside the tests) as a child process.</summary>
+/// <summary>Runs the real <c>sharpvmm</c> (the native binary named by SHARPVMM_BIN, else the Cli assembly built beside the tests) as a child process.</summary>
 internal static class SharpVmmProcess
 {
     public sealed record Result(int ExitCode, string Stdout, string Stderr);
@@ -29,14 +29,16 @@ internal static class SharpVmmProcess
     /// <summary>How to start <c>sharpvmm ARGS</c> with every stream redirected, for tests that watch it run.</summary>
     public static ProcessStartInfo StartInfo(params string[] args)
     {
-        var psi = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
+        // scripts/test.sh points SHARPVMM_BIN at the native (AOT) binary users run; without it, the JIT build beside the tests.
+        string? native = Environment.GetEnvironmentVariable("SHARPVMM_BIN");
+        var psi = new ProcessStartInfo(!string.IsNullOrEmpty(native) ? native : Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             RedirectStandardInput = true,
             UseShellExecute = false,
         };
-        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "sharpvmm.dll"));
+        if (string.IsNullOrEmpty(native)) psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "sharpvmm.dll"));
         foreach (var a in args) psi.ArgumentList.Add(a);
         return psi;
     }

@@ -22,8 +22,8 @@ public sealed class BlockConvertBench : IBench
         var sizeMiB = long.Parse(BenchTools.Arg(args, "--size", "2048"), CultureInfo.InvariantCulture);
         var repeats = int.Parse(BenchTools.Arg(args, "--repeat", "5"), CultureInfo.InvariantCulture);
         var cold = BenchTools.Arg(args, "--cache", "warm") == "cold";
-        var ours = Path.GetFullPath(BenchTools.Arg(args, "--sharpvmm", "src/SharpVmm.Cli/bin/Release/net10.0/sharpvmm"));
-        if (!File.Exists(ours)) { Console.Error.WriteLine($"{ours} not found: build src/SharpVmm.Cli -c Release or pass --sharpvmm PATH"); return 2; }
+        var ours = Path.GetFullPath(BenchTools.Arg(args, "--sharpvmm", Boot.BootBench.DefaultSharpVmm()));
+        if (!File.Exists(ours)) { Console.Error.WriteLine($"{ours} not found: run scripts/publish.sh or pass --sharpvmm PATH"); return 2; }
         var only = BenchTools.Arg(args, "--rows", "");
         _together = args.Contains("--together");
         if (BenchTools.Arg(args, "--inproc", "") is { Length: > 0 } existing)

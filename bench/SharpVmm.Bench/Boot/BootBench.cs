@@ -77,13 +77,20 @@ public sealed class BootBench : IBench
         catch (IOException) { return "unknown"; }
     }
 
-    /// <summary>Where the build puts the CLI, found from the bench's own output folder up to the repository root.</summary>
+    /// <summary>
+    /// The CLI users run: the native binary scripts/publish.sh puts in artifacts/bin, else the JIT build; found from the
+    /// bench's own output folder up to the repository root.
+    /// </summary>
     internal static string DefaultSharpVmm()
     {
         for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
         {
-            string candidate = Path.Combine(d.FullName, "src", "SharpVmm.Cli", "bin", "Release", "net10.0", "sharpvmm");
-            if (File.Exists(candidate)) return candidate;
+            foreach (var candidate in new[] { Path.Combine(d.FullName, "artifacts", "bin", "sharpvmm"), Path.Combine(d.FullName, "src", "SharpVmm.Cli", "bin", "Release", "net10.0", "sharpvmm") })
+            {
+                if (!File.Exists(candidate)) continue;
+                Console.Error.WriteLine($"sharpvmm: {candidate}");
+                return candidate;
+            }
         }
         return "sharpvmm";
     }

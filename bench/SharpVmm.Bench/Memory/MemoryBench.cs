@@ -24,9 +24,9 @@ public sealed class MemoryBench : IBench
         int n = int.Parse(Arg(args, "--guests", "4"), CultureInfo.InvariantCulture);
         int nq = int.Parse(Arg(args, "--qemu-guests", "2"), CultureInfo.InvariantCulture);
         string kernel = Path.Combine(guest, "vmlinuz"), initrd = Path.Combine(guest, "initrd.gz");
-        string sharpvmm = Arg(args, "--sharpvmm", DefaultSharpVmm());
+        string sharpvmm = Arg(args, "--sharpvmm", Boot.BootBench.DefaultSharpVmm());
         string qemu = Arg(args, "--qemu", "/usr/bin/qemu-system-x86_64");
-        foreach (var (what, path) in new[] { ("kernel", kernel), ("initrd", initrd), ("sharpvmm (build src/SharpVmm.Cli -c Release)", sharpvmm), ("qemu-system-x86_64", qemu) })
+        foreach (var (what, path) in new[] { ("kernel", kernel), ("initrd", initrd), ("sharpvmm (scripts/publish.sh, or build src/SharpVmm.Cli -c Release)", sharpvmm), ("qemu-system-x86_64", qemu) })
         {
             if (!File.Exists(path))
             {
@@ -150,16 +150,6 @@ public sealed class MemoryBench : IBench
     {
         try { return string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ')[..3]); }
         catch (IOException) { return "unknown"; }
-    }
-
-    private static string DefaultSharpVmm()
-    {
-        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
-        {
-            string candidate = Path.Combine(d.FullName, "src", "SharpVmm.Cli", "bin", "Release", "net10.0", "sharpvmm");
-            if (File.Exists(candidate)) return candidate;
-        }
-        return "sharpvmm";
     }
 
     private static string Arg(string[] args, string name, string def)

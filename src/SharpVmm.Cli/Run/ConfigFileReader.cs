@@ -99,8 +99,9 @@ public static class ConfigFileReader
         if (option.Arity.MaximumNumberOfValues <= 1 || option.ValueType == typeof(string)) return null;
         var t = option.ValueType;
         if (t.IsArray) return t.GetElementType();
-        foreach (var i in t.GetInterfaces())
-            if (i.IsGenericType && i.GetGenericTypeDefinition() == typeof(IEnumerable<>)) return i.GetGenericArguments()[0];
+        // Every many-valued option is declared as T[] or List<T>; the interface walk that would also cover other
+        // collections is not available once trimmed.
+        if (t.IsGenericType && t.GetGenericArguments() is [var element]) return element;
         return typeof(string);
     }
 
@@ -176,7 +177,7 @@ public static class ConfigFileReader
         _ => "null",
     };
 
-    private static string Quote(string s) => s.Length <= 40 ? JsonSerializer.Serialize(s) : JsonSerializer.Serialize(s[..40] + "...");
+    private static string Quote(string s) => System.Text.Json.Nodes.JsonValue.Create(s.Length <= 40 ? s : s[..40] + "...").ToJsonString();
 
     /// <summary>The JSON reader's complaint without the position suffix we already give as file:line:column.</summary>
     private static string Describe(JsonException ex)

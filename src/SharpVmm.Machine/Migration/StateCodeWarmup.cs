@@ -15,6 +15,14 @@ internal static class StateCodeWarmup
     {
         // The state record's checksum: the first use loads the host's crypto library.
         System.Security.Cryptography.SHA256.HashData(ReadOnlySpan<byte>.Empty);
+        // Ahead-of-time compiled, there is nothing to warm.
+        if (RuntimeFeature.IsDynamicCodeSupported) PrepareStateCode();
+    }
+
+    [System.Diagnostics.CodeAnalysis.UnconditionalSuppressMessage("Trimming", "IL2026", Justification = "Only runs with a JIT, where nothing is trimmed.")]
+    [System.Diagnostics.CodeAnalysis.UnconditionalSuppressMessage("Trimming", "IL2075", Justification = "Only runs with a JIT, where nothing is trimmed.")]
+    private static void PrepareStateCode()
+    {
         foreach (var assembly in AppDomain.CurrentDomain.GetAssemblies())
         {
             if (assembly.GetName().Name?.StartsWith("SharpVmm.", StringComparison.Ordinal) != true) continue;

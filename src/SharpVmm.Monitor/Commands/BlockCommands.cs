@@ -52,7 +52,7 @@ public static class BlockCommands
             // Writes go to the host page cache and reach the disk on the guest's flush: QEMU's default writeback.
             inserted["cache"] = new JsonObject { ["no-flush"] = false, ["direct"] = false, ["writeback"] = true };
             inserted["file"] = top.Path;
-            result.Add(new JsonObject
+            result.Add((JsonNode)new JsonObject
             {
                 ["io-status"] = "ok",
                 ["device"] = d.DriveId,

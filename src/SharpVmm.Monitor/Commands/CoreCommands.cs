@@ -22,7 +22,7 @@ public static class CoreCommands
         table.Register("query-commands", _ =>
         {
             var list = new JsonArray();
-            foreach (string name in table.Names) list.Add(new JsonObject { ["name"] = name });
+            foreach (string name in table.Names) list.Add((JsonNode)new JsonObject { ["name"] = name });
             return list;
         });
 
@@ -39,7 +39,7 @@ public static class CoreCommands
             var cpus = new JsonArray();
             for (int i = 0; i < vm.Vm.VcpuCount; i++)
             {
-                cpus.Add(new JsonObject
+                cpus.Add((JsonNode)new JsonObject
                 {
                     ["thread-id"] = vm.Vm.GetVcpuThreadId(i),
                     ["props"] = new JsonObject { ["core-id"] = i, ["thread-id"] = 0, ["socket-id"] = 0 },

@@ -39,7 +39,7 @@ public static class QmpJson
                 {
                     if (!first) sb.Append(", ");
                     first = false;
-                    sb.Append(JsonSerializer.Serialize(key, ValueOptions)).Append(": ");
+                    sb.Append(JsonValue.Create(key).ToJsonString(ValueOptions)).Append(": ");
                     Write(sb, value);
                 }
                 sb.Append('}');
