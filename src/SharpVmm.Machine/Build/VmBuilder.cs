@@ -45,11 +45,24 @@ public static partial class VmBuilder
         log.LogInformation("accelerator: {Kind} ({Why})", kind.ToString().ToLowerInvariant(), why);
 
         // Read the payload before anything is mapped, so a bad file fails fast and cheaply.
-        byte[] payload = ReadFile(config.Kernel ?? config.Flat!.Path, config.Kernel is not null ? "kernel" : "flat binary");
-        byte[]? initrd = config.Initrd is null ? null : ReadFile(config.Initrd, "initrd");
-        if (config.Kernel is not null) SetupHeader.Parse(payload); // validates: a bad bzImage is an error before any vCPU exists
-
+        byte[]? flat = config.Kernel is null ? ReadFile(config.Flat!.Path, "flat binary") : null;
         var disposables = new List<IDisposable>();
+        BootFile? kernel = null, initrd = null;
+        try
+        {
+            if (config.Kernel is not null)
+            {
+                disposables.Add(kernel = BootFile.Open(config.Kernel, "kernel"));
+                using (var bytes = kernel.Read()) SetupHeader.Parse(bytes.Memory.Span); // a bad bzImage is an error before any vCPU exists
+            }
+            if (config.Initrd is not null) disposables.Add(initrd = BootFile.Open(config.Initrd, "initrd"));
+        }
+        catch
+        {
+            foreach (var d in disposables) d.Dispose();
+            throw;
+        }
+
         GuestMemory? memory = null;
         IAccelerator? accel = null;
         try
@@ -138,8 +151,8 @@ public static partial class VmBuilder
             }
 
             Func<VcpuState[]> load = linux
-                ? LinuxPayload(memory, payload, initrd, KernelCommandLine(config, kind == AcceleratorKind.Emu ? clock : null), rsdp)
-                : FlatPayload(memory, payload, config.Flat!, config.Cpus);
+                ? LinuxPayload(memory, kernel!, initrd, KernelCommandLine(config, kind == AcceleratorKind.Emu ? clock : null), rsdp)
+                : FlatPayload(memory, flat!, config.Flat!, config.Cpus);
 
             var vm = new VirtualMachine(memory, bus, accel, config.Cpus, load, clock, log);
             control.Target = vm;
@@ -226,13 +239,15 @@ public static partial class VmBuilder
         return states;
     };
 
-    private static Func<VcpuState[]> LinuxPayload(GuestMemory memory, byte[] kernel, byte[]? initrd, string commandLine, ulong? rsdp) => () =>
+    private static Func<VcpuState[]> LinuxPayload(GuestMemory memory, BootFile kernel, BootFile? initrd, string commandLine, ulong? rsdp) => () =>
     {
+        using var kernelBytes = kernel.Read();
+        using var initrdBytes = initrd?.Read();
         // Only the bootstrap processor starts at the kernel entry; application processors wait for INIT/SIPI.
         var bsp = LinuxLoader.Load(memory, new LinuxBootSpec
         {
-            Kernel = kernel,
-            Initrd = initrd,
+            Kernel = kernelBytes.Memory,
+            Initrd = initrdBytes?.Memory,
             CommandLine = commandLine,
             AcpiRsdp = rsdp,
         });

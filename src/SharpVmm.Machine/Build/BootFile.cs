@@ -1,0 +1,92 @@
+using System.Buffers;
+using Microsoft.Win32.SafeHandles;
+using SharpVmm.Core;
+
+namespace SharpVmm.Machine.Build;
+
+/// <summary>
+/// A kernel or initrd kept open rather than in memory. It is read when the VM starts and again at every reset (the
+/// guest overwrites its own copy in RAM), each time into a native buffer that is freed once the loader has copied it:
+/// holding the bytes for the VM's lifetime would cost a Linux guest ~15 MiB of resident memory for nothing.
+/// The open handle keeps the original file readable if it is replaced (renamed over) while the VM runs; a file changed
+/// in place is refused at reset rather than booted half old, half new.
+/// </summary>
+internal sealed class BootFile : IDisposable
+{
+    private readonly SafeFileHandle _handle;
+    private readonly long _length;
+    private readonly DateTime _written;
+
+    private BootFile(string path, string what, SafeFileHandle handle)
+    {
+        Path = path;
+        What = what;
+        _handle = handle;
+        _length = RandomAccess.GetLength(handle);
+        _written = File.GetLastWriteTimeUtc(handle);
+    }
+
+    public string Path { get; }
+    public string What { get; }
+
+    public static BootFile Open(string path, string what)
+    {
+        SafeFileHandle? handle = null;
+        try
+        {
+            handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            var file = new BootFile(path, what, handle);
+            if (file._length > int.MaxValue) throw new ConfigurationException($"{what} '{path}' is larger than 2 GiB");
+            return file;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            handle?.Dispose();
+            throw new ConfigurationException($"cannot read {what} '{path}': {ex.Message}");
+        }
+    }
+
+    /// <summary>The file's bytes in a buffer the caller disposes as soon as they are copied into guest RAM.</summary>
+    public IMemoryOwner<byte> Read()
+    {
+        if (RandomAccess.GetLength(_handle) != _length || File.GetLastWriteTimeUtc(_handle) != _written)
+            throw new IOException($"{What} '{Path}' was modified after the VM started; restart the VM to boot the new file");
+        var buffer = new NativeBuffer((int)_length);
+        try
+        {
+            var span = buffer.GetSpan();
+            for (int done = 0; done < span.Length;)
+            {
+                int n = RandomAccess.Read(_handle, span[done..], done);
+                if (n == 0) throw new IOException($"{What} '{Path}' ended early while reading it");
+                done += n;
+            }
+            return buffer;
+        }
+        catch
+        {
+            ((IDisposable)buffer).Dispose();
+            throw;
+        }
+    }
+
+    public void Dispose() => _handle.Dispose();
+
+    /// <summary>Malloc'ed memory: large blocks go straight back to the OS when freed, with no GC heap left committed.</summary>
+    private sealed unsafe class NativeBuffer(int length) : MemoryManager<byte>
+    {
+        private byte* _data = length == 0 ? null : (byte*)System.Runtime.InteropServices.NativeMemory.Alloc((nuint)length);
+
+        public override Span<byte> GetSpan() => _data is null ? [] : new Span<byte>(_data, length);
+
+        public override MemoryHandle Pin(int elementIndex = 0) => new(_data + elementIndex);
+
+        public override void Unpin() { }
+
+        protected override void Dispose(bool disposing)
+        {
+            System.Runtime.InteropServices.NativeMemory.Free(_data);
+            _data = null;
+        }
+    }
+}
