@@ -1,12 +1,13 @@
 using System.Buffers;
 using Microsoft.Win32.SafeHandles;
 using SharpVmm.Core;
+using SharpVmm.Memory;
 
 namespace SharpVmm.Machine.Build;
 
 /// <summary>
 /// A kernel or initrd kept open rather than in memory. It is read when the VM starts and again at every reset (the
-/// guest overwrites its own copy in RAM), each time into a native buffer that is freed once the loader has copied it:
+/// guest overwrites its own copy in RAM), each time into a mapping of its own that is unmapped once the loader has copied it:
 /// holding the bytes for the VM's lifetime would cost a Linux guest ~15 MiB of resident memory for nothing.
 /// The open handle keeps the original file readable if it is replaced (renamed over) while the VM runs; a file changed
 /// in place is refused at reset rather than booted half old, half new.
@@ -51,7 +52,7 @@ internal sealed class BootFile : IDisposable
     {
         if (RandomAccess.GetLength(_handle) != _length || File.GetLastWriteTimeUtc(_handle) != _written)
             throw new IOException($"{What} '{Path}' was modified after the VM started; restart the VM to boot the new file");
-        var buffer = new NativeBuffer((int)_length);
+        var buffer = new HostBuffer((int)_length);
         try
         {
             var span = buffer.GetSpan();
@@ -71,22 +72,4 @@ internal sealed class BootFile : IDisposable
     }
 
     public void Dispose() => _handle.Dispose();
-
-    /// <summary>Malloc'ed memory: large blocks go straight back to the OS when freed, with no GC heap left committed.</summary>
-    private sealed unsafe class NativeBuffer(int length) : MemoryManager<byte>
-    {
-        private byte* _data = length == 0 ? null : (byte*)System.Runtime.InteropServices.NativeMemory.Alloc((nuint)length);
-
-        public override Span<byte> GetSpan() => _data is null ? [] : new Span<byte>(_data, length);
-
-        public override MemoryHandle Pin(int elementIndex = 0) => new(_data + elementIndex);
-
-        public override void Unpin() { }
-
-        protected override void Dispose(bool disposing)
-        {
-            System.Runtime.InteropServices.NativeMemory.Free(_data);
-            _data = null;
-        }
-    }
 }
