@@ -39,9 +39,10 @@ public sealed class SlirpBackend : INetBackend
     private volatile bool _stopping;
     private int _disposed;
 
-    private sealed class Timer(SlirpNative.TimerHandler handler, nint opaque)
+    private sealed class Timer(nint handler, nint opaque)
     {
-        public readonly SlirpNative.TimerHandler Handler = handler;
+        /// <summary>libslirp's <c>void (*)(void *opaque)</c>.</summary>
+        public readonly nint Handler = handler;
         public readonly nint Opaque = opaque;
         public long ExpireMs = long.MaxValue;
     }
@@ -204,7 +205,7 @@ public sealed class SlirpBackend : INetBackend
         {
             if (t.ExpireMs > now || !_timers.ContainsValue(t)) continue;
             t.ExpireMs = long.MaxValue;
-            t.Handler(t.Opaque);
+            unsafe { ((delegate* unmanaged<nint, void>)t.Handler)(t.Opaque); }
         }
         _due.Clear();
     }
@@ -226,34 +227,32 @@ public sealed class SlirpBackend : INetBackend
     private nint NewTimer(nint handler, nint handlerOpaque)
     {
         nint id = _nextTimer++;
-        _timers[id] = new Timer(Marshal.GetDelegateForFunctionPointer<SlirpNative.TimerHandler>(handler), handlerOpaque);
+        _timers[id] = new Timer(handler, handlerOpaque);
         return id;
     }
 
     private static SlirpBackend From(nint opaque) => (SlirpBackend)GCHandle.FromIntPtr(opaque).Target!;
 
     /// <summary>The C entry points handed to libslirp; each finds its backend through the opaque pointer and never throws into C.</summary>
-    private static class Callbacks
+    // The address of an [UnmanagedCallersOnly] method is its native entry point (taken with &, not through
+    // reflection, so an ahead-of-time compiled binary has the code).
+    private static unsafe class Callbacks
     {
-        public static readonly nint AddPoll = Pointer(nameof(OnAddPoll));
-        public static readonly nint GetRevents = Pointer(nameof(OnGetRevents));
+        public static readonly nint AddPoll = (nint)(delegate* unmanaged<int, int, nint, int>)&OnAddPoll;
+        public static readonly nint GetRevents = (nint)(delegate* unmanaged<int, nint, int>)&OnGetRevents;
 
         public static readonly SlirpNative.Callbacks Table = new()
         {
-            SendPacket = Pointer(nameof(OnSendPacket)),
-            GuestError = Pointer(nameof(OnGuestError)),
-            ClockGetNs = Pointer(nameof(OnClockGetNs)),
-            TimerNew = Pointer(nameof(OnTimerNew)),
-            TimerFree = Pointer(nameof(OnTimerFree)),
-            TimerMod = Pointer(nameof(OnTimerMod)),
-            RegisterPollFd = Pointer(nameof(OnRegisterPollFd)),
-            UnregisterPollFd = Pointer(nameof(OnRegisterPollFd)),
-            Notify = Pointer(nameof(OnNotify)),
+            SendPacket = (nint)(delegate* unmanaged<nint, nuint, nint, nint>)&OnSendPacket,
+            GuestError = (nint)(delegate* unmanaged<nint, nint, void>)&OnGuestError,
+            ClockGetNs = (nint)(delegate* unmanaged<nint, long>)&OnClockGetNs,
+            TimerNew = (nint)(delegate* unmanaged<nint, nint, nint, nint>)&OnTimerNew,
+            TimerFree = (nint)(delegate* unmanaged<nint, nint, void>)&OnTimerFree,
+            TimerMod = (nint)(delegate* unmanaged<nint, long, nint, void>)&OnTimerMod,
+            RegisterPollFd = (nint)(delegate* unmanaged<int, nint, void>)&OnRegisterPollFd,
+            UnregisterPollFd = (nint)(delegate* unmanaged<int, nint, void>)&OnRegisterPollFd,
+            Notify = (nint)(delegate* unmanaged<nint, void>)&OnNotify,
         };
-
-        // The address of an [UnmanagedCallersOnly] method is its native entry point.
-        private static nint Pointer(string name)
-            => typeof(Callbacks).GetMethod(name, BindingFlags.Static | BindingFlags.NonPublic)!.MethodHandle.GetFunctionPointer();
 
         [UnmanagedCallersOnly]
         private static nint OnSendPacket(nint buffer, nuint length, nint opaque)

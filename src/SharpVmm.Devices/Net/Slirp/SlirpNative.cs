@@ -75,10 +75,6 @@ internal static class SlirpNative
         public nint TimerNewOpaque;
     }
 
-    /// <summary>A libslirp timer's handler, <c>void (*)(void *opaque)</c>.</summary>
-    [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
-    public delegate void TimerHandler(nint opaque);
-
     [DllImport(Library)]
     public static extern nint slirp_new(nint config, nint callbacks, nint opaque);
 
