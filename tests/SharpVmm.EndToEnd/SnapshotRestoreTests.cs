@@ -1,10 +1,9 @@
 using System.Diagnostics;
 using System.Text;
 using System.Text.Json.Nodes;
-using Iced.Intel;
+using SharpVmm.Machine.Tests.Snapshot;
 using SharpVmm.Monitor.Client;
 using SharpVmm.Monitor.Protocol;
-using static Iced.Intel.AssemblerRegisters;
 
 namespace SharpVmm.EndToEnd;
 
@@ -27,9 +26,11 @@ public sealed class SnapshotRestoreTests : IDisposable
     [KvmTheory, MemberData(nameof(Accelerators))]
     public async Task A_guest_snapshotted_mid_run_is_restored_in_a_new_process_and_continues(string accel)
     {
-        const int ticks = 30;
+        // Long enough (seconds: ~18 ms a tick on this KVM, ~40 ms on emu) that the guest is still counting when the
+        // test, polling its console, asks it to stop; the native binary starts in milliseconds, so nothing else slows it.
+        const int ticks = 200;
         string bin = Path.Combine(_dir, "count.bin");
-        File.WriteAllBytes(bin, CountingGuest(ticks, accel == "kvm" ? 10_000 : 200_000));
+        File.WriteAllBytes(bin, CountingGuest.Assemble(ticks, accel == "kvm" ? 10_000 : 2_000_000));
         string snap = Path.Combine(_dir, "vm.snap");
         string[] vmArgs = ["--accel", accel, "--memory", "64M", "--flat", $"{bin}@0x1000", "--entry-mode", "real"];
 
@@ -54,14 +55,14 @@ public sealed class SnapshotRestoreTests : IDisposable
         Assert.Contains("RAM mapped lazily", restored.Stderr);
         string after = ReadSerial("b.txt");
         Assert.DoesNotContain("0001\n", after);
-        Assert.Equal(FullOutput(ticks), before + after);
+        Assert.Equal(CountingGuest.FullOutput(ticks), before + after);
     }
 
     [KvmTheory, MemberData(nameof(Accelerators))]
     public void A_corrupt_or_mismatched_snapshot_is_one_clear_line_and_a_nonzero_exit(string accel)
     {
         string bin = Path.Combine(_dir, "count.bin");
-        File.WriteAllBytes(bin, CountingGuest(3, 10));
+        File.WriteAllBytes(bin, CountingGuest.Assemble(3, 10));
         string snap = Path.Combine(_dir, "bad.snap");
         File.WriteAllBytes(snap, Encoding.ASCII.GetBytes("SVMSNAP1 but then nothing useful"));
         var r = SharpVmmProcess.Run(120, "run", "--accel", accel, "--flat", $"{bin}@0x1000", "--serial", "none", "--restore", snap);
@@ -81,7 +82,7 @@ public sealed class SnapshotRestoreTests : IDisposable
     public async Task Qmp_snapshot_commands_take_qemus_arguments_and_report_errors_as_qmp_errors(string accel)
     {
         string bin = Path.Combine(_dir, "count.bin");
-        File.WriteAllBytes(bin, CountingGuest(100_000, 10_000));
+        File.WriteAllBytes(bin, CountingGuest.Assemble(100_000, 10_000));
         string qmp = Path.Combine(_dir, "qmp.sock");
         using var vm = Start(["--accel", accel, "--memory", "32M", "--flat", $"{bin}@0x1000", "--serial", "none", "--qmp", $"unix:{qmp}"]);
         await using var client = await Connect(qmp, vm);
@@ -136,57 +137,5 @@ public sealed class SnapshotRestoreTests : IDisposable
         if (!File.Exists(p)) return "";
         using var f = new FileStream(p, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
         return new StreamReader(f).ReadToEnd();
-    }
-
-    private static string FullOutput(int ticks)
-    {
-        var sb = new StringBuilder();
-        for (int i = 1; i <= ticks; i++) sb.Append($"{i:X4}\n");
-        return sb.ToString();
-    }
-
-    /// <summary>
-    /// Real mode at 0x1000: ticks counted in RAM (word at 0x3000), <paramref name="delay"/> spins in ECX between them,
-    /// each tick printed as four hex digits and a newline on COM1; after <paramref name="ticks"/> it exits with 0x2A.
-    /// </summary>
-    private static byte[] CountingGuest(int ticks, int delay)
-    {
-        var a = new Assembler(16);
-        Label top = a.CreateLabel(), spin = a.CreateLabel(), digit = a.CreateLabel(), isDigit = a.CreateLabel();
-        a.xor(ax, ax);
-        a.mov(ds, ax);
-        a.mov(__word_ptr[0x3000], ax);
-        a.Label(ref top);
-        a.mov(ecx, (uint)delay);
-        a.Label(ref spin);
-        a.dec(ecx);
-        a.jnz(spin);
-        a.inc(__word_ptr[0x3000]);
-        a.mov(bx, __word_ptr[0x3000]);
-        a.mov(si, 4);
-        a.mov(dx, 0x3F8);
-        a.Label(ref digit);
-        a.rol(bx, 4);
-        a.mov(al, bl);
-        a.and(al, 0xF);
-        a.add(al, (byte)'0');
-        a.cmp(al, (byte)'9');
-        a.jbe(isDigit);
-        a.add(al, 7);
-        a.Label(ref isDigit);
-        a.@out(dx, al);
-        a.dec(si);
-        a.jnz(digit);
-        a.mov(al, (byte)'\n');
-        a.@out(dx, al);
-        a.cmp(__word_ptr[0x3000], (ushort)Math.Min(ticks, 0xFFFF));
-        a.jb(top);
-        a.mov(al, 0x2A);
-        a.@out(0xF4, al);
-        a.cli();
-        a.hlt();
-        using var ms = new MemoryStream();
-        a.Assemble(new StreamCodeWriter(ms), 0x1000);
-        return ms.ToArray();
     }
 }
