@@ -1,6 +1,8 @@
-namespace SharpVmm.Machine.Tests;
+namespace SharpVmm.Testing;
 
-/// <summary>Skips KVM tests, with the reason, on machines without a usable /dev/kvm (here it is present, so they run).</summary>
+// Compiled into each test project that builds KVM VMs (linked from tests/Shared), so they all skip the same way.
+
+/// <summary>A fact that builds a KVM VM: skipped, with the reason, where /dev/kvm cannot be opened (here it can, so it runs).</summary>
 public sealed class KvmFactAttribute : FactAttribute
 {
     public KvmFactAttribute()
@@ -9,6 +11,7 @@ public sealed class KvmFactAttribute : FactAttribute
     }
 }
 
+/// <summary>The theory form of <see cref="KvmFactAttribute"/>.</summary>
 public sealed class KvmTheoryAttribute : TheoryAttribute
 {
     public KvmTheoryAttribute()
