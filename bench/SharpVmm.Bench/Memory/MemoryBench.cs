@@ -67,14 +67,14 @@ public sealed class MemoryBench : IBench
         Console.WriteLine();
         double ours = off.Value.Overhead / (double)n / (1 << 20), theirs = q.Value.Overhead / (double)nq / (1 << 20);
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"VMM overhead per VM (RSS minus guest RAM backed), idle Debian guest, 256 MiB:"));
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  sharpvmm emu {ours,8:0.0} MiB   (guest RAM backed {off.Value.GuestResident / (double)n / (1 << 20):0.0} MiB)"));
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  qemu tcg     {theirs,8:0.0} MiB   (guest RAM backed {q.Value.GuestResident / (double)nq / (1 << 20):0.0} MiB)"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  sharpvmm emu {ours,8:0.0} MiB   {Split(off.Value, n)}"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  qemu tcg     {theirs,8:0.0} MiB   {Split(q.Value, nq)}"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  ratio sharpvmm/qemu {ours / theirs:0.00} (target <= 0.25)"));
         Console.WriteLine($"host load after: {LoadAverage()}");
         return 0;
     }
 
-    private readonly record struct Figures(long Rss, long Pss, long RssAfter, long PssAfter, long Merged, long GuestResident, long Overhead);
+    private readonly record struct Figures(long Rss, long Pss, long RssAfter, long PssAfter, long Merged, long GuestResident, long Overhead, long Anonymous);
 
     /// <summary>Boots <paramref name="n"/> guests together, waits until all are idle, reads their memory (and again once KSM merged them).</summary>
     private static Figures? Measure(string label, int n, Func<int, IdleGuest> start, KsmSettingsLease? ksmAfter)
@@ -92,7 +92,7 @@ public sealed class MemoryBench : IBench
                 }
             }
             Thread.Sleep(5000);
-            long rss = 0, pss = 0, guestResident = 0;
+            long rss = 0, pss = 0, guestResident = 0, anonymous = 0;
             foreach (var g in guests)
             {
                 var m = ProcessMemory.Read(g.Pid.ToString(CultureInfo.InvariantCulture));
@@ -100,6 +100,7 @@ public sealed class MemoryBench : IBench
                 rss += m.ResidentBytes;
                 pss += m.ProportionalBytes;
                 guestResident += ram;
+                anonymous += m.AnonymousBytes;
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"  {label,-10} {g.Name,-8} RSS {m.ResidentBytes / (double)(1 << 20),7:0.0} MiB  PSS {m.ProportionalBytes / (double)(1 << 20),7:0.0} MiB  guest RAM backed {ram / (double)(1 << 20),7:0.0} MiB"));
             }
@@ -125,13 +126,17 @@ public sealed class MemoryBench : IBench
                     merged += m.KsmMergingPages;
                 }
             }
-            return new Figures(rss, pss, rssAfter, pssAfter, merged, guestResident, rss - guestResident);
+            return new Figures(rss, pss, rssAfter, pssAfter, merged, guestResident, rss - guestResident, anonymous);
         }
         finally
         {
             foreach (var g in guests) g.Dispose();
         }
     }
+
+    /// <summary>The overhead's two halves: the VMM's own heap (anonymous memory besides guest RAM) and its mapped files (binary, libraries).</summary>
+    private static string Split(Figures f, int n) => string.Create(CultureInfo.InvariantCulture,
+        $"= heap {(f.Anonymous - f.GuestResident) / (double)n / (1 << 20):0.0} + files {(f.Rss - f.Anonymous) / (double)n / (1 << 20):0.0}   (guest RAM backed {f.GuestResident / (double)n / (1 << 20):0.0} MiB)");
 
     private static void Row(string what, long rss, long pss, int n) => Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
         $"{what,-34} {rss / (double)(1 << 20),10:0.0} {pss / (double)(1 << 20),10:0.0} {pss / (double)n / (1 << 20),11:0.0}"));
