@@ -63,6 +63,15 @@ public sealed class RawImage : IBlockImage
         RandomAccess.Write(_fh, data, offset);
     }
 
+    /// <summary>A write of a whole range the caller knows is new (convert into a fresh target): its blocks are allocated in one call first.</summary>
+    internal void WriteFresh(long offset, ReadOnlySpan<byte> data)
+    {
+        ImageFile.CheckWritable(this);
+        ImageFile.CheckRange(this, offset, data.Length);
+        ImageFile.Reserve(_fh, offset, data.Length);
+        RandomAccess.Write(_fh, data, offset);
+    }
+
     public void WriteZeroes(long offset, long length, bool unmap)
     {
         ImageFile.CheckWritable(this);
