@@ -46,6 +46,18 @@ internal static class BenchTools
     /// <summary>Writes back all dirty pages (sync(1)) so the next timed run does not pay for the previous one.</summary>
     public static void Sync() => RunTimed("/bin/sync");
 
+    /// <summary>
+    /// On a VM with free page reporting (virtio-balloon REPORTING, as on this host), memory freed by deleting a previous
+    /// output is handed back to the hypervisor a second or two later, and touching it again costs a host fault per
+    /// page: a run started right after a delete reuses still-backed pages and one started later does not, a 2-5x
+    /// difference in system time that followed the run order, not the tool. Waiting lets the reporting finish, so
+    /// every run of either tool starts from the same state.
+    /// </summary>
+    public static void Settle(double seconds)
+    {
+        if (seconds > 0) Thread.Sleep(TimeSpan.FromSeconds(seconds));
+    }
+
     public static void DropCaches(params string[] files)
     {
         // Page-cache state must match between the two sides; keep everything warm (fair and repeatable on a shared host).

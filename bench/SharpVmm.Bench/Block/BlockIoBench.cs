@@ -12,7 +12,7 @@ namespace SharpVmm.Bench.Block;
 public sealed class BlockIoBench : IBench
 {
     public string Name => "block-io";
-    public string Description => "4K seq/random read/write: SharpVmm.Block vs qemu-img bench (--size MiB, --qemu-depth N)";
+    public string Description => "4K seq/random read/write: SharpVmm.Block vs qemu-img bench (--size MiB, --qemu-depth N, --settle S [3])";
 
     public int Run(string[] args)
     {
@@ -20,6 +20,7 @@ public sealed class BlockIoBench : IBench
         var sizeMiB = long.Parse(BenchTools.Arg(args, "--size", "256"), CultureInfo.InvariantCulture);
         // qemu-img bench's own default is depth 64; on this kind of host depth 1..16 is its fastest.
         var qemuDepth = BenchTools.Arg(args, "--qemu-depth", "1");
+        var settle = double.Parse(BenchTools.Arg(args, "--settle", "3"), CultureInfo.InvariantCulture);
         var dir = Directory.CreateTempSubdirectory("sharpvmm-bench-").FullName;
         var size = sizeMiB << 20;
         const int bs = 4096;
@@ -36,7 +37,11 @@ public sealed class BlockIoBench : IBench
                     var q = Path.Combine(dir, $"q.{fmt}");
                     var o = Path.Combine(dir, $"o.{fmt}");
                     foreach (var f in new[] { q, o }) using (ImageFactory.Create(f, fmt, size)) { }
+                    BenchTools.Sync();
+                    BenchTools.Settle(settle);
                     var tqw = BenchTools.QemuBench("bench", "-w", "-f", fmt, "-t", "writeback", "-d", qemuDepth, "-c", count.ToString(CultureInfo.InvariantCulture), "-s", "4k", "-S", step, "--pattern=0x5a", q);
+                    BenchTools.Sync();
+                    BenchTools.Settle(settle);
                     var tow = OurLoop(o, size, count, bs, random ? strideBlocks : 1, write: true);
                     var kind = random ? "rand" : "seq";
                     BenchTools.Row($"{fmt} {kind} write 4K (alloc)", count * (double)bs / (1 << 20) / tqw, count * (double)bs / (1 << 20) / tow, "MiB/s");
