@@ -78,12 +78,11 @@ internal static class ImageFile
     /// </summary>
     public static void Reserve(SafeFileHandle fh, long offset, long length)
     {
-        if (length >= MinReserve && !NoReserve) Native.Preallocate(fh, offset, length);
+        if (length >= MinReserve) Native.Preallocate(fh, offset, length);
     }
 
     // Below this a fallocate call costs more than the bookkeeping it saves.
     private const long MinReserve = 64 << 10;
-    internal static readonly bool NoReserve = Environment.GetEnvironmentVariable("SHARPVMM_NO_RESERVE") == "1";
 
     public static byte[] Rent(int size) => ArrayPool<byte>.Shared.Rent(size);
     public static void Return(byte[] buffer) => ArrayPool<byte>.Shared.Return(buffer);

@@ -47,11 +47,12 @@ internal static class BenchTools
     public static void Sync() => RunTimed("/bin/sync");
 
     /// <summary>
-    /// On a VM with free page reporting (virtio-balloon REPORTING, as on this host), memory freed by deleting a previous
-    /// output is handed back to the hypervisor a second or two later, and touching it again costs a host fault per
-    /// page: a run started right after a delete reuses still-backed pages and one started later does not, a 2-5x
-    /// difference in system time that followed the run order, not the tool. Waiting lets the reporting finish, so
-    /// every run of either tool starts from the same state.
+    /// Optional pause before a timed run (--settle S). This VM has free page reporting (virtio-balloon REPORTING): memory
+    /// freed by deleting a previous output goes back to the hypervisor a moment later, and the next writer then takes a
+    /// host fault per page-cache page, 2-5x the system time of the same copy into still-backed pages. Which run gets
+    /// which pages is not under either tool's control; pausing makes every run start with the reporting done, but the
+    /// measured state after a pause was not repeatable either (see the report of issue #3), so the default is 0 and the
+    /// option is there to study it.
     /// </summary>
     public static void Settle(double seconds)
     {

@@ -12,7 +12,7 @@ namespace SharpVmm.Bench.Block;
 public sealed class BlockIoBench : IBench
 {
     public string Name => "block-io";
-    public string Description => "4K seq/random read/write: SharpVmm.Block vs qemu-img bench (--size MiB, --qemu-depth N, --settle S [3])";
+    public string Description => "4K seq/random read/write: SharpVmm.Block vs qemu-img bench (--size MiB, --qemu-depth N, --settle S [0])";
 
     public int Run(string[] args)
     {
@@ -20,7 +20,7 @@ public sealed class BlockIoBench : IBench
         var sizeMiB = long.Parse(BenchTools.Arg(args, "--size", "256"), CultureInfo.InvariantCulture);
         // qemu-img bench's own default is depth 64; on this kind of host depth 1..16 is its fastest.
         var qemuDepth = BenchTools.Arg(args, "--qemu-depth", "1");
-        var settle = double.Parse(BenchTools.Arg(args, "--settle", "3"), CultureInfo.InvariantCulture);
+        var settle = double.Parse(BenchTools.Arg(args, "--settle", "0"), CultureInfo.InvariantCulture);
         var dir = Directory.CreateTempSubdirectory("sharpvmm-bench-").FullName;
         var size = sizeMiB << 20;
         const int bs = 4096;

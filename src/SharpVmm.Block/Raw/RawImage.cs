@@ -63,7 +63,7 @@ public sealed class RawImage : IBlockImage
         RandomAccess.Write(_fh, data, offset);
     }
 
-    /// <summary>A write of a whole range the caller knows is new (convert into a fresh target): its blocks are allocated in one call first.</summary>
+    /// <summary>Convert's write of a data run: its blocks are allocated in one fallocate call first (exactly the range written, so no more space than the write itself takes).</summary>
     internal void WriteFresh(long offset, ReadOnlySpan<byte> data)
     {
         ImageFile.CheckWritable(this);
