@@ -70,6 +70,20 @@ internal static class ImageFile
         }
     }
 
+    /// <summary>
+    /// Allocates the file blocks for a range about to be written in full (fallocate), where the filesystem supports it.
+    /// Measured on ext4: the write that follows then skips the per-page delayed-allocation bookkeeping, which costs more
+    /// CPU than the one fallocate call. Only for whole ranges the caller writes next, so no more space is allocated than
+    /// the write would allocate anyway. A filesystem that cannot do it leaves the write to allocate as usual.
+    /// </summary>
+    public static void Reserve(SafeFileHandle fh, long offset, long length)
+    {
+        if (length >= MinReserve) Native.Preallocate(fh, offset, length);
+    }
+
+    // Below this a fallocate call costs more than the bookkeeping it saves.
+    private const long MinReserve = 64 << 10;
+
     public static byte[] Rent(int size) => ArrayPool<byte>.Shared.Rent(size);
     public static void Return(byte[] buffer) => ArrayPool<byte>.Shared.Return(buffer);
 }

@@ -42,6 +42,9 @@ public class ConvertTests
     [InlineData("2M", "qcow2", false, 3, 0)]
     [InlineData("65536", "raw", false, 4, 65536)]
     [InlineData("4096", "raw", true, 2, 0)]
+    // The default worker count (one per core) and the fallocate-before-write path of fresh runs.
+    [InlineData("65536", "raw", false, 0, 0)]
+    [InlineData("65536", "qcow2", true, 0, 0)]
     public void Convert_matches_qemu_img(string clusterSize, string fmt, bool outOfOrder, int workers, int chunk)
     {
         using var d = new TempDir();

@@ -14,7 +14,7 @@ namespace SharpVmm.Bench.Block;
 public sealed class BlockConvertBench : IBench
 {
     public string Name => "img-convert";
-    public string Description => "sharpvmm img convert vs qemu-img convert, real processes (--size MiB [2048], --repeat N [5], --cache warm|cold, --sharpvmm PATH, --rows NAME,NAME, --make-source PATH, --together)";
+    public string Description => "sharpvmm img convert vs qemu-img convert, real processes (--size MiB [2048], --repeat N [5], --cache warm|cold, --sharpvmm PATH, --rows NAME,NAME, --make-source PATH, --together, --settle S [0])";
 
     public int Run(string[] args)
     {
@@ -26,6 +26,7 @@ public sealed class BlockConvertBench : IBench
         if (!File.Exists(ours)) { Console.Error.WriteLine($"{ours} not found: run scripts/publish.sh or pass --sharpvmm PATH"); return 2; }
         var only = BenchTools.Arg(args, "--rows", "");
         _together = args.Contains("--together");
+        _settle = double.Parse(BenchTools.Arg(args, "--settle", "0"), CultureInfo.InvariantCulture);
         if (BenchTools.Arg(args, "--inproc", "") is { Length: > 0 } existing)
         {
             // The copy alone, in this process (no start-up): for profiling knobs, not for the ratio rows.
@@ -161,7 +162,10 @@ public sealed class BlockConvertBench : IBench
         BenchTools.Sync();
         if (cold) ChildTimer.Evict(src);
         else BenchTools.DropCaches(src);
+        BenchTools.Settle(_settle);
     }
+
+    private static double _settle;
 
     private static string LoadAverage() => File.ReadAllText("/proc/loadavg").Split(' ')[..3] is var l ? string.Join(' ', l) : "";
 

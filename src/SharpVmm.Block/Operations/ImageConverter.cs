@@ -9,7 +9,7 @@ public sealed record ConvertOptions
     public bool Compress { get; init; }
     /// <summary>
     /// Worker threads reading, compressing and writing chunks; unless <see cref="OutOfOrder"/>, chunks are written one at
-    /// a time in guest order. 0 = automatic: 8 when compressing (as qemu-img's 8 coroutines), else 4.
+    /// a time in guest order. 0 = automatic: 8 when compressing (as qemu-img's 8 coroutines), else one per core (2 to 4).
     /// </summary>
     public int Workers { get; init; }
     public Action<double>? Progress { get; init; }
@@ -132,7 +132,9 @@ public static class ImageConverter
         var gate = new object();
         Exception? failure = null;
         var done = 0L;
-        var workers = options.Workers > 0 ? options.Workers : compress ? 8 : 4;
+        // Without compression the copy is nearly all kernel time (page-cache copies in and out), so threads beyond the
+        // cores only queue on the turn and on the file: measured on 2 cores, 2 workers beat 4 by ~10% wall and CPU.
+        var workers = options.Workers > 0 ? options.Workers : compress ? 8 : Math.Clamp(Environment.ProcessorCount, 2, 4);
         var threads = new Thread[workers];
         for (var w = 0; w < workers; w++)
         {
@@ -172,6 +174,9 @@ public static class ImageConverter
                         if (q != null)
                             for (var k = 0; k < nWrites; k++)
                                 q.WriteMapped(writes[3 * k], plan.At((nint)writes[3 * k + 1], (int)writes[3 * k + 2]));
+                        else if (target is Raw.RawImage raw)
+                            for (var k = 0; k < plan.Runs; k++)
+                                raw.WriteFresh(off + plan.RunStart[k], plan.Run(k));
                         else
                             for (var k = 0; k < plan.Runs; k++)
                                 target.Write(off + plan.RunStart[k], plan.Run(k));

@@ -78,6 +78,7 @@ public sealed partial class Qcow2Image
     internal void WriteMapped(long host, ReadOnlySpan<byte> data)
     {
         CheckDataWrite(host, data.Length);
+        ImageFile.Reserve(_fh, host, data.Length);
         RandomAccess.Write(_fh, data, host);
     }
 

@@ -63,6 +63,15 @@ public sealed class RawImage : IBlockImage
         RandomAccess.Write(_fh, data, offset);
     }
 
+    /// <summary>Convert's write of a data run: its blocks are allocated in one fallocate call first (exactly the range written, so no more space than the write itself takes).</summary>
+    internal void WriteFresh(long offset, ReadOnlySpan<byte> data)
+    {
+        ImageFile.CheckWritable(this);
+        ImageFile.CheckRange(this, offset, data.Length);
+        ImageFile.Reserve(_fh, offset, data.Length);
+        RandomAccess.Write(_fh, data, offset);
+    }
+
     public void WriteZeroes(long offset, long length, bool unmap)
     {
         ImageFile.CheckWritable(this);
