@@ -28,7 +28,10 @@ public sealed class EmuAccelerator : IAccelerator
         _bus = bus;
         _options = options ?? new EmuOptions();
         _clock = _options.Clock ?? new GuestClock();
-        _cache = new BlockCache(memory);
+        long budget = _options.CodeCacheBudgetBytes;
+        // TEMP measurement knob
+        if (long.TryParse(Environment.GetEnvironmentVariable("SHARPVMM_EMU_CACHE_KB"), out long kb)) budget = kb << 10;
+        _cache = new BlockCache(memory, budget);
     }
 
     public string Name => "emu";
@@ -53,6 +56,12 @@ public sealed class EmuAccelerator : IAccelerator
     /// <summary>Decoded blocks currently cached (for tests and diagnostics).</summary>
     internal int CachedBlockCount => _cache.Count;
 
+    /// <summary>Estimated bytes of decoded code cached now.</summary>
+    internal long CachedCodeBytes => _cache.UsedBytes;
+
+    /// <summary>Times the decoded-code cache was emptied for going over <see cref="EmuOptions.CodeCacheBudgetBytes"/>.</summary>
+    internal int CodeCacheFlushes => _cache.Flushes;
+
     public void Dispose()
     {
         if (_disposed) return;
@@ -62,6 +71,9 @@ public sealed class EmuAccelerator : IAccelerator
             foreach (var c in _cpus) c.Dispose();
             _cpus.Clear();
         }
+        // TEMP measurement
+        if (Environment.GetEnvironmentVariable("SHARPVMM_EMU_CACHE_STATS") == "1")
+            Console.Error.WriteLine($"emu cache: {_cache.Count} blocks, {_cache.UsedBytes >> 10} KiB, {_cache.Flushes} flushes");
         _cache.Dispose();
     }
 }

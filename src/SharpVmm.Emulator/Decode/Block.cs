@@ -29,6 +29,12 @@ internal sealed unsafe class Block
     public volatile bool Valid = true;
 
     /// <summary>
+    /// What the block costs in the cache, for its budget: the op and instruction arrays plus the block object,
+    /// the arrays' headers and its dictionary and page-list slots.
+    /// </summary>
+    public long CostBytes => (long)Ops.Length * sizeof(Op) + (long)Instrs.Length * sizeof(Instruction) + 160;
+
+    /// <summary>
     /// Marks the block dead and makes every op stop a vCPU that is still inside it, so a guest that rewrote the
     /// code it is running resumes at the next instruction with freshly decoded bytes.
     /// </summary>
