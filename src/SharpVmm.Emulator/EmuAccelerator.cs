@@ -28,10 +28,7 @@ public sealed class EmuAccelerator : IAccelerator
         _bus = bus;
         _options = options ?? new EmuOptions();
         _clock = _options.Clock ?? new GuestClock();
-        long budget = _options.CodeCacheBudgetBytes;
-        // TEMP measurement knob
-        if (long.TryParse(Environment.GetEnvironmentVariable("SHARPVMM_EMU_CACHE_KB"), out long kb)) budget = kb << 10;
-        _cache = new BlockCache(memory, budget);
+        _cache = new BlockCache(memory, _options.CodeCacheBudgetBytes);
     }
 
     public string Name => "emu";
@@ -71,9 +68,6 @@ public sealed class EmuAccelerator : IAccelerator
             foreach (var c in _cpus) c.Dispose();
             _cpus.Clear();
         }
-        // TEMP measurement
-        if (Environment.GetEnvironmentVariable("SHARPVMM_EMU_CACHE_STATS") == "1")
-            Console.Error.WriteLine($"emu cache: {_cache.Count} blocks, {_cache.UsedBytes >> 10} KiB, {_cache.Flushes} flushes");
         _cache.Dispose();
     }
 }

@@ -106,12 +106,7 @@ internal sealed class BlockCache : IDisposable
         {
             // The dropped blocks are old, so they sit in the oldest generation, which the GC would otherwise only
             // visit after as much again was allocated: collect now, so the memory really leaves the process.
-            if (flushed)
-            {
-                GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true, compacting: true);
-                if (Environment.GetEnvironmentVariable("SHARPVMM_EMU_CACHE_STATS") == "1") // TEMP measurement
-                    Console.Error.WriteLine($"emu cache flush {_flushes} at {Environment.TickCount64}");
-            }
+            if (flushed) GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true, compacting: true);
         }
     }
 
