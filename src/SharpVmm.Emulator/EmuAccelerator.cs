@@ -28,7 +28,7 @@ public sealed class EmuAccelerator : IAccelerator
         _bus = bus;
         _options = options ?? new EmuOptions();
         _clock = _options.Clock ?? new GuestClock();
-        _cache = new BlockCache(memory);
+        _cache = new BlockCache(memory, _options.CodeCacheBudgetBytes);
     }
 
     public string Name => "emu";
@@ -52,6 +52,12 @@ public sealed class EmuAccelerator : IAccelerator
 
     /// <summary>Decoded blocks currently cached (for tests and diagnostics).</summary>
     internal int CachedBlockCount => _cache.Count;
+
+    /// <summary>Estimated bytes of decoded code cached now.</summary>
+    internal long CachedCodeBytes => _cache.UsedBytes;
+
+    /// <summary>Times the decoded-code cache was emptied for going over <see cref="EmuOptions.CodeCacheBudgetBytes"/>.</summary>
+    internal int CodeCacheFlushes => _cache.Flushes;
 
     public void Dispose()
     {

@@ -17,4 +17,24 @@ public sealed record EmuOptions
 
     /// <summary>Where the CPU logs what it does not implement (debug level). Null = no logging.</summary>
     public ILogger? Logger { get; init; }
+
+    /// <summary>Default <see cref="CodeCacheBudgetBytes"/>.</summary>
+    public const long DefaultCodeCacheBudgetBytes = 8L << 20;
+
+    /// <summary>
+    /// Memory the decoded-code cache (shared by the VM's vCPUs) may take before it is emptied and refilled from the
+    /// code the guest runs next, as QEMU flushes its full translation buffer. 0 = unbounded. Smaller saves memory
+    /// per VM; too small makes a guest whose hot code does not fit re-decode constantly.
+    /// </summary>
+    public long CodeCacheBudgetBytes
+    {
+        get => _codeCacheBudgetBytes;
+        init
+        {
+            ArgumentOutOfRangeException.ThrowIfNegative(value);
+            _codeCacheBudgetBytes = value;
+        }
+    }
+
+    private readonly long _codeCacheBudgetBytes = DefaultCodeCacheBudgetBytes;
 }

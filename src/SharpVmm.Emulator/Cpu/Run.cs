@@ -39,6 +39,18 @@ internal sealed unsafe partial class X86Cpu
 
     private ulong _jcGeneration;
 
+    /// <summary>
+    /// Called by the block cache (on whichever thread flushed it) after marking every block invalid: drops the
+    /// jump cache's references so the blocks can be collected. A racing lookup on this vCPU's thread sees either
+    /// its old, invalid block or null: a miss either way.
+    /// </summary>
+    public void DropJumpCache()
+    {
+        var jc = _jc;
+        for (int i = 0; i < jc.Length; i++) jc[i].Block = null;
+        RequestAttention();
+    }
+
     public void Kick()
     {
         Volatile.Write(ref _kick, 1);

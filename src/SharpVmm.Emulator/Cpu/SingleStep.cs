@@ -1,5 +1,3 @@
-using Iced.Intel;
-
 namespace SharpVmm.Emulator;
 
 /// <summary>
@@ -35,7 +33,7 @@ internal sealed unsafe partial class X86Cpu
             Retired++;
             // MOV SS / POP SS hold the trap off until after the next instruction (it is taken there, as TF is
             // still set); an instruction that halted traps when the CPU wakes, which the event then reports.
-            if (IsSsLoad(ref b.Instrs[0]) || Halted) return;
+            if (b.StartsWithSsLoad || Halted) return;
             Dr[6] |= Dr6Bs;
             RaiseEvent(1, false, 0, KindException);
         }
@@ -61,7 +59,4 @@ internal sealed unsafe partial class X86Cpu
         {
         }
     }
-
-    private static bool IsSsLoad(ref Instruction ins)
-        => ins.Mnemonic is Mnemonic.Mov or Mnemonic.Pop && ins.Op0Kind == OpKind.Register && ins.Op0Register == Register.SS;
 }

@@ -8,11 +8,11 @@ internal sealed unsafe partial class X86Cpu
     /// <summary>Linear address of the op's memory operand.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public ulong Ea(ref Op op)
-        => ((((ulong)op.Disp + R[op.Base] + (R[op.Index] << op.Scale)) & op.AddrMask) + R[SegBaseSlot + op.Seg]) & LinMask;
+        => ((((ulong)(long)op.Disp + R[op.Base] + (R[op.Index] << op.Scale)) & op.AddrMask) + R[SegBaseSlot + op.Seg]) & LinMask;
 
     /// <summary>The offset part only (LEA).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public ulong EaOffset(ref Op op) => ((ulong)op.Disp + R[op.Base] + (R[op.Index] << op.Scale)) & op.AddrMask;
+    public ulong EaOffset(ref Op op) => ((ulong)(long)op.Disp + R[op.Base] + (R[op.Index] << op.Scale)) & op.AddrMask;
 
     public object AtomicLock => _cache.AtomicLock;
 

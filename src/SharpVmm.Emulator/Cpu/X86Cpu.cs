@@ -16,8 +16,9 @@ namespace SharpVmm.Emulator;
 internal sealed unsafe partial class X86Cpu : IVcpu
 {
     // Register file slots: 0..15 GPRs, a constant zero (absent base/index), the current block's RIP (RIP-relative
-    // operands are decoded relative to the block start), then the effective segment bases.
-    public const int ZeroReg = 16, BlockRipReg = 17, SegBaseSlot = 24, RegSlots = 32;
+    // operands are decoded relative to the block start), a displacement too wide for Op.Disp (set by a WideDisp op
+    // just before its user), then the effective segment bases.
+    public const int ZeroReg = 16, BlockRipReg = 17, WideDispReg = 18, SegBaseSlot = 24, RegSlots = 32;
     public const int ES = 0, CS = 1, SS = 2, DS = 3, FS = 4, GS = 5, TR = 6, LDTR = 7;
 
     public readonly ulong* R;

@@ -5,8 +5,9 @@ namespace SharpVmm.Emulator;
 /// <summary>A run of decoded instructions inside one guest-physical page, ending at a control transfer or the page end.</summary>
 internal sealed unsafe class Block
 {
-    public Block(Op[] ops, Instruction[] instrs, ulong key, ulong physPage, bool endsWithBranch, ushort endOff)
+    public Block(Op[] ops, Instruction[] instrs, ulong key, ulong physPage, bool endsWithBranch, ushort endOff, bool startsWithSsLoad = false)
     {
+        StartsWithSsLoad = startsWithSsLoad;
         Ops = ops;
         Instrs = instrs;
         Key = key;
@@ -16,14 +17,22 @@ internal sealed unsafe class Block
     }
 
     public readonly Op[] Ops;
-    /// <summary>The Iced form of each instruction, read only by the slow (system) handlers.</summary>
+    /// <summary>The Iced form of the instructions whose slow handlers (system, x87) read it, indexed by their op's Imm2; usually empty.</summary>
     public readonly Instruction[] Instrs;
     public readonly ulong Key;
     public readonly ulong PhysPage;
     /// <summary>The last op sets RIP itself; otherwise RIP = block start + <see cref="EndOff"/> after the last op.</summary>
     public readonly bool EndsWithBranch;
     public readonly ushort EndOff;
+    /// <summary>The first instruction is MOV SS / POP SS (its single-step trap is held off by one instruction).</summary>
+    public readonly bool StartsWithSsLoad;
     public volatile bool Valid = true;
+
+    /// <summary>
+    /// What the block costs in the cache, for its budget: the op and instruction arrays plus the block object,
+    /// the arrays' headers and its dictionary and page-list slots.
+    /// </summary>
+    public long CostBytes => (long)Ops.Length * sizeof(Op) + (long)Instrs.Length * sizeof(Instruction) + 160;
 
     /// <summary>
     /// Marks the block dead and makes every op stop a vCPU that is still inside it, so a guest that rewrote the

@@ -10,16 +10,22 @@ namespace SharpVmm.Emulator;
 internal sealed class BlockCache : IDisposable
 {
     private readonly object _lock = new();
-    private readonly Dictionary<ulong, Block> _blocks = [];
-    private readonly Dictionary<ulong, List<Block>> _byPage = [];
+    private Dictionary<ulong, Block> _blocks = [];
+    private Dictionary<ulong, List<Block>> _byPage = [];
+    private readonly long _budgetBytes;
+    private long _usedBytes;
+    private int _flushes;
     private readonly MemoryRegion[] _regions;
     private readonly ulong[][] _codeBits;
     private readonly GuestMemory _memory;
     private long _codeGeneration;
     private X86Cpu[] _cpus = [];
 
-    public BlockCache(GuestMemory memory)
+    /// <param name="budgetBytes">Estimated bytes of decoded code to keep; past it the whole cache is dropped (0: unbounded).</param>
+    public BlockCache(GuestMemory memory, long budgetBytes = 0)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(budgetBytes);
+        _budgetBytes = budgetBytes;
         _memory = memory;
         _regions = [.. memory.Regions];
         _codeBits = new ulong[_regions.Length][];
@@ -37,6 +43,15 @@ internal sealed class BlockCache : IDisposable
     {
         get { lock (_lock) return _blocks.Count; }
     }
+
+    /// <summary>Estimated bytes the cached blocks take (what the budget is compared with).</summary>
+    public long UsedBytes
+    {
+        get { lock (_lock) return _usedBytes; }
+    }
+
+    /// <summary>How many times the cache was dropped for going over its budget.</summary>
+    public int Flushes => Volatile.Read(ref _flushes);
 
     public bool IsCodePage(ulong pa)
     {
@@ -70,9 +85,34 @@ internal sealed class BlockCache : IDisposable
     /// <summary>Adds a block (or returns the one another vCPU added first).</summary>
     public Block Add(Block block)
     {
-        lock (_lock)
+        bool flushed = false;
+        try
         {
-            if (_blocks.TryGetValue(block.Key, out var existing)) return existing;
+            lock (_lock)
+            {
+                if (_blocks.TryGetValue(block.Key, out var existing)) return existing;
+                long cost = block.CostBytes;
+                if (_budgetBytes > 0 && _usedBytes + cost > _budgetBytes && _blocks.Count > 0)
+                {
+                    FlushAllLocked();
+                    flushed = true;
+                }
+                _usedBytes += cost;
+                AddLocked(block);
+                return block;
+            }
+        }
+        finally
+        {
+            // The dropped blocks are old, so they sit in the oldest generation, which the GC would otherwise only
+            // visit after as much again was allocated: collect now, so the memory really leaves the process.
+            if (flushed) GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true, compacting: true);
+        }
+    }
+
+    private void AddLocked(Block block)
+    {
+        {
             _blocks[block.Key] = block;
             if (!_byPage.TryGetValue(block.PhysPage, out var list)) _byPage[block.PhysPage] = list = [];
             list.Add(block);
@@ -89,8 +129,30 @@ internal sealed class BlockCache : IDisposable
                     foreach (var c in _cpus) c.RequestAttention();
                 }
             }
-            return block;
         }
+    }
+
+    /// <summary>
+    /// Drops every block, as QEMU flushes its full translation buffer. A vCPU inside a dropped block stops at its
+    /// next op (the same abort as for rewritten code) and looks its code up afresh; jump-cache entries die with
+    /// their block's Valid flag, and their references are cleared so the memory can go.
+    /// </summary>
+    private void FlushAllLocked()
+    {
+        foreach (var b in _blocks.Values) b.Invalidate();
+        // New dictionaries rather than Clear(): Clear keeps the grown bucket arrays.
+        _blocks = [];
+        _byPage = [];
+        _usedBytes = 0;
+        // No page holds cached code any more; pages become code again (and vCPUs drop write-TLB entries) as
+        // blocks come back.
+        for (int i = 0; i < _codeBits.Length; i++)
+        {
+            var bits = _codeBits[i];
+            for (int j = 0; j < bits.Length; j++) Volatile.Write(ref bits[j], 0);
+        }
+        _flushes++;
+        foreach (var c in _cpus) c.DropJumpCache();
     }
 
     public void InvalidatePage(ulong pa)
@@ -104,6 +166,7 @@ internal sealed class BlockCache : IDisposable
                 {
                     b.Invalidate();
                     _blocks.Remove(b.Key);
+                    _usedBytes -= b.CostBytes;
                 }
             }
             for (int i = 0; i < _regions.Length; i++)

@@ -10,15 +10,16 @@ namespace SharpVmm.Emulator;
 [StructLayout(LayoutKind.Sequential)]
 internal unsafe struct Op
 {
+    // 40 bytes: a booted Linux guest caches a few hundred thousand of these, so every field is as narrow as its
+    // widest use. A displacement that does not fit 32 bits (moffs64, RIP-relative near ±2 GiB) is moved into a
+    // preceding WideDisp op by the translator.
     public delegate*<X86Cpu, ref Op, void> H;
-    /// <summary>Memory displacement; for RIP-relative operands the offset from the block start.</summary>
-    public long Disp;
     /// <summary>Immediate (already sign-extended to the operand size), or a branch target relative to the block start.</summary>
     public ulong Imm;
-    /// <summary>Second immediate (ENTER's nesting level, far-pointer selector), or the index of the Iced instruction for slow handlers.</summary>
-    public ulong Imm2;
-    /// <summary>Mask of the effective address (0xFFFF, 0xFFFF_FFFF or all ones).</summary>
-    public ulong AddrMask;
+    /// <summary>Memory displacement; for RIP-relative operands the offset from the block start.</summary>
+    public int Disp;
+    /// <summary>Second immediate (ENTER's nesting level, far-pointer selector), or the index in <see cref="Block.Instrs"/> for slow handlers.</summary>
+    public ushort Imm2;
     public ushort Off;
     public ushort NextOff;
     /// <summary>Operand size in bytes (1, 2, 4, 8; 16 for XMM).</summary>
@@ -35,6 +36,17 @@ internal unsafe struct Op
     public byte Cc;
     /// <summary><see cref="OpFlags"/>.</summary>
     public byte Flags;
+    /// <summary>The effective address is masked with <c>ulong.MaxValue &gt;&gt; AddrShift</c>: 0 (64-bit), 32 (32-bit) or 48 (16-bit addressing).</summary>
+    public byte AddrShift;
+
+    /// <summary>Mask of the effective address (0xFFFF, 0xFFFF_FFFF or all ones).</summary>
+    public readonly ulong AddrMask
+    {
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+        get => ulong.MaxValue >> AddrShift;
+    }
+
+    public static byte ShiftForAddressSize(int bytes) => bytes == 8 ? (byte)0 : bytes == 4 ? (byte)32 : (byte)48;
 }
 
 internal static class OpFlags
@@ -42,4 +54,6 @@ internal static class OpFlags
     public const byte Lock = 1, Rep = 2, Repne = 4, Mem = 8, ImmSrc = 16;
     /// <summary>The instruction references the stack implicitly (PUSH, POP, CALL, RET, ENTER, LEAVE, IRET...).</summary>
     public const byte Stack = 32;
+    /// <summary>The handler reads the Iced instruction at <see cref="Block.Instrs"/>[Imm2].</summary>
+    public const byte UsesInstr = 64;
 }

@@ -222,7 +222,8 @@ internal sealed unsafe partial class Translator
                    || m == Mnemonic.Wait;
         if (!x87) return false;
         op.H = &X87Op;
-        op.Imm2 = (ulong)index;
+        op.Imm2 = (ushort)index;
+        op.Flags |= OpFlags.UsesInstr;
         return true;
     }
 }

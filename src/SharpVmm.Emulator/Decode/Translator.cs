@@ -30,30 +30,42 @@ internal sealed unsafe partial class Translator
         var d = bitness == 64 ? _d64 : bitness == 32 ? _d32 : _d16;
         _reader.Reset(code, available);
         d.IP = 0;
-        int n = 0, k = 0;
-        bool branch = false;
+        int n = 0, k = 0, kept = 0;
+        bool branch = false, ssLoad = false;
         ushort endOff = 0;
         while (n < maxOps && k < _ops.Length - 16)
         {
-            d.Decode(out _ins[n]);
-            ref Instruction ins = ref _ins[n];
+            d.Decode(out _ins[kept]);
+            ref Instruction ins = ref _ins[kept];
             if (ins.IsInvalid && d.LastError == DecoderError.NoMoreBytes)
             {
                 if (n == 0) return null;
                 break;
             }
+            if (n == 0) ssLoad = IsSsLoad(ref ins);
             if (segChecks != 0 && !ins.IsInvalid) k = AddSegmentChecks(ref ins, segChecks, k);
+            if (!ins.IsInvalid && NeedsWideDisp(ref ins, bitness))
+            {
+                ref Op w = ref _ops[k++];
+                w = default;
+                FillWideDisp(ref w, ref ins);
+            }
             ref Op op = ref _ops[k];
             op = default;
-            bool ends = Translate(ref op, ref ins, bitness, n);
+            bool ends = Translate(ref op, ref ins, bitness, kept);
+            // Only the slow handlers read the Iced form; other instructions' slots are reused by the next decode.
+            if ((op.Flags & OpFlags.UsesInstr) != 0) kept++;
             endOff = op.NextOff;
             n++;
             k++;
             if (ends) { branch = true; break; }
             if ((int)ins.NextIP >= available) break;
         }
-        return new Block(_ops[..k], _ins[..n], key, physPage, branch, endOff);
+        return new Block(_ops[..k], kept == 0 ? [] : _ins[..kept], key, physPage, branch, endOff, ssLoad);
     }
+
+    private static bool IsSsLoad(ref Instruction ins)
+        => ins.Mnemonic is Mnemonic.Mov or Mnemonic.Pop && ins.Op0Kind == OpKind.Register && ins.Op0Register == Register.SS;
 
     /// <summary>
     /// Outside 64-bit mode with a non-flat segment in use: one check op per memory access (explicit operands and
@@ -79,8 +91,8 @@ internal sealed unsafe partial class Translator
             c.Base = (byte)(m.Base == Register.None ? X86Cpu.ZeroReg : m.Base.GetNumber());
             c.Index = (byte)(m.Index == Register.None ? X86Cpu.ZeroReg : m.Index.GetNumber());
             c.Scale = (byte)System.Numerics.BitOperations.Log2((uint)Math.Max(1, m.Scale));
-            c.Disp = (long)m.Displacement;
-            c.AddrMask = m.AddressSize == CodeSize.Code16 ? 0xFFFF : 0xFFFF_FFFF;
+            c.Disp = (int)m.Displacement; // outside 64-bit mode: 32 bits at most, masked to the address size
+            c.AddrShift = Op.ShiftForAddressSize(m.AddressSize == CodeSize.Code16 ? 2 : 4);
             c.Imm = (ulong)Math.Max(1, m.MemorySize.GetSize());
             c.Cc = m.Access is OpAccess.Write or OpAccess.CondWrite or OpAccess.ReadWrite or OpAccess.ReadCondWrite ? (byte)1 : (byte)0;
             if (k >= _ops.Length - 1) break;
@@ -108,7 +120,7 @@ internal sealed unsafe partial class Translator
         op.Base = X86Cpu.ZeroReg;
         op.Index = X86Cpu.ZeroReg;
         op.Seg = X86Cpu.DS;
-        op.AddrMask = bitness == 64 ? ulong.MaxValue : bitness == 32 ? 0xFFFF_FFFF : 0xFFFF;
+        op.AddrShift = Op.ShiftForAddressSize(bitness / 8);
         int regs = 0;
         bool immSeen = false;
         for (int i = 0; i < ins.OpCount; i++)
@@ -137,7 +149,7 @@ internal sealed unsafe partial class Translator
                 case OpKind.Immediate8to32:
                 case OpKind.Immediate8to64:
                 case OpKind.Immediate32to64:
-                    if (!immSeen) op.Imm = ins.GetImmediate(i); else op.Imm2 = ins.GetImmediate(i);
+                    if (!immSeen) op.Imm = ins.GetImmediate(i); else op.Imm2 = (ushort)ins.GetImmediate(i); // ENTER's level, EXTRQ/INSERTQ: 8 bits
                     immSeen = true;
                     break;
                 case OpKind.Immediate8_2nd:
@@ -192,7 +204,7 @@ internal sealed unsafe partial class Translator
         _ => X86Cpu.DS,
     };
 
-    private static void FillMemory(ref Op op, ref Instruction ins, int bitness)
+    private static int AddressSize(ref Instruction ins, int bitness)
     {
         var b = ins.MemoryBase;
         var x = ins.MemoryIndex;
@@ -201,12 +213,50 @@ internal sealed unsafe partial class Translator
         else if (x != Register.None) asz = x.GetSize();
         else asz = ins.MemoryDisplSize is 2 or 4 or 8 ? ins.MemoryDisplSize : bitness / 8;
         if (bitness == 64 && asz == 2) asz = 8;
-        op.AddrMask = asz == 8 ? ulong.MaxValue : asz == 4 ? 0xFFFF_FFFF : 0xFFFF;
-        if (b is Register.RIP or Register.EIP) op.Base = X86Cpu.BlockRipReg;
-        else if (b != Register.None) op.Base = (byte)b.GetNumber();
+        return asz;
+    }
+
+    private static byte BaseSlot(Register b)
+        => (byte)(b is Register.RIP or Register.EIP ? X86Cpu.BlockRipReg : b != Register.None ? b.GetNumber() : X86Cpu.ZeroReg);
+
+    /// <summary>
+    /// True when the instruction's memory displacement does not fit <see cref="Op.Disp"/>: only with 64-bit
+    /// addressing (moffs64, or RIP-relative within a page of ±2 GiB); narrower addresses are masked anyway.
+    /// </summary>
+    private static bool NeedsWideDisp(ref Instruction ins, int bitness)
+    {
+        bool mem = false;
+        for (int i = 0; i < ins.OpCount; i++) mem |= ins.GetOpKind(i) == OpKind.Memory;
+        if (!mem || AddressSize(ref ins, bitness) != 8) return false;
+        long d = (long)ins.MemoryDisplacement64;
+        return d != (int)d;
+    }
+
+    /// <summary>The op before one with a wide displacement: base register + displacement into <see cref="X86Cpu.WideDispReg"/>.</summary>
+    private static void FillWideDisp(ref Op op, ref Instruction ins)
+    {
+        op.H = &WideDisp;
+        op.Off = (ushort)ins.IP;
+        op.NextOff = (ushort)ins.NextIP;
+        op.Base = BaseSlot(ins.MemoryBase);
+        op.Imm = ins.MemoryDisplacement64;
+    }
+
+    private static void FillMemory(ref Op op, ref Instruction ins, int bitness)
+    {
+        var x = ins.MemoryIndex;
+        int asz = AddressSize(ref ins, bitness);
+        op.AddrShift = Op.ShiftForAddressSize(asz);
+        op.Base = BaseSlot(ins.MemoryBase);
         if (x != Register.None && x.IsGPR()) op.Index = (byte)x.GetNumber();
         op.Scale = (byte)System.Numerics.BitOperations.Log2((uint)Math.Max(1, ins.MemoryIndexScale));
-        op.Disp = (long)ins.MemoryDisplacement64;
+        long d = (long)ins.MemoryDisplacement64;
+        if (asz == 8 && d != (int)d)
+        {
+            op.Base = X86Cpu.WideDispReg; // the WideDisp op before this one put base + displacement there
+            op.Disp = 0;
+        }
+        else op.Disp = (int)d;
         op.Seg = SegIndex(ins.MemorySegment);
     }
 
@@ -229,7 +279,8 @@ internal sealed unsafe partial class Translator
         // Everything else (system instructions, rare forms) runs through the slow handler, which sees the Iced
         // instruction, sets RIP itself and ends the block so mode changes take effect at once.
         op.H = &SystemOp;
-        op.Imm2 = (ulong)index;
+        op.Imm2 = (ushort)index;
+        op.Flags |= OpFlags.UsesInstr;
         return true;
     }
 

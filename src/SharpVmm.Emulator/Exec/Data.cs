@@ -320,6 +320,9 @@ internal static unsafe partial class Handlers
         throw c.Ud();
     }
 
+    /// <summary>Base register + a displacement too wide for <see cref="Op.Disp"/>, for the next op's address.</summary>
+    public static void WideDisp(X86Cpu c, ref Op op) => c.R[X86Cpu.WideDispReg] = c.R[op.Base] + op.Imm;
+
     [MethodImpl(MethodImplOptions.NoInlining)]
     public static void AbortBlock(X86Cpu c, ref Op op)
     {
