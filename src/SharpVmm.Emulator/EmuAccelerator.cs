@@ -54,10 +54,10 @@ public sealed class EmuAccelerator : IAccelerator
     internal int CachedBlockCount => _cache.Count;
 
     /// <summary>Estimated bytes of decoded code cached now.</summary>
-    internal long CachedCodeBytes => _cache.UsedBytes;
+    public long CachedCodeBytes => _cache.UsedBytes;
 
     /// <summary>Times the decoded-code cache was emptied for going over <see cref="EmuOptions.CodeCacheBudgetBytes"/>.</summary>
-    internal int CodeCacheFlushes => _cache.Flushes;
+    public int CodeCacheFlushes => _cache.Flushes;
 
     public void Dispose()
     {

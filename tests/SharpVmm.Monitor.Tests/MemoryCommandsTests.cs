@@ -118,12 +118,18 @@ public sealed class MemoryCommandsTests : IAsyncDisposable
         Assert.Equal(0, r["ksm-merging-pages"]!.GetValue<long>()); // merge=off: never merged
         Assert.Equal(0, r["balloon"]!["actual"]!.GetValue<long>());
         if (Directory.Exists("/sys/kernel/mm/ksm")) Assert.NotNull(r["host-ksm"]!["run"]);
+        var vmm = r["vmm"]!;
+        Assert.Equal(r["resident"]!.GetValue<long>() - r["guest-resident"]!.GetValue<long>(), vmm["overhead"]!.GetValue<long>());
+        Assert.InRange(vmm["heap-size"]!.GetValue<long>(), 1, vmm["overhead"]!.GetValue<long>());
+        Assert.True(vmm["heap-committed"]!.GetValue<long>() >= 0);
+        Assert.Equal(0, vmm["code-cache-flushes"]!.GetValue<int>()); // emu, and the guest never ran
 
         string text = (await c.ExecuteAsync("human-monitor-command", new JsonObject { ["command-line"] = "info ksm" }))!.GetValue<string>();
         Assert.Contains("merge: off", text);
         Assert.Contains("guest memory: 64.0 MiB", text);
         Assert.Contains("KSM merged: 0 pages", text);
         Assert.Contains("balloon: 0.0 MiB", text);
+        Assert.Matches(@"VMM overhead: [0-9.]+ MiB \(heap [0-9.]+ MiB, committed [0-9.]+ MiB; decoded code [0-9.]+ MiB, 0 flushes\)", text);
         Assert.Contains("info ksm", (await c.ExecuteAsync("human-monitor-command", new JsonObject { ["command-line"] = "help info" }))!.GetValue<string>());
     }
 

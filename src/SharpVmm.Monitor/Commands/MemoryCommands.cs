@@ -93,6 +93,7 @@ public static class MemoryCommands
             ["ksm-merged"] = self.KsmMergedBytes,
             ["ksm-zero-pages"] = self.KsmZeroPages,
             ["ksm-profit"] = self.KsmProcessProfit,
+            ["vmm"] = VmmReport(vm, self),
         };
         if (Balloon(vm) is { } b)
         {
@@ -126,6 +127,28 @@ public static class MemoryCommands
         return report;
     }
 
+    /// <summary>
+    /// The VMM's own share: resident memory that is not guest RAM, of it the managed heap, and (on emu) the decoded
+    /// guest code, the part that grows with what the guest runs.
+    /// </summary>
+    private static JsonObject VmmReport(VmMonitor vm, ProcessMemory self)
+    {
+        long guest = (long)vm.Vm.Memory.ResidentBytes();
+        var report = new JsonObject
+        {
+            ["overhead"] = Math.Max(0, self.ResidentBytes - guest),
+            ["heap-size"] = GC.GetTotalMemory(forceFullCollection: false),
+            // As the last collection left it (0 before the first one).
+            ["heap-committed"] = GC.GetGCMemoryInfo().TotalCommittedBytes,
+        };
+        if (vm.Vm.Accelerator is SharpVmm.Emulator.EmuAccelerator emu)
+        {
+            report["code-cache"] = emu.CachedCodeBytes;
+            report["code-cache-flushes"] = emu.CodeCacheFlushes;
+        }
+        return report;
+    }
+
     /// <summary>The human monitor's <c>info balloon</c>, <c>info memory_size_summary</c> (alias memory) and <c>info ksm</c>.</summary>
     public static string HumanInfo(VmMonitor vm, string what)
     {
@@ -144,6 +167,9 @@ public static class MemoryCommands
                 sb.Append(CultureInfo.InvariantCulture, $"guest memory: {Mib(r["guest-memory"])} MiB, backed: {Mib(r["guest-resident"])} MiB\n");
                 sb.Append(CultureInfo.InvariantCulture, $"process resident: {Mib(r["resident"])} MiB, proportional: {Mib(r["proportional"])} MiB\n");
                 sb.Append(CultureInfo.InvariantCulture, $"KSM merged: {r["ksm-merging-pages"]} pages ({Mib(r["ksm-merged"])} MiB), zero pages: {r["ksm-zero-pages"]}, profit: {Mib(r["ksm-profit"])} MiB\n");
+                var v = (JsonObject)r["vmm"]!;
+                sb.Append(CultureInfo.InvariantCulture, $"VMM overhead: {Mib(v["overhead"])} MiB (heap {Mib(v["heap-size"])} MiB, committed {Mib(v["heap-committed"])} MiB");
+                sb.Append(v["code-cache"] is { } code ? string.Create(CultureInfo.InvariantCulture, $"; decoded code {Mib(code)} MiB, {v["code-cache-flushes"]} flushes)\n") : ")\n");
                 if (r["balloon"] is JsonObject bl)
                     sb.Append(CultureInfo.InvariantCulture, $"balloon: {Mib(bl["actual"])} MiB (target {Mib(bl["target"])} MiB, discarded {Mib(bl["discarded"])} MiB)\n");
                 if (r["host-ksm"] is JsonObject h)
