@@ -56,6 +56,9 @@ public sealed class EmuAccelerator : IAccelerator
     /// <summary>Estimated bytes of decoded code cached now.</summary>
     public long CachedCodeBytes => _cache.UsedBytes;
 
+    /// <summary>The decoded-code cache's budget this VM runs with (0 = unbounded).</summary>
+    public long CodeCacheBudgetBytes => _options.CodeCacheBudgetBytes;
+
     /// <summary>Times the decoded-code cache was emptied for going over <see cref="EmuOptions.CodeCacheBudgetBytes"/>.</summary>
     public int CodeCacheFlushes => _cache.Flushes;
 

@@ -19,7 +19,7 @@ public sealed record EmuOptions
     public ILogger? Logger { get; init; }
 
     /// <summary>Default <see cref="CodeCacheBudgetBytes"/>.</summary>
-    public const long DefaultCodeCacheBudgetBytes = 8L << 20;
+    public const long DefaultCodeCacheBudgetBytes = 4L << 20;
 
     /// <summary>
     /// Memory the decoded-code cache (shared by the VM's vCPUs) may take before it is emptied and refilled from the

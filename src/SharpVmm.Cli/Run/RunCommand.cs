@@ -16,8 +16,7 @@ public static class RunCommand
 {
     public static Command Create()
     {
-        var accel = new Option<string>("--accel") { Description = "Accelerator: kvm, emu (our x86-64 CPU) or auto", DefaultValueFactory = _ => "auto", HelpName = "kvm|emu|auto" };
-        accel.AcceptOnlyFromAmong("kvm", "emu", "auto");
+        var accel = new Option<string>("--accel") { Description = "Accelerator: kvm, emu (our x86-64 CPU) or auto; tb-size caps emu's decoded-code cache (MiB, 0 = unbounded)", DefaultValueFactory = _ => "auto", HelpName = AccelSpec.Syntax };
         var memory = new Option<string>("--memory", "-m") { Description = "Guest RAM, e.g. 256M or 2G (no suffix: MiB); merge=off leaves it out of KSM, hugepages=on asks for THP, prealloc=on backs it up front", DefaultValueFactory = _ => "256M", HelpName = MemorySpec.Syntax };
         var cpus = new Option<int>("--cpus") { Description = "Number of vCPUs", DefaultValueFactory = _ => 1, HelpName = "N" };
         var kernel = new Option<string?>("--kernel") { Description = "Linux bzImage to boot", HelpName = "FILE" };
@@ -48,7 +47,8 @@ public static class RunCommand
             pr = configFile.Apply(pr);
             var config = new VmConfig
             {
-                Accelerator = Enum.Parse<AcceleratorKind>(pr.GetValue(accel)!, ignoreCase: true),
+                Accelerator = AccelSpec.Parse(pr.GetValue(accel)!).Kind,
+                CodeCacheBytes = AccelSpec.Parse(pr.GetValue(accel)!).CodeCacheBytes,
                 MemoryBytes = MemorySpec.Parse(pr.GetValue(memory)!).Bytes,
                 MemoryOptions = MemorySpec.Parse(pr.GetValue(memory)!).Options,
                 Cpus = pr.GetValue(cpus),

@@ -92,6 +92,7 @@ public static partial class VmBuilder
                     Clock = clock,
                     LocalApicFactory = irqChip is null ? null : irqChip.LocalApicFor,
                     IrqRouter = irqChip,
+                    CodeCacheBudgetBytes = config.CodeCacheBytes ?? EmuOptions.DefaultCodeCacheBudgetBytes,
                 }),
             };
             IIrqRouter? irqs = accel.IrqRouter;

@@ -14,6 +14,8 @@ public sealed record VmConfig
 
     public ulong MemoryBytes { get; init; } = 256UL << 20;
     public AcceleratorKind Accelerator { get; init; } = AcceleratorKind.Auto;
+    /// <summary>The emulator's decoded-code cache budget (<c>--accel emu,tb-size=</c>); null = the emulator's default, 0 = unbounded.</summary>
+    public long? CodeCacheBytes { get; init; }
     public int Cpus { get; init; } = 1;
     public string? Kernel { get; init; }
     public string? Initrd { get; init; }

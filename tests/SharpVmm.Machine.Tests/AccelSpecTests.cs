@@ -1,0 +1,60 @@
+using SharpVmm.Boot.Flat;
+using SharpVmm.Core;
+using SharpVmm.Emulator;
+using SharpVmm.Machine.Build;
+using SharpVmm.Machine.Config;
+
+namespace SharpVmm.Machine.Tests;
+
+public sealed class AccelSpecTests
+{
+    [Theory]
+    [InlineData("kvm", AcceleratorKind.Kvm, null)]
+    [InlineData("EMU", AcceleratorKind.Emu, null)]
+    [InlineData("auto", AcceleratorKind.Auto, null)]
+    [InlineData("emu,tb-size=16", AcceleratorKind.Emu, 16L << 20)]
+    [InlineData("emu,tb-size=0", AcceleratorKind.Emu, 0L)]
+    [InlineData("auto,tb-size=2", AcceleratorKind.Auto, 2L << 20)]
+    public void Accelerator_specs_parse(string text, AcceleratorKind kind, long? cache)
+        => Assert.Equal(new AccelSpec(kind, cache), AccelSpec.Parse(text));
+
+    [Theory]
+    [InlineData("", "not an accelerator")]
+    [InlineData("tcg", "not an accelerator")]
+    [InlineData("1", "not an accelerator")]
+    [InlineData("emu,tb-size=", "not a size in MiB")]
+    [InlineData("emu,tb-size=-4", "not a size in MiB")]
+    [InlineData("emu,tb-size=4M", "not a size in MiB")]
+    [InlineData("emu,tb-size=99999999", "not a size in MiB")]
+    [InlineData("emu,tb-size=4,tb-size=8", "twice")]
+    [InlineData("emu,thread=multi", "not understood")]
+    [InlineData("kvm,tb-size=8", "does not apply to kvm")]
+    public void Bad_accelerator_specs_say_what_is_wrong(string text, string why)
+        => Assert.Contains(why, Assert.Throws<ConfigurationException>(() => AccelSpec.Parse(text)).Message, StringComparison.Ordinal);
+
+    [Theory]
+    [InlineData(null, EmuOptions.DefaultCodeCacheBudgetBytes)]
+    [InlineData(0L, 0L)]
+    [InlineData(1L << 20, 1L << 20)]
+    public void The_emulator_gets_the_code_cache_budget_asked_for(long? asked, long expected)
+    {
+        string bin = Path.GetTempFileName();
+        try
+        {
+            File.WriteAllBytes(bin, [0xF4]); // hlt
+            using var vm = VmBuilder.Build(new VmConfig
+            {
+                Accelerator = AcceleratorKind.Emu,
+                CodeCacheBytes = asked,
+                Flat = new FlatImageSpec(bin, 0x1000, EntryMode.Real),
+                MemoryBytes = 16UL << 20,
+                Serial = "none",
+            });
+            Assert.Equal(expected, Assert.IsType<EmuAccelerator>(vm.Accelerator).CodeCacheBudgetBytes);
+        }
+        finally
+        {
+            File.Delete(bin);
+        }
+    }
+}
