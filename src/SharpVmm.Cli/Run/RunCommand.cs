@@ -17,6 +17,12 @@ public static class RunCommand
     public static Command Create()
     {
         var accel = new Option<string>("--accel") { Description = "Accelerator: kvm, emu (our x86-64 CPU) or auto; tb-size caps emu's decoded-code cache (MiB, 0 = unbounded)", DefaultValueFactory = _ => "auto", HelpName = AccelSpec.Syntax };
+        // Checked while parsing, so a bad value is blamed on --accel (or on the config file's "accel" key).
+        accel.Validators.Add(r =>
+        {
+            try { AccelSpec.Parse(r.GetValueOrDefault<string>() ?? ""); }
+            catch (ConfigurationException e) { r.AddError(e.Message); }
+        });
         var memory = new Option<string>("--memory", "-m") { Description = "Guest RAM, e.g. 256M or 2G (no suffix: MiB); merge=off leaves it out of KSM, hugepages=on asks for THP, prealloc=on backs it up front", DefaultValueFactory = _ => "256M", HelpName = MemorySpec.Syntax };
         var cpus = new Option<int>("--cpus") { Description = "Number of vCPUs", DefaultValueFactory = _ => 1, HelpName = "N" };
         var kernel = new Option<string?>("--kernel") { Description = "Linux bzImage to boot", HelpName = "FILE" };
