@@ -38,6 +38,31 @@ public class SystemInstructionTests
     }
 
     [Fact]
+    public void Arch_capabilities_says_the_cpu_is_immune_to_meltdown_and_mds_and_is_read_only()
+    {
+        using var g = new TestGuest();
+        g.Load64(a =>
+        {
+            a.mov(eax, 7);
+            a.xor(ecx, ecx);
+            a.cpuid();
+            a.mov(r8d, edx);
+            a.mov(ecx, 0x10A);
+            a.rdmsr();
+            a.mov(r9d, eax);
+            a.wrmsr(); // read-only: #GP
+            a.hlt();
+        });
+        var s = g.RunToHalt();
+        Assert.NotEqual(0UL, s[Gpr.R8] & (1UL << 29)); // IA32_ARCH_CAPABILITIES present
+        ulong caps = s[Gpr.R9];
+        Assert.NotEqual(0UL, caps & 1);        // RDCL_NO: Linux skips page-table isolation
+        Assert.NotEqual(0UL, caps & (1 << 5)); // MDS_NO: and the VERW on every return to user mode
+        Assert.Equal(0UL, caps & (1 << 1));    // no IBRS_ALL: SPEC_CTRL does not exist
+        Assert.Equal(13UL, g.LoggedVector);
+    }
+
+    [Fact]
     public void Msrs_store_and_unknown_msr_raises_gp()
     {
         using var g = new TestGuest();

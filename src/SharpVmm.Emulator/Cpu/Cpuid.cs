@@ -2,7 +2,7 @@ namespace SharpVmm.Emulator;
 
 /// <summary>
 /// The CPU model guests see. It advertises exactly what this emulator implements: an Intel family-6 CPU with x86-64, NX, SSE/SSE2, CX8/CX16, CMOV, FXSR, PAT, PGE, PSE/PSE36, 1 GiB pages,
-/// SYSCALL/SYSENTER, RDTSCP, POPCNT, MOVBE, LZCNT (ABM), BMI1, LAHF in 64-bit mode and an invariant TSC. It hides AVX,
+/// SYSCALL/SYSENTER, RDTSCP, IA32_ARCH_CAPABILITIES (immune to Meltdown, MDS and their kin), POPCNT, MOVBE, LZCNT (ABM), BMI1, LAHF in 64-bit mode and an invariant TSC. It hides AVX,
 /// XSAVE, PCID, x2APIC, SSE3 and later, and has no hypervisor/KVM paravirt leaves.
 /// </summary>
 internal sealed unsafe partial class X86Cpu
@@ -36,6 +36,30 @@ internal sealed unsafe partial class X86Cpu
 
     public const uint Leaf7Ebx = 1u << 3; // BMI1
 
+    /// <summary>
+    /// IA32_ARCH_CAPABILITIES is readable. An interpreter never speculates, so it can truthfully say it is immune to
+    /// the speculative-execution flaws the MSR has "not affected" bits for; without it, Linux assumes an Intel CPU is
+    /// affected and turns on page-table isolation (a CR3 write, hence a TLB and jump-cache flush, on every kernel
+    /// entry and exit) and a VERW buffer clear on every return to user mode.
+    /// </summary>
+    public const uint Leaf7Edx = 1u << 29;
+
+    public const uint MsrArchCapabilities = 0x10A;
+
+    public const ulong ArchCapabilities =
+        (1UL << 0)    // RDCL_NO: no Meltdown (rogue data cache load), hence no L1TF either
+        | (1UL << 4)  // SSB_NO: no speculative store bypass
+        | (1UL << 5)  // MDS_NO
+        | (1UL << 6)  // IF_PSCHANGE_MC_NO: no machine check on instruction-fetch page-size changes
+        | (1UL << 8)  // TAA_NO
+        | (1UL << 13) // SBDR_SSDP_NO
+        | (1UL << 14) // FBSDP_NO
+        | (1UL << 15) // PSDP_NO
+        | (1UL << 20) // BHI_NO
+        | (1UL << 24) // PBRSB_NO
+        | (1UL << 26) // GDS_NO
+        | (1UL << 27); // RFDS_NO
+
     public const uint Ext1Edx = (1u << 11) | (1u << 20) | (1u << 26) | (1u << 27) | (1u << 29); // SYSCALL, NX, 1 GiB pages, RDTSCP, LM
     public const uint Ext1Ecx = (1u << 0) | (1u << 5);                            // LAHF_LM, ABM (LZCNT)
 
@@ -62,8 +86,8 @@ internal sealed unsafe partial class X86Cpu
                 break; // no deterministic cache leaves
             case 7:
                 // Structured extended features, subleaf 0 only: BMI1 (ANDN, BEXTR, BLSI, BLSMSK, BLSR, TZCNT).
-                // No SMEP/SMAP/BMI2/AVX2/ERMS...
-                if (sub == 0) b = Leaf7Ebx;
+                // No SMEP/SMAP/BMI2/AVX2/ERMS... EDX: IA32_ARCH_CAPABILITIES.
+                if (sub == 0) { b = Leaf7Ebx; d = Leaf7Edx; }
                 break;
             case 0x8000_0000:
                 a = 0x8000_0008;

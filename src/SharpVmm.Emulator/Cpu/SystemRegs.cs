@@ -125,6 +125,7 @@ internal sealed unsafe partial class X86Cpu
             case MsrFsBase: return Sreg[FS].Base;
             case MsrGsBase: return Sreg[GS].Base;
             case 0xFE: return 0x508; // MTRRcap: 8 variable ranges, fixed ranges, write-combining
+            case MsrArchCapabilities: return ArchCapabilities;
             case 0x1A0: return _msrs.TryGetValue(msr, out var me) ? me : 1; // fast strings
         }
         if (_apic is not null && _apic.TryReadMsr(msr, out ulong av)) return av;
@@ -162,6 +163,7 @@ internal sealed unsafe partial class X86Cpu
             case MsrGsBase: if (!IsCanonical(v)) throw Gp(); Sreg[GS].Base = v; UpdateMode(); return;
             case 0xFE:
             case 0x179:
+            case MsrArchCapabilities:
                 throw Gp(); // read-only
             case MsrLstar:
             case MsrCstar:
