@@ -15,7 +15,7 @@ internal struct JumpCacheEntry
 /// <summary>The interpreter loop: find the block at RIP (jump cache, then the shared block cache, then decode), run it, check events at block boundaries.</summary>
 internal sealed unsafe partial class X86Cpu
 {
-    private const int JumpCacheSize = 4096;
+    private const int JumpCacheSize = 16384;
     private readonly JumpCacheEntry[] _jc = new JumpCacheEntry[JumpCacheSize];
     private readonly Translator _translator = new();
     private readonly AutoResetEvent _wakeEvent = new(false);
@@ -184,13 +184,16 @@ internal sealed unsafe partial class X86Cpu
         ulong pa = Translate(lin, AccFetch, UserBit != 0);
         ulong key = pa | ((ulong)(uint)Bitness << 56) | (SegCheckMask << 48);
         var b = _cache.Lookup(key);
+        if (b is not null && b.PhysPage2 != Block.NoPage && SecondCodePage(lin) != b.PhysPage2)
+            return DecodeUncached(lin); // the next linear page maps elsewhere now: rare, so not cached
         if (b is null)
         {
             var r = FindRam(pa);
             if (r is null || !r.Contains(pa & ~0xFFFUL, 0x1000) || (_apic is not null && IsApicPage(pa))) return DecodeUncached(lin);
             byte* host = r.Host + (pa - r.GuestBase);
             int avail = (int)(0x1000 - (pa & 0xFFF));
-            b = _translator.DecodeBlock(host, avail, Bitness, key, pa & ~0xFFFUL, segChecks: SegCheckMask);
+            b = _translator.DecodeBlock(host, avail, Bitness, key, pa & ~0xFFFUL, segChecks: SegCheckMask)
+                ?? DecodeStraddling(lin, host, avail, key, pa);
             if (b is null) return DecodeUncached(lin);
             b = _cache.Add(b);
         }
@@ -198,6 +201,30 @@ internal sealed unsafe partial class X86Cpu
         e.Lin = lin;
         e.Mode = mode;
         e.Block = b;
+        return b;
+    }
+
+    /// <summary>Physical page the page after <paramref name="lin"/>'s maps to, for code fetch (may page-fault, as the fetch would).</summary>
+    private ulong SecondCodePage(ulong lin) => Translate(((lin | 0xFFF) + 1) & LinMask, AccFetch, UserBit != 0) & ~0xFFFUL;
+
+    /// <summary>
+    /// The first instruction at <paramref name="lin"/> runs into the next page (the decoder ran out of bytes, so it
+    /// really extends there and fetching that page is architectural). When both pages are ordinary RAM it becomes
+    /// a cached one-instruction block registered under both pages; kernels have hot loops with such instructions.
+    /// </summary>
+    private Block? DecodeStraddling(ulong lin, byte* host, int avail, ulong key, ulong pa)
+    {
+        ulong pa2 = SecondCodePage(lin);
+        var r2 = FindRam(pa2);
+        if (r2 is null || !r2.Contains(pa2, 0x1000) || (_apic is not null && IsApicPage(pa2))) return null;
+        byte* buf = stackalloc byte[16];
+        int first = Math.Min(avail, 15);
+        for (int i = 0; i < first; i++) buf[i] = host[i];
+        byte* host2 = r2.Host + (pa2 - r2.GuestBase);
+        for (int i = first; i < 15; i++) buf[i] = host2[i - first];
+        var b = _translator.DecodeBlock(buf, 15, Bitness, key, pa & ~0xFFFUL, 1, SegCheckMask);
+        if (b is null) return null;
+        b.PhysPage2 = pa2;
         return b;
     }
 

@@ -2,7 +2,7 @@ using Iced.Intel;
 
 namespace SharpVmm.Emulator;
 
-/// <summary>A run of decoded instructions inside one guest-physical page, ending at a control transfer or the page end.</summary>
+/// <summary>A run of decoded instructions inside one guest-physical page, ending at a control transfer or the page end (or one instruction that straddles two pages).</summary>
 internal sealed unsafe class Block
 {
     public Block(Op[] ops, Instruction[] instrs, ulong key, ulong physPage, bool endsWithBranch, ushort endOff, bool startsWithSsLoad = false)
@@ -27,6 +27,15 @@ internal sealed unsafe class Block
     /// <summary>The first instruction is MOV SS / POP SS (its single-step trap is held off by one instruction).</summary>
     public readonly bool StartsWithSsLoad;
     public volatile bool Valid = true;
+
+    /// <summary>
+    /// For a one-instruction block whose bytes run into the next page: that page's guest-physical address (its
+    /// writes invalidate the block too, and a lookup checks the page is still mapped there); otherwise
+    /// <see cref="NoPage"/>.
+    /// </summary>
+    public ulong PhysPage2 = NoPage;
+
+    public const ulong NoPage = ulong.MaxValue;
 
     /// <summary>
     /// What the block costs in the cache, for its budget: the op and instruction arrays plus the block object,

@@ -112,22 +112,27 @@ internal sealed class BlockCache : IDisposable
 
     private void AddLocked(Block block)
     {
+        _blocks[block.Key] = block;
+        AddToPage(block, block.PhysPage);
+        if (block.PhysPage2 != Block.NoPage) AddToPage(block, block.PhysPage2);
+
+    }
+
+    private void AddToPage(Block block, ulong physPage)
+    {
+        if (!_byPage.TryGetValue(physPage, out var list)) _byPage[physPage] = list = [];
+        list.Add(block);
+        for (int i = 0; i < _regions.Length; i++)
         {
-            _blocks[block.Key] = block;
-            if (!_byPage.TryGetValue(block.PhysPage, out var list)) _byPage[block.PhysPage] = list = [];
-            list.Add(block);
-            for (int i = 0; i < _regions.Length; i++)
+            var r = _regions[i];
+            if (!r.Contains(physPage)) continue;
+            ulong page = (physPage - r.GuestBase) >> 12;
+            ulong bit = 1UL << (int)(page & 63);
+            if ((_codeBits[i][page >> 6] & bit) == 0)
             {
-                var r = _regions[i];
-                if (!r.Contains(block.PhysPage)) continue;
-                ulong page = (block.PhysPage - r.GuestBase) >> 12;
-                ulong bit = 1UL << (int)(page & 63);
-                if ((_codeBits[i][page >> 6] & bit) == 0)
-                {
-                    Interlocked.Or(ref _codeBits[i][page >> 6], bit);
-                    Interlocked.Increment(ref _codeGeneration);
-                    foreach (var c in _cpus) c.RequestAttention();
-                }
+                Interlocked.Or(ref _codeBits[i][page >> 6], bit);
+                Interlocked.Increment(ref _codeGeneration);
+                foreach (var c in _cpus) c.RequestAttention();
             }
         }
     }
@@ -164,8 +169,11 @@ internal sealed class BlockCache : IDisposable
             {
                 foreach (var b in list)
                 {
+                    // A block straddling two pages sits in both pages' lists: only its first invalidation counts,
+                    // and a newer block under the same key is not this one's to remove.
+                    if (!b.Valid) continue;
                     b.Invalidate();
-                    _blocks.Remove(b.Key);
+                    if (_blocks.TryGetValue(b.Key, out var cur) && cur == b) _blocks.Remove(b.Key);
                     _usedBytes -= b.CostBytes;
                 }
             }
