@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using SharpVmm.Boot.Flat;
 using SharpVmm.Boot.Linux;
 using SharpVmm.Cli.Demo;
@@ -50,6 +51,8 @@ public sealed class RunCommandTests : IDisposable
     [InlineData("--flat", "file.bin")]
     [InlineData("--kernel", "/nonexistent/vmlinuz")]
     [InlineData("--serial", "tcp:1234")]
+    [InlineData("--paused")]
+    [InlineData("-S")]
     public void Bad_options_give_one_line_on_stderr_and_a_nonzero_exit(params string[] args)
     {
         string bin = Path.Combine(_dir, "x.bin");
@@ -66,12 +69,34 @@ public sealed class RunCommandTests : IDisposable
         Assert.DoesNotContain("   at ", r.Stderr);
     }
 
+    [KvmFact]
+    public async Task A_paused_vm_waits_in_prelaunch_until_qmp_cont()
+    {
+        string bin = Path.Combine(_dir, "hello.bin"), log = Path.Combine(_dir, "console.log"), qmp = Path.Combine(_dir, "q.sock");
+        File.WriteAllBytes(bin, HelloGuest.Assemble(EntryMode.Protected, 0x1000));
+        using var vm = SharpVmmProcess.StartRun(_dir, "--accel", "kvm", "--flat", $"{bin}@0x1000", "--entry-mode", "protected",
+            "--serial", $"file:{log}", "--qmp", $"unix:{qmp}", "-S");
+        await using var client = await SharpVmmProcess.ConnectQmpAsync(qmp, vm, 60);
+        var status = (JsonObject)(await client.ExecuteAsync("query-status"))!;
+        Assert.Equal("prelaunch", status["status"]!.GetValue<string>());
+        Assert.False(status["running"]!.GetValue<bool>());
+        // The guest would print and exit within milliseconds if its vCPU ran.
+        await Task.Delay(500);
+        Assert.False(vm.HasExited);
+        Assert.Equal("", File.Exists(log) ? File.ReadAllText(log) : "");
+
+        await client.ExecuteAsync("cont");
+        Assert.True(vm.WaitForExit(60_000), "the guest did not run to its exit after cont");
+        Assert.Equal(65, vm.ExitCode);
+        Assert.Equal(HelloGuest.Message(EntryMode.Protected), File.ReadAllText(log));
+    }
+
     [Fact]
     public void Help_lists_every_run_option()
     {
         var r = SharpVmmProcess.Run(60, "run", "--help");
         Assert.Equal(0, r.ExitCode);
-        foreach (var o in new[] { "--accel", "--memory", "--cpus", "--kernel", "--initrd", "--append", "--flat", "--entry-mode", "--serial" })
+        foreach (var o in new[] { "--accel", "--memory", "--cpus", "--kernel", "--initrd", "--append", "--flat", "--entry-mode", "--serial", "--paused" })
             Assert.Contains(o, r.Stdout);
     }
 }

@@ -40,6 +40,7 @@ public static class RunCommand
         var noReboot = new Option<bool>("--no-reboot") { Description = "When the guest resets (e.g. Linux's reboot), exit with code 0 instead of rebooting it, like QEMU's -no-reboot" };
         var restore = new Option<string?>("--restore") { Description = "Continue the guest saved in a snapshot file (snapshot-save); give the options it was started with", HelpName = "FILE" };
         var incoming = new Option<string?>("--incoming") { Description = "Wait for a live migration instead of booting: tcp:HOST:PORT, or defer (QMP migrate-incoming gives the address)", HelpName = "tcp:HOST:PORT|defer" };
+        var paused = new Option<bool>("--paused", "-S") { Description = "Build the VM but leave its vCPUs stopped until QMP cont (QEMU's -S; query-status says prelaunch); needs --qmp" };
         var serial = new Option<string>("--serial") { Description = "Where COM1 goes: stdio, file:PATH, unix:PATH (we listen) or none", DefaultValueFactory = _ => "stdio", HelpName = "stdio|file:PATH|unix:PATH" };
 
         var cmd = new Command("run", "Boot a guest and run it until it powers off; the exit code is the guest's (debug-exit port) or 0.")
@@ -47,6 +48,7 @@ public static class RunCommand
             accel, memory, cpus, kernel, initrd, append, flat, entry, serial, disk, rng, balloon, net, console, qmp, restore, incoming,
         };
         cmd.Add(noReboot);
+        cmd.Add(paused);
         var configFile = ConfigFileOption.AddTo(cmd);
         cmd.SetAction(pr =>
         {
@@ -74,16 +76,22 @@ public static class RunCommand
             };
             if (config.Kernel is null && config.Flat is null && config.Initrd is null && config.Append is null)
                 config = DefaultGuest.Apply(config);
-            return Execute(config, pr.GetValue(qmp), pr.GetValue(restore), pr.GetValue(incoming));
+            return Execute(config, pr.GetValue(qmp), pr.GetValue(restore), pr.GetValue(incoming), pr.GetValue(paused));
         });
         return cmd;
     }
 
-    public static int Execute(VmConfig config, string? qmpAddress = null, string? restore = null, string? incoming = null)
+    public static int Execute(VmConfig config, string? qmpAddress = null, string? restore = null, string? incoming = null, bool paused = false)
     {
         if (restore is not null && incoming is not null)
         {
             Console.Error.WriteLine("sharpvmm: --restore and --incoming are alternatives: give one");
+            return 2;
+        }
+        if (paused && qmpAddress is null)
+        {
+            // Without a monitor nothing could ever start the vCPUs: refuse rather than sit there forever.
+            Console.Error.WriteLine("sharpvmm: --paused needs --qmp: only QMP's cont can start the VM");
             return 2;
         }
         using var loggers = Logging.CreateFactory();
@@ -116,7 +124,9 @@ public static class RunCommand
                 return 1;
             }
         }
-        if (start) vm.Start();
+        // With --paused the VM stays in prelaunch (after a restore, or after an incoming migration, as QEMU's -S
+        // keeps a migrated guest stopped) until a QMP client says cont.
+        if (start && !paused) vm.Start();
         var result = vm.Exited.GetAwaiter().GetResult();
         if (result.IsError) Console.Error.WriteLine($"sharpvmm: {result.Message}");
         return result.ExitCode;
