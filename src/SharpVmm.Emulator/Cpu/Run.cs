@@ -135,7 +135,7 @@ internal sealed unsafe partial class X86Cpu
                     op.H(this, ref op);
                 }
                 if (!b.EndsWithBranch) Rip = (rip + b.EndOff) & IpMask;
-                Retired += (ulong)ops.Length;
+                Retired += (ulong)b.InstrCount;
                 ops = null;
                 if (_attention != 0 || --_pollCountdown <= 0) return;
             }

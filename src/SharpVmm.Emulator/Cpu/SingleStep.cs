@@ -23,13 +23,23 @@ internal sealed unsafe partial class X86Cpu
             // The first instruction: its segment check ops (same Off) and then the instruction itself.
             int last = 0;
             while (last + 1 < ops.Length && ops[last + 1].Off == ops[0].Off) last++;
-            for (int i = 0; i <= last; i++)
+            for (int i = 0; i < last; i++)
             {
                 ref Op o = ref ops[i];
                 o.H(this, ref o);
             }
             ref Op op = ref ops[last];
-            if (!(last == ops.Length - 1 && b.EndsWithBranch)) Rip = (rip + op.NextOff) & IpMask;
+            if ((op.Flags & OpFlags.Fused) != 0)
+            {
+                // A CMP/TEST fused with its Jcc: trap after the compare; the Jcc is the next step.
+                Handlers.FusedCompareOnly(this, ref op);
+                Rip = (rip + op.Imm2) & IpMask;
+            }
+            else
+            {
+                op.H(this, ref op);
+                if (!(last == ops.Length - 1 && b.EndsWithBranch)) Rip = (rip + op.NextOff) & IpMask;
+            }
             Retired++;
             // MOV SS / POP SS hold the trap off until after the next instruction (it is taken there, as TF is
             // still set); an instruction that halted traps when the CPU wakes, which the event then reports.

@@ -5,8 +5,9 @@ namespace SharpVmm.Emulator;
 /// <summary>A run of decoded instructions inside one guest-physical page, ending at a control transfer or the page end (or one instruction that straddles two pages).</summary>
 internal sealed unsafe class Block
 {
-    public Block(Op[] ops, Instruction[] instrs, ulong key, ulong physPage, bool endsWithBranch, ushort endOff, bool startsWithSsLoad = false)
+    public Block(Op[] ops, Instruction[] instrs, ulong key, ulong physPage, bool endsWithBranch, ushort endOff, bool startsWithSsLoad = false, int instrCount = -1)
     {
+        InstrCount = instrCount < 0 ? ops.Length : instrCount;
         StartsWithSsLoad = startsWithSsLoad;
         Ops = ops;
         Instrs = instrs;
@@ -17,6 +18,8 @@ internal sealed unsafe class Block
     }
 
     public readonly Op[] Ops;
+    /// <summary>Guest instructions in the block (ops may be more: segment checks, wide displacements; or fewer: fused pairs).</summary>
+    public readonly int InstrCount;
     /// <summary>The Iced form of the instructions whose slow handlers (system, x87) read it, indexed by their op's Imm2; usually empty.</summary>
     public readonly Instruction[] Instrs;
     public readonly ulong Key;

@@ -38,6 +38,8 @@ internal unsafe struct Op
     public byte Flags;
     /// <summary>The effective address is masked with <c>ulong.MaxValue &gt;&gt; AddrShift</c>: 0 (64-bit), 32 (32-bit) or 48 (16-bit addressing).</summary>
     public byte AddrShift;
+    /// <summary>What a following Jcc may fuse with (<see cref="FuseKind"/>); on a fused op, the kind it was made from.</summary>
+    public byte Fuse;
 
     /// <summary>Mask of the effective address (0xFFFF, 0xFFFF_FFFF or all ones).</summary>
     public readonly ulong AddrMask
@@ -49,6 +51,16 @@ internal unsafe struct Op
     public static byte ShiftForAddressSize(int bytes) => bytes == 8 ? (byte)0 : bytes == 4 ? (byte)32 : (byte)48;
 }
 
+/// <summary>CMP/TEST forms that can absorb the Jcc after them (Exec/Fused.cs).</summary>
+internal static class FuseKind
+{
+    public const byte None = 0, CmpRR64 = 1, CmpRR32 = 2, TestRR64 = 3, TestRR32 = 4, CmpRI64 = 5, CmpRI32 = 6, TestRI64 = 7, TestRI32 = 8;
+
+    public static bool IsTest(byte k) => k is TestRR64 or TestRR32 or TestRI64 or TestRI32;
+    public static bool IsImm(byte k) => k >= CmpRI64;
+    public static int Size(byte k) => k is CmpRR64 or TestRR64 or CmpRI64 or TestRI64 ? 8 : 4;
+}
+
 internal static class OpFlags
 {
     public const byte Lock = 1, Rep = 2, Repne = 4, Mem = 8, ImmSrc = 16;
@@ -56,4 +68,6 @@ internal static class OpFlags
     public const byte Stack = 32;
     /// <summary>The handler reads the Iced instruction at <see cref="Block.Instrs"/>[Imm2].</summary>
     public const byte UsesInstr = 64;
+    /// <summary>A CMP/TEST fused with the Jcc after it (Exec/Fused.cs): two instructions in one op.</summary>
+    public const byte Fused = 128;
 }

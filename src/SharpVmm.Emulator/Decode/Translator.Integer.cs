@@ -9,10 +9,20 @@ internal sealed unsafe partial class Translator
     {
         bool r0 = IsReg(ref ins, 0);
         var k1 = ins.GetOpKind(1);
+        bool cmp = typeof(T) == typeof(OpCmp), test = typeof(T) == typeof(OpTest);
         if (r0 && k1 == OpKind.Register)
+        {
             op.H = op.Size == 8 ? &BinRR64<T> : op.Size == 4 ? &BinRR32<T> : &BinRR<T>;
+            if (op.Size >= 4 && (cmp || test))
+                op.Fuse = cmp ? (op.Size == 8 ? FuseKind.CmpRR64 : FuseKind.CmpRR32) : (op.Size == 8 ? FuseKind.TestRR64 : FuseKind.TestRR32);
+        }
         else if (r0 && k1 == OpKind.Memory) op.H = &BinRM<T>;
-        else if (r0) op.H = op.Size == 8 ? &BinRI64<T> : op.Size == 4 ? &BinRI32<T> : &BinRI<T>;
+        else if (r0)
+        {
+            op.H = op.Size == 8 ? &BinRI64<T> : op.Size == 4 ? &BinRI32<T> : &BinRI<T>;
+            if (op.Size >= 4 && (cmp || test))
+                op.Fuse = cmp ? (op.Size == 8 ? FuseKind.CmpRI64 : FuseKind.CmpRI32) : (op.Size == 8 ? FuseKind.TestRI64 : FuseKind.TestRI32);
+        }
         else if (k1 == OpKind.Register) op.H = &BinMR<T>;
         else op.H = &BinMI<T>;
     }

@@ -57,11 +57,52 @@ internal sealed unsafe partial class Translator
             if ((op.Flags & OpFlags.UsesInstr) != 0) kept++;
             endOff = op.NextOff;
             n++;
+            if (k > 0 && TryFuseCompareBranch(ref _ops[k - 1], ref op, ref ins))
+            {
+                branch = true;
+                break;
+            }
             k++;
             if (ends) { branch = true; break; }
             if ((int)ins.NextIP >= available) break;
         }
-        return new Block(_ops[..k], kept == 0 ? [] : _ins[..kept], key, physPage, branch, endOff, ssLoad);
+        return new Block(_ops[..k], kept == 0 ? [] : _ins[..kept], key, physPage, branch, endOff, ssLoad, n);
+    }
+
+    /// <summary>
+    /// Folds a Jcc into the CMP/TEST right before it (32/64-bit, register with register or immediate: forms that
+    /// cannot fault, so no exception can land between the two). See Exec/Fused.cs for the layout.
+    /// </summary>
+    private static bool TryFuseCompareBranch(ref Op cmp, ref Op jcc, ref Instruction jccIns)
+    {
+        byte kind = cmp.Fuse;
+        if (kind == FuseKind.None || !jccIns.IsJccShortOrNear || cmp.NextOff != jcc.Off || (cmp.Flags & ~OpFlags.ImmSrc) != 0) return false;
+        bool imm = FuseKind.IsImm(kind);
+        int size = FuseKind.Size(kind);
+        if (imm)
+        {
+            if (size == 8 ? (long)cmp.Imm != (int)(long)cmp.Imm : cmp.Imm > uint.MaxValue) return false;
+            cmp.Disp = (int)cmp.Imm;
+        }
+        cmp.H = kind switch
+        {
+            FuseKind.CmpRR64 => &CmpJccRR64,
+            FuseKind.CmpRR32 => &CmpJccRR32,
+            FuseKind.TestRR64 => &TestJccRR64,
+            FuseKind.TestRR32 => &TestJccRR32,
+            FuseKind.CmpRI64 => &CmpJccRI64,
+            FuseKind.CmpRI32 => &CmpJccRI32,
+            FuseKind.TestRI64 => &TestJccRI64,
+            _ => &TestJccRI32,
+        };
+        cmp.Size2 = (byte)size;
+        cmp.Imm2 = cmp.NextOff; // where the Jcc starts
+        cmp.Imm = jcc.Imm;
+        cmp.NextOff = jcc.NextOff;
+        cmp.Size = jcc.Size;
+        cmp.Cc = jcc.Cc;
+        cmp.Flags = OpFlags.Fused;
+        return true;
     }
 
     private static bool IsSsLoad(ref Instruction ins)
