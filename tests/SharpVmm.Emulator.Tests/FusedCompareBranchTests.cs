@@ -111,22 +111,9 @@ public class FusedCompareBranchTests
     [Fact]
     public void Single_step_stops_between_the_compare_and_the_branch()
     {
-        const ulong handler = 0x28000, count = 0x9100, rips = 0x9108;
+        const ulong count = SingleStepTests.Count, rips = SingleStepTests.Rips;
         using var g = new TestGuest();
-        var h = new Assembler(64);
-        h.push(rax);
-        h.push(rbx);
-        h.inc(__qword_ptr[count]);
-        h.mov(rax, __qword_ptr[count]);
-        h.mov(rbx, __qword_ptr[rsp + 16]);
-        h.mov(__qword_ptr[rax * 8 + (long)(rips - 8)], rbx);
-        h.pop(rbx);
-        h.pop(rax);
-        h.iretq();
-        g.Memory.Write(handler, TestGuest.Assemble(h, handler));
-        ulong gateLo = (handler & 0xFFFF) | ((ulong)TestGuest.KernelCs << 16) | (0x8EUL << 40) | ((handler >> 16 & 0xFFFF) << 48);
-        g.Memory.Write(TestGuest.IdtBase + 16, gateLo);
-        g.Memory.Write(TestGuest.IdtBase + 24, handler >> 32);
+        SingleStepTests.InstallDebugHandler(g);
         ulong jccAt = 0, target = 0;
         g.Load64(a =>
         {

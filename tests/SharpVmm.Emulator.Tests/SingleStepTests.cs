@@ -7,9 +7,10 @@ namespace SharpVmm.Emulator.Tests;
 /// <summary>RFLAGS.TF: a #DB trap after every instruction that starts with TF set.</summary>
 public class SingleStepTests
 {
-    private const ulong DbHandler = 0x28000, Count = 0x9100, Rips = 0x9108, Dr6Log = 0x9300;
+    internal const ulong DbHandler = 0x28000, Count = 0x9100, Rips = 0x9108, Dr6Log = 0x9300;
 
-    private static void InstallDebugHandler(TestGuest g)
+    /// <summary>A #DB handler that counts traps and logs each trap's RIP at <see cref="Rips"/>[n] and DR6 at <see cref="Dr6Log"/>.</summary>
+    internal static void InstallDebugHandler(TestGuest g)
     {
         var a = new Iced.Intel.Assembler(64);
         a.push(rax);
