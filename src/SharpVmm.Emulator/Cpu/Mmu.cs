@@ -170,6 +170,26 @@ internal sealed unsafe partial class X86Cpu
     }
 
     /// <summary>
+    /// Host address of <paramref name="la"/> when the write TLB already maps its page — which it only does for plain
+    /// RAM that holds no cached code while dirty logging is off — so a bulk store there is exactly what stores one
+    /// at a time through the fast path would do; otherwise null.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public byte* CachedWritePointer(ulong la)
+    {
+        ref TlbEntry e = ref _tlb[WriteSet + (int)((la >> 12) & (TlbSize - 1))];
+        return e.Tag == ((la & ~0xFFFUL) | UserBit) ? (byte*)(e.Addend + (long)la) : null;
+    }
+
+    /// <summary>Host address of <paramref name="la"/> when the read TLB already maps its page (RAM only); otherwise null.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public byte* CachedReadPointer(ulong la)
+    {
+        ref TlbEntry e = ref _tlb[ReadSet + (int)((la >> 12) & (TlbSize - 1))];
+        return e.Tag == ((la & ~0xFFFUL) | UserBit) ? (byte*)(e.Addend + (long)la) : null;
+    }
+
+    /// <summary>
     /// Host pointer for an atomic read-modify-write of <paramref name="size"/> bytes at <paramref name="la"/>, or null
     /// when the operand is split across pages or not plain RAM (the caller then serializes with a global lock).
     /// Checks write permission and sets A/D bits exactly as the write would.

@@ -102,8 +102,110 @@ internal static unsafe partial class Handlers
         return true;
     }
 
-    public static void Movs(X86Cpu c, ref Op op) => RunString(c, ref op, &MovsOne);
-    public static void Stos(X86Cpu c, ref Op op) => RunString(c, ref op, &StosOne);
+    public static void Movs(X86Cpu c, ref Op op)
+    {
+        if (!BulkEligible(c, ref op) || !RepMovsBulk(c, ref op)) RunString(c, ref op, &MovsOne);
+    }
+
+    public static void Stos(X86Cpu c, ref Op op)
+    {
+        if (!BulkEligible(c, ref op) || !RepStosBulk(c, ref op)) RunString(c, ref op, &StosOne);
+    }
+
+    // ---------------------------------------------------------------- REP MOVS / REP STOS in bulk
+    // Kernels clear and copy pages with REP STOSQ / REP MOVSQ (clear_page, copy_page, memset, memcpy, clear_user):
+    // element by element that is one handler call per 8 bytes. Where both pages are already in the TLB as plain RAM,
+    // the elements up to the nearer page end are done as one host fill or copy, with the same result and the same
+    // RCX/RSI/RDI a one-by-one run leaves; everything else (a TLB miss, MMIO, a code page, dirty logging, a backward
+    // or overlapping copy) takes one element through the ordinary path, which also refills the TLB.
+
+    /// <summary>Forward REP with 64-bit addresses (what a 64-bit kernel and glibc use); other forms stay element-wise.</summary>
+    private static bool BulkEligible(X86Cpu c, ref Op op) => IsRep(ref op) && op.Size2 == 8 && !c.DirectionDown;
+
+    /// <summary>Runs a REP STOS to its end or to the slice budget; always true (it handles every element itself).</summary>
+    private static bool RepStosBulk(X86Cpu c, ref Op op)
+    {
+        int size = op.Size;
+        ulong value = c.GetReg(0, size);
+        long budget = RepSlice * 8L;
+        while (true)
+        {
+            ulong cnt = c.R[1];
+            if (cnt == 0) { c.Rip = c.NextIp(ref op); return true; }
+            ulong la = DstAddr(c, ref op);
+            ulong room = (0x1000 - (la & 0xFFF)) / (ulong)size;
+            byte* p = room == 0 ? null : c.CachedWritePointer(la);
+            ulong n;
+            if (p == null)
+            {
+                StosOne(c, ref op); // may fault with RCX and RDI as they are: precise
+                n = 1;
+            }
+            else
+            {
+                n = Math.Min(Math.Min(cnt, room), (ulong)budget);
+                Fill(p, size, value, (int)n);
+                c.R[7] += n * (ulong)size;
+            }
+            c.R[1] = cnt - n;
+            budget -= p == null ? 8 : (long)n; // an element the slow way costs what 8 in bulk do
+            if (cnt == n) { c.Rip = c.NextIp(ref op); return true; }
+            if (budget <= 0) { c.Rip = c.CurrentIp(ref op); return true; } // resume after an interrupt check
+        }
+    }
+
+    /// <summary>Runs a REP MOVS to its end or to the slice budget; false (nothing done) only to hand an overlapping copy to the element loop.</summary>
+    private static bool RepMovsBulk(X86Cpu c, ref Op op)
+    {
+        int size = op.Size;
+        long budget = RepSlice * 8L;
+        while (true)
+        {
+            ulong cnt = c.R[1];
+            if (cnt == 0) { c.Rip = c.NextIp(ref op); return true; }
+            ulong src = SrcAddr(c, ref op), dst = DstAddr(c, ref op);
+            ulong room = Math.Min(0x1000 - (src & 0xFFF), 0x1000 - (dst & 0xFFF)) / (ulong)size;
+            byte* ps = room == 0 ? null : c.CachedReadPointer(src);
+            byte* pd = ps == null ? null : c.CachedWritePointer(dst);
+            ulong n;
+            if (pd == null)
+            {
+                MovsOne(c, ref op);
+                n = 1;
+            }
+            else
+            {
+                n = Math.Min(Math.Min(cnt, room), (ulong)budget);
+                ulong bytes = n * (ulong)size;
+                // Element-wise semantics differ from a block copy only when the ranges overlap (a forward copy onto
+                // itself replicates a pattern): let the element loop do that one exactly.
+                if (pd < ps + bytes && ps < pd + bytes)
+                {
+                    c.Rip = c.CurrentIp(ref op);
+                    return false;
+                }
+                Buffer.MemoryCopy(ps, pd, bytes, bytes);
+                c.R[6] += bytes;
+                c.R[7] += bytes;
+            }
+            c.R[1] = cnt - n;
+            budget -= pd == null ? 8 : (long)n;
+            if (cnt == n) { c.Rip = c.NextIp(ref op); return true; }
+            if (budget <= 0) { c.Rip = c.CurrentIp(ref op); return true; }
+        }
+    }
+
+    private static void Fill(byte* p, int size, ulong value, int n)
+    {
+        switch (size)
+        {
+            case 8: new Span<ulong>(p, n).Fill(value); break;
+            case 4: new Span<uint>(p, n).Fill((uint)value); break;
+            case 2: new Span<ushort>(p, n).Fill((ushort)value); break;
+            default: new Span<byte>(p, n).Fill((byte)value); break;
+        }
+    }
+
     public static void Lods(X86Cpu c, ref Op op) => RunString(c, ref op, &LodsOne);
     public static void Cmps(X86Cpu c, ref Op op) => RunString(c, ref op, &CmpsOne);
     public static void Scas(X86Cpu c, ref Op op) => RunString(c, ref op, &ScasOne);
