@@ -425,7 +425,7 @@ internal static unsafe partial class Handlers
                     case 1: { ulong p = (byte)R[0] * src; lo = p & 0xFF; hi = p >> 8; c.SetReg(0, 2, p); break; }
                     case 2: { ulong p = (ushort)R[0] * src; lo = p & 0xFFFF; hi = p >> 16; c.SetReg(0, 2, lo); c.SetReg(2, 2, hi); break; }
                     case 4: { ulong p = (uint)R[0] * src; lo = (uint)p; hi = p >> 32; R[0] = lo; R[2] = hi; break; }
-                    default: { hi = Math.BigMul(R[0], src, out lo); R[0] = lo; R[2] = hi; break; }
+                    default: { hi = MulHigh(R[0], src, out lo); R[0] = lo; R[2] = hi; break; }
                 }
                 c.SetEager(ResultFlags(lo, s) | (hi != 0 ? X86Cpu.CF | X86Cpu.OF : 0));
                 break;
@@ -442,7 +442,7 @@ internal static unsafe partial class Handlers
                     case 4: { long p = a * b; lo = (uint)p; overflow = p != (int)p; R[0] = (uint)p; R[2] = (uint)(p >> 32); break; }
                     default:
                     {
-                        long hi = Math.BigMul(a, b, out long l);
+                        long hi = SignedMulHigh(a, b, out long l);
                         lo = (ulong)l; overflow = hi != (l >> 63); R[0] = lo; R[2] = (ulong)hi; break;
                     }
                 }
@@ -517,9 +517,18 @@ internal static unsafe partial class Handlers
         bool overflow;
         if (s == 8)
         {
-            long hi = Math.BigMul(a, b, out long lo);
-            r = (ulong)lo;
-            overflow = hi != (lo >> 63);
+            if (a == (int)a && b == (int)b)
+            {
+                // Both fit 32 bits signed, so the product fits 63: no 128-bit multiply (indexing, sizes).
+                r = (ulong)(a * b);
+                overflow = false;
+            }
+            else
+            {
+                long hi = SignedMulHigh(a, b, out long lo);
+                r = (ulong)lo;
+                overflow = hi != (lo >> 63);
+            }
         }
         else
         {
@@ -529,6 +538,30 @@ internal static unsafe partial class Handlers
         }
         c.SetEager(ResultFlags(r, s) | (overflow ? X86Cpu.CF | X86Cpu.OF : 0));
         return r;
+    }
+
+    /// <summary>
+    /// The high half of a 64x64-bit product. Math.BigMul does this with MULX only when the build targets BMI2; the
+    /// native binary targets baseline x86-64, where it calls a software fallback through two calls per MUL (RSA in
+    /// the guest kernel's module-signature checks is made of these): the same four 32-bit products, inlined.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static ulong MulHigh(ulong a, ulong b, out ulong lo)
+    {
+        ulong aL = (uint)a, aH = a >> 32, bL = (uint)b, bH = b >> 32;
+        ulong ll = aL * bL, lh = aL * bH, hl = aH * bL, hh = aH * bH;
+        ulong mid = (ll >> 32) + (uint)lh + (uint)hl;
+        lo = (mid << 32) | (uint)ll;
+        return hh + (lh >> 32) + (hl >> 32) + (mid >> 32);
+    }
+
+    /// <summary>Signed high half: the unsigned one corrected for each negative operand.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static long SignedMulHigh(long a, long b, out long lo)
+    {
+        ulong hi = MulHigh((ulong)a, (ulong)b, out ulong l);
+        lo = (long)l;
+        return (long)hi - ((a >> 63) & b) - ((b >> 63) & a);
     }
 
     // ---------------------------------------------------------------- bit operations
