@@ -229,8 +229,8 @@ internal sealed unsafe partial class X86Cpu
     }
 
     /// <summary>
-    /// One instruction decoded for this execution only, never cached: one that crosses into the next page, or code
-    /// outside RAM (fetched through the bus like any other physical read; unbacked addresses read as all ones).
+    /// One instruction decoded for this execution only, never cached: one that crosses into a next page that is not
+    /// plain RAM (or no longer maps where its cached copy was made), or code outside RAM (fetched through the bus like any other physical read; unbacked addresses read as all ones).
     /// Bytes of the next page are fetched only when the instruction really extends there.
     /// </summary>
     private Block DecodeUncached(ulong lin)

@@ -23,7 +23,7 @@ internal sealed unsafe partial class Translator
 
     /// <summary>
     /// Decodes from <paramref name="code"/> (the block start) up to <paramref name="available"/> bytes. Returns null
-    /// when the first instruction does not fit (it straddles the page end: the caller decodes it uncached).
+    /// when the first instruction does not fit (it straddles the page end: the caller decodes it from both pages).
     /// </summary>
     public Block? DecodeBlock(byte* code, int available, int bitness, ulong key, ulong physPage, int maxOps = MaxOps, ulong segChecks = 0)
     {
