@@ -1,33 +1,16 @@
-using System.Diagnostics;
-
 namespace SharpVmm.Block.Tests;
 
 /// <summary>The reference tools, qemu-img and qemu-io (Debian qemu-utils), run as child processes.</summary>
 internal static class Qemu
 {
-    public static readonly string? Img = Find("qemu-img");
-    public static readonly string? Io = Find("qemu-io");
+    public static readonly string? Img = HostTools.Find("qemu-img");
+    public static readonly string? Io = HostTools.Find("qemu-io");
     public static bool Available => Img != null && Io != null;
-
-    private static string? Find(string name)
-    {
-        foreach (var dir in (Environment.GetEnvironmentVariable("PATH") ?? "/usr/bin").Split(':'))
-        {
-            var p = Path.Combine(dir, name);
-            if (File.Exists(p)) return p;
-        }
-        return null;
-    }
 
     public static (int Code, string Out, string Err) Run(string tool, params string[] args)
     {
-        var psi = new ProcessStartInfo(tool) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var so = p.StandardOutput.ReadToEndAsync();
-        var se = p.StandardError.ReadToEnd();
-        p.WaitForExit();
-        return (p.ExitCode, so.Result, se);
+        var r = ExternalTool.Run(tool, args);
+        return (r.ExitCode, r.Stdout, r.Stderr);
     }
 
     public static string ImgOk(params string[] args)
@@ -53,34 +36,6 @@ internal static class Qemu
     {
         var (code, o, e) = Run(Img!, "check", image);
         if (code != 0) throw new Xunit.Sdk.XunitException($"qemu-img check {image} exit {code}: {o}{e}");
-    }
-}
-
-/// <summary>A fact that needs qemu-img and qemu-io; skipped with the reason when they are missing.</summary>
-public sealed class QemuFactAttribute : FactAttribute
-{
-    public QemuFactAttribute()
-    {
-        if (!Qemu.Available) Skip = "qemu-img/qemu-io not installed (apt-get install qemu-utils)";
-    }
-}
-
-public sealed class QemuTheoryAttribute : TheoryAttribute
-{
-    public QemuTheoryAttribute()
-    {
-        if (!Qemu.Available) Skip = "qemu-img/qemu-io not installed (apt-get install qemu-utils)";
-    }
-}
-
-/// <summary>A scratch directory removed after the test.</summary>
-public sealed class TempDir : IDisposable
-{
-    public string Path { get; } = Directory.CreateTempSubdirectory("sharpvmm-block-").FullName;
-    public string this[string name] => System.IO.Path.Combine(Path, name);
-    public void Dispose()
-    {
-        try { Directory.Delete(Path, true); } catch (IOException) { }
     }
 }
 

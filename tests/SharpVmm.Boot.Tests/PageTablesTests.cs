@@ -1,5 +1,5 @@
 using SharpVmm.Memory;
-using static SharpVmm.Boot.Tests.TestGuest;
+using static SharpVmm.Boot.Tests.GuestInspection;
 
 namespace SharpVmm.Boot.Tests;
 

@@ -3,26 +3,12 @@ using Xunit.Abstractions;
 
 namespace SharpVmm.EndToEnd;
 
-/// <summary>Skips, with the reason, without the Debian guest, without KSM in the kernel, or when not root.</summary>
-public sealed class KsmGuestFactAttribute : FactAttribute
-{
-    public KsmGuestFactAttribute()
-    {
-        if (!File.Exists(LinuxGuestTests.Kernel) || !File.Exists(LinuxGuestTests.Initrd))
-            Skip = "no guest kernel/initramfs: run guest/setup.sh";
-        else if (!new KsmHost().Available)
-            Skip = "this kernel has no KSM (/sys/kernel/mm/ksm)";
-        else if (Environment.UserName != "root")
-            Skip = "switching KSM on needs root";
-    }
-}
-
 /// <summary>Identical idle Debian guests share their identical pages through KSM when merge=on, and only then.</summary>
 public sealed class KsmTests(ITestOutputHelper output)
 {
     private const string Ready = "SHARPVMM-IDLE";
 
-    [KsmGuestFact]
+    [NeedsFact(Need.LinuxGuest, Need.Ksm)]
     public void Two_idle_guests_with_merge_on_share_pages_and_use_less_memory_while_a_merge_off_twin_does_not()
     {
         // Exclusive use of KSM's settings for the test; every one is put back afterwards, whatever happens.

@@ -3,16 +3,6 @@ using SharpVmm.Boot.Initramfs;
 
 namespace SharpVmm.EndToEnd;
 
-/// <summary>Skips, with the reason, where guest/setup.sh has not prepared the Debian guest (scripts/test.sh does).</summary>
-public sealed class LinuxGuestFactAttribute : FactAttribute
-{
-    public LinuxGuestFactAttribute()
-    {
-        if (!File.Exists(LinuxGuestTests.Kernel) || !File.Exists(LinuxGuestTests.Initrd))
-            Skip = $"no guest kernel/initramfs in {GuestInitramfs.DefaultGuestDir}: run guest/setup.sh";
-    }
-}
-
 /// <summary>The Debian cloud kernel and busybox initramfs, unmodified, on our own x86-64 CPU.</summary>
 public sealed class LinuxGuestTests : IDisposable
 {

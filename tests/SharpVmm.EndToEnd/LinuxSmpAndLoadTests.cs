@@ -96,12 +96,3 @@ public sealed class LinuxSmpAndLoadTests
     private static void Write(GuestPanicWatcher w, string s) => w.Write(Encoding.ASCII.GetBytes(s));
 }
 
-/// <summary>A theory that skips, like <see cref="LinuxGuestFactAttribute"/>, without the Debian guest.</summary>
-public sealed class LinuxGuestTheoryAttribute : TheoryAttribute
-{
-    public LinuxGuestTheoryAttribute()
-    {
-        if (!File.Exists(LinuxGuestTests.Kernel) || !File.Exists(LinuxGuestTests.Initrd))
-            Skip = "no guest kernel/initramfs: run guest/setup.sh";
-    }
-}

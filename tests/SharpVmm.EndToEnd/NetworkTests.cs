@@ -7,19 +7,6 @@ using System.Text.RegularExpressions;
 
 namespace SharpVmm.EndToEnd;
 
-/// <summary>Skips, with the reason, where the guest is missing or a test network namespace with a tap cannot be made.</summary>
-public sealed class TapNetworkFactAttribute : FactAttribute
-{
-    public TapNetworkFactAttribute()
-    {
-        if (!File.Exists(LinuxGuestTests.Kernel) || !File.Exists(LinuxGuestTests.Initrd))
-            Skip = "no guest kernel/initramfs: run guest/setup.sh";
-        else if (Environment.UserName != "root") Skip = "a network namespace with a tap needs root";
-        else if (!Tools.Exists("ip")) Skip = "no 'ip' command (iproute2)";
-        else if (!File.Exists("/dev/net/tun")) Skip = "no /dev/net/tun";
-    }
-}
-
 /// <summary>Debian's virtio_net driver against our virtio-net, over libslirp and over a tap, on the emulator.</summary>
 public sealed partial class NetworkTests : IDisposable
 {
@@ -76,7 +63,7 @@ public sealed partial class NetworkTests : IDisposable
         Assert.Single(r.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
     }
 
-    [TapNetworkFact]
+    [NeedsFact(Need.LinuxGuest, Need.Tap)]
     public void Over_a_tap_in_a_private_namespace_guest_and_host_ping_each_other()
     {
         if (!Tools.Exists("ping")) Assert.Fail("ping missing on the host: scripts/setup.sh installs iputils-ping");

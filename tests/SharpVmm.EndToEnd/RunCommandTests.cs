@@ -12,29 +12,28 @@ public sealed class RunCommandTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    [KvmTheory]
-    [InlineData("real")]
-    [InlineData("protected")]
-    [InlineData("long")]
-    public void Hello_guest_prints_on_stdio_and_exits_with_its_code_on_kvm(string mode)
+    [Theory]
+    [InlineData("emu", "real"), InlineData("emu", "protected"), InlineData("emu", "long")]
+    [KvmInlineData("kvm", "real"), KvmInlineData("kvm", "protected"), KvmInlineData("kvm", "long")]
+    public void Hello_guest_prints_on_stdio_and_exits_with_its_code(string accel, string mode)
     {
         string bin = Path.Combine(_dir, $"hello-{mode}.bin");
         var made = SharpVmmProcess.Run(60, "guest", "hello", "--mode", mode, "--address", "0x1000", "-o", bin);
         Assert.Equal(0, made.ExitCode);
-        var r = SharpVmmProcess.Run(120, "run", "--accel", "kvm", "--flat", $"{bin}@0x1000", "--entry-mode", mode, "--serial", "stdio");
+        var r = SharpVmmProcess.Run(120, "run", "--accel", accel, "--flat", $"{bin}@0x1000", "--entry-mode", mode, "--serial", "stdio");
         var m = Enum.Parse<EntryMode>(mode, ignoreCase: true);
         Assert.Equal(HelloGuest.Message(m), r.Stdout);
         Assert.Equal(HelloGuest.ExpectedExitCode(m), r.ExitCode);
         Assert.Equal("", r.Stderr);
     }
 
-    [KvmTheory]
+    [Theory]
     [InlineData("protected")]
     public void Serial_output_can_go_to_a_file(string mode)
     {
         string bin = Path.Combine(_dir, "hello.bin"), log = Path.Combine(_dir, "console.log");
         File.WriteAllBytes(bin, HelloGuest.Assemble(EntryMode.Protected, 0x1000));
-        var r = SharpVmmProcess.Run(120, "run", "--accel", "kvm", "--flat", $"{bin}@0x1000", "--entry-mode", mode, "--serial", $"file:{log}");
+        var r = SharpVmmProcess.Run(120, "run", "--accel", "emu", "--flat", $"{bin}@0x1000", "--entry-mode", mode, "--serial", $"file:{log}");
         Assert.Equal(65, r.ExitCode);
         Assert.Equal("", r.Stdout);
         Assert.Equal(HelloGuest.Message(EntryMode.Protected), File.ReadAllText(log));
@@ -69,12 +68,12 @@ public sealed class RunCommandTests : IDisposable
         Assert.DoesNotContain("   at ", r.Stderr);
     }
 
-    [KvmFact]
+    [Fact]
     public async Task A_paused_vm_waits_in_prelaunch_until_qmp_cont()
     {
         string bin = Path.Combine(_dir, "hello.bin"), log = Path.Combine(_dir, "console.log"), qmp = Path.Combine(_dir, "q.sock");
         File.WriteAllBytes(bin, HelloGuest.Assemble(EntryMode.Protected, 0x1000));
-        using var vm = SharpVmmProcess.StartRun(_dir, "--accel", "kvm", "--flat", $"{bin}@0x1000", "--entry-mode", "protected",
+        using var vm = SharpVmmProcess.StartRun(_dir, "--accel", "emu", "--flat", $"{bin}@0x1000", "--entry-mode", "protected",
             "--serial", $"file:{log}", "--qmp", $"unix:{qmp}", "-S");
         await using var client = await SharpVmmProcess.ConnectQmpAsync(qmp, vm, 60);
         var status = (JsonObject)(await client.ExecuteAsync("query-status"))!;

@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Text;
 using System.Text.Json.Nodes;
-using SharpVmm.Machine.Tests.Snapshot;
 using SharpVmm.Monitor.Client;
 using SharpVmm.Monitor.Protocol;
 
@@ -21,9 +20,7 @@ public sealed class SnapshotRestoreTests : IDisposable
         try { Directory.Delete(_dir, recursive: true); } catch (IOException) { }
     }
 
-    public static TheoryData<string> Accelerators => new() { "kvm", "emu" };
-
-    [KvmTheory, MemberData(nameof(Accelerators))]
+    [Theory, KvmInlineData("kvm"), InlineData("emu")]
     public async Task A_guest_snapshotted_mid_run_is_restored_in_a_new_process_and_continues(string accel)
     {
         // Long enough (seconds: ~18 ms a tick on this KVM, ~40 ms on emu) that the guest is still counting when the
@@ -58,7 +55,7 @@ public sealed class SnapshotRestoreTests : IDisposable
         Assert.Equal(CountingGuest.FullOutput(ticks), before + after);
     }
 
-    [KvmTheory, MemberData(nameof(Accelerators))]
+    [Theory, KvmInlineData("kvm"), InlineData("emu")]
     public void A_corrupt_or_mismatched_snapshot_is_one_clear_line_and_a_nonzero_exit(string accel)
     {
         string bin = Path.Combine(_dir, "count.bin");
@@ -78,11 +75,11 @@ public sealed class SnapshotRestoreTests : IDisposable
         Assert.Contains("cannot open snapshot", missing.Stderr);
     }
 
-    [KvmTheory, InlineData("kvm")]
+    [Theory, KvmInlineData("kvm"), InlineData("emu")]
     public async Task Qmp_snapshot_commands_take_qemus_arguments_and_report_errors_as_qmp_errors(string accel)
     {
         string bin = Path.Combine(_dir, "count.bin");
-        File.WriteAllBytes(bin, CountingGuest.Assemble(100_000, 10_000));
+        File.WriteAllBytes(bin, CountingGuest.Assemble(100_000, accel == "kvm" ? 10_000 : 200_000));
         string qmp = Path.Combine(_dir, "qmp.sock");
         using var vm = Start(["--accel", accel, "--memory", "32M", "--flat", $"{bin}@0x1000", "--serial", "none", "--qmp", $"unix:{qmp}"]);
         await using var client = await Connect(qmp, vm);

@@ -35,9 +35,7 @@ public sealed class ExitLoopAllocationTests
         a.dec(ecx);
         a.jnz(loop);
         a.hlt();
-        var stream = new MemoryStream();
-        a.Assemble(new Iced.Intel.StreamCodeWriter(stream), 0x1000);
-        memory.Write(0x1000, stream.ToArray());
+        memory.Write(0x1000, GuestCode.Assemble(a, 0x1000));
         using var vcpu = acc.CreateKvmVcpu(0);
         var s = vcpu.GetState();
         var code = new SegmentRegister { Limit = 0xFFFF_FFFF, Selector = 8, Type = 0xB, Present = true, S = true, Db = true, G = true };

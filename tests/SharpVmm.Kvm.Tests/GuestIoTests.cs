@@ -10,7 +10,7 @@ public sealed class GuestIoTests
     [KvmFact]
     public void Real_mode_out_reaches_the_bus_then_hlt_returns_Halt()
     {
-        using var g = new TestGuest();
+        using var g = new KvmTestGuest();
         g.Load(16, a =>
         {
             a.mov(al, 0x42);
@@ -37,7 +37,7 @@ public sealed class GuestIoTests
     [KvmFact]
     public void Rep_outsb_delivers_every_byte_in_order()
     {
-        using var g = new TestGuest();
+        using var g = new KvmTestGuest();
         g.Memory.Write(0x2000, "hello, kvm"u8);
         g.Load(16, a =>
         {
@@ -67,7 +67,7 @@ public sealed class GuestIoTests
     [KvmFact]
     public void In_receives_the_bytes_the_bus_returns()
     {
-        using var g = new TestGuest();
+        using var g = new KvmTestGuest();
         g.Bus.QueuePioRead(0x60, 0xAB);
         g.Bus.QueuePioRead(0x1F0, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66);
         g.Load(16, a =>
@@ -99,7 +99,7 @@ public sealed class GuestIoTests
     public void Mmio_reads_and_writes_in_a_ram_hole_round_trip_through_the_bus()
     {
         const uint Hole = 0xD000_0000;
-        using var g = new TestGuest(ram: [(0UL, 0x10_0000UL), (0xE000_0000UL, 0x1000UL)]);
+        using var g = new KvmTestGuest(ram: [(0UL, 0x10_0000UL), (0xE000_0000UL, 0x1000UL)]);
         g.Bus.SetMmioRead(Hole, 0x1122_3344);
         g.Bus.SetMmioRead(Hole + 8, 0x5A);
         g.Load(32, a =>

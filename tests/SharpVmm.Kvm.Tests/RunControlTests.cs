@@ -31,7 +31,7 @@ public sealed class RunControlTests
     [KvmFact]
     public void Kick_ends_a_spinning_guest_with_Kicked()
     {
-        using var g = new TestGuest();
+        using var g = new KvmTestGuest();
         g.Load(16, a =>
         {
             var spin = a.CreateLabel();
@@ -54,7 +54,7 @@ public sealed class RunControlTests
         Assert.Equal(VcpuExitReason.Kicked, exit.Reason);
         // The guest is parked inside its loop, and can be resumed and kicked again.
         long rip = (long)vcpu.GetState().Rip;
-        Assert.InRange(rip, (long)TestGuest.CodeAddress + 4, (long)TestGuest.CodeAddress + 6);
+        Assert.InRange(rip, (long)KvmTestGuest.CodeAddress + 4, (long)KvmTestGuest.CodeAddress + 6);
         var again = RunOnThread(vcpu, v => { Thread.Sleep(50); v.Kick(); }, TimeSpan.FromSeconds(10));
         Assert.Equal(VcpuExitReason.Kicked, again.Reason);
     }
@@ -62,7 +62,7 @@ public sealed class RunControlTests
     [KvmFact]
     public void A_kick_before_Run_is_remembered_for_the_next_Run_only()
     {
-        using var g = new TestGuest();
+        using var g = new KvmTestGuest();
         g.Load(16, a =>
         {
             a.mov(al, 7);
@@ -82,7 +82,7 @@ public sealed class RunControlTests
     [KvmFact]
     public void A_kick_from_the_bus_during_an_in_completes_the_instruction_first()
     {
-        using var g = new TestGuest();
+        using var g = new KvmTestGuest();
         g.Bus.QueuePioRead(0x71, 0x99);
         g.Load(16, a =>
         {
@@ -103,7 +103,7 @@ public sealed class RunControlTests
     [KvmFact]
     public void A_triple_fault_returns_Shutdown()
     {
-        using var g = new TestGuest();
+        using var g = new KvmTestGuest();
         g.Load(32, a =>
         {
             // With an empty IDT every exception faults again: #UD, #GP, #DF, then the triple fault.
@@ -123,7 +123,7 @@ public sealed class RunControlTests
     public void Two_vcpus_run_in_two_threads_with_their_own_code_and_state()
     {
         const int Rounds = 200;
-        using var g = new TestGuest(new KvmOptions { VcpuCount = 2 });
+        using var g = new KvmTestGuest(new KvmOptions { VcpuCount = 2 });
         for (int i = 0; i < 2; i++)
         {
             int index = i;
@@ -164,7 +164,7 @@ public sealed class RunControlTests
     [KvmFact]
     public void With_irqchip_a_kick_ends_a_hlt_that_blocks_in_the_kernel()
     {
-        using var g = new TestGuest(new KvmOptions { IrqChip = true });
+        using var g = new KvmTestGuest(new KvmOptions { IrqChip = true });
         g.Load(16, a =>
         {
             a.cli();
@@ -191,7 +191,7 @@ public sealed class RunControlTests
     public void Every_kick_ends_exactly_one_Run_even_when_it_lands_between_exits()
     {
         const int Kicks = 40;
-        using var g = new TestGuest();
+        using var g = new KvmTestGuest();
         g.Load(16, a =>
         {
             var loop = a.CreateLabel();
@@ -236,7 +236,7 @@ public sealed class RunControlTests
     [KvmFact]
     public void Disposing_a_running_vcpu_is_refused_and_a_kick_after_dispose_is_harmless()
     {
-        using var g = new TestGuest();
+        using var g = new KvmTestGuest();
         g.Load(16, a =>
         {
             var spin = a.CreateLabel();
@@ -266,7 +266,7 @@ public sealed class RunControlTests
     [KvmFact]
     public void With_irqchip_an_application_processor_waits_for_sipi_even_after_SetState()
     {
-        using var g = new TestGuest(new KvmOptions { IrqChip = true, VcpuCount = 2 });
+        using var g = new KvmTestGuest(new KvmOptions { IrqChip = true, VcpuCount = 2 });
         g.Load(16, a =>
         {
             a.mov(al, 1);

@@ -16,7 +16,7 @@ public sealed unsafe class StateSaveTests
     [KvmFact]
     public void The_in_kernel_irqchip_pit_and_clock_move_to_a_new_vm()
     {
-        using var a = new TestGuest(new KvmOptions { IrqChip = true });
+        using var a = new KvmTestGuest(new KvmOptions { IrqChip = true });
         a.Accelerator.SetIrq(4, true);   // PIC IRR bit 4 and IOAPIC pin 4 (its irr) go up
         a.Accelerator.SetIrq(12, true);
         // PIT channel 0 as Linux programs it, straight into the kernel's state: mode 2, count 1193.
@@ -35,7 +35,7 @@ public sealed unsafe class StateSaveTests
         byte[] ioapic = Chip(a.Accelerator.Vm, KvmIrqchip.IoApic);
         Assert.NotEqual(0, master[1] & 0x10); // kvm_pic_state.irr: IRQ 4 requested
 
-        using var b = new TestGuest(new KvmOptions { IrqChip = true });
+        using var b = new KvmTestGuest(new KvmOptions { IrqChip = true });
         Assert.NotEqual(master, Chip(b.Accelerator.Vm, KvmIrqchip.PicMaster));
         var r = new StateReader(saved);
         b.Accelerator.LoadState(r, a.Accelerator.StateVersion);
@@ -57,10 +57,10 @@ public sealed unsafe class StateSaveTests
     [KvmFact]
     public void A_vm_without_irqchip_refuses_state_that_had_one()
     {
-        using var a = new TestGuest(new KvmOptions { IrqChip = true });
+        using var a = new KvmTestGuest(new KvmOptions { IrqChip = true });
         var w = new StateWriter();
         a.Accelerator.SaveState(w);
-        using var b = new TestGuest();
+        using var b = new KvmTestGuest();
         var e = Assert.Throws<StateFormatException>(() => b.Accelerator.LoadState(new StateReader(w.ToArray()), 1));
         Assert.Contains("in-kernel irqchip", e.Message);
         Assert.Throws<StateFormatException>(() => a.Accelerator.LoadState(new StateReader(w.ToArray()[..100]), 1));

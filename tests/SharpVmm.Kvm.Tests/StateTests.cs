@@ -11,7 +11,7 @@ public sealed class StateTests
     [KvmFact]
     public void Registers_set_before_Run_are_used_by_the_guest_and_read_back_after()
     {
-        using var g = new TestGuest();
+        using var g = new KvmTestGuest();
         g.Load(16, a =>
         {
             a.add(ax, bx);
@@ -36,13 +36,13 @@ public sealed class StateTests
         Assert.Equal(0xDEAD_BEEF_CAFE_BABEUL, after[Gpr.R8]);
         Assert.Equal(0x0123_4567_89AB_CDEFUL, after[Gpr.R15]);
         Assert.Equal(0xBEEF, g.Memory.Read<ushort>(0x3000));
-        Assert.Equal(TestGuest.CodeAddress + 2 + 3 + 4 + 1, after.Rip);
+        Assert.Equal(KvmTestGuest.CodeAddress + 2 + 3 + 4 + 1, after.Rip);
     }
 
     [KvmFact]
     public void Sse_registers_set_in_the_state_reach_the_guest()
     {
-        using var g = new TestGuest();
+        using var g = new KvmTestGuest();
         g.Load(32, a =>
         {
             a.movdqu(__xmmword_ptr[0x3000], xmm3);
@@ -74,7 +74,7 @@ public sealed class StateTests
 
     private static void RoundTrip(bool irqChip)
     {
-        using var g = new TestGuest(new KvmOptions { IrqChip = irqChip });
+        using var g = new KvmTestGuest(new KvmOptions { IrqChip = irqChip });
         using var vcpu = g.Accelerator.CreateKvmVcpu(0);
         var s = vcpu.GetState();
         for (int i = 0; i < 16; i++) s.Gprs[i] = 0x1111_1111_1111_1111UL * (ulong)(i + 1);
@@ -127,7 +127,7 @@ public sealed class StateTests
     [KvmFact]
     public void Each_vcpu_sees_its_own_apic_id_in_cpuid()
     {
-        using var g = new TestGuest(new KvmOptions { VcpuCount = 3 });
+        using var g = new KvmTestGuest(new KvmOptions { VcpuCount = 3 });
         g.Load(16, a =>
         {
             a.mov(eax, 1);
@@ -152,7 +152,7 @@ public sealed class StateTests
     [KvmFact]
     public void A_64_bit_guest_runs_from_a_long_mode_state_set_through_SetState()
     {
-        using var g = new TestGuest();
+        using var g = new KvmTestGuest();
         // Identity-map the first 2 MiB with one large page: PML4 0x10000 -> PDPT 0x11000 -> PD 0x12000.
         g.Memory.Write<ulong>(0x10000, 0x11000 | 0x3);
         g.Memory.Write<ulong>(0x11000, 0x12000 | 0x3);
@@ -175,7 +175,7 @@ public sealed class StateTests
         s.Cr4 = 1 << 5; // PAE
         s.Cr0 = 0x8000_0011; // PG | ET | PE
         s.Efer = 0x500; // LME | LMA
-        s.Rip = TestGuest.CodeAddress;
+        s.Rip = KvmTestGuest.CodeAddress;
         s[Gpr.R9] = 0x10;
         vcpu.SetState(s);
 
@@ -193,7 +193,7 @@ public sealed class StateTests
     [KvmFact]
     public unsafe void Xcr0_and_the_xsave_area_round_trip_where_kvm_has_them()
     {
-        using var g = new TestGuest();
+        using var g = new KvmTestGuest();
         using var vcpu = g.Accelerator.CreateKvmVcpu(0);
         if (!g.Accelerator.Vm.HasCapability(Interop.KvmCap.Xcrs) || !g.Accelerator.Vm.HasCapability(Interop.KvmCap.Xsave)) return;
 

@@ -27,7 +27,7 @@ public sealed class UserSpaceInterruptTests
     [KvmFact]
     public void Interrupts_wait_for_the_interrupt_window_then_wake_a_halted_guest()
     {
-        using var g = new TestGuest();
+        using var g = new KvmTestGuest();
         g.Memory.Write<uint>(0x30 * 4, 0x1800); // IVT[0x30] -> 0:0x1800
         g.Load(16, a =>
         {
@@ -71,10 +71,10 @@ public sealed class UserSpaceInterruptTests
     [KvmFact]
     public void A_user_space_controller_is_refused_with_the_in_kernel_irqchip()
     {
-        using var g = new TestGuest(new KvmOptions { IrqChip = true });
+        using var g = new KvmTestGuest(new KvmOptions { IrqChip = true });
         using var vcpu = g.Accelerator.CreateKvmVcpu(0);
         Assert.Throws<KvmException>(() => vcpu.InterruptController = new OneShotController());
     }
 
-    private static ulong[] Ports(TestGuest g) => [.. g.Bus.Snapshot().Where(x => x.Write).Select(x => x.Address)];
+    private static ulong[] Ports(KvmTestGuest g) => [.. g.Bus.Snapshot().Where(x => x.Write).Select(x => x.Address)];
 }

@@ -81,7 +81,7 @@ public sealed class VmTests
     [KvmFact]
     public void Without_irqchip_there_is_no_router_and_SetIrq_says_why()
     {
-        using var g = new TestGuest();
+        using var g = new KvmTestGuest();
         Assert.Null(g.Accelerator.IrqRouter);
         var e = Assert.Throws<KvmException>(() => g.Accelerator.SetIrq(4, true));
         Assert.Contains("IrqChip", e.Message);
@@ -90,7 +90,7 @@ public sealed class VmTests
     [KvmFact]
     public void With_irqchip_an_irq_line_wakes_a_halted_guest_through_the_in_kernel_pic()
     {
-        using var g = new TestGuest(new KvmOptions { IrqChip = true });
+        using var g = new KvmTestGuest(new KvmOptions { IrqChip = true });
         Assert.Same(g.Accelerator, g.Accelerator.IrqRouter);
         // IVT entry 0x24 (IRQ 4 once the master PIC's base is 0x20) -> handler at 0:0x1800.
         g.Memory.Write<uint>(0x24 * 4, 0x1800);
@@ -153,7 +153,7 @@ public sealed class VmTests
     [KvmFact]
     public unsafe void A_readonly_slot_is_readable_and_writes_to_it_become_mmio_until_it_is_removed()
     {
-        using var g = new TestGuest();
+        using var g = new KvmTestGuest();
         using var rom = GuestMemory.Create([(0x20_0000UL, 0x1000UL)]);
         rom.Write<uint>(0x20_0000, 0x1234_5678);
         var region = rom.Regions[0];
@@ -184,7 +184,7 @@ public sealed class VmTests
         g.Accelerator.Vm.RemoveUserMemoryRegion(5);
         g.Bus.SetMmioRead(0x20_0000, 0x0BAD_F00D);
         var s = vcpu.GetState();
-        s.Rip = TestGuest.CodeAddress;
+        s.Rip = KvmTestGuest.CodeAddress;
         vcpu.SetState(s);
         Assert.Equal(VcpuExitReason.Halt, vcpu.Run().Reason);
         Assert.Equal(0x0BAD_F00DU, g.Memory.Read<uint>(0x3000));
@@ -193,7 +193,7 @@ public sealed class VmTests
     [KvmFact]
     public void Dirty_log_probe_agrees_with_harvesting_a_real_guest_store()
     {
-        using var g = new TestGuest();
+        using var g = new KvmTestGuest();
         var region = g.Memory.Regions[0];
         bool works = g.Accelerator.ProbeDirtyLogWorks(out string detail);
         Assert.False(string.IsNullOrWhiteSpace(detail));

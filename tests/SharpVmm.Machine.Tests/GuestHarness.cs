@@ -17,15 +17,13 @@ internal sealed class GuestHarness : IDisposable
 
     public static byte[] Assemble(Assembler a, EntryMode mode, ulong address)
     {
-        using var ms = new MemoryStream();
-        a.Assemble(new StreamCodeWriter(ms), mode == EntryMode.Real ? address & 0xF : address);
-        return ms.ToArray();
+        return GuestCode.Assemble(a, mode == EntryMode.Real ? address & 0xF : address);
     }
 
     public string SerialPath => Path.Combine(_dir, "serial.txt");
     public string SerialOutput => File.Exists(SerialPath) ? File.ReadAllText(SerialPath) : "";
 
-    public VirtualMachine Build(byte[] image, EntryMode mode, ulong address = 0x1000, AcceleratorKind accel = AcceleratorKind.Kvm,
+    public VirtualMachine Build(byte[] image, EntryMode mode, ulong address = 0x1000, AcceleratorKind accel = AcceleratorKind.Emu,
         int cpus = 1, UnmappedAccessPolicy unmapped = UnmappedAccessPolicy.Ignore, ulong memory = 64UL << 20)
     {
         string bin = Path.Combine(_dir, "guest.bin");

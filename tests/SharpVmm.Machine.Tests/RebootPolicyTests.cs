@@ -16,8 +16,6 @@ public sealed class RebootPolicyTests : IDisposable
 
     public void Dispose() => _harness.Dispose();
 
-    public static TheoryData<AcceleratorKind> Accelerators => FlatGuestTests.Accelerators;
-
     /// <summary>Counts its starts in RAM (which survives a reset), pulses the i8042 reset line, then triple-faults at once.</summary>
     private VirtualMachine Build(AcceleratorKind accel, bool noReboot)
     {
@@ -40,7 +38,7 @@ public sealed class RebootPolicyTests : IDisposable
         });
     }
 
-    [Theory, MemberData(nameof(Accelerators))]
+    [Theory, KvmInlineData(AcceleratorKind.Kvm), InlineData(AcceleratorKind.Emu)]
     public async Task A_reset_request_restarts_the_guest_which_never_reaches_the_triple_fault_after_it(AcceleratorKind accel)
     {
         using var vm = Build(accel, noReboot: false);
@@ -53,7 +51,7 @@ public sealed class RebootPolicyTests : IDisposable
         Assert.True(vm.Memory.Read<uint>(Counter) >= 5, $"the guest started only {vm.Memory.Read<uint>(Counter)} times");
     }
 
-    [Theory, MemberData(nameof(Accelerators))]
+    [Theory, KvmInlineData(AcceleratorKind.Kvm), InlineData(AcceleratorKind.Emu)]
     public void Under_no_reboot_a_reset_request_ends_the_run_with_exit_code_0(AcceleratorKind accel)
     {
         using var vm = Build(accel, noReboot: true);

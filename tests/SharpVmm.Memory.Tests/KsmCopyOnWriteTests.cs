@@ -2,16 +2,6 @@ using SharpVmm.Memory.Host;
 
 namespace SharpVmm.Memory.Tests;
 
-/// <summary>Skips, with the reason, where KSM is missing or its settings are not ours to change (not root).</summary>
-public sealed class KsmFactAttribute : FactAttribute
-{
-    public KsmFactAttribute()
-    {
-        if (!new KsmHost().Available) Skip = "this kernel has no KSM (/sys/kernel/mm/ksm)";
-        else if (Environment.UserName != "root") Skip = "changing /sys/kernel/mm/ksm needs root";
-    }
-}
-
 /// <summary>Two guests' RAM merged by KSM stays two guests' RAM: a write gets its own copy.</summary>
 public sealed class KsmCopyOnWriteTests
 {
@@ -24,7 +14,7 @@ public sealed class KsmCopyOnWriteTests
         m.Write((ulong)page << 12, data);
     }
 
-    [KsmFact]
+    [NeedsFact(Need.Ksm)]
     public void A_write_to_a_merged_page_gets_its_own_copy_and_the_other_guest_keeps_its_data()
     {
         var options = new GuestMemoryOptions { Merge = true };

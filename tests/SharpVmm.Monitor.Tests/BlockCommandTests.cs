@@ -10,17 +10,6 @@ using SharpVmm.Monitor.Server;
 
 namespace SharpVmm.Monitor.Tests;
 
-/// <summary>Skips, with the reason, where guest/setup.sh has not fetched the Debian kernel (disks need a Linux guest).</summary>
-public sealed class GuestKernelFactAttribute : FactAttribute
-{
-    public static string Kernel => Path.Combine(GuestInitramfs.DefaultGuestDir, "vmlinuz");
-
-    public GuestKernelFactAttribute()
-    {
-        if (!File.Exists(Kernel)) Skip = $"no guest kernel in {GuestInitramfs.DefaultGuestDir}: run guest/setup.sh";
-    }
-}
-
 /// <summary>query-block and <c>info block</c> on a VM built with disks (not started: prelaunch is enough to inspect them).</summary>
 public sealed class BlockCommandTests : IAsyncLifetime
 {
@@ -36,7 +25,7 @@ public sealed class BlockCommandTests : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        if (new GuestKernelFactAttribute().Skip is not null) return;
+        if (!HostFeatures.Has(Need.LinuxGuest)) return;
         using (var b = ImageFactory.Create(Base, "qcow2", 64 << 20)) b.Write(0, new byte[4096]);
         ImageFactory.Create(Top, "qcow2", 64 << 20, new CreateOptions { BackingFile = "base.qcow2", BackingFormat = "qcow2" }).Dispose();
         ImageFactory.Create(Raw, "raw", 8 << 20).Dispose();
@@ -44,7 +33,7 @@ public sealed class BlockCommandTests : IAsyncLifetime
         {
             Accelerator = AcceleratorKind.Emu,
             MemoryBytes = 128UL << 20,
-            Kernel = GuestKernelFactAttribute.Kernel,
+            Kernel = GuestFiles.Kernel,
             Serial = "none",
             Disks = [new DiskSpec(Top, "qcow2"), new DiskSpec(Raw, "raw", ReadOnly: true)],
         });
@@ -63,7 +52,7 @@ public sealed class BlockCommandTests : IAsyncLifetime
     private async Task<string> Hmp(string line)
         => (await _client!.ExecuteAsync("human-monitor-command", new JsonObject { ["command-line"] = line }))!.GetValue<string>();
 
-    [GuestKernelFact]
+    [LinuxGuestFact]
     public async Task Query_block_describes_each_disk_as_QEMU_does_for_if_virtio_drives()
     {
         var list = (JsonArray)(await _client!.ExecuteAsync("query-block"))!;
@@ -112,7 +101,7 @@ public sealed class BlockCommandTests : IAsyncLifetime
         Assert.Equal(["virtio-blk0.drive", "virtio-blk1.drive"], _vm!.Devices.OfType<BlockDeviceInfo>().Select(d => d.Id));
     }
 
-    [GuestKernelFact]
+    [LinuxGuestFact]
     public async Task Info_block_prints_QEMUs_text_for_all_one_or_no_drives()
     {
         Assert.Equal(

@@ -8,7 +8,7 @@ public sealed class GuestPanicTests
 {
     private static string EventName(JsonObject e) => e["event"]!.GetValue<string>();
 
-    [KvmFact]
+    [Fact]
     public async Task A_panic_is_guest_panicked_with_GUEST_PANICKED_STOP_and_SHUTDOWN_guest_panic()
     {
         await using var t = TestVm.Counting();

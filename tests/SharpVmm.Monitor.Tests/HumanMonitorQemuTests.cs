@@ -19,7 +19,7 @@ public sealed class HumanMonitorQemuTests
 
     private static string Try(string topic) => $"Try \"help {topic}\" for more information\r\n";
 
-    [KvmFact]
+    [Fact]
     public async Task Info_registers_shows_the_current_or_named_cpu_and_rejects_arguments_as_QEMU_does()
     {
         await using var t = TestVm.Counting(cpus: 2);
@@ -54,7 +54,7 @@ public sealed class HumanMonitorQemuTests
         Assert.Equal("Invalid parameter type for 'command-line', expected: string", bad.Description);
     }
 
-    [KvmFact]
+    [Fact]
     public async Task Status_aliases_extra_arguments_and_help_read_as_in_QEMU()
     {
         await using var t = TestVm.Counting();

@@ -12,7 +12,7 @@ public sealed class HumanMonitorTests
         return (await c.ExecuteAsync("human-monitor-command", args))!.GetValue<string>();
     }
 
-    [KvmFact]
+    [Fact]
     public async Task Info_status_block_version_help_and_unknown_commands_read_as_in_QEMU()
     {
         await using var t = TestVm.Counting();
@@ -39,7 +39,7 @@ public sealed class HumanMonitorTests
         Assert.StartsWith("Error: Resetting the Virtual Machine is required", await Hmp(c, "cont"));
     }
 
-    [KvmFact]
+    [Fact]
     public async Task Info_registers_reads_a_running_guest_without_visible_stop()
     {
         await using var t = TestVm.Counting();

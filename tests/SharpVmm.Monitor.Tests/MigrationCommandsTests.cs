@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
-using Iced.Intel;
 using SharpVmm.Boot.Flat;
 using SharpVmm.Machine;
 using SharpVmm.Machine.Build;
@@ -10,7 +9,6 @@ using SharpVmm.Machine.Migration;
 using SharpVmm.Monitor.Client;
 using SharpVmm.Monitor.Protocol;
 using SharpVmm.Monitor.Server;
-using static Iced.Intel.AssemblerRegisters;
 
 namespace SharpVmm.Monitor.Tests;
 
@@ -29,16 +27,8 @@ public sealed class MigrationCommandsTests : IAsyncDisposable
 
     private VirtualMachine Build(bool incoming)
     {
-        var a = new Assembler(64);
-        var loop = a.CreateLabel();
-        a.mov(rbx, Counter);
-        a.Label(ref loop);
-        a.inc(__qword_ptr[rbx]);
-        a.jmp(loop);
-        using var ms = new MemoryStream();
-        a.Assemble(new StreamCodeWriter(ms), Entry);
         string bin = Path.Combine(_dir, "guest.bin");
-        File.WriteAllBytes(bin, ms.ToArray());
+        File.WriteAllBytes(bin, GuestCode.Assemble(64, GuestCode.CountingLoop(Counter), Entry));
         return VmBuilder.Build(new VmConfig
         {
             Accelerator = AcceleratorKind.Emu,

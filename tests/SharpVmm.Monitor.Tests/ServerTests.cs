@@ -8,7 +8,7 @@ namespace SharpVmm.Monitor.Tests;
 /// <summary>Listening: TCP on loopback, socket files (stale, busy, foreign, cleaned up), many clients.</summary>
 public sealed class ServerTests
 {
-    [KvmFact]
+    [Fact]
     public async Task Serves_on_loopback_TCP_with_a_picked_port()
     {
         await using var t = TestVm.Counting();
@@ -20,7 +20,7 @@ public sealed class ServerTests
         Assert.Throws<QmpAddressException>(() => QmpServer.Start(t.Vm, "tcp:0.0.0.0:0"));
     }
 
-    [KvmFact]
+    [Fact]
     public async Task Socket_files_stale_ones_are_replaced_busy_or_foreign_ones_refused_and_ours_removed()
     {
         await using var t = TestVm.Counting();
@@ -48,7 +48,7 @@ public sealed class ServerTests
         Assert.False(File.Exists(stale));
     }
 
-    [KvmFact]
+    [Fact]
     public async Task Many_clients_run_commands_at_once()
     {
         await using var t = TestVm.Counting();
@@ -73,7 +73,7 @@ public sealed class ServerTests
         }
     }
 
-    [KvmFact]
+    [Fact]
     public async Task Closing_the_server_delivers_queued_messages_and_disconnects_clients()
     {
         await using var t = TestVm.Counting();

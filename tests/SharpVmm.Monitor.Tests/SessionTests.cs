@@ -7,7 +7,7 @@ namespace SharpVmm.Monitor.Tests;
 /// <summary>The wire protocol against a real server: greeting, negotiation, envelopes, ids, errors.</summary>
 public sealed class SessionTests
 {
-    [KvmFact]
+    [Fact]
     public async Task The_greeting_has_QEMUs_shape_and_ends_in_CRLF()
     {
         await using var t = TestVm.Counting();
@@ -20,7 +20,7 @@ public sealed class SessionTests
         Assert.Equal(JsonNode.Parse(line)!["QMP"]!["version"]!.ToJsonString(), version["return"]!.ToJsonString());
     }
 
-    [KvmFact]
+    [Fact]
     public async Task Commands_are_refused_until_capabilities_are_negotiated_and_only_once()
     {
         await using var t = TestVm.Counting();
@@ -36,7 +36,7 @@ public sealed class SessionTests
         Assert.Equal("Capabilities negotiation is already complete, command ignored", again["error"]!["desc"]!.GetValue<string>());
     }
 
-    [KvmFact]
+    [Fact]
     public async Task Ids_come_back_verbatim_on_replies_and_errors()
     {
         await using var t = TestVm.Counting();
@@ -49,7 +49,7 @@ public sealed class SessionTests
         Assert.Equal("{\"error\": {\"class\": \"GenericError\", \"desc\": \"QMP input member 'execute' must be a string\"}, \"id\": null}", q.ReadLine());
     }
 
-    [KvmFact]
+    [Fact]
     public async Task Malformed_input_gets_GenericError_and_the_session_carries_on()
     {
         await using var t = TestVm.Counting();
@@ -75,7 +75,7 @@ public sealed class SessionTests
         Assert.StartsWith("{\"return\": {\"status\": ", q.Execute("{\"execute\": \"query-status\"}").ToJsonString().Replace(":", ": "));
     }
 
-    [KvmFact]
+    [Fact]
     public async Task Arguments_are_checked_with_QEMUs_messages()
     {
         await using var t = TestVm.Counting();
@@ -90,7 +90,7 @@ public sealed class SessionTests
         Assert.All(new[] { await Fails("query-status", "{\"x\": 1}") }, e => Assert.Equal("GenericError", e.ErrorClass));
     }
 
-    [KvmFact]
+    [Fact]
     public async Task Query_commands_lists_exactly_what_is_implemented_and_unbuilt_features_are_unknown()
     {
         await using var t = TestVm.Counting();
@@ -117,7 +117,7 @@ public sealed class SessionTests
         }
     }
 
-    [KvmFact]
+    [Fact]
     public async Task Commands_registered_later_appear_in_query_commands()
     {
         await using var t = TestVm.Counting();

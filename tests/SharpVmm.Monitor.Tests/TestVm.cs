@@ -5,11 +5,10 @@ using SharpVmm.Machine;
 using SharpVmm.Machine.Build;
 using SharpVmm.Machine.Config;
 using SharpVmm.Monitor.Server;
-using static Iced.Intel.AssemblerRegisters;
 
 namespace SharpVmm.Monitor.Tests;
 
-/// <summary>A KVM VM running a small long-mode guest, with a QMP server on a UNIX socket in a private directory.</summary>
+/// <summary>A VM (emu) running a small long-mode guest, with a QMP server on a UNIX socket in a private directory.</summary>
 internal sealed class TestVm : IAsyncDisposable
 {
     public const ulong Entry = 0x100000;
@@ -23,15 +22,12 @@ internal sealed class TestVm : IAsyncDisposable
 
     private TestVm(Action<Assembler> program, int cpus, QmpServerOptions? options)
     {
-        var a = new Assembler(64);
-        program(a);
-        using var ms = new MemoryStream();
-        a.Assemble(new StreamCodeWriter(ms), Entry);
         string bin = Path.Combine(_dir, "guest.bin");
-        File.WriteAllBytes(bin, ms.ToArray());
+        File.WriteAllBytes(bin, GuestCode.Assemble(64, program, Entry));
         Vm = VmBuilder.Build(new VmConfig
         {
-            Accelerator = AcceleratorKind.Kvm,
+            // The monitor is the subject, not the accelerator: emu runs everywhere, with or without /dev/kvm.
+            Accelerator = AcceleratorKind.Emu,
             MemoryBytes = 16UL << 20,
             Cpus = cpus,
             Flat = new FlatImageSpec(bin, Entry, EntryMode.Long),
@@ -41,14 +37,7 @@ internal sealed class TestVm : IAsyncDisposable
     }
 
     /// <summary>A guest that counts forever: <c>inc qword [Counter]</c> in a loop.</summary>
-    public static TestVm Counting(int cpus = 1, QmpServerOptions? options = null) => new(a =>
-    {
-        var loop = a.CreateLabel();
-        a.mov(rbx, Counter);
-        a.Label(ref loop);
-        a.inc(__qword_ptr[rbx]);
-        a.jmp(loop);
-    }, cpus, options);
+    public static TestVm Counting(int cpus = 1, QmpServerOptions? options = null) => new(GuestCode.CountingLoop(Counter), cpus, options);
 
     /// <summary>A guest that stops itself at once (cli; hlt): a guest-side shutdown.</summary>
     public static TestVm Halting() => new(a =>

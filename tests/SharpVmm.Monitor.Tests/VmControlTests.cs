@@ -12,7 +12,7 @@ public sealed class VmControlTests
 
     private static string EventName(JsonObject e) => e["event"]!.GetValue<string>();
 
-    [KvmFact]
+    [Fact]
     public async Task Stop_and_cont_pause_and_resume_a_running_guest()
     {
         await using var t = TestVm.Counting();
@@ -53,7 +53,7 @@ public sealed class VmControlTests
         Assert.Equal("running", Status(q));
     }
 
-    [KvmFact]
+    [Fact]
     public async Task Cont_starts_a_VM_still_in_prelaunch_and_stop_leaves_it_there()
     {
         await using var t = TestVm.Counting();
@@ -69,7 +69,7 @@ public sealed class VmControlTests
         Assert.Equal("running", Status(q));
     }
 
-    [KvmFact]
+    [Fact]
     public async Task System_reset_restarts_the_guest_and_keeps_a_paused_VM_paused()
     {
         await using var t = TestVm.Counting();
@@ -103,7 +103,7 @@ public sealed class VmControlTests
         Assert.Equal("running", Status(q));
     }
 
-    [KvmFact]
+    [Fact]
     public async Task System_powerdown_emits_POWERDOWN_then_powers_off_and_the_dead_VM_answers_like_QEMU()
     {
         await using var t = TestVm.Counting();
@@ -129,7 +129,7 @@ public sealed class VmControlTests
         Assert.True(q.IsQuiet(200)); // exactly one SHUTDOWN
     }
 
-    [KvmFact]
+    [Fact]
     public async Task A_guest_that_stops_itself_is_reported_as_guest_shutdown()
     {
         await using var t = TestVm.Halting();
@@ -145,7 +145,7 @@ public sealed class VmControlTests
         Assert.True(q.IsQuiet(200));
     }
 
-    [KvmFact]
+    [Fact]
     public async Task Quit_stops_the_VM_sends_SHUTDOWN_to_everyone_and_tells_the_host()
     {
         await using var t = TestVm.Counting();
@@ -168,7 +168,7 @@ public sealed class VmControlTests
         Assert.True(watcher.IsQuiet(200));
     }
 
-    [KvmFact]
+    [Fact]
     public async Task Every_negotiated_client_gets_events_and_unnegotiated_ones_get_none()
     {
         await using var t = TestVm.Counting();
@@ -187,7 +187,7 @@ public sealed class VmControlTests
         Assert.Equal(3, t.Server.ClientCount);
     }
 
-    [KvmFact]
+    [Fact]
     public async Task Clients_that_vanish_mid_command_do_not_disturb_the_server()
     {
         await using var t = TestVm.Counting();
@@ -208,7 +208,7 @@ public sealed class VmControlTests
         Assert.Equal("running", (await c.ExecuteAsync("query-status"))!["status"]!.GetValue<string>());
     }
 
-    [KvmFact]
+    [Fact]
     public async Task Query_cpus_fast_reports_the_vCPU_threads()
     {
         await using var t = TestVm.Counting();

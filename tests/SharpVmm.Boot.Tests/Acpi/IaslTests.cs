@@ -29,7 +29,7 @@ public sealed class IaslTests : IDisposable
         return dsl;
     }
 
-    [IaslFact]
+    [NeedsFact(Need.Iasl)]
     public void Every_table_disassembles_cleanly()
     {
         var tables = Walk(_memory, AcpiTables.Build(AcpiTablesTests.TwoCpusTwoDisks, _memory));
@@ -57,7 +57,7 @@ public sealed class IaslTests : IDisposable
         Assert.Contains("Name (_S5, Package (0x04)", dsdt);
     }
 
-    [IaslFact]
+    [NeedsFact(Need.Iasl)]
     public void The_DSDT_equals_what_iasl_compiles_from_the_equivalent_ASL()
     {
         const string asl = """
@@ -121,7 +121,7 @@ public sealed class IaslTests : IDisposable
         Assert.Equal(reference[10..28], ours[10..28]); // OEM ID, table ID, OEM revision
     }
 
-    [IaslFact]
+    [NeedsFact(Need.Iasl)]
     public void A_large_DSDT_round_trips_through_the_disassembler()
     {
         var devices = new VirtioMmioDeviceSpec[100];

@@ -2,7 +2,7 @@ using Iced.Intel;
 using SharpVmm.Boot.Flat;
 using SharpVmm.Core.Cpu;
 using SharpVmm.Memory;
-using static SharpVmm.Boot.Tests.TestGuest;
+using static SharpVmm.Boot.Tests.GuestInspection;
 
 namespace SharpVmm.Boot.Tests.Flat;
 
@@ -18,9 +18,7 @@ public sealed class FlatLoaderTests : IDisposable
         a.mov(AssemblerRegisters.al, 0x42);
         a.@out(0xF4, AssemblerRegisters.al);
         a.hlt();
-        using var s = new MemoryStream();
-        a.Assemble(new StreamCodeWriter(s), ip);
-        return s.ToArray();
+        return GuestCode.Assemble(a, ip);
     }
 
     private byte[] ReadBack(ulong gpa, int length)

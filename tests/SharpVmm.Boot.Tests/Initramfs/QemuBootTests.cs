@@ -6,18 +6,6 @@ using Xunit.Abstractions;
 
 namespace SharpVmm.Boot.Tests.Initramfs;
 
-/// <summary>A fact that boots the fetched guest under QEMU (the reference VMM).</summary>
-internal sealed class QemuGuestFactAttribute : FactAttribute
-{
-    public QemuGuestFactAttribute()
-    {
-        if (TestEnvironment.FindTool("qemu-system-x86_64") is null)
-            Skip = "qemu-system-x86_64 is not installed (Debian package 'qemu-system-x86')";
-        else if (TestEnvironment.GuestDir is null)
-            Skip = TestEnvironment.MissingGuestReason;
-    }
-}
-
 /// <summary>End to end: our initramfs, /init and module list boot the Debian kernel under QEMU microvm.</summary>
 public sealed class QemuBootTests(ITestOutputHelper log) : IDisposable
 {
@@ -25,7 +13,7 @@ public sealed class QemuBootTests(ITestOutputHelper log) : IDisposable
 
     public void Dispose() => Directory.Delete(_temp, recursive: true);
 
-    [QemuGuestFact]
+    [NeedsFact(Need.QemuSystem, Need.GuestPackages)]
     public void Guest_boots_loads_virtio_modules_runs_the_command_and_powers_off()
     {
         string guestDir = TestEnvironment.GuestDir!;

@@ -7,7 +7,7 @@ public class RealGuestTests
 {
     private static string GuestDir => TestEnvironment.GuestDir!;
 
-    [GuestFact]
+    [NeedsFact(Need.GuestPackages)]
     public void Resolves_the_real_virtio_modules_in_dependency_order()
     {
         var resolved = KernelModules.Resolve(Path.Combine(GuestDir, "modules"), GuestInitramfs.DefaultModules);
@@ -26,7 +26,7 @@ public class RealGuestTests
         Assert.Equal(["failover"], resolved.Single(m => m.Name == "net_failover").Depends);
     }
 
-    [GuestFact]
+    [NeedsFact(Need.GuestPackages)]
     public void Virtio_mmio_is_found_through_acpi()
     {
         string path = Path.Combine(GuestDir, "modules", "kernel", "drivers", "virtio", "virtio_mmio.ko");
@@ -36,7 +36,7 @@ public class RealGuestTests
         Assert.Equal(File.ReadAllText(Path.Combine(GuestDir, "kernel-version")).Trim(), info.Get("vermagic")?.Split(' ')[0]);
     }
 
-    [GuestFact]
+    [NeedsFact(Need.GuestPackages)]
     public void Guest_initramfs_holds_busybox_init_devices_and_modules()
     {
         var builder = GuestInitramfs.Create(GuestDir, command: "echo hello");
@@ -63,7 +63,7 @@ public class RealGuestTests
         Assert.Equal(13, dep.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
     }
 
-    [GuestFact]
+    [NeedsFact(Need.GuestPackages)]
     public void Init_script_is_valid_busybox_sh()
     {
         string script = Path.Combine(Directory.CreateTempSubdirectory("sharpvmm-init-").FullName, "init");

@@ -1,7 +1,7 @@
 using SharpVmm.Boot.Linux;
 using SharpVmm.Core.Cpu;
 using SharpVmm.Memory;
-using static SharpVmm.Boot.Tests.TestGuest;
+using static SharpVmm.Boot.Tests.GuestInspection;
 
 namespace SharpVmm.Boot.Tests.Linux;
 
@@ -245,10 +245,10 @@ public sealed class LinuxLoaderTests : IDisposable
         Assert.All(probe, b => Assert.Equal(0, b));
     }
 
-    [KernelFact]
+    [LinuxGuestFact]
     public void Loads_the_Debian_cloud_kernel()
     {
-        var image = File.ReadAllBytes(TestGuest.KernelPath()!);
+        var image = File.ReadAllBytes(GuestFiles.KernelIfPresent!);
         var initrd = Initrd(1 << 20);
         var s = LinuxLoader.Load(_memory, new LinuxBootSpec
         {

@@ -22,12 +22,12 @@ public sealed class QemuBootTests(ITestOutputHelper output)
     private const int PowerOffExitStatus = (0x34 << 1) | 1; // isa-debug-exit: (value << 1) | 1, value = SLP_TYP 5 | SLP_EN
     private const string CommandLine = "console=ttyS0 earlyprintk=serial,ttyS0 pci=off tsc_early_khz=2000000";
 
-    [QemuBootTheory]
+    [NeedsTheory(Need.LinuxGuest, Need.QemuSystem, Need.Busybox)]
     [InlineData(256, 2)]
     [InlineData(4096, 1)]   // RAM split around the MMIO hole: 3 GiB low, 1 GiB above 4 GiB (QEMU "pc" does the same)
     public void The_Debian_kernel_boots_on_our_tables_and_powers_off_through_the_FADT(int memoryMiB, int cpus)
     {
-        using var dir = new Acpi.TempDir();
+        using var dir = new TempDir();
         using var memory = GuestMemory.Create((ulong)memoryMiB * MiB);
 
         // ACPI tables at the top of RAM: QEMU's BIOS ROM occupies 0xE0000-0xFFFFF, so the kernel gets the RSDP from
@@ -62,7 +62,7 @@ public sealed class QemuBootTests(ITestOutputHelper output)
 
         var state = LinuxLoader.Load(memory, new LinuxBootSpec
         {
-            Kernel = System.IO.File.ReadAllBytes(TestGuest.KernelPath()!),
+            Kernel = System.IO.File.ReadAllBytes(GuestFiles.KernelIfPresent!),
             Initrd = initrd,
             // tsc_early_khz: on a hardware-reduced platform Linux registers no PIT clockevent, so when the PIT-based TSC
             // calibration fails (it does when this 2-core host is busy) nothing makes jiffies tick and the LAPIC timer
@@ -128,7 +128,7 @@ public sealed class QemuBootTests(ITestOutputHelper output)
     private static List<(string Name, byte[] Bytes)> VirtioModules()
     {
         var list = new List<(string, byte[])>();
-        string dir = Path.Combine(Path.GetDirectoryName(TestGuest.KernelPath()!)!, "modules", "kernel", "drivers", "virtio");
+        string dir = Path.Combine(Path.GetDirectoryName(GuestFiles.KernelIfPresent!)!, "modules", "kernel", "drivers", "virtio");
         foreach (var name in new[] { "virtio_ring", "virtio", "virtio_mmio" })
         {
             string path = Path.Combine(dir, name + ".ko");
@@ -221,20 +221,6 @@ public sealed class QemuBootTests(ITestOutputHelper output)
     }
 }
 
-/// <summary>Runs when qemu-system-x86_64, the Debian kernel and a static busybox are all present.</summary>
-public sealed class QemuBootTheoryAttribute : TheoryAttribute
-{
-    public QemuBootTheoryAttribute()
-    {
-        if (TestGuest.KernelPath() is null) Skip = "Debian kernel not found (SHARPVMM_GUEST_DIR or ~/.cache/sharpvmm/guest/vmlinuz)";
-        else if (!OnPath("qemu-system-x86_64")) Skip = "qemu-system-x86_64 not installed (Debian package qemu-system-x86)";
-        else if (QemuBoot.Busybox() is null) Skip = "no static busybox (Debian package busybox-static, or $SHARPVMM_GUEST_DIR/busybox)";
-    }
-
-    private static bool OnPath(string tool) =>
-        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries).Any(d => File.Exists(Path.Combine(d, tool)));
-}
-
 internal static class QemuBoot
 {
 
@@ -242,7 +228,7 @@ internal static class QemuBoot
     public static string? Busybox()
     {
         var candidates = new List<string>();
-        if (TestGuest.KernelPath() is { } k) candidates.Add(Path.Combine(Path.GetDirectoryName(k)!, "busybox"));
+        if (GuestFiles.KernelIfPresent is { } k) candidates.Add(Path.Combine(Path.GetDirectoryName(k)!, "busybox"));
         candidates.Add("/bin/busybox");
         candidates.Add("/usr/bin/busybox");
         foreach (var c in candidates)

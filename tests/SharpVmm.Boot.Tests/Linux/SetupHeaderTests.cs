@@ -135,10 +135,10 @@ public class SetupHeaderTests
         Assert.Contains("kernel_alignment", Assert.Throws<BootException>(() => SetupHeader.Parse(image)).Message);
     }
 
-    [KernelFact]
+    [LinuxGuestFact]
     public void The_Debian_cloud_kernel_header_is_a_64_bit_relocatable_bzImage()
     {
-        var image = File.ReadAllBytes(TestGuest.KernelPath()!);
+        var image = File.ReadAllBytes(GuestFiles.KernelIfPresent!);
         var h = SetupHeader.Parse(image);
         Assert.True(h.Version >= SetupHeader.MinimumVersion);
         Assert.NotEqual(0, h.XLoadFlags & SetupHeader.XlfKernel64);

@@ -90,10 +90,3 @@ public class ImgChainAndTargetTests
     }
 }
 
-public sealed class QemuTheoryAttribute : TheoryAttribute
-{
-    public QemuTheoryAttribute()
-    {
-        if (ImgHarness.QemuImg == null || ImgHarness.QemuIoPath == null) Skip = "qemu-img/qemu-io not installed (apt-get install qemu-utils)";
-    }
-}

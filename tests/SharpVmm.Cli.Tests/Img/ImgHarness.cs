@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Diagnostics;
 using SharpVmm.Cli.Img;
 
 namespace SharpVmm.Cli.Tests.Img;
@@ -22,18 +21,13 @@ internal static class ImgHarness
         return o;
     }
 
-    public static readonly string? QemuImg = File.Exists("/usr/bin/qemu-img") ? "/usr/bin/qemu-img" : null;
-    public static readonly string? QemuIoPath = File.Exists("/usr/bin/qemu-io") ? "/usr/bin/qemu-io" : null;
+    public static readonly string? QemuImg = HostTools.Find("qemu-img");
+    public static readonly string? QemuIoPath = HostTools.Find("qemu-io");
 
     public static (int Code, string Out, string Err) Tool(string tool, params string[] args)
     {
-        var psi = new ProcessStartInfo(tool) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var so = p.StandardOutput.ReadToEndAsync();
-        var se = p.StandardError.ReadToEnd();
-        p.WaitForExit();
-        return (p.ExitCode, so.Result, se);
+        var r = ExternalTool.Run(tool, args);
+        return (r.ExitCode, r.Stdout, r.Stderr);
     }
 
     public static string Qemu(params string[] args)
@@ -51,14 +45,6 @@ internal static class ImgHarness
         var (code, o, e) = Tool(QemuIoPath!, [.. args]);
         if (code != 0 || o.Contains("verification failed", StringComparison.Ordinal) || e.Length > 0)
             throw new Xunit.Sdk.XunitException($"qemu-io {string.Join(' ', cmds)}: {e}{o}");
-    }
-}
-
-public sealed class QemuFactAttribute : FactAttribute
-{
-    public QemuFactAttribute()
-    {
-        if (ImgHarness.QemuImg == null || ImgHarness.QemuIoPath == null) Skip = "qemu-img/qemu-io not installed (apt-get install qemu-utils)";
     }
 }
 

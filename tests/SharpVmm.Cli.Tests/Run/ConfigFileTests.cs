@@ -172,11 +172,11 @@ public sealed class ConfigFileTests : IDisposable
         Assert.Equal("console=ttyS0", ConfigFilePaths.Resolve(O("--append"), "console=ttyS0", "/d"));
     }
 
-    [QmpKvmFact]
+    [Fact]
     public void A_whole_vm_runs_from_its_config_file()
     {
         File.WriteAllBytes(Path.Combine(_dir, "hello.bin"), HelloGuest.Assemble(EntryMode.Protected, 0x1000));
-        string file = Write("""{"accel": "kvm", "memory": "16M", "flat": "hello.bin@0x1000", "entry-mode": "protected", "serial": "file:serial.txt"}""");
+        string file = Write("""{"accel": "emu", "memory": "16M", "flat": "hello.bin@0x1000", "entry-mode": "protected", "serial": "file:serial.txt"}""");
         int code = Program.Main(["run", "--config", file]);
         Assert.Equal(HelloGuest.ExpectedExitCode(EntryMode.Protected), code);
         Assert.Equal(HelloGuest.Message(EntryMode.Protected), File.ReadAllText(Path.Combine(_dir, "serial.txt")));

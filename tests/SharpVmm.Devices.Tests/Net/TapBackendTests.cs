@@ -3,22 +3,12 @@ using SharpVmm.Devices.Net.Tap;
 
 namespace SharpVmm.Devices.Tests.Net;
 
-/// <summary>Skips, with the reason, where a tap cannot be created (not root, no /dev/net/tun).</summary>
-public sealed class TapFactAttribute : FactAttribute
-{
-    public TapFactAttribute()
-    {
-        if (!File.Exists(TapBackend.DevicePath)) Skip = $"no {TapBackend.DevicePath} on this host";
-        else if (Environment.UserName != "root") Skip = "creating a tap interface needs root (CAP_NET_ADMIN)";
-    }
-}
-
 /// <summary>Creates tap interfaces without addresses and never brings them up: no traffic leaves the test.</summary>
 public sealed class TapBackendTests
 {
     private static string RandomName() => "svmt" + Random.Shared.Next(0, 1 << 24).ToString("x6", System.Globalization.CultureInfo.InvariantCulture);
 
-    [TapFact]
+    [NeedsFact(Need.Tap)]
     public void A_tap_exists_while_the_backend_lives_and_is_gone_after_dispose()
     {
         string name = RandomName();
@@ -33,7 +23,7 @@ public sealed class TapBackendTests
         Assert.False(Directory.Exists($"/sys/class/net/{name}"));
     }
 
-    [TapFact]
+    [NeedsFact(Need.Tap)]
     public void A_name_template_is_resolved_by_the_kernel()
     {
         using var tap = new TapBackend("svmt%d");
@@ -41,7 +31,7 @@ public sealed class TapBackendTests
         Assert.True(Directory.Exists($"/sys/class/net/{tap.Name}"));
     }
 
-    [TapFact]
+    [NeedsFact(Need.Tap)]
     public void A_tap_in_use_is_refused_with_a_clear_message()
     {
         string name = RandomName();

@@ -2,16 +2,16 @@ using System.Text;
 using Iced.Intel;
 using static Iced.Intel.AssemblerRegisters;
 
-namespace SharpVmm.Machine.Tests.Snapshot;
+namespace SharpVmm.Testing;
 
 /// <summary>
 /// A real-mode guest at 0x1000 that counts ticks in RAM (word at 0x3000), spins <c>delay</c> iterations between
 /// ticks with the count in ECX, prints each tick as four hex digits and a newline on COM1, and after
 /// <c>ticks</c> ticks exits through the debug port with code 0x2A ((0x2A &lt;&lt; 1) | 1 = 85).
 /// Its whole output is therefore known in advance: a snapshot taken anywhere must continue it exactly.
-/// The end-to-end tests compile this same file (linked in their project) for the guests they run in a real process.
+/// Machine tests snapshot it inside the test process; the end-to-end tests run it in a real sharpvmm process.
 /// </summary>
-internal static class CountingGuest
+public static class CountingGuest
 {
     public const int ExitCode = (0x2A << 1) | 1;
 
@@ -54,9 +54,7 @@ internal static class CountingGuest
         a.@out(0xF4, al);
         a.cli();
         a.hlt();
-        using var ms = new MemoryStream();
-        a.Assemble(new StreamCodeWriter(ms), 0x1000);
-        return ms.ToArray();
+        return GuestCode.Assemble(a, 0x1000);
     }
 
     /// <summary>Everything the guest prints when it runs to the end.</summary>
@@ -73,19 +71,8 @@ internal static class CountingGuest
         var deadline = DateTime.UtcNow + timeout;
         while (read().Count(c => c == '\n') < lines)
         {
-            if (DateTime.UtcNow > deadline) Assert.Fail($"the guest printed fewer than {lines} lines in {timeout.TotalSeconds} s: '{read()}'");
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"the guest printed fewer than {lines} lines in {timeout.TotalSeconds} s: '{read()}'");
             Thread.Sleep(20);
         }
-    }
-
-    /// <summary>Waits for a started VM to end; one that runs away fails the test.</summary>
-    public static Lifecycle.VmExitResult WaitForExit(VirtualMachine vm, int timeoutSeconds = 60)
-    {
-        if (!vm.Exited.Wait(TimeSpan.FromSeconds(timeoutSeconds)))
-        {
-            vm.Stop();
-            Assert.Fail($"guest did not finish within {timeoutSeconds} s");
-        }
-        return vm.Exited.Result;
     }
 }

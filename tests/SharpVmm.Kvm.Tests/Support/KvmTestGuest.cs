@@ -5,11 +5,11 @@ using SharpVmm.Memory;
 namespace SharpVmm.Kvm.Tests.Support;
 
 /// <summary>A small VM for one test: guest RAM, a recording bus, a KVM accelerator and code assembled by Iced.</summary>
-public sealed class TestGuest : IDisposable
+public sealed class KvmTestGuest : IDisposable
 {
     public const ulong CodeAddress = 0x1000;
 
-    public TestGuest(KvmOptions? options = null, IReadOnlyList<(ulong Base, ulong Size)>? ram = null)
+    public KvmTestGuest(KvmOptions? options = null, IReadOnlyList<(ulong Base, ulong Size)>? ram = null)
     {
         Memory = GuestMemory.Create(ram ?? [(0UL, 0x10_0000UL)]);
         Bus = new RecordingBus();
@@ -31,11 +31,7 @@ public sealed class TestGuest : IDisposable
     /// <summary>Assembles <paramref name="build"/>'s code for <paramref name="bitness"/> at <paramref name="address"/> and writes it to RAM.</summary>
     public byte[] Load(int bitness, Action<Assembler> build, ulong address = CodeAddress)
     {
-        var a = new Assembler(bitness);
-        build(a);
-        var stream = new MemoryStream();
-        a.Assemble(new StreamCodeWriter(stream), address);
-        byte[] code = stream.ToArray();
+        byte[] code = GuestCode.Assemble(bitness, build, address);
         Memory.Write(address, code);
         return code;
     }

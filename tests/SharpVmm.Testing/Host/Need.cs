@@ -1,0 +1,31 @@
+namespace SharpVmm.Testing;
+
+/// <summary>
+/// A host feature a test needs. Each has one probe and one skip reason (<see cref="HostFeatures.Missing"/>), so a
+/// suite that skips for a missing feature says so in the same words everywhere and the test script can count them.
+/// </summary>
+public enum Need
+{
+    /// <summary>A usable /dev/kvm (opens, API version 12, KVM_CAP_IMMEDIATE_EXIT).</summary>
+    Kvm,
+    /// <summary>Running as root (tap devices, network namespaces, KSM switches).</summary>
+    Root,
+    /// <summary>qemu-img and qemu-io (Debian qemu-utils): the reference oracle for images.</summary>
+    QemuUtils,
+    /// <summary>qemu-system-x86_64 (Debian qemu-system-x86): the reference VMM for side-by-side boots.</summary>
+    QemuSystem,
+    /// <summary>The guest kernel and initramfs that guest/setup.sh prepares.</summary>
+    LinuxGuest,
+    /// <summary>The unpacked guest packages (guest/fetch.sh): kernel, modules, busybox.</summary>
+    GuestPackages,
+    /// <summary>A static busybox (Debian busybox-static).</summary>
+    Busybox,
+    /// <summary>iasl (Debian acpica-tools): the ACPI compiler/disassembler used as an oracle.</summary>
+    Iasl,
+    /// <summary>gcc and the kernel's UAPI headers, to compile C probes.</summary>
+    CCompiler,
+    /// <summary>/dev/net/tun and the ip command, for tap devices inside test-made network namespaces.</summary>
+    Tap,
+    /// <summary>Kernel same-page merging (/sys/kernel/mm/ksm).</summary>
+    Ksm,
+}

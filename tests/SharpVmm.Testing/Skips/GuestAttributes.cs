@@ -1,0 +1,19 @@
+namespace SharpVmm.Testing;
+
+/// <summary>A fact that boots the guest kernel and initramfs guest/setup.sh prepares.</summary>
+public sealed class LinuxGuestFactAttribute : FactAttribute
+{
+    public LinuxGuestFactAttribute()
+    {
+        if (HostFeatures.Missing(Need.LinuxGuest) is { } why) Skip = why;
+    }
+}
+
+/// <summary>The theory form of <see cref="LinuxGuestFactAttribute"/>.</summary>
+public sealed class LinuxGuestTheoryAttribute : TheoryAttribute
+{
+    public LinuxGuestTheoryAttribute()
+    {
+        if (HostFeatures.Missing(Need.LinuxGuest) is { } why) Skip = why;
+    }
+}
