@@ -7,7 +7,11 @@ using Xunit.Abstractions;
 
 namespace SharpVmm.Devices.Tests.Virtio;
 
-/// <summary>Steady-state requests through the transport allocate nothing in the virtio layer.</summary>
+/// <summary>
+/// Steady-state requests through the transport allocate nothing in the virtio layer. Measured with
+/// <see cref="AllocationMeter"/>: what the runtime allocates once on the thread (tiering, lazy set-up) is not the
+/// device's and must not fail the test; an allocation per request shows in every batch.
+/// </summary>
 public sealed class HotPathTests(ITestOutputHelper output)
 {
     private static void Cycle(Ring ring, MmioDriver d, ushort head)
@@ -25,15 +29,18 @@ public sealed class HotPathTests(ITestOutputHelper output)
         ring.SetDesc(0, 0x10000, 8, Ring.Write | Ring.Next, 1);
         ring.SetDesc(1, 0x11000, 8, Ring.Write);
         for (int i = 0; i < 100; i++) Cycle(ring, d, 0);
-        long before = GC.GetAllocatedBytesForCurrentThread();
+        const int n = 4000, batches = 5;
+        int done = 100;
         long t0 = Stopwatch.GetTimestamp();
-        const int n = 20000;
-        for (int i = 0; i < n; i++) Cycle(ring, d, 0);
+        long allocated = AllocationMeter.LeastBytesPerBatch(() =>
+        {
+            for (int i = 0; i < n; i++) Cycle(ring, d, 0);
+            done += n;
+        }, batches);
         double seconds = Stopwatch.GetElapsedTime(t0).TotalSeconds;
-        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
-        output.WriteLine($"virtio-rng: {n / seconds:F0} requests/s (16 bytes each, notify per request), {allocated} bytes allocated");
+        output.WriteLine($"virtio-rng: {(done - 100) / seconds:F0} requests/s (16 bytes each, notify per request), {allocated} bytes allocated in the cleanest batch of {n}");
         Assert.Equal(0, allocated);
-        Assert.Equal(unchecked((ushort)(n + 100)), ring.UsedIdx);
+        Assert.Equal(unchecked((ushort)done), ring.UsedIdx);
     }
 
     [Fact]
@@ -52,13 +59,14 @@ public sealed class HotPathTests(ITestOutputHelper output)
             ring.SetDesc(1, 0x11000, 4096, Ring.Write | Ring.Next, 2);
             ring.SetDesc(2, 0x12000, 1, Ring.Write);
             for (int i = 0; i < 100; i++) Cycle(ring, d, 0);
-            long before = GC.GetAllocatedBytesForCurrentThread();
+            const int n = 4000;
             long t0 = Stopwatch.GetTimestamp();
-            const int n = 20000;
-            for (int i = 0; i < n; i++) Cycle(ring, d, 0);
+            long allocated = AllocationMeter.LeastBytesPerBatch(() =>
+            {
+                for (int i = 0; i < n; i++) Cycle(ring, d, 0);
+            });
             double seconds = Stopwatch.GetElapsedTime(t0).TotalSeconds;
-            long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
-            output.WriteLine($"virtio-blk raw 4 KiB reads: {n / seconds:F0} requests/s, {allocated / (double)n:F1} bytes allocated per request");
+            output.WriteLine($"virtio-blk raw 4 KiB reads: {allocated / (double)n:F1} bytes allocated per request in the cleanest batch of {n} ({seconds:F2} s)");
             Assert.Equal(0, ring.Memory.Read<byte>(0x12000));
             Assert.Equal(0, allocated);
         }
