@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets everything up, then builds and runs every test project. Exit code: non-zero if any test failed.
-# The last line sums up all projects: "tests: N passed, N failed, N skipped".
+# The last line sums up all projects: "tests: N passed, N failed, N skipped"; the line before it counts the skipped
+# tests by the host feature they need ("needs KVM: 58"), read from each project's TRX results.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -9,9 +10,11 @@ dotnet build SharpVmm.slnx --no-restore -c Release --verbosity quiet -nologo
 scripts/publish.sh
 export SHARPVMM_BIN="$PWD/artifacts/bin/sharpvmm"
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+results=$(mktemp -d)
+trap 'rm -rf "$log" "$results"' EXIT
+export SHARPVMM_TEST_RESULTS="$results"
 set +e
-dotnet test SharpVmm.slnx --no-build -c Release --verbosity quiet -nologo "$@" 2>&1 | tee "$log"
+dotnet test SharpVmm.slnx --no-build -c Release --verbosity quiet -nologo --logger trx "$@" 2>&1 | grep --line-buffered -v "^Results File: " | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 read -r passed failed skipped < <(awk '
@@ -23,6 +26,16 @@ read -r passed failed skipped < <(awk '
     }
   }
   END { printf "%d %d %d\n", p, f, s }' "$log")
+# Every skip reason starts "needs <feature>:" (tests/SharpVmm.Testing/Host/HostFeatures.cs); count by that prefix.
+skips=$(cat "$results"/*/*.trx 2>/dev/null | awk '
+  /outcome="NotExecuted"/ { skipped = 1 }
+  skipped && /<Message>/ {
+    m = $0; sub(/.*<Message>/, "", m); sub(/<\/Message>.*/, "", m)
+    split(m, parts, ":"); n[parts[1]]++; skipped = 0
+  }
+  /<\/UnitTestResult>/ { skipped = 0 }
+  END { for (k in n) printf "%s%s: %d", (c++ ? ", " : ""), k, n[k] }')
+echo "skipped by reason: ${skips:-none}"
 echo "tests: ${passed} passed, ${failed} failed, ${skipped} skipped"
 if [ "$passed" -eq 0 ]; then echo "no test ran" >&2; exit 1; fi
 exit "$status"
