@@ -16,7 +16,7 @@ public static class RunCommand
 {
     public static Command Create()
     {
-        var accel = new Option<string>("--accel") { Description = "Accelerator: kvm, emu (our x86-64 CPU) or auto; tb-size caps emu's decoded-code cache (MiB, 0 = unbounded)", DefaultValueFactory = _ => "auto", HelpName = AccelSpec.Syntax };
+        var accel = new Option<string>("--accel") { Description = "Accelerator: kvm, emu (our x86-64 CPU) or auto (KVM where /dev/kvm is usable, else emu, saying why); tb-size caps emu's decoded-code cache (MiB, 0 = unbounded)", DefaultValueFactory = _ => "auto", HelpName = AccelSpec.Syntax };
         // Checked while parsing, so a bad value is blamed on --accel (or on the config file's "accel" key).
         accel.Validators.Add(r =>
         {

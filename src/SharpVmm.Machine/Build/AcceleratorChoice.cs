@@ -1,9 +1,10 @@
+using SharpVmm.Kvm;
 using SharpVmm.Machine.Config;
 
 namespace SharpVmm.Machine.Build;
 
 /// <summary>
-/// Resolves <c>--accel auto</c>. KVM is used when /dev/kvm can be opened, except for Linux kernels on a PVM host:
+/// Resolves <c>--accel auto</c>. KVM is used when /dev/kvm opens and speaks KVM's API, except for Linux kernels on a PVM host:
 /// PVM's in-kernel emulator cannot boot an unmodified Linux (it lacks cmpxchg16b), so those go to the emulator.
 /// </summary>
 public static class AcceleratorChoice
@@ -19,18 +20,28 @@ public static class AcceleratorChoice
 
     public static bool IsPvmHost() => Directory.Exists("/sys/module/kvm_pvm");
 
+    /// <summary>
+    /// KVM counts as usable when /dev/kvm opens and answers as KVM API 12 does (the same check the KVM accelerator
+    /// makes), so a host without the device, without permission, or with something else at that path picks emu and
+    /// says which of these it was.
+    /// </summary>
     private static bool KvmUsable(out string why)
     {
         try
         {
-            using var f = new FileStream("/dev/kvm", FileMode.Open, FileAccess.ReadWrite);
+            using var kvm = KvmSystem.Open();
             why = "";
             return true;
         }
-        catch (FileNotFoundException) { why = "no /dev/kvm"; }
-        catch (DirectoryNotFoundException) { why = "no /dev/kvm"; }
-        catch (UnauthorizedAccessException) { why = "no permission to open /dev/kvm"; }
-        catch (IOException ex) { why = ex.Message; }
-        return false;
+        catch (KvmException e)
+        {
+            why = e.Kind switch
+            {
+                KvmErrorKind.NoDevice => "no /dev/kvm",
+                KvmErrorKind.NoPermission => "no permission to open /dev/kvm",
+                _ => e.Message,
+            };
+            return false;
+        }
     }
 }
