@@ -108,18 +108,10 @@ public sealed class LinuxVirtioTests : IDisposable
     }
 }
 
+/// <summary>Host tools the end-to-end tests use as oracles; what they print, both streams together.</summary>
 internal static class Tools
 {
-    public static bool Exists(string name) =>
-        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':').Any(d => File.Exists(Path.Combine(d, name)));
+    public static bool Exists(string name) => HostTools.Exists(name);
 
-    public static string Run(string file, params string[] args)
-    {
-        var psi = new System.Diagnostics.ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = System.Diagnostics.Process.Start(psi)!;
-        string output = p.StandardOutput.ReadToEnd() + p.StandardError.ReadToEnd();
-        p.WaitForExit();
-        return output;
-    }
+    public static string Run(string file, params string[] args) => ExternalTool.Run(HostTools.Find(file) ?? file, args).Output;
 }

@@ -104,15 +104,7 @@ public sealed partial class NetworkTests : IDisposable
         Assert.Contains("SHARPVMM-EXIT=0", output);
     }
 
-    private static void Run(string file, params string[] args)
-    {
-        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        string output = p.StandardOutput.ReadToEnd() + p.StandardError.ReadToEnd();
-        p.WaitForExit();
-        Assert.True(p.ExitCode == 0, $"{file} {string.Join(' ', args)} failed ({p.ExitCode}): {output}");
-    }
+    private static void Run(string file, params string[] args) => ExternalTool.RunOk(HostTools.Find(file) ?? file, args);
 
     [GeneratedRegex("WGET-CS=([0-9]+)")]
     private static partial Regex WgetTime();
