@@ -16,8 +16,14 @@ internal static unsafe partial class Handlers
         c.RequestAttention(); // back to the outer loop: HLT, mode and interrupt-flag changes are handled there
         switch (ins.Code)
         {
-            case Code.Sysretd: c.Sysret(4); return;
-            case Code.Sysretq: c.Sysret(8); return;
+            case Code.Sysretd:
+            case Code.Sysretq:
+            {
+                bool tf = (c.FlOther & X86Cpu.TF) != 0;
+                c.Sysret(ins.Code == Code.Sysretq ? 8 : 4);
+                c.SingleStepFollowsNewTf(tf);
+                return;
+            }
             case Code.Sysexitd: c.Sysexit(4); return;
             case Code.Sysexitq: c.Sysexit(8); return;
         }
@@ -45,11 +51,11 @@ internal static unsafe partial class Handlers
                 return;
             }
             case Mnemonic.Int:
-                throw c.SoftwareInterrupt((int)ins.Immediate8);
+                throw c.SoftwareInterrupt((int)ins.Immediate8, c.CurrentIp(ref op));
             case Mnemonic.Int3:
-                throw c.SoftwareInterrupt(3);
+                throw c.SoftwareInterrupt(3, c.CurrentIp(ref op));
             case Mnemonic.Into:
-                if (c.Cond(0)) throw c.SoftwareInterrupt(4);
+                if (c.Cond(0)) throw c.SoftwareInterrupt(4, c.CurrentIp(ref op));
                 return;
             case Mnemonic.Int1:
                 c.Rip = c.CurrentIp(ref op);
@@ -190,8 +196,12 @@ internal static unsafe partial class Handlers
                 return;
             }
             case Mnemonic.Syscall:
+            {
+                bool tf = (c.FlOther & X86Cpu.TF) != 0;
                 c.Syscall(next);
+                c.SingleStepFollowsNewTf(tf);
                 return;
+            }
             case Mnemonic.Sysenter:
                 c.Sysenter();
                 return;
