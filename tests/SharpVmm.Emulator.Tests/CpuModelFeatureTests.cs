@@ -34,7 +34,8 @@ public class CpuModelFeatureTests
         Assert.NotEqual(0u, l1.C & (1u << 17));   // PCID
         Assert.Equal(0u, l1.C & (1u << 24));      // TSC-deadline: no local APIC in this guest
         Assert.Equal(0u, l1.C & (1u << 21));      // no x2APIC
-        Assert.Equal(0u, l1.C & (1u << 26));      // no XSAVE
+        Assert.NotEqual(0u, l1.C & (1u << 26));   // XSAVE (XsaveTests)
+        Assert.Equal(0u, l1.C & (1u << 27));      // OSXSAVE: CR4.OSXSAVE is off
         var l7 = Cpuid(g, 7);
         foreach (int bit in new[] { 3, 7, 10, 23, 24 }) Assert.True((l7.B & (1u << bit)) != 0, $"leaf 7 EBX bit {bit}");
         Assert.Equal(0u, l7.B & (1u << 20));      // no SMAP

@@ -229,6 +229,22 @@ internal static unsafe partial class Handlers
             case Mnemonic.Fxrstor64:
                 c.Fxrstor(c.Ea(ref op));
                 return;
+            case Mnemonic.Xgetbv:
+                SetEdxEax(c, c.Xgetbv((uint)c.R[1]));
+                return;
+            case Mnemonic.Xsetbv:
+                c.Xsetbv((uint)c.R[1], ((ulong)(uint)c.R[2] << 32) | (uint)c.R[0]);
+                return;
+            case Mnemonic.Xsave:
+            case Mnemonic.Xsave64:
+            case Mnemonic.Xsaveopt:
+            case Mnemonic.Xsaveopt64:
+                c.Xsave(c.Ea(ref op), ((ulong)(uint)c.R[2] << 32) | (uint)c.R[0]);
+                return;
+            case Mnemonic.Xrstor:
+            case Mnemonic.Xrstor64:
+                c.Xrstor(c.Ea(ref op), ((ulong)(uint)c.R[2] << 32) | (uint)c.R[0]);
+                return;
             case Mnemonic.Ldmxcsr:
             {
                 uint v = c.Read32(c.Ea(ref op));
