@@ -33,6 +33,7 @@ public sealed unsafe partial class KvmAccelerator : IAccelerator, IIrqRouter
         _msrsToSave = ChooseMsrs(system.GetMsrIndexList());
         HasVcpuEvents = vm.HasCapability(KvmCap.VcpuEvents);
         HasXsave = vm.HasCapability(KvmCap.Xsave);
+        HasXcrs = vm.HasCapability(KvmCap.Xcrs);
     }
 
     public string Name => "kvm";
@@ -43,6 +44,7 @@ public sealed unsafe partial class KvmAccelerator : IAccelerator, IIrqRouter
     public KvmOptions Options { get; }
     internal bool HasVcpuEvents { get; }
     internal bool HasXsave { get; }
+    internal bool HasXcrs { get; }
 
     /// <summary>This accelerator when the in-kernel irqchip is on (GSIs go to KVM_IRQ_LINE), otherwise null.</summary>
     public IIrqRouter? IrqRouter => Options.IrqChip ? this : null;

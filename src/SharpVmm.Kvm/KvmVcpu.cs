@@ -260,6 +260,7 @@ public sealed unsafe class KvmVcpu : IVcpu
         {
             s.Fpu = VcpuStateMapper.ToState(_fd.GetFpu());
         }
+        if (_owner.HasXcrs) s.Xcr0 = ReadXcr0();
         ReadMsrs(s.Msrs);
         bool halted = false;
         if (_owner.Options.IrqChip)
@@ -270,6 +271,15 @@ public sealed unsafe class KvmVcpu : IVcpu
         }
         if (_owner.HasVcpuEvents) s.Events = VcpuStateMapper.ToState(_fd.GetVcpuEvents(), halted);
         return s;
+    }
+
+    /// <summary>XCR0 from KVM_GET_XCRS (x87 only if KVM lists no XCR0).</summary>
+    private ulong ReadXcr0()
+    {
+        var xcrs = _fd.GetXcrs();
+        for (int i = 0; i < (int)Math.Min(xcrs.NrXcrs, (uint)KvmXcrs.MaxXcrs); i++)
+            if (xcrs[i].Xcr == 0) return xcrs[i].Value;
+        return 1;
     }
 
     private void ReadMsrs(SortedDictionary<uint, ulong> into)
@@ -308,6 +318,12 @@ public sealed unsafe class KvmVcpu : IVcpu
         else
         {
             _fd.SetFpu(VcpuStateMapper.ToKvm(state.Fpu));
+        }
+        if (_owner.HasXcrs && ReadXcr0() != state.Xcr0)
+        {
+            var xcrs = new KvmXcrs { NrXcrs = 1 };
+            xcrs[0] = new KvmXcr { Xcr = 0, Value = state.Xcr0 };
+            _fd.SetXcrs(xcrs);
         }
         WriteMsrs(state.Msrs);
         if (_owner.Options.IrqChip)

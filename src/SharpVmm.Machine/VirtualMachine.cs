@@ -23,6 +23,7 @@ public sealed partial class VirtualMachine : IVmControl, IDisposable
     private readonly IVcpu[] _vcpus;
     private readonly Thread[] _threads;
     private readonly bool[] _halted;
+    private readonly bool[] _haltedWithInterrupts;
     private readonly int[] _threadIds;
     private readonly Func<VcpuState[]> _loadPayload;
     private readonly List<IDisposable> _owned = [];
@@ -46,6 +47,7 @@ public sealed partial class VirtualMachine : IVmControl, IDisposable
         _log = logger ?? NullLogger.Instance;
         _loadPayload = loadPayload;
         _halted = new bool[vcpuCount];
+        _haltedWithInterrupts = new bool[vcpuCount];
         _threadIds = new int[vcpuCount];
         _threads = new Thread[vcpuCount];
         _vcpus = new IVcpu[vcpuCount];
@@ -291,14 +293,21 @@ public sealed partial class VirtualMachine : IVmControl, IDisposable
             case VcpuExitReason.Kicked:
                 return;
             case VcpuExitReason.Halt:
-                var halted = VmExitResult.AllHalted();
+                // Read on this vCPU's own thread while it is out of the guest; HLT exits are rare (flat guests).
+                bool withIf = (_vcpus[index].GetState().Rflags & 0x200) != 0;
+                VmExitResult? halted = null;
                 bool stopped = false;
                 lock (_gate)
                 {
                     _halted[index] = true;
-                    if (!_resetPending && Array.TrueForAll(_halted, h => h)) stopped = FinishLocked(halted);
+                    _haltedWithInterrupts[index] = withIf;
+                    if (!_resetPending && Array.TrueForAll(_halted, h => h))
+                    {
+                        halted = VmExitResult.AllHalted(Array.Exists(_haltedWithInterrupts, h => h));
+                        stopped = FinishLocked(halted);
+                    }
                 }
-                if (stopped) Completed(halted);
+                if (stopped) Completed(halted!);
                 return;
             case VcpuExitReason.Shutdown:
                 // A reset already asked for wins: a guest that goes on after writing the reset register (Linux

@@ -72,6 +72,19 @@ public sealed class StateTests
     [KvmFact]
     public void GetState_SetState_GetState_is_lossless_with_irqchip_including_the_lapic_page() => RoundTrip(irqChip: true);
 
+    [KvmFact]
+    public void Xcr0_round_trips_through_kvm_xcrs()
+    {
+        using var g = new KvmTestGuest();
+        using var vcpu = g.Accelerator.CreateKvmVcpu(0);
+        var s = vcpu.GetState();
+        Assert.Equal(1UL, s.Xcr0);                 // after reset: x87 only
+        s.Cr4 |= 1UL << 18;                        // OSXSAVE
+        s.Xcr0 = 3;
+        vcpu.SetState(s);
+        Assert.Equal(3UL, vcpu.GetState().Xcr0);
+    }
+
     private static void RoundTrip(bool irqChip)
     {
         using var g = new KvmTestGuest(new KvmOptions { IrqChip = irqChip });

@@ -91,6 +91,33 @@ public sealed class FlatGuestTests
     }
 
     [Theory, KvmInlineData(AcceleratorKind.Kvm), InlineData(AcceleratorKind.Emu)]
+    public void Hlt_with_interrupts_on_but_no_interrupt_controller_ends_the_run_and_says_so(AcceleratorKind accel)
+    {
+        var a = new Assembler(16);
+        a.sti();
+        a.hlt();
+        using var h = new GuestHarness();
+        using var vm = h.Build(GuestHarness.Assemble(a, EntryMode.Real, 0x1000), EntryMode.Real, accel: accel);
+        var r = GuestHarness.RunToEnd(vm);
+        Assert.Equal(VmStopReason.Halted, r.Reason);
+        Assert.Equal(0, r.ExitCode);
+        Assert.Contains("interrupts enabled", r.Message, StringComparison.Ordinal);
+        Assert.Contains("no interrupt controller", r.Message, StringComparison.Ordinal);
+    }
+
+    [Theory, KvmInlineData(AcceleratorKind.Kvm), InlineData(AcceleratorKind.Emu)]
+    public void Hlt_with_interrupts_off_says_interrupts_disabled(AcceleratorKind accel)
+    {
+        var a = new Assembler(16);
+        a.cli();
+        a.hlt();
+        using var h = new GuestHarness();
+        using var vm = h.Build(GuestHarness.Assemble(a, EntryMode.Real, 0x1000), EntryMode.Real, accel: accel);
+        var r = GuestHarness.RunToEnd(vm);
+        Assert.Equal("all vCPUs halted with interrupts disabled", r.Message);
+    }
+
+    [Theory, KvmInlineData(AcceleratorKind.Kvm), InlineData(AcceleratorKind.Emu)]
     public void Two_vcpus_run_at_once_and_each_reports_its_apic_id(AcceleratorKind accel)
     {
         // Both vCPUs start at the entry point; CPUID.1:EBX[31:24] tells them apart.

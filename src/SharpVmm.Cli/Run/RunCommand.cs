@@ -25,7 +25,7 @@ public static class RunCommand
         });
         var memory = new Option<string>("--memory", "-m") { Description = "Guest RAM, e.g. 256M or 2G (no suffix: MiB); merge=off leaves it out of KSM, hugepages=on asks for THP, prealloc=on backs it up front", DefaultValueFactory = _ => "256M", HelpName = MemorySpec.Syntax };
         var cpus = new Option<int>("--cpus") { Description = "Number of vCPUs", DefaultValueFactory = _ => 1, HelpName = "N" };
-        var kernel = new Option<string?>("--kernel") { Description = "Linux bzImage to boot", HelpName = "FILE" };
+        var kernel = new Option<string?>("--kernel") { Description = "Linux bzImage or Multiboot (ELF32) kernel to boot", HelpName = "FILE" };
         var initrd = new Option<string?>("--initrd") { Description = "Initial ramdisk for --kernel", HelpName = "FILE" };
         var append = new Option<string?>("--append") { Description = "Kernel command line (default: console=ttyS0)", HelpName = "TEXT" };
         var flat = new Option<string?>("--flat") { Description = "Raw binary loaded at a guest-physical address, e.g. hello.bin@0x1000", HelpName = "FILE@ADDR" };
@@ -41,12 +41,14 @@ public static class RunCommand
         var restore = new Option<string?>("--restore") { Description = "Continue the guest saved in a snapshot file (snapshot-save); give the options it was started with", HelpName = "FILE" };
         var incoming = new Option<string?>("--incoming") { Description = "Wait for a live migration instead of booting: tcp:HOST:PORT, or defer (QMP migrate-incoming gives the address)", HelpName = "tcp:HOST:PORT|defer" };
         var paused = new Option<bool>("--paused", "-S") { Description = "Build the VM but leave its vCPUs stopped until QMP cont (QEMU's -S; query-status says prelaunch); needs --qmp" };
+        var device = new Option<string[]>("--device") { Description = "An optional test device (repeatable), as QEMU's -device: pc-testdev, or isa-debug-exit[,iobase=PORT][,iosize=N] to move the debug-exit port from 0xF4", HelpName = DeviceSpec.Syntax, AllowMultipleArgumentsPerToken = false };
         var serial = new Option<string>("--serial") { Description = "Where COM1 goes: stdio, file:PATH, unix:PATH (we listen) or none", DefaultValueFactory = _ => "stdio", HelpName = "stdio|file:PATH|unix:PATH" };
 
         var cmd = new Command("run", "Boot a guest and run it until it powers off; the exit code is the guest's (debug-exit port) or 0.")
         {
             accel, memory, cpus, kernel, initrd, append, flat, entry, serial, disk, rng, balloon, net, console, qmp, restore, incoming,
         };
+        cmd.Add(device);
         cmd.Add(noReboot);
         cmd.Add(paused);
         var configFile = ConfigFileOption.AddTo(cmd);
@@ -67,6 +69,7 @@ public static class RunCommand
                 Serial = pr.GetValue(serial)!,
                 Disks = [.. (pr.GetValue(disk) ?? []).Select(DiskSpec.Parse)],
                 Rng = pr.GetValue(rng),
+                TestDevices = [.. (pr.GetValue(device) ?? []).Select(DeviceSpec.Parse)],
                 Nets = [.. (pr.GetValue(net) ?? []).Select(NetSpec.Parse)],
                 Console = pr.GetValue(console),
                 NoReboot = pr.GetValue(noReboot),

@@ -8,7 +8,8 @@ namespace SharpVmm.Core.State;
 /// </summary>
 public static class VcpuStateCodec
 {
-    public const int Version = 1;
+    /// <summary>Version 2 added XCR0 (after the APIC base); version 1 states read with XCR0 = x87 only.</summary>
+    public const int Version = 2;
     private const int MaxMsrs = 4096;
 
     public static void Write(StateWriter w, VcpuState s)
@@ -25,6 +26,7 @@ public static class VcpuStateCodec
         w.WriteU64(s.Cr0); w.WriteU64(s.Cr2); w.WriteU64(s.Cr3); w.WriteU64(s.Cr4); w.WriteU64(s.Cr8);
         w.WriteU64(s.Efer);
         w.WriteU64(s.ApicBase);
+        w.WriteU64(s.Xcr0);
         w.WriteI32(s.Msrs.Count);
         foreach (var (index, value) in s.Msrs)
         {
@@ -47,7 +49,7 @@ public static class VcpuStateCodec
     public static VcpuState Read(StateReader r)
     {
         int version = r.ReadI32("vCPU state version");
-        if (version != Version) throw r.Error($"vCPU state version {version} is not supported (this SharpVmm reads version {Version})");
+        if (version is not (1 or Version)) throw r.Error($"vCPU state version {version} is not supported (this SharpVmm reads version {Version})");
         var s = new VcpuState();
         for (int i = 0; i < 16; i++) s.Gprs[i] = r.ReadU64("a general-purpose register");
         s.Rip = r.ReadU64("RIP");
@@ -59,6 +61,11 @@ public static class VcpuStateCodec
         s.Cr0 = r.ReadU64("CR0"); s.Cr2 = r.ReadU64("CR2"); s.Cr3 = r.ReadU64("CR3"); s.Cr4 = r.ReadU64("CR4"); s.Cr8 = r.ReadU64("CR8");
         s.Efer = r.ReadU64("EFER");
         s.ApicBase = r.ReadU64("APIC base");
+        if (version >= 2)
+        {
+            s.Xcr0 = r.ReadU64("XCR0");
+            if ((s.Xcr0 & 1) == 0) throw r.Error($"XCR0 0x{s.Xcr0:x} lacks the x87 bit, which is always set");
+        }
         int msrs = r.ReadInt(0, MaxMsrs, "MSR count");
         for (int i = 0; i < msrs; i++)
         {

@@ -100,6 +100,8 @@ public sealed class IoBus : IIoBus
         {
             var r = _portRanges[i - 1];
             if (r.Contains(port, (ulong)data.Length)) { Read(r, port - r.Base, data); return; }
+            PioReadSplit(port, data);
+            return;
         }
         Unmapped(IoSpace.Port, port, data.Length, isWrite: false);
         data.Fill(0xFF);
@@ -112,8 +114,46 @@ public sealed class IoBus : IIoBus
         {
             var r = _portRanges[i - 1];
             if (r.Contains(port, (ulong)data.Length)) { Write(r, port - r.Base, data); return; }
+            PioWriteSplit(port, data);
+            return;
         }
         Unmapped(IoSpace.Port, port, data.Length, isWrite: true);
+    }
+
+    /// <summary>
+    /// An access that starts in a window but runs past its end (<c>out 0xF4, eax</c> to a one-port device) is split
+    /// into the pieces each port's owner claims, as the ISA bus sizes a wide cycle down to byte cycles: every device
+    /// sees only bytes inside its own window, and bytes on ports nobody claims read as all ones and are dropped.
+    /// </summary>
+    private void PioReadSplit(ushort port, Span<byte> data)
+    {
+        data.Fill(0xFF);
+        int off = 0;
+        while (off < data.Length && port + off <= 0xFFFF)
+        {
+            int p = port + off;
+            int i = _portIndex[p];
+            if (i == 0) { off++; continue; }
+            var r = _portRanges[i - 1];
+            int n = (int)Math.Min((ulong)(data.Length - off), r.End - (ulong)p);
+            Read(r, (ulong)p - r.Base, data.Slice(off, n));
+            off += n;
+        }
+    }
+
+    private void PioWriteSplit(ushort port, ReadOnlySpan<byte> data)
+    {
+        int off = 0;
+        while (off < data.Length && port + off <= 0xFFFF)
+        {
+            int p = port + off;
+            int i = _portIndex[p];
+            if (i == 0) { off++; continue; }
+            var r = _portRanges[i - 1];
+            int n = (int)Math.Min((ulong)(data.Length - off), r.End - (ulong)p);
+            Write(r, (ulong)p - r.Base, data.Slice(off, n));
+            off += n;
+        }
     }
 
     public void MmioRead(ulong address, Span<byte> data)

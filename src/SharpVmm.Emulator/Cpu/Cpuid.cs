@@ -2,8 +2,9 @@ namespace SharpVmm.Emulator;
 
 /// <summary>
 /// The CPU model guests see. It advertises exactly what this emulator implements: an Intel family-6 CPU with x86-64, NX, SSE/SSE2, CX8/CX16, CMOV, FXSR, PAT, PGE, PSE/PSE36, 1 GiB pages,
-/// SYSCALL/SYSENTER, RDTSCP, IA32_ARCH_CAPABILITIES (immune to Meltdown, MDS and their kin), POPCNT, MOVBE, LZCNT (ABM), BMI1, LAHF in 64-bit mode and an invariant TSC. It hides AVX,
-/// XSAVE, PCID, x2APIC, SSE3 and later, and has no hypervisor/KVM paravirt leaves.
+/// SYSCALL/SYSENTER, RDTSCP, RDPID, IA32_ARCH_CAPABILITIES (immune to Meltdown, MDS and their kin), POPCNT, MOVBE, LZCNT (ABM), BMI1, LAHF in 64-bit mode,
+/// an invariant TSC, SMEP, UMIP, PCID with INVPCID, CLFLUSHOPT/CLWB, and (with a local APIC) the TSC-deadline timer. It hides AVX,
+/// SMAP, x2APIC, PKU, SSE3 and later, and has no hypervisor/KVM paravirt leaves. XSAVE/XSAVEOPT manage x87 and SSE state.
 /// </summary>
 internal sealed unsafe partial class X86Cpu
 {
@@ -31,10 +32,26 @@ internal sealed unsafe partial class X86Cpu
 
     public const uint Leaf1Ecx =
         (1u << 13)   // CX16
+        | (1u << 17) // PCID (not used to tag the TLB: a CR3 write always drops non-global entries, which is allowed)
         | (1u << 22) // MOVBE
         | (1u << 23); // POPCNT
 
-    public const uint Leaf7Ebx = 1u << 3; // BMI1
+    /// <summary>XSAVE (bit 26); OSXSAVE (bit 27) mirrors CR4.OSXSAVE.</summary>
+    public const uint Leaf1EcxXsave = 1u << 26, Leaf1EcxOsxsave = 1u << 27;
+
+    /// <summary>The local APIC's timer has the TSC-deadline mode (IA32_TSC_DEADLINE); advertised only with an APIC.</summary>
+    public const uint Leaf1EcxTscDeadline = 1u << 24;
+
+    public const uint Leaf7Ebx =
+        (1u << 3)    // BMI1
+        | (1u << 7)  // SMEP
+        | (1u << 10) // INVPCID
+        | (1u << 23) // CLFLUSHOPT
+        | (1u << 24); // CLWB
+
+    public const uint Leaf7Ecx =
+        (1u << 2)    // UMIP
+        | (1u << 22); // RDPID
 
     /// <summary>
     /// IA32_ARCH_CAPABILITIES is readable. An interpreter never speculates, so it can truthfully say it is immune to
@@ -70,13 +87,13 @@ internal sealed unsafe partial class X86Cpu
         switch (leaf)
         {
             case 0:
-                a = 7;
+                a = 0xD;
                 b = 0x756E_6547; d = 0x4965_6E69; c = 0x6C65_746E; // "GenuineIntel"
                 break;
             case 1:
                 a = 0x0006_0663; // family 6, model 0x66 (no errata quirks keyed on it), stepping 3
                 b = (8u << 8) | (1u << 16) | ((uint)Index << 24); // CLFLUSH line 64 bytes, 1 logical CPU, APIC ID
-                c = Leaf1Ecx;
+                c = Leaf1Ecx | Leaf1EcxXsave | (_apic is not null ? Leaf1EcxTscDeadline : 0) | ((Cr4 & Cr4Osxsave) != 0 ? Leaf1EcxOsxsave : 0);
                 d = Leaf1Edx | (_apic is not null ? 1u << 9 : 0);
                 break;
             case 2:
@@ -85,9 +102,15 @@ internal sealed unsafe partial class X86Cpu
             case 4:
                 break; // no deterministic cache leaves
             case 7:
-                // Structured extended features, subleaf 0 only: BMI1 (ANDN, BEXTR, BLSI, BLSMSK, BLSR, TZCNT).
-                // No SMEP/SMAP/BMI2/AVX2/ERMS... EDX: IA32_ARCH_CAPABILITIES.
-                if (sub == 0) { b = Leaf7Ebx; d = Leaf7Edx; }
+                // Structured extended features, subleaf 0 only: BMI1 (ANDN, BEXTR, BLSI, BLSMSK, BLSR, TZCNT), SMEP,
+                // INVPCID, CLFLUSHOPT, CLWB; ECX: UMIP, RDPID. No SMAP/BMI2/AVX2/ERMS... EDX: IA32_ARCH_CAPABILITIES.
+                if (sub == 0) { b = Leaf7Ebx; c = Leaf7Ecx; d = Leaf7Edx; }
+                break;
+            case 0xD:
+                // XSAVE state: sub-leaf 0 gives the supported components (x87, SSE) and the area size (legacy
+                // region + header, whatever XCR0 enables); sub-leaf 1 advertises XSAVEOPT and nothing else.
+                if (sub == 0) { a = (uint)XcrSupported; b = XsaveAreaSize; c = XsaveAreaSize; }
+                else if (sub == 1) a = 1;
                 break;
             case 0x8000_0000:
                 a = 0x8000_0008;

@@ -30,8 +30,13 @@ internal sealed unsafe partial class X86Cpu
                 int v2 = f.Vector;
                 bool e2 = f.HasErrorCode;
                 uint c2 = f.ErrorCode;
-                if (vector == 8) { _shutdown = true; return; }
-                bool df = (IsContributory(vector) && IsContributory(v2)) || (vector == 14 && (v2 == 14 || IsContributory(v2)));
+                if (vector == 8 && kind == KindException) { _shutdown = true; return; }
+                // INT n that faults while being delivered (gate not present, gate DPL below CPL...) is a fault of
+                // the INT instruction: it reports the INT's own address, so a handler that repairs the gate can
+                // return into it, and it never makes a double fault (nor do external interrupts: only a fault
+                // while delivering an exception is counted against the SDM's double-fault table).
+                if (kind == KindSoftware) Rip = _softwareIntRip;
+                bool df = kind == KindException && ((IsContributory(vector) && IsContributory(v2)) || (vector == 14 && (v2 == 14 || IsContributory(v2))));
                 if (df) { vector = 8; hasError = true; error = 0; }
                 else { vector = v2; hasError = e2; error = c2; }
                 kind = KindException;

@@ -62,6 +62,24 @@ internal sealed unsafe partial class X86Cpu
         // Probe the whole area first so a fault leaves memory untouched.
         Translate(la, AccWrite, UserBit != 0);
         Translate((la + 511) & LinMask, AccWrite, UserBit != 0);
+        SaveX87(la);
+        SaveMxcsr(la);
+        SaveXmm(la);
+    }
+
+    public void Fxrstor(ulong la)
+    {
+        if ((la & 15) != 0) throw Gp();
+        uint mx = Read32(la + 24);
+        if ((mx & 0xFFFF_0000) != 0) throw Gp();
+        RestoreX87(la);
+        Mxcsr = mx;
+        RestoreXmm(la);
+    }
+
+    /// <summary>The x87 part of the FXSAVE layout (bytes 0-23 and 32-159): control, status, tags, last op, ST0-ST7.</summary>
+    private void SaveX87(ulong la)
+    {
         Write16(la, Fcw);
         Write16(la + 2, Fsw);
         Write8(la + 4, Ftw);
@@ -69,8 +87,6 @@ internal sealed unsafe partial class X86Cpu
         Write16(la + 6, FpuLastOpcode);
         Write64(la + 8, FpuLastIp);
         Write64(la + 16, FpuLastDp);
-        Write32(la + 24, Mxcsr);
-        Write32(la + 28, 0xFFFF); // MXCSR_MASK: every defined bit writable
         Span<byte> ext = stackalloc byte[10];
         for (int i = 0; i < 8; i++)
         {
@@ -81,6 +97,18 @@ internal sealed unsafe partial class X86Cpu
             for (int k = 0; k < 10; k++) Write8(a + (ulong)k, ext[k]);
             for (int k = 10; k < 16; k++) Write8(a + (ulong)k, 0);
         }
+    }
+
+    /// <summary>MXCSR and MXCSR_MASK (bytes 24-31).</summary>
+    private void SaveMxcsr(ulong la)
+    {
+        Write32(la + 24, Mxcsr);
+        Write32(la + 28, 0xFFFF); // MXCSR_MASK: every defined bit writable
+    }
+
+    /// <summary>XMM0-XMM15 (bytes 160-415).</summary>
+    private void SaveXmm(ulong la)
+    {
         for (int i = 0; i < 16; i++)
         {
             Write64(la + 160 + (ulong)i * 16, Xmm[i * 2]);
@@ -88,18 +116,14 @@ internal sealed unsafe partial class X86Cpu
         }
     }
 
-    public void Fxrstor(ulong la)
+    private void RestoreX87(ulong la)
     {
-        if ((la & 15) != 0) throw Gp();
-        uint mx = Read32(la + 24);
-        if ((mx & 0xFFFF_0000) != 0) throw Gp();
         Fcw = Read16(la);
         Fsw = Read16(la + 2);
         Ftw = Read8(la + 4);
         FpuLastOpcode = Read16(la + 6);
         FpuLastIp = Read64(la + 8);
         FpuLastDp = Read64(la + 16);
-        Mxcsr = mx;
         Span<byte> ext = stackalloc byte[10];
         for (int i = 0; i < 8; i++)
         {
@@ -108,11 +132,24 @@ internal sealed unsafe partial class X86Cpu
             Fpr[(FpuTop + i) & 7] = FromExtended(ext);
             Mmx[(FpuTop + i) & 7] = BitConverter.ToUInt64(ext);
         }
+    }
+
+    private void RestoreXmm(ulong la)
+    {
         for (int i = 0; i < 16; i++)
         {
             Xmm[i * 2] = Read64(la + 160 + (ulong)i * 16);
             Xmm[i * 2 + 1] = Read64(la + 168 + (ulong)i * 16);
         }
+    }
+
+    /// <summary>The x87 state XRSTOR loads for a component marked "init" in XSTATE_BV (as FNINIT, plus zeroed registers).</summary>
+    private void InitX87()
+    {
+        Fcw = 0x37F; Fsw = 0; Ftw = 0;
+        FpuLastOpcode = 0; FpuLastIp = FpuLastDp = 0;
+        Array.Clear(Fpr);
+        Array.Clear(Mmx);
     }
 
     /// <summary>double → 80-bit extended (exact: every double is representable).</summary>

@@ -50,6 +50,7 @@ internal sealed unsafe partial class X86Cpu
     }
 
     public const ulong Cr4Pge = 0x80;
+    public const ulong Cr4Umip = 1UL << 11, Cr4Pcide = 1UL << 17, Cr4Smep = 1UL << 20;
 
     private void FlushWriteTlb()
     {
@@ -490,6 +491,8 @@ internal sealed unsafe partial class X86Cpu
         if (user && !allowUser) throw PageFault(la, access, user, false, present: true);
         if (access == AccWrite && !allowWrite && (user || (Cr0 & 0x1_0000) != 0)) throw PageFault(la, access, user, false, present: true);
         if (access == AccFetch && noExec) throw PageFault(la, access, user, false, present: true);
+        // SMEP: the kernel never executes code from a page user mode can reach.
+        if (access == AccFetch && !user && allowUser && (Cr4 & Cr4Smep) != 0) throw PageFault(la, access, user, false, present: true);
     }
 
     private void SetAccessedDirty(ulong entryPa, ulong e, bool dirty, int size)
@@ -509,7 +512,7 @@ internal sealed unsafe partial class X86Cpu
     private CpuFaultException PageFault(ulong la, int access, bool user, bool reserved, bool present = false)
     {
         uint err = (present || reserved ? 1u : 0) | (access == AccWrite ? 2u : 0) | (user ? 4u : 0) | (reserved ? 8u : 0)
-                   | (access == AccFetch && (Efer & 0x800) != 0 ? 0x10u : 0);
+                   | (access == AccFetch && ((Efer & 0x800) != 0 || (Cr4 & Cr4Smep) != 0) ? 0x10u : 0);
         Cr2 = la;
         return Fault(14, err, true);
     }

@@ -26,6 +26,8 @@ internal sealed unsafe partial class X86Cpu
     private int _kick;
     private bool _waitForSipi;
     private bool _shadow;
+    /// <summary>Run the next instruction alone and look for events after it (the instruction in an interrupt shadow).</summary>
+    private bool _stepOne;
     public bool Halted;
     public Block? CurBlock;
 
@@ -95,7 +97,7 @@ internal sealed unsafe partial class X86Cpu
                     if (WaitWhileHalted(out var e)) return e;
                     continue;
                 }
-                if ((FlOther & TF) != 0) StepTraced();
+                if ((FlOther & TF) != 0 || _stepOne) StepTraced();
                 else Step();
             }
         }
@@ -256,8 +258,15 @@ internal sealed unsafe partial class X86Cpu
         // every later guest write goes through the logging slow path.
         CheckWriteTlbValidity();
         if (Interlocked.Exchange(ref _kick, 0) != 0) { exit = VcpuExit.Kicked; return true; }
+        if (_pendingStepTrap)
+        {
+            // SYSRET set TF: the single-step trap comes at this boundary, before the first instruction it returned to.
+            _pendingStepTrap = false;
+            Dr[6] |= Dr6Bs;
+            RaiseEvent(1, false, 0, KindException);
+        }
         var apic = _apic;
-        if (apic is null) return false;
+        if (apic is null) { _shadow = false; return false; }
         if (apic.TryTakeInit())
         {
             EnterWaitForSipi();
@@ -274,8 +283,10 @@ internal sealed unsafe partial class X86Cpu
         }
         if (_shadow)
         {
+            // Exactly one instruction runs in the shadow; the boundary after it is checked again, so an interrupt
+            // that became deliverable at the STI is taken there even if that instruction's block goes on to CLI.
             _shadow = false;
-            _attention = 1;
+            _stepOne = true;
             return false;
         }
         if (InterruptsEnabled && apic.HasInterrupt)

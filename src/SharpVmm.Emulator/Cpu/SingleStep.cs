@@ -9,8 +9,31 @@ internal sealed unsafe partial class X86Cpu
 {
     public const ulong Dr6Bs = 0x4000;
 
+    /// <summary>Set by SYSRET when it turned TF on: the trap is taken at the next boundary (see HandleAttention).</summary>
+    private bool _pendingStepTrap;
+    /// <summary>Set by SYSCALL/SYSRET run with TF on that leave it off: no trap after them.</summary>
+    private bool _suppressStepTrap;
+
+    /// <summary>
+    /// SYSCALL and SYSRET trap on the TF they leave behind, not the one they started with: SYSCALL with TF masked by
+    /// SFMASK raises no #DB in the kernel, and SYSRET restoring TF from R11 traps before the first user instruction.
+    /// </summary>
+    public void SingleStepFollowsNewTf(bool tfBefore)
+    {
+        bool tfAfter = (FlOther & TF) != 0;
+        if (tfBefore) _suppressStepTrap = !tfAfter;
+        else if (tfAfter) { _pendingStepTrap = true; _attention = 1; }
+    }
+
+    /// <summary>
+    /// Runs one instruction: under TF (then a #DB trap follows it) or in an interrupt shadow (then attention is
+    /// forced, so the boundary after it is checked for events).
+    /// </summary>
     private void StepTraced()
     {
+        bool traced = (FlOther & TF) != 0;
+        if (_stepOne) { _stepOne = false; _attention = 1; }
+        _suppressStepTrap = false;
         Op[]? ops = null;
         ulong rip = Rip;
         try
@@ -43,7 +66,7 @@ internal sealed unsafe partial class X86Cpu
             Retired++;
             // MOV SS / POP SS hold the trap off until after the next instruction (it is taken there, as TF is
             // still set); an instruction that halted traps when the CPU wakes, which the event then reports.
-            if (b.StartsWithSsLoad || Halted) return;
+            if (!traced || b.StartsWithSsLoad || Halted || _suppressStepTrap) return;
             Dr[6] |= Dr6Bs;
             RaiseEvent(1, false, 0, KindException);
         }

@@ -53,7 +53,7 @@ internal sealed unsafe partial class X86Cpu
                 }
                 if (pgOff && LongModeActive)
                 {
-                    if (Bitness == 64) throw Gp();
+                    if (Bitness == 64 || (Cr4 & Cr4Pcide) != 0) throw Gp();
                     Efer &= ~0x400UL;
                 }
                 Cr0 = v;
@@ -63,15 +63,20 @@ internal sealed unsafe partial class X86Cpu
             }
             case 2: Cr2 = v; return;
             case 3:
+                // With CR4.PCIDE, bits 11:0 are the PCID and bit 63 asks to keep that PCID's TLB entries; neither is
+                // part of the table address. The TLB is not tagged by PCID, so every CR3 write drops the non-global
+                // entries: always allowed, since a TLB may forget entries at any time.
                 Cr3 = LongModeActive ? v & 0x000F_FFFF_FFFF_FFFFUL : (uint)v;
                 FlushNonGlobalTlb();
                 return;
             case 4:
             {
-                // VME PVI TSD DE PSE PAE MCE PGE PCE OSFXSR OSXMMEXCPT (and UMIP-less): everything else is reserved here.
-                const ulong allowed = 0x1 | 0x2 | 0x4 | 0x8 | 0x10 | 0x20 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400;
+                // VME PVI TSD DE PSE PAE MCE PGE PCE OSFXSR OSXMMEXCPT UMIP PCIDE OSXSAVE SMEP: everything else is reserved here.
+                const ulong allowed = 0x1 | 0x2 | 0x4 | 0x8 | 0x10 | 0x20 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | Cr4Umip | Cr4Pcide | Cr4Osxsave | Cr4Smep;
                 if ((v & ~allowed) != 0) throw Gp();
                 if (LongModeActive && (v & 0x20) == 0) throw Gp();
+                // PCIDE can be turned on only in IA-32e mode and with PCID 0 in CR3.
+                if ((v & Cr4Pcide) != 0 && (Cr4 & Cr4Pcide) == 0 && (!LongModeActive || (Cr3 & 0xFFF) != 0)) throw Gp();
                 Cr4 = v;
                 FlushTlb();
                 return;

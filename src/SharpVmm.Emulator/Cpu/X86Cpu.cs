@@ -76,6 +76,7 @@ internal sealed unsafe partial class X86Cpu : IVcpu
     {
         for (int i = 0; i < RegSlots; i++) R[i] = 0;
         R[(int)Gpr.Rdx] = 0x600;
+        Xcr0 = 1;
         Rip = 0xFFF0;
         SetRflags(0x2);
         for (int i = 0; i < 6; i++) Sreg[i] = SegmentRegister.RealMode(0);
@@ -366,9 +367,16 @@ internal sealed unsafe partial class X86Cpu : IVcpu
     public CpuFaultException Ts(uint error) => Fault(10, error, true);
     public CpuFaultException De() => Fault(0);
 
-    /// <summary>INT n / INT3 / INTO: delivered with the next instruction's address, through the same path as faults.</summary>
-    public CpuFaultException SoftwareInterrupt(int vector)
+    /// <summary>Address of the last INT n / INT3 / INTO raised, for a fault during its delivery.</summary>
+    private ulong _softwareIntRip;
+
+    /// <summary>
+    /// INT n / INT3 / INTO at <paramref name="instructionIp"/>: delivered with the next instruction's address,
+    /// through the same path as faults.
+    /// </summary>
+    public CpuFaultException SoftwareInterrupt(int vector, ulong instructionIp)
     {
+        _softwareIntRip = instructionIp;
         var f = Fault(vector);
         f.Software = true;
         return f;

@@ -210,7 +210,7 @@ internal sealed unsafe partial class Translator
             case Mnemonic.Cld: op.Cc = 3; op.H = &FlagOp; return true;
             case Mnemonic.Std: op.Cc = 4; op.H = &FlagOp; return true;
 
-            case Mnemonic.Clflush: case Mnemonic.Clflushopt:
+            case Mnemonic.Clflush: case Mnemonic.Clflushopt: case Mnemonic.Clwb:
                 op.H = &ProbeRead; // no cache to flush, but the line must be mapped (#PF/#GP as a read)
                 return true;
             case Mnemonic.Nop: case Mnemonic.Pause: case Mnemonic.Lfence: case Mnemonic.Sfence: case Mnemonic.Mfence:

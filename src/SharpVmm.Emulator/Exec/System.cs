@@ -16,8 +16,14 @@ internal static unsafe partial class Handlers
         c.RequestAttention(); // back to the outer loop: HLT, mode and interrupt-flag changes are handled there
         switch (ins.Code)
         {
-            case Code.Sysretd: c.Sysret(4); return;
-            case Code.Sysretq: c.Sysret(8); return;
+            case Code.Sysretd:
+            case Code.Sysretq:
+            {
+                bool tf = (c.FlOther & X86Cpu.TF) != 0;
+                c.Sysret(ins.Code == Code.Sysretq ? 8 : 4);
+                c.SingleStepFollowsNewTf(tf);
+                return;
+            }
             case Code.Sysexitd: c.Sysexit(4); return;
             case Code.Sysexitq: c.Sysexit(8); return;
         }
@@ -45,11 +51,11 @@ internal static unsafe partial class Handlers
                 return;
             }
             case Mnemonic.Int:
-                throw c.SoftwareInterrupt((int)ins.Immediate8);
+                throw c.SoftwareInterrupt((int)ins.Immediate8, c.CurrentIp(ref op));
             case Mnemonic.Int3:
-                throw c.SoftwareInterrupt(3);
+                throw c.SoftwareInterrupt(3, c.CurrentIp(ref op));
             case Mnemonic.Into:
-                if (c.Cond(0)) throw c.SoftwareInterrupt(4);
+                if (c.Cond(0)) throw c.SoftwareInterrupt(4, c.CurrentIp(ref op));
                 return;
             case Mnemonic.Int1:
                 c.Rip = c.CurrentIp(ref op);
@@ -74,6 +80,13 @@ internal static unsafe partial class Handlers
                 if ((c.Cr4 & 4) != 0 && c.Cpl != 0 && c.ProtectedMode) throw c.Gp();
                 SetEdxEax(c, c.ReadTsc());
                 c.R[1] = (uint)c.ReadMsrOrZero(0xC000_0103);
+                return;
+            case Mnemonic.Rdpid:
+                // TSC_AUX (the CPU number Linux keeps there), without RDTSCP's TSC read or its CR4.TSD check.
+                c.SetReg(op.Reg, c.Bitness == 64 ? 8 : 4, (uint)c.ReadMsrOrZero(X86Cpu.MsrTscAux));
+                return;
+            case Mnemonic.Invpcid:
+                Invpcid(c, ref op);
                 return;
             case Mnemonic.Rdmsr:
                 RequireCpl0(c);
@@ -133,6 +146,7 @@ internal static unsafe partial class Handlers
             case Mnemonic.Sgdt:
             case Mnemonic.Sidt:
             {
+                RequireUmipPrivilege(c);
                 var t = ins.Mnemonic == Mnemonic.Sgdt ? c.Gdtr : c.Idtr;
                 ulong la = c.Ea(ref op);
                 c.Write16(la, t.Limit);
@@ -150,6 +164,7 @@ internal static unsafe partial class Handlers
             case Mnemonic.Str:
             {
                 RequireProtected(c);
+                RequireUmipPrivilege(c);
                 ushort sel = c.Sreg[ins.Mnemonic == Mnemonic.Str ? X86Cpu.TR : X86Cpu.LDTR].Selector;
                 if (ins.Op0Kind == OpKind.Register) c.SetReg(op.Reg, ins.Op0Register.GetSize(), sel);
                 else c.Write16(c.Ea(ref op), sel);
@@ -164,6 +179,7 @@ internal static unsafe partial class Handlers
                 return;
             }
             case Mnemonic.Smsw:
+                RequireUmipPrivilege(c);
                 if (ins.Op0Kind == OpKind.Register) c.SetReg(op.Reg, ins.Op0Register.GetSize(), c.Cr0);
                 else c.Write16(c.Ea(ref op), (ushort)c.Cr0);
                 return;
@@ -190,8 +206,12 @@ internal static unsafe partial class Handlers
                 return;
             }
             case Mnemonic.Syscall:
+            {
+                bool tf = (c.FlOther & X86Cpu.TF) != 0;
                 c.Syscall(next);
+                c.SingleStepFollowsNewTf(tf);
                 return;
+            }
             case Mnemonic.Sysenter:
                 c.Sysenter();
                 return;
@@ -208,6 +228,22 @@ internal static unsafe partial class Handlers
             case Mnemonic.Fxrstor:
             case Mnemonic.Fxrstor64:
                 c.Fxrstor(c.Ea(ref op));
+                return;
+            case Mnemonic.Xgetbv:
+                SetEdxEax(c, c.Xgetbv((uint)c.R[1]));
+                return;
+            case Mnemonic.Xsetbv:
+                c.Xsetbv((uint)c.R[1], ((ulong)(uint)c.R[2] << 32) | (uint)c.R[0]);
+                return;
+            case Mnemonic.Xsave:
+            case Mnemonic.Xsave64:
+            case Mnemonic.Xsaveopt:
+            case Mnemonic.Xsaveopt64:
+                c.Xsave(c.Ea(ref op), ((ulong)(uint)c.R[2] << 32) | (uint)c.R[0]);
+                return;
+            case Mnemonic.Xrstor:
+            case Mnemonic.Xrstor64:
+                c.Xrstor(c.Ea(ref op), ((ulong)(uint)c.R[2] << 32) | (uint)c.R[0]);
                 return;
             case Mnemonic.Ldmxcsr:
             {
@@ -250,6 +286,41 @@ internal static unsafe partial class Handlers
     private static void RequireCpl0(X86Cpu c)
     {
         if (c.ProtectedMode && c.Cpl != 0) throw c.Gp();
+    }
+
+    /// <summary>UMIP: SGDT, SIDT, SLDT, STR and SMSW are privileged outside ring 0.</summary>
+    private static void RequireUmipPrivilege(X86Cpu c)
+    {
+        if ((c.Cr4 & X86Cpu.Cr4Umip) != 0 && c.ProtectedMode && c.Cpl != 0) throw c.Gp();
+    }
+
+    /// <summary>
+    /// INVPCID type, [descriptor]: 0 one address in one PCID, 1 one PCID, 2 everything, 3 everything but global
+    /// pages. The TLB is not tagged by PCID, so the narrower types drop a little more than asked (allowed).
+    /// </summary>
+    private static void Invpcid(X86Cpu c, ref Op op)
+    {
+        if (!c.ProtectedMode) throw c.Ud();
+        RequireCpl0(c);
+        ulong type = c.GetReg(op.Reg, c.Bitness == 64 ? 8 : 4);
+        ulong la = c.Ea(ref op);
+        ulong pcid = c.Read64(la);
+        ulong address = c.Read64((la + 8) & c.LinMask);
+        if (type > 3 || (pcid >> 12) != 0) throw c.Gp();
+        if (type <= 1 && (c.Cr4 & X86Cpu.Cr4Pcide) == 0 && pcid != 0) throw c.Gp();
+        switch (type)
+        {
+            case 0:
+                if (!X86Cpu.IsCanonical(address)) throw c.Gp();
+                c.InvalidatePage(address);
+                return;
+            case 2:
+                c.FlushTlb();
+                return;
+            default:
+                c.FlushNonGlobalTlb();
+                return;
+        }
     }
 
     private static void RequireProtected(X86Cpu c)

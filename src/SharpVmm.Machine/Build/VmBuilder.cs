@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using SharpVmm.Boot.Flat;
 using SharpVmm.Boot.Acpi;
 using SharpVmm.Boot.Linux;
+using SharpVmm.Boot.Multiboot;
 using SharpVmm.Core;
 using SharpVmm.Core.Cpu;
 using SharpVmm.Core.Interrupts;
@@ -17,6 +18,9 @@ using SharpVmm.Devices.Virtio.Blk;
 using SharpVmm.Devices.Virtio.Rng;
 using SharpVmm.Block;
 using SharpVmm.Devices.Legacy;
+using SharpVmm.Devices.Firmware;
+using SharpVmm.Devices.Pci;
+using SharpVmm.Devices.Testing;
 using SharpVmm.Devices.Serial;
 using SharpVmm.Emulator;
 using SharpVmm.Kvm;
@@ -48,12 +52,18 @@ public static partial class VmBuilder
         byte[]? flat = config.Kernel is null ? ReadFile(config.Flat!.Path, "flat binary") : null;
         var disposables = new List<IDisposable>();
         BootFile? kernel = null, initrd = null;
+        bool multiboot = false;
         try
         {
             if (config.Kernel is not null)
             {
                 disposables.Add(kernel = BootFile.Open(config.Kernel, "kernel"));
-                using (var bytes = kernel.Read()) SetupHeader.Parse(bytes.Memory.Span); // a bad bzImage is an error before any vCPU exists
+                // A Multiboot header wins (test kernels are ELF files, which the bzImage check would refuse);
+                // either way a bad image is an error before any vCPU exists.
+                using var bytes = kernel.Read();
+                multiboot = MultibootLoader.IsMultiboot(bytes.Memory.Span);
+                if (multiboot) Elf32Image.Parse(bytes.Memory.Span);
+                else SetupHeader.Parse(bytes.Memory.Span);
             }
             if (config.Initrd is not null) disposables.Add(initrd = BootFile.Open(config.Initrd, "initrd"));
         }
@@ -74,10 +84,12 @@ public static partial class VmBuilder
             // Named for VirtualMachine.Devices once the VM exists (monitor commands, snapshots, migration).
             var named = new List<(string Id, object Device)>();
 
-            bool linux = config.Kernel is not null;
+            // A kernel (Linux or Multiboot) gets the whole PC platform; a flat binary gets a bare machine.
+            bool platform = config.Kernel is not null;
+            bool linux = platform && !multiboot;
             EmulatedIrqChip? irqChip = null;
             TimerService? timers = null;
-            if (kind == AcceleratorKind.Emu && linux)
+            if (kind == AcceleratorKind.Emu && platform)
             {
                 // The PC platform KVM would otherwise provide in the kernel: PICs, IOAPIC, a LAPIC per vCPU, PIT.
                 timers = new TimerService(clock);
@@ -86,7 +98,7 @@ public static partial class VmBuilder
             }
             accel = kind switch
             {
-                AcceleratorKind.Kvm => KvmAccelerator.Create(memory, bus, new KvmOptions { IrqChip = linux, VcpuCount = config.Cpus }),
+                AcceleratorKind.Kvm => KvmAccelerator.Create(memory, bus, new KvmOptions { IrqChip = platform, VcpuCount = config.Cpus }),
                 _ => new EmuAccelerator(memory, bus, new EmuOptions
                 {
                     Clock = clock,
@@ -109,10 +121,10 @@ public static partial class VmBuilder
             named.Add(("i8042", i8042));
             bus.RegisterPort(I8042Controller.DataPortNumber, 1, i8042.DataPort, "i8042-data");
             bus.RegisterPort(I8042Controller.CommandPortNumber, 1, i8042.CommandPort, "i8042-command");
-            bus.RegisterPort(DebugExitPort.DefaultPort, 1, new DebugExitPort(control), "debug-exit");
+            AddTestDevices(config, bus, irqs, control, named);
 
             ulong? rsdp = null;
-            if (linux)
+            if (platform)
             {
                 if (irqChip is not null && timers is not null)
                 {
@@ -141,6 +153,9 @@ public static partial class VmBuilder
                 });
                 bus.RegisterPort(AcpiSleepDevice.DefaultPort, AcpiSleepDevice.WindowSize, sleep, "acpi-sleep");
                 named.Add(("acpi-sleep", sleep));
+                bus.RegisterPort(FwCfg.SelectorPort, FwCfg.WindowSize,
+                    FwCfg.ForMachine(config.Cpus, config.MemoryBytes, multiboot ? MultibootCommandLine(config) : config.Append), "fw_cfg");
+                bus.RegisterPort(EmptyPciBus.AddressPort, EmptyPciBus.WindowSize, new EmptyPciBus(), "pci-config");
                 var virtio = AddVirtioDevices(config, memory, bus, irqs!, disposables, named, loggers);
                 rsdp = AcpiTables.Build(new AcpiSpec
                 {
@@ -151,7 +166,9 @@ public static partial class VmBuilder
                 }, memory);
             }
 
-            Func<VcpuState[]> load = linux
+            Func<VcpuState[]> load = multiboot
+                ? MultibootPayload(memory, kernel!, initrd, config)
+                : linux
                 ? LinuxPayload(memory, kernel!, initrd, KernelCommandLine(config, kind == AcceleratorKind.Emu ? clock : null), rsdp)
                 : FlatPayload(memory, flat!, config.Flat!, config.Cpus);
 
@@ -254,6 +271,48 @@ public static partial class VmBuilder
         });
         return [bsp];
     };
+
+    private static string MultibootCommandLine(VmConfig config) => new MultibootBootSpec { Kernel = default, KernelPath = config.Kernel!, Append = config.Append }.CommandLine;
+
+    private static Func<VcpuState[]> MultibootPayload(GuestMemory memory, BootFile kernel, BootFile? initrd, VmConfig config) => () =>
+    {
+        using var kernelBytes = kernel.Read();
+        using var initrdBytes = initrd?.Read();
+        // As for Linux: the bootstrap processor starts at the entry, the others wait for INIT/SIPI.
+        var bsp = MultibootLoader.Load(memory, new MultibootBootSpec
+        {
+            Kernel = kernelBytes.Memory,
+            KernelPath = config.Kernel!,
+            Append = config.Append,
+            Module = initrdBytes?.Memory,
+            ModulePath = config.Initrd,
+        });
+        return [bsp];
+    };
+
+    /// <summary>
+    /// The debug-exit port (at 0xF4, one port, unless <c>--device isa-debug-exit</c> moves or widens it) and
+    /// pc-testdev when asked for.
+    /// </summary>
+    private static void AddTestDevices(VmConfig config, IoBus bus, IIrqRouter? irqs, IVmControl control, List<(string Id, object Device)> named)
+    {
+        ushort exitBase = DebugExitPort.DefaultPort, exitSize = 1;
+        foreach (var d in config.TestDevices)
+            if (d.Driver == DeviceSpec.IsaDebugExit) (exitBase, exitSize) = (d.IoBase, d.IoSize);
+        bus.RegisterPort(exitBase, exitSize, new DebugExitPort(control), "debug-exit");
+        foreach (var d in config.TestDevices)
+        {
+            if (d.Driver != DeviceSpec.PcTestDev) continue;
+            var t = new PcTestDev(irqs);
+            bus.RegisterPort(PcTestDev.DataPort, 4, t.Data, "pc-testdev");
+            bus.RegisterPort(PcTestDev.FlushPort, 4, t.Flush, "pc-testdev-flush-page");
+            bus.RegisterPort(PcTestDev.ByteDataPort, 4, t.Data, "pc-testdev-byte");
+            // The interrupt lines need interrupt controllers: a flat guest's machine has none.
+            if (irqs is not null) bus.RegisterPort(PcTestDev.IrqPort, PcTestDev.IrqLines, t.Irq, "pc-testdev-irq");
+            bus.RegisterMmio(PcTestDev.IomemBase, PcTestDev.IomemSize, t.Iomem, "pc-testdev-iomem");
+            named.Add(("pc-testdev", t));
+        }
+    }
 
     /// <summary>
     /// The guest's command line: the user's (default <c>console=ttyS0</c>) plus what the VMM knows about its

@@ -45,6 +45,8 @@ public sealed record VmConfig
     public bool Balloon { get; init; }
     /// <summary>Offer VIRTIO_BALLOON_F_DEFLATE_ON_OOM: the guest takes balloon pages back rather than run out of memory.</summary>
     public bool BalloonDeflateOnOom { get; init; }
+    /// <summary>Optional test-facing devices (<c>--device</c>): pc-testdev, a moved isa-debug-exit.</summary>
+    public IReadOnlyList<DeviceSpec> TestDevices { get; init; } = [];
 
     public void Validate()
     {
@@ -64,6 +66,13 @@ public sealed record VmConfig
         if (VirtioDeviceCount > Devices.Virtio.VirtioMmioLayout.MaxDevices)
             throw new ConfigurationException($"at most {Devices.Virtio.VirtioMmioLayout.MaxDevices} virtio devices (--disk, --rng, --net, --console and --balloon together)");
         NetSpec.ValidateAll(Nets);
+        int testdevs = 0, debugExits = 0;
+        foreach (var d in TestDevices)
+        {
+            if (d.Driver == DeviceSpec.PcTestDev) testdevs++;
+            else if (d.Driver == DeviceSpec.IsaDebugExit) debugExits++;
+        }
+        if (testdevs > 1 || debugExits > 1) throw new ConfigurationException("--device pc-testdev and --device isa-debug-exit can each be given once");
         if (Console == "stdio" && Serial == "stdio")
             throw new ConfigurationException("--console stdio needs the terminal that --serial already uses: give --serial none or file:PATH, or --console file:PATH");
         if (Flat is not null && Flat.Address >= MemoryBytes)

@@ -107,6 +107,48 @@ public sealed class IoBusTests
     }
 
     [Fact]
+    public void A_port_write_wider_than_a_one_port_device_reaches_it_with_its_own_byte()
+    {
+        var bus = new IoBus();
+        var dev = new Recorder();
+        bus.RegisterPort(0xF4, 1, dev, "debug-exit");
+        bus.PioWrite(0xF4, [0x21, 0x22, 0x23, 0x24]);
+        Assert.Single(dev.Log);
+        Assert.Equal((true, 0UL), (dev.Log[0].Write, dev.Log[0].Offset));
+        Assert.Equal([0x21], dev.Log[0].Data);
+    }
+
+    [Fact]
+    public void A_wide_port_access_is_split_between_the_devices_whose_windows_it_covers()
+    {
+        var bus = new IoBus();
+        var a = new Recorder { Fill = 0x11 };
+        var b = new Recorder { Fill = 0x22 };
+        bus.RegisterPort(0x100, 2, a, "a");
+        bus.RegisterPort(0x103, 1, b, "b");     // 0x102 belongs to nobody
+        Span<byte> v = stackalloc byte[4];
+        bus.PioRead(0x101, v);
+        Assert.Equal([0x11, 0xFF, 0x22, 0xFF], v.ToArray());
+        Assert.Equal((false, 1UL), (a.Log[0].Write, a.Log[0].Offset));
+        Assert.Equal((false, 0UL), (b.Log[0].Write, b.Log[0].Offset));
+        bus.PioWrite(0x101, [1, 2, 3, 4]);
+        Assert.Equal([1], a.Log[1].Data);
+        Assert.Equal([3], b.Log[1].Data);
+        Assert.Equal(0, bus.UnmappedAccessCount);
+    }
+
+    [Fact]
+    public void A_wide_access_at_the_last_port_stops_at_0xffff()
+    {
+        var bus = new IoBus();
+        var dev = new Recorder();
+        bus.RegisterPort(0xFFFF, 1, dev, "last");
+        Span<byte> v = stackalloc byte[4];
+        bus.PioRead(0xFFFF, v);
+        Assert.Equal([0x5A, 0xFF, 0xFF, 0xFF], v.ToArray());
+    }
+
+    [Fact]
     public void A_throwing_device_becomes_a_fault_not_an_exception()
     {
         var bus = new IoBus();

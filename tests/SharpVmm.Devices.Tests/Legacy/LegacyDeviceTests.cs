@@ -25,6 +25,26 @@ public sealed class LegacyDeviceTests
     }
 
     [Fact]
+    public void Debug_exit_takes_a_four_byte_write_through_the_bus_by_its_low_byte()
+    {
+        var c = new Control();
+        var bus = new SharpVmm.Devices.Bus.IoBus();
+        bus.RegisterPort(DebugExitPort.DefaultPort, 1, new DebugExitPort(c), "debug-exit");
+        bus.PioWrite(DebugExitPort.DefaultPort, [0x21, 0, 0, 0]);
+        Assert.Equal(0x43, c.ExitCode);
+    }
+
+    [Fact]
+    public void Debug_exit_with_iosize_4_sees_the_whole_write()
+    {
+        var c = new Control();
+        var bus = new SharpVmm.Devices.Bus.IoBus();
+        bus.RegisterPort(0x501, 4, new DebugExitPort(c), "debug-exit");
+        bus.PioWrite(0x502, [0x05, 0]); // any port of the window
+        Assert.Equal(0x0B, c.ExitCode);
+    }
+
+    [Fact]
     public void I8042_command_FE_resets_the_machine()
     {
         var c = new Control();

@@ -83,6 +83,7 @@ public sealed class StateCodecTests
     public void A_vcpu_state_round_trips_field_for_field()
     {
         var s = Busy();
+        s.Xcr0 = 3;
         var w = new StateWriter();
         VcpuStateCodec.Write(w, s);
         var r = new StateReader(w.ToArray());
@@ -98,9 +99,25 @@ public sealed class StateCodecTests
         Assert.Equal(s.Fpu.St, back.Fpu.St); Assert.Equal(s.Fpu.Xmm, back.Fpu.Xmm);
         Assert.Equal(s.Lapic, back.Lapic);
         Assert.Equal(s.Events, back.Events);
+        Assert.Equal(3UL, back.Xcr0);
 
         byte[] all = w.ToArray();
         for (int cut = 0; cut < all.Length; cut += 37)
             Assert.Throws<StateFormatException>(() => VcpuStateCodec.Read(new StateReader(all[..cut])));
+    }
+
+    [Fact]
+    public void A_version_1_vcpu_state_without_xcr0_still_reads_with_xcr0_x87_only()
+    {
+        var w = new StateWriter();
+        VcpuStateCodec.Write(w, Busy());
+        byte[] v2 = w.ToArray();
+        // Version 1 is version 2 without the XCR0 field that follows the APIC base.
+        int xcr0At = 4 + 16 * 8 + 8 + 8 + 8 * 17 + 2 * 10 + 6 * 8 + 8;
+        byte[] v1 = [.. v2[..xcr0At], .. v2[(xcr0At + 8)..]];
+        v1[0] = 1;
+        var back = VcpuStateCodec.Read(new StateReader(v1));
+        Assert.Equal(1UL, back.Xcr0);
+        Assert.Equal(Busy().Msrs, back.Msrs);
     }
 }
