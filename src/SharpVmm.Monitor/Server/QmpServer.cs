@@ -44,6 +44,7 @@ public sealed class QmpServer : IAsyncDisposable, IDisposable
         Commands = new QmpCommandTable();
         CoreCommands.Register(Commands, Monitor, Version);
         BlockCommands.Register(Commands, Monitor);
+        BlockCommands.RegisterEvents(vm, Broadcast);
         SnapshotCommands.Register(Commands, Monitor);
         MigrationCommands.Register(Commands, Monitor, Broadcast, options.Migration ?? new Machine.Migration.MigrationManager(vm));
         MemoryCommands.Register(Commands, Monitor, Broadcast);
