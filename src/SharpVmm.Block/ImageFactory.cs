@@ -9,6 +9,7 @@ public static class ImageFactory
 {
     public static string Probe(string path)
     {
+        if (HostFile.Problem(path, "disk image", blockDeviceOk: true) is { } problem) throw new BlockImageException(problem);
         try
         {
             using var fh = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
@@ -40,6 +41,8 @@ public static class ImageFactory
     private static IBlockImage OpenChain(string path, string? format, ImageOpenOptions o, HashSet<string> seen, int depth)
     {
         if (!File.Exists(path)) throw new BlockImageException($"'{path}': no such image file");
+        // A FIFO would block the open, a character device never end: an image is a file or a block device.
+        if (HostFile.Problem(path, "disk image", blockDeviceOk: true) is { } problem) throw new BlockImageException(problem);
         var full = System.IO.Path.GetFullPath(path);
         try { full = new FileInfo(full).ResolveLinkTarget(true)?.FullName ?? full; } catch (IOException) { }
         if (!seen.Add(full))
