@@ -9,6 +9,7 @@ public static class ImageFactory
 {
     public static string Probe(string path)
     {
+        if (HostFile.Problem(path, "disk image", blockDeviceOk: true) is { } problem) throw new BlockImageException(problem);
         try
         {
             using var fh = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
@@ -25,6 +26,8 @@ public static class ImageFactory
     public static IBlockImage Open(string path, ImageOpenOptions? options = null)
     {
         options ??= new ImageOpenOptions();
+        if (options.ForceShare && !options.ReadOnly)
+            throw new BlockImageException($"cannot open '{path}': -U (--force-share) can only be used with read-only images");
         return OpenChain(path, options.Format, options, [], 0);
     }
 
@@ -38,6 +41,8 @@ public static class ImageFactory
     private static IBlockImage OpenChain(string path, string? format, ImageOpenOptions o, HashSet<string> seen, int depth)
     {
         if (!File.Exists(path)) throw new BlockImageException($"'{path}': no such image file");
+        // A FIFO would block the open, a character device never end: an image is a file or a block device.
+        if (HostFile.Problem(path, "disk image", blockDeviceOk: true) is { } problem) throw new BlockImageException(problem);
         var full = System.IO.Path.GetFullPath(path);
         try { full = new FileInfo(full).ResolveLinkTarget(true)?.FullName ?? full; } catch (IOException) { }
         if (!seen.Add(full))
@@ -48,7 +53,7 @@ public static class ImageFactory
         switch (format)
         {
             case "raw":
-                return RawImage.Open(path, o.ReadOnly || depth > 0, o.IgnoreFlushes);
+                return RawImage.Open(path, o.ReadOnly || depth > 0, o.IgnoreFlushes, o.ForceShare);
             case "qcow2":
                 break;
             default:
@@ -58,7 +63,7 @@ public static class ImageFactory
         Microsoft.Win32.SafeHandles.SafeFileHandle fh;
         try
         {
-            fh = File.OpenHandle(path, FileMode.Open, readOnly ? FileAccess.Read : FileAccess.ReadWrite, readOnly ? FileShare.ReadWrite : FileShare.Read);
+            fh = File.OpenHandle(path, FileMode.Open, readOnly ? FileAccess.Read : FileAccess.ReadWrite, FileShare.ReadWrite);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -67,6 +72,7 @@ public static class ImageFactory
         Qcow2Image? img = null;
         try
         {
+            ImageLock.Acquire(fh, path, AccessFor(readOnly, o.ForceShare));
             var len = RandomAccess.GetLength(fh);
             var head = ReadHeaderCluster(fh, len);
             var h = Qcow2Header.Parse(head, len, path);
@@ -94,6 +100,29 @@ public static class ImageFactory
         {
             if (img != null) { try { img.DisposeWithoutFlush(); } catch (IOException) { } }
             else fh.Dispose();
+            throw;
+        }
+    }
+
+    internal static ImageAccess AccessFor(bool readOnly, bool forceShare) =>
+        !readOnly ? ImageAccess.ReadWrite : forceShare ? ImageAccess.ReadShared : ImageAccess.ReadOnly;
+
+    /// <summary>
+    /// Opens a file to (re)create an image in: locked for writing before it is truncated, so a file another program
+    /// (QEMU, a running VM) has open is refused rather than replaced under it.
+    /// </summary>
+    internal static Microsoft.Win32.SafeHandles.SafeFileHandle OpenForCreate(string path)
+    {
+        var fh = File.OpenHandle(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.ReadWrite);
+        try
+        {
+            ImageLock.Acquire(fh, path, ImageAccess.ReadWrite);
+            RandomAccess.SetLength(fh, 0);
+            return fh;
+        }
+        catch
+        {
+            fh.Dispose();
             throw;
         }
     }

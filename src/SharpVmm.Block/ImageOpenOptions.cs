@@ -13,5 +13,7 @@ public sealed record ImageOpenOptions
     internal bool Repairing { get; init; }
     /// <summary>qemu's cache=unsafe: flushes return at once. For throw-away outputs (convert) that are redone after a crash.</summary>
     public bool IgnoreFlushes { get; init; }
+    /// <summary>qemu-img's -U/--force-share: read the image (and its chain) even while another program writes it. Read-only opens only.</summary>
+    public bool ForceShare { get; init; }
     public int MaxChainDepth { get; init; } = 64;
 }

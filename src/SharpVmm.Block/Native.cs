@@ -24,7 +24,7 @@ internal static partial class Native
     private static partial int fdatasync(SafeFileHandle fd);
 
     [StructLayout(LayoutKind.Sequential)]
-    private struct Stat
+    internal struct Stat
     {
         public ulong Dev, Ino, Nlink;
         public uint Mode, Uid, Gid, Pad0;

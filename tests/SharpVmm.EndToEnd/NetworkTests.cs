@@ -56,7 +56,7 @@ public sealed partial class NetworkTests : IDisposable
         string kernel = LinuxGuestTests.Kernel;
         if (!File.Exists(kernel)) kernel = typeof(NetworkTests).Assembly.Location; // any file: parsing fails first
         var r = SharpVmmProcess.Run(120, "run", "--accel", "emu", "--kernel", kernel, "--net", spec);
-        Assert.Equal(1, r.ExitCode);
+        Assert.Equal(2, r.ExitCode); // a bad value is a bad command line (README: exit 2)
         Assert.Equal("", r.Stdout);
         Assert.StartsWith("sharpvmm: ", r.Stderr);
         Assert.Contains(expected, r.Stderr);

@@ -25,10 +25,23 @@ public sealed class MigrationCommandsTests : IAsyncDisposable
         try { Directory.Delete(_dir, recursive: true); } catch (IOException) { }
     }
 
-    private VirtualMachine Build(bool incoming)
+    private VirtualMachine Build(bool incoming, string? disk = null)
     {
         string bin = Path.Combine(_dir, "guest.bin");
         File.WriteAllBytes(bin, GuestCode.Assemble(64, GuestCode.CountingLoop(Counter), Entry));
+        if (disk is not null)
+        {
+            // Disks are virtio devices, which need a Linux guest (ACPI) to be attached at all.
+            return VmBuilder.Build(new VmConfig
+            {
+                Accelerator = AcceleratorKind.Emu,
+                MemoryBytes = 128UL << 20,
+                Kernel = GuestFiles.Kernel,
+                Serial = "none",
+                IncomingMigration = incoming,
+                Disks = [new DiskSpec(disk, "raw")],
+            });
+        }
         return VmBuilder.Build(new VmConfig
         {
             Accelerator = AcceleratorKind.Emu,
@@ -157,5 +170,36 @@ public sealed class MigrationCommandsTests : IAsyncDisposable
         Assert.Equal("running", await Status(a));
         // migrate_cancel with nothing running is not an error.
         await a.ExecuteAsync("migrate_cancel");
+    }
+
+    [LinuxGuestFact]
+    public async Task Cont_on_a_migrated_away_source_is_refused_while_the_target_holds_its_disk()
+    {
+        string disk = Path.Combine(_dir, "d.raw");
+        SharpVmm.Block.ImageFactory.Create(disk, "raw", 1 << 20).Dispose();
+        var (src, a) = await Serve("a.sock", incoming: false, vm: Build(incoming: false, disk));
+        var dstVm = Build(incoming: true, disk);
+        var incoming = new MigrationManager(dstVm);
+        incoming.ExpectIncoming();
+        var (dst, b) = await Serve("b.sock", incoming: true, incoming, dstVm);
+        src.Start();
+        using var target = incoming.ListenIncoming("tcp:127.0.0.1:0");
+        var receive = Task.Run(() => incoming.ReceiveIncoming(target));
+        await a.ExecuteAsync("migrate", new JsonObject { ["uri"] = $"tcp:127.0.0.1:{target.LocalEndPoint!.Port}" });
+        var sw = Stopwatch.StartNew();
+        while ((await a.ExecuteAsync("query-migrate"))!["status"]!.GetValue<string>() != "completed")
+        {
+            Assert.True(sw.Elapsed.TotalSeconds < 60, "the migration did not complete");
+            await Task.Delay(20);
+        }
+        await receive.WaitAsync(TimeSpan.FromSeconds(30));
+        dst.Start();
+        Assert.Equal("postmigrate", await Status(a));
+
+        // QEMU's cont re-activates the disks first and fails when it cannot: the target writes this disk now.
+        var e = await Assert.ThrowsAsync<QmpException>(() => a.ExecuteAsync("cont"));
+        Assert.Contains("in use", e.Description, StringComparison.Ordinal);
+        Assert.Equal("postmigrate", await Status(a));
+        Assert.Equal(VmState.Paused, src.State);
     }
 }

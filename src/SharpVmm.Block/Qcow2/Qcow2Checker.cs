@@ -30,11 +30,18 @@ internal static class Qcow2Checker
 
     public static CheckResult Check(Qcow2Image img, CheckRepair repair)
     {
-        var r = Scan(img, repair == CheckRepair.All);
+        var r = Scan(img);
         if (repair == CheckRepair.None || (r.Result.Leaks == 0 && r.Result.Corruptions == 0)) return r.Result;
         if (img.IsReadOnly) throw new BlockImageException($"'{img.Path}' is open read-only and cannot be repaired");
+        if (r.Unsafe.Count > 0)
+        {
+            // Repairing these would change what the guest reads (dropping a broken pointer) or could put guest data
+            // and metadata in one cluster: refuse before writing anything, so the file is never left worse.
+            r.Result.Messages.Add($"ERROR the image was not repaired (nothing was written): {r.Unsafe[0]}{(r.Unsafe.Count > 1 ? $" (and {r.Unsafe.Count - 1} more)" : "")}; its data may be copied out with 'sharpvmm img convert'");
+            return r.Result;
+        }
         Repair(img, r, repair);
-        var after = Scan(img, false).Result;
+        var after = Scan(img).Result;
         after.LeaksFixed = Math.Max(0, r.Result.Leaks - after.Leaks);
         after.CorruptionsFixed = Math.Max(0, r.Result.Corruptions - after.Corruptions);
         after.Messages.InsertRange(0, r.Result.Messages);
@@ -57,12 +64,20 @@ internal static class Qcow2Checker
         public uint[] Expected = [];
         public ulong[] Stored = [];
         public long FileClusters;
-        public readonly List<long> BadL1 = [];
-        public readonly List<(long L2, int Index)> BadL2 = [];
-        public readonly List<long> BadRefBlocks = [];
+        /// <summary>Why a repair could change guest-visible data or mix data with metadata: then nothing is repaired.</summary>
+        public readonly List<string> Unsafe = [];
+        /// <summary>What each file cluster is used as (<see cref="RoleData"/> and so on), to find clusters used twice over.</summary>
+        public byte[] Roles = [];
     }
 
-    private static ScanState Scan(Qcow2Image img, bool collectFixes)
+    private const byte RoleData = 1, RoleL2 = 2, RoleRefBlock = 4, RoleFixed = 8;
+
+    // The bits the spec reserves (must be zero) in each kind of table entry, as qemu-img check tests them.
+    private const ulong L1Reserved = 0x7f00_0000_0000_01ffUL;
+    private const ulong L2Reserved = 0x3f00_0000_0000_01feUL;
+    private const ulong RefTableReserved = 0x1ffUL;
+
+    private static ScanState Scan(Qcow2Image img)
     {
         var s = new ScanState();
         var r = s.Result;
@@ -72,10 +87,13 @@ internal static class Qcow2Checker
         var fileLen = RandomAccess.GetLength(img.Handle);
         s.FileClusters = (fileLen + cs - 1) >> cb;
         s.Expected = new uint[s.FileClusters];
+        s.Roles = new byte[s.FileClusters];
         r.TotalClusters = (img.Size + cs - 1) >> cb;
         void Msg(string m) { if (r.Messages.Count < MaxMessages) r.Messages.Add(m); }
 
-        bool Inc(long off, long len, string what)
+        void Unsafe(string why) { if (s.Unsafe.Count < MaxMessages) s.Unsafe.Add(why); }
+
+        bool Inc(long off, long len, string what, byte role)
         {
             if (len <= 0) return true;
             var first = off >> cb;
@@ -84,32 +102,43 @@ internal static class Qcow2Checker
             {
                 Msg($"ERROR {what} at 0x{off:x} is past the end of the image file");
                 r.Corruptions++;
+                Unsafe($"a {what} at 0x{off:x} lies past the end of the file");
                 return false;
             }
-            for (var c = first; c <= last; c++) s.Expected[c]++;
+            for (var c = first; c <= last; c++)
+            {
+                s.Expected[c]++;
+                s.Roles[c] |= role;
+            }
             return true;
         }
 
-        Inc(0, cs, "header");
-        Inc(h.RefcountTableOffset, (long)h.RefcountTableClusters * cs, "refcount table");
-        if (h.SnapshotCount > 0) Inc(h.SnapshotsOffset, Qcow2Snapshot.TableBytes(img.Snapshots), "snapshot table");
-        if (img.L1.Length > 0) Inc(h.L1TableOffset, img.L1.Length * 8L, "L1 table");
+        Inc(0, cs, "header", RoleFixed);
+        Inc(h.RefcountTableOffset, (long)h.RefcountTableClusters * cs, "refcount table", RoleFixed);
+        if (h.SnapshotCount > 0) Inc(h.SnapshotsOffset, Qcow2Snapshot.TableBytes(img.Snapshots), "snapshot table", RoleFixed);
+        if (img.L1.Length > 0) Inc(h.L1TableOffset, img.L1.Length * 8L, "L1 table", RoleFixed);
         var l2 = new byte[cs];
         void Walk(ulong[] l1, bool active)
         {
             long prevData = -1;
             for (var i = 0; i < l1.Length; i++)
             {
+                if ((l1[i] & L1Reserved) != 0)
+                {
+                    Msg($"ERROR found L1 entry with reserved bits set: {l1[i]:x}");
+                    r.Corruptions++;
+                    Unsafe($"L1 entry {i} has reserved bits set");
+                }
                 var off = (long)(l1[i] & Qcow2Image.OffsetMask);
                 if (off == 0) continue;
                 if ((off & (cs - 1)) != 0 || off < cs || off + cs > fileLen)
                 {
                     Msg($"ERROR L2 table offset 0x{off:x} (L1 index {i}) is invalid");
                     r.Corruptions++;
-                    if (active && collectFixes) s.BadL1.Add(i);
+                    Unsafe($"L1 entry {i} points at an invalid L2 table offset 0x{off:x}");
                     continue;
                 }
-                Inc(off, cs, "L2 table");
+                Inc(off, cs, "L2 table", RoleL2);
                 ImageFile.ReadFully(img.Handle, off, l2);
                 var n = cs / (img.ExtendedL2 ? 16 : 8);
                 for (var j = 0; j < n; j++)
@@ -117,15 +146,33 @@ internal static class Qcow2Checker
                     var e = BinaryPrimitives.ReadUInt64BigEndian(l2.AsSpan(img.ExtendedL2 ? j * 16 : j * 8));
                     if ((e & Qcow2Image.CompressedFlag) != 0)
                     {
-                        var (co, cl) = img.CompressedExtent(e);
-                        if (co < cs || !Inc(co, Math.Min(cl, Math.Max(1, fileLen - co)), "compressed cluster"))
+                        if ((e & Qcow2Image.Copied) != 0)
                         {
-                            if (co < cs) { Msg($"ERROR compressed cluster at 0x{co:x} points into the header"); r.Corruptions++; }
-                            if (active && collectFixes) s.BadL2.Add((off, j));
+                            // Repaired by clearing the flag (FixCopiedFlags), which changes no data.
+                            Msg($"ERROR: coffset=0x{img.CompressedExtent(e).Offset:x}: copied flag must never be set for compressed clusters");
+                            r.Corruptions++;
+                        }
+                        var (co, cl) = img.CompressedExtent(e);
+                        // Every cluster the compressed bytes touch is counted, as qemu-img does: one overrunning the
+                        // file (or its counted clusters) shows as a corruption instead of being cut short.
+                        if (co < cs || !Inc(co, cl, "compressed cluster", RoleData))
+                        {
+                            if (co < cs)
+                            {
+                                Msg($"ERROR compressed cluster at 0x{co:x} points into the header");
+                                r.Corruptions++;
+                                Unsafe($"a compressed cluster descriptor points into the header (0x{co:x})");
+                            }
                             continue;
                         }
                         if (active) { r.AllocatedClusters++; r.CompressedClusters++; }
                         continue;
+                    }
+                    if ((e & L2Reserved) != 0)
+                    {
+                        Msg($"ERROR found l2 entry with reserved bits set: {e:x}");
+                        r.Corruptions++;
+                        Unsafe($"the L2 entry {j} of the table at 0x{off:x} has reserved bits set");
                     }
                     var d = (long)(e & Qcow2Image.OffsetMask);
                     if (d == 0) continue;
@@ -133,14 +180,10 @@ internal static class Qcow2Checker
                     {
                         Msg($"ERROR data cluster offset 0x{d:x} (L2 0x{off:x} index {j}) is invalid");
                         r.Corruptions++;
-                        if (active && collectFixes) s.BadL2.Add((off, j));
+                        Unsafe($"the L2 entry {j} of the table at 0x{off:x} points at an invalid offset 0x{d:x}");
                         continue;
                     }
-                    if (!Inc(d, cs, "data cluster"))
-                    {
-                        if (active && collectFixes) s.BadL2.Add((off, j));
-                        continue;
-                    }
+                    if (!Inc(d, cs, "data cluster", RoleData)) continue;
                     if (active)
                     {
                         r.AllocatedClusters++;
@@ -154,7 +197,7 @@ internal static class Qcow2Checker
         foreach (var snap in img.Snapshots)
         {
             if (snap.L1Size == 0) continue;
-            if (!Inc(snap.L1TableOffset, snap.L1Size * 8L, $"L1 table of snapshot '{snap.Name}'")) continue;
+            if (!Inc(snap.L1TableOffset, snap.L1Size * 8L, $"L1 table of snapshot '{snap.Name}'", RoleFixed)) continue;
             Walk(img.ReadL1(snap.L1TableOffset, snap.L1Size), false);
         }
 
@@ -167,16 +210,23 @@ internal static class Qcow2Checker
         var bits = img.RefcountBits;
         for (var i = 0; i < rt.Length; i++)
         {
+            if ((rt[i] & RefTableReserved) != 0)
+            {
+                Msg($"ERROR refcount table entry {i} has reserved bits set");
+                r.Corruptions++;
+                Unsafe($"refcount table entry {i} has reserved bits set");
+                continue;
+            }
             var off = (long)(rt[i] & Qcow2Image.OffsetMask);
             if (off == 0) continue;
             if ((off & (cs - 1)) != 0 || off < cs || off + cs > fileLen)
             {
                 Msg($"ERROR refcount block {i} offset 0x{off:x} is invalid");
                 r.Corruptions++;
-                if (collectFixes) s.BadRefBlocks.Add(i);
+                Unsafe($"refcount block {i} has an invalid offset 0x{off:x}");
                 continue;
             }
-            Inc(off, cs, "refcount block");
+            Inc(off, cs, "refcount block", RoleRefBlock);
             ImageFile.ReadFully(img.Handle, off, block);
             var basec = (long)i << rbBits;
             var per = 1 << rbBits;
@@ -187,6 +237,23 @@ internal static class Qcow2Checker
                 s.Stored[c] = ReadRef(block, j, bits);
             }
         }
+        // A cluster used as two kinds of thing (data and a table, or two kinds of table), or a refcount block or fixed
+        // table referenced twice, cannot be repaired by fixing refcounts: one user's writes destroy the other's.
+        for (long c = 0; c < s.Roles.Length; c++)
+        {
+            var role = s.Roles[c];
+            if (role == 0) continue;
+            var mixed = (role & (role - 1)) != 0;
+            if (!mixed && (role & (RoleRefBlock | RoleFixed)) == 0) continue;
+            if (!mixed && s.Expected[c] == 1) continue;
+            if ((role & RoleRefBlock) != 0)
+                Msg($"ERROR refcount block at cluster {c} refcount={s.Expected[c]} (it is also used as {RoleName((byte)(role & ~RoleRefBlock), s.Expected[c])})");
+            else
+                Msg($"ERROR cluster {c} is used as {RoleName(role, s.Expected[c])}");
+            r.Corruptions++;
+            Unsafe($"cluster {c} (offset 0x{c << cb:x}) is used as {RoleName(role, s.Expected[c])}");
+        }
+
         long highest = -1;
         var n2 = Math.Max(s.Stored.Length, s.Expected.Length);
         for (long c = 0; c < n2; c++)
@@ -239,6 +306,17 @@ internal static class Qcow2Checker
         return s;
     }
 
+    private static string RoleName(byte role, uint refs)
+    {
+        var names = new List<string>();
+        if ((role & RoleData) != 0) names.Add("guest data");
+        if ((role & RoleL2) != 0) names.Add("an L2 table");
+        if ((role & RoleRefBlock) != 0) names.Add("a refcount block");
+        if ((role & RoleFixed) != 0) names.Add("a header, L1, refcount or snapshot table");
+        if (names.Count == 0) names.Add("metadata");
+        return names.Count == 1 ? $"{names[0]} {refs} times" : string.Join(" and ", names);
+    }
+
     private static ulong ReadRef(byte[] b, int i, int bits) => bits switch
     {
         8 => b[i],
@@ -250,21 +328,8 @@ internal static class Qcow2Checker
 
     private static void Repair(Qcow2Image img, ScanState s, CheckRepair repair)
     {
+        // Only refcounts and COPIED flags change here: Check refused every case that would touch a mapping.
         img.FlushMetadata(sync: true);
-        var cs = img.ClusterSize;
-        if (repair == CheckRepair.All)
-        {
-            // Broken pointers are dropped: the data behind them is unreachable anyway.
-            foreach (var i in s.BadRefBlocks) img.RefcountTable[i] = 0;
-            if (s.BadRefBlocks.Count > 0) WriteRefcountTable(img);
-            foreach (var i in s.BadL1) { img.L1[i] = 0; img.WriteL1Entry(i); }
-            var z = new byte[8];
-            foreach (var (l2, j) in s.BadL2)
-            {
-                RandomAccess.Write(img.Handle, z, l2 + (long)j * (img.ExtendedL2 ? 16 : 8));
-            }
-            img.DropCaches();
-        }
         var expected = s.Expected;
         img.ReservedClusters = c => c < expected.Length && expected[c] > 0;
         try
@@ -289,15 +354,5 @@ internal static class Qcow2Checker
             }
         }
         finally { img.ReservedClusters = null; }
-        _ = cs;
-    }
-
-    private static void WriteRefcountTable(Qcow2Image img)
-    {
-        var rt = img.RefcountTable;
-        var buf = new byte[rt.Length * 8];
-        for (var i = 0; i < rt.Length; i++) BinaryPrimitives.WriteUInt64BigEndian(buf.AsSpan(i * 8), rt[i]);
-        RandomAccess.Write(img.Handle, buf, img.Header.RefcountTableOffset);
-        img.Sync();
     }
 }

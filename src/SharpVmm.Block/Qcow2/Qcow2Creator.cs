@@ -54,10 +54,10 @@ internal static class Qcow2Creator
         for (var c = 0; c < 3; c++) SetRef(block, c, rb);
         try
         {
-            using var fh = File.OpenHandle(path, FileMode.Create, FileAccess.ReadWrite, FileShare.None);
+            using var fh = ImageFactory.OpenForCreate(path);
             RandomAccess.Write(fh, file, 0);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException && e is not BlockImageException)
         {
             throw new BlockImageException($"cannot create '{path}': {e.Message}", e);
         }

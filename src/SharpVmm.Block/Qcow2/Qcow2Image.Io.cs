@@ -168,6 +168,7 @@ public sealed partial class Qcow2Image
     {
         ImageFile.CheckWritable(this);
         ImageFile.CheckRange(this, offset, data.Length);
+        CheckNotFatal();
         _rw.EnterReadLock();
         try
         {
@@ -177,9 +178,12 @@ public sealed partial class Qcow2Image
                 Kind k;
                 long host, run;
                 bool copied;
-                lock (_lock) k = Lookup(offset, data.Length, out host, out run, out _, out copied);
-                if (k != Kind.Data || !copied) break;
-                CheckDataWrite(host, run);
+                lock (_lock)
+                {
+                    k = Lookup(offset, data.Length, out host, out run, out _, out copied);
+                    if (k != Kind.Data || !copied) break;
+                    CheckDataWrite(host, run);
+                }
                 RandomAccess.Write(_fh, data[..(int)run], host);
                 offset += run;
                 data = data[(int)run..];
@@ -198,14 +202,14 @@ public sealed partial class Qcow2Image
     private void CheckDataWrite(long host, long len)
     {
         if (host + len > _endCluster << _cb)
-            throw Corrupt($"a data cluster at 0x{host:x} lies past the end of the file");
-        if (OverlapsFixedMetadata(host, len))
-            throw Corrupt($"a data cluster at 0x{host:x} overlaps the image's metadata; writing it would destroy the image");
+            throw Fatal($"a data cluster at 0x{host:x} lies past the end of the file", host, len);
+        CheckNoOverlap(host, len, "data");
     }
 
     /// <summary>The write path that may allocate clusters, copy-on-write shared ones and update L2. Holds the write lock.</summary>
     private void WriteAllocating(long pos, ReadOnlySpan<byte> data)
     {
+        CheckNotFatal();
         MarkDirtyIfLazy();
         while (data.Length > 0)
         {
@@ -234,6 +238,7 @@ public sealed partial class Qcow2Image
                 k++;
             }
             var hostStart = AllocateRun(k, out var got);
+            CheckNoOverlap(hostStart, (long)got << _cb, "data");
             // AllocateRun never touches the L2 cache, but be defensive about table identity.
             t = GetL2ForWrite(ci, out l2i);
             var end = Math.Min(pos + data.Length, (ci + got) << _cb);
@@ -339,8 +344,9 @@ public sealed partial class Qcow2Image
             if (copy != null) copy.AsSpan(0, _cs).CopyTo(n.Data);
             else Array.Clear(n.Data);
             // Refcounts, then the table, then the pointer to it.
-            _rbCache.WriteDirty(WriteEntry);
+            _rbCache.WriteDirty(WriteBackRb);
             Sync();
+            CheckNoOverlap(newOff, _cs, "L2 table");
             RandomAccess.Write(_fh, n.Data, newOff);
             Sync();
             n.Dirty = false;
@@ -377,6 +383,7 @@ public sealed partial class Qcow2Image
     {
         ImageFile.CheckWritable(this);
         ImageFile.CheckRange(this, offset, length);
+        CheckNotFatal();
         _rw.EnterWriteLock();
         try
         {
@@ -551,6 +558,7 @@ public sealed partial class Qcow2Image
 
     private void StoreCompressed(long ci, ReadOnlySpan<byte> data)
     {
+        CheckNotFatal();
         MarkDirtyIfLazy();
         var t = GetL2ForWrite(ci, out var l2i);
         long at;
@@ -571,6 +579,7 @@ public sealed partial class Qcow2Image
             }
             else at = fresh;
         }
+        CheckNoOverlap(at, data.Length, "compressed data");
         RandomAccess.Write(_fh, data, at);
         _compressedCursor = at + data.Length;
         _endCluster = Math.Max(_endCluster, (_compressedCursor + _csMask) >> _cb);

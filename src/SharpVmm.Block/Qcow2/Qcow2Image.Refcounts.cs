@@ -38,6 +38,7 @@ public sealed partial class Qcow2Image
             throw Corrupt($"the refcount of cluster 0x{cluster << _cb:x} would drop below zero");
         var nv = (ulong)((long)v + delta);
         SetRefcount(cluster, nv);
+        if (nv == 0) ClearInUse(cluster);
         if (nv == 0 && cluster < _freeHint) _freeHint = Math.Max(1, cluster);
     }
 
@@ -80,7 +81,9 @@ public sealed partial class Qcow2Image
         // Past the end of the file nothing can be stored, whatever a (possibly damaged) refcount says; trusting it
         // could make the scan walk a huge hostile refcount table.
         if (c >= _endCluster) return true;
-        return GetRefcount(c) == 0;
+        if (GetRefcount(c) != 0) return false;
+        CheckReallyFree(c);
+        return true;
     }
 
     /// <summary>
@@ -137,14 +140,16 @@ public sealed partial class Qcow2Image
 
     private void InstallRefcountBlock(long rti, long off, int selfIndex)
     {
-        var e = _rbCache.Insert(off, WriteEntry);
+        var e = _rbCache.Insert(off, WriteBackRb);
         Array.Clear(e.Data);
         if (selfIndex >= 0) WriteRef(e.Data, selfIndex, 1);
+        CheckNoOverlap(off, _cs, "refcount block");
         // The block must be on disk before the table entry that points at it.
         RandomAccess.Write(_fh, e.Data, off);
         Sync();
         e.Dirty = false;
         _rt[rti] = (ulong)off;
+        MetadataMoved();
         Span<byte> b = stackalloc byte[8];
         BinaryPrimitives.WriteUInt64BigEndian(b, (ulong)off);
         RandomAccess.Write(_fh, b, Header.RefcountTableOffset + rti * 8);
@@ -187,15 +192,16 @@ public sealed partial class Qcow2Image
             var oldOffset = Header.RefcountTableOffset;
             var oldClusters = Header.RefcountTableClusters;
             _rt = newRt;
+            MetadataMoved();
             foreach (var b in blocks)
             {
-                var e = _rbCache.Insert(b << _cb, WriteEntry);
+                var e = _rbCache.Insert(b << _cb, WriteBackRb);
                 Array.Clear(e.Data);
                 e.Dirty = true;
             }
             _endCluster = Math.Max(_endCluster, next);
             for (var c = t; c < next; c++) SetRefcount(c, 1);
-            _rbCache.WriteDirty(WriteEntry);
+            _rbCache.WriteDirty(WriteBackRb);
             var buf = new byte[tableClusters * _cs];
             for (var i = 0; i < entries; i++) BinaryPrimitives.WriteUInt64BigEndian(buf.AsSpan(i * 8), newRt[i]);
             RandomAccess.Write(_fh, buf, t << _cb);
@@ -222,9 +228,9 @@ public sealed partial class Qcow2Image
         var synced = false;
         if (_l2Cache.HasDirty)
         {
-            _rbCache.WriteDirty(WriteEntry);
+            _rbCache.WriteDirty(WriteBackRb);
             Sync();
-            _l2Cache.WriteDirty(WriteEntry);
+            _l2Cache.WriteDirty(WriteBackL2);
             synced = false;
         }
         if (_pendingFrees.Count > 0)
@@ -235,7 +241,7 @@ public sealed partial class Qcow2Image
             _compressedCursor = 0;
             _czEntry = -1;
         }
-        if (_rbCache.HasDirty) { _rbCache.WriteDirty(WriteEntry); synced = false; }
+        if (_rbCache.HasDirty) { _rbCache.WriteDirty(WriteBackRb); synced = false; }
         if (sync && !synced) Sync();
     }
 
@@ -245,10 +251,12 @@ public sealed partial class Qcow2Image
         _l2Cache.Clear();
         _rbCache.Clear();
         _czEntry = -1;
+        MetadataMoved();
     }
 
     internal void ReloadRefcountTable()
     {
         _rt = ReadTable(Header.RefcountTableOffset, Header.RefcountTableClusters * (_cs / 8), "refcount table");
+        MetadataMoved();
     }
 }

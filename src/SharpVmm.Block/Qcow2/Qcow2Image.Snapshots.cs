@@ -65,7 +65,7 @@ public sealed partial class Qcow2Image
             var l2 = (long)(_l1[i] & OffsetMask);
             if (l2 == 0) continue;
             var want = GetRefcount(l2 >> _cb) == 1 ? _l1[i] | Copied : _l1[i] & ~Copied;
-            if (want != _l1[i]) { _l1[i] = want; l1Changed = true; changed++; }
+            if (want != _l1[i]) { _l1[i] = want; l1Changed = true; changed++; MetadataMoved(); }
             var t = LoadL2(l2);
             for (var j = 0; j < _l2Entries; j++)
             {
@@ -122,6 +122,7 @@ public sealed partial class Qcow2Image
         Header.SnapshotCount = list.Count;
         Header.SnapshotsOffset = off;
         _snapshots = list;
+        MetadataMoved();
         for (var c = 0L; c < oldClusters; c++) AddRefcount((oldOff >> _cb) + c, -1);
     }
 
@@ -182,6 +183,7 @@ public sealed partial class Qcow2Image
             WriteL1Table(Header.L1TableOffset, newL1, newL1.Length);
             Sync();
             _l1 = newL1;
+            MetadataMoved();
         }
         if (s.DiskSize != Size)
         {
@@ -223,6 +225,7 @@ public sealed partial class Qcow2Image
         Header.L1TableOffset = offset;
         Header.L1Size = l1.Length;
         _l1 = l1;
+        MetadataMoved();
         if (oldOff != 0)
             for (var c = 0L; c < oldClusters; c++) AddRefcount((oldOff >> _cb) + c, -1);
     }

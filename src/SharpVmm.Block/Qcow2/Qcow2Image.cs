@@ -43,6 +43,7 @@ public sealed partial class Qcow2Image : IBlockImage
     private bool _dirtyMarked;
     private readonly bool _ignoreFlushes;
     private bool _disposed;
+    private bool _repairing;
     private long _czEntry = -1;
     private byte[]? _czData;
     internal Func<long, bool>? ReservedClusters;
@@ -111,6 +112,7 @@ public sealed partial class Qcow2Image : IBlockImage
     /// <summary>Steps taken right after a read-write open: dirty-bit recovery and clearing unknown autoclear bits.</summary>
     internal void PrepareForWriting(bool repairing)
     {
+        _repairing = repairing;
         if (IsCorrupt && !repairing)
             throw new BlockImageException($"'{Path}' is marked corrupt; it can only be opened read-only. Run 'sharpvmm img check -r all {Path}' to repair it");
         if (_extL2)
@@ -184,6 +186,7 @@ public sealed partial class Qcow2Image : IBlockImage
 
     internal void MarkCorrupt()
     {
+        if (!_repairing) _fatal = true;
         if (IsReadOnly || IsCorrupt) return;
         try
         {
@@ -234,7 +237,7 @@ public sealed partial class Qcow2Image : IBlockImage
         var e = _rbCache.TryGet(off);
         if (e != null) return e;
         ValidateTablePointer(off, "refcount block");
-        e = _rbCache.Insert(off, WriteEntry);
+        e = _rbCache.Insert(off, WriteBackRb);
         try { ImageFile.ReadExactly(_fh, off, e.Data, Path, "refcount block"); }
         catch { _rbCache.Remove(off); throw; }
         return e;
@@ -242,12 +245,19 @@ public sealed partial class Qcow2Image : IBlockImage
 
     private void WriteEntry(TableCache.Entry e) => RandomAccess.Write(_fh, e.Data, e.Offset);
 
+    private void WriteBackRb(TableCache.Entry e)
+    {
+        CheckNoOverlap(e.Offset, _cs, "refcount block", MetaKind.RefcountBlock);
+        WriteEntry(e);
+    }
+
     private void WriteBackL2(TableCache.Entry e)
     {
+        CheckNoOverlap(e.Offset, _cs, "L2 table", MetaKind.ActiveL2);
         // An L2 table may point at clusters whose refcounts are still only in the cache: those go first.
         if (_rbCache.HasDirty)
         {
-            _rbCache.WriteDirty(WriteEntry);
+            _rbCache.WriteDirty(WriteBackRb);
             Sync();
         }
         WriteEntry(e);
@@ -264,6 +274,7 @@ public sealed partial class Qcow2Image : IBlockImage
 
     internal void WriteL1Entry(long index)
     {
+        MetadataMoved();
         Span<byte> b = stackalloc byte[8];
         BinaryPrimitives.WriteUInt64BigEndian(b, _l1[index]);
         RandomAccess.Write(_fh, b, Header.L1TableOffset + index * 8);

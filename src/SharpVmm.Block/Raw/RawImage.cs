@@ -19,28 +19,46 @@ public sealed class RawImage : IBlockImage
         _size = RandomAccess.GetLength(fh);
     }
 
-    public static RawImage Open(string path, bool readOnly, bool ignoreFlushes = false)
+    public static RawImage Open(string path, bool readOnly, bool ignoreFlushes = false, bool forceShare = false)
     {
+        SafeFileHandle fh;
         try
         {
-            var fh = File.OpenHandle(path, FileMode.Open, readOnly ? FileAccess.Read : FileAccess.ReadWrite,
-                readOnly ? FileShare.ReadWrite : FileShare.Read);
-            return new RawImage(path, fh, readOnly, ignoreFlushes);
+            fh = File.OpenHandle(path, FileMode.Open, readOnly ? FileAccess.Read : FileAccess.ReadWrite, FileShare.ReadWrite);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             throw new BlockImageException($"cannot open '{path}': {e.Message}", e);
         }
+        try
+        {
+            ImageLock.Acquire(fh, path, ImageFactory.AccessFor(readOnly, forceShare));
+            return new RawImage(path, fh, readOnly, ignoreFlushes);
+        }
+        catch
+        {
+            fh.Dispose();
+            throw;
+        }
     }
 
     public static RawImage Create(string path, long size, Preallocation prealloc = Preallocation.Off, bool ignoreFlushes = false)
     {
-        using (var fh = File.OpenHandle(path, FileMode.Create, FileAccess.ReadWrite, FileShare.None))
+        using (var fh = OpenForCreate(path))
         {
             RandomAccess.SetLength(fh, size);
             ImageFile.Preallocate(fh, 0, size, prealloc);
         }
         return Open(path, readOnly: false, ignoreFlushes);
+    }
+
+    private static SafeFileHandle OpenForCreate(string path)
+    {
+        try { return ImageFactory.OpenForCreate(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException && e is not BlockImageException)
+        {
+            throw new BlockImageException($"cannot create '{path}': {e.Message}", e);
+        }
     }
 
     public string Path { get; }

@@ -35,7 +35,7 @@ internal static class ImgCheck
                 var x => throw new ArgumentException($"-r must be leaks or all, not '{x}'"),
             };
             var json = pr.GetValue(output) == "json";
-            var r = ImageCheck.Run(path, mode);
+            var r = ImageCheck.Run(path, mode, pr.GetValue(force));
             if (json) o.WriteLine(Json.Write(w => WriteJson(w, path, r)));
             else if (!pr.GetValue(quiet)) WriteHuman(o, e, r);
             var corrupt = r.Corruptions - (mode == CheckRepair.None ? 0 : 0);

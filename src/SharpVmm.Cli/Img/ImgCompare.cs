@@ -20,8 +20,8 @@ internal static class ImgCompare
         var cmd = new Command("compare", "Check whether two images have the same contents") { fmtA, fmtB, strict, progress, quiet, force, a, b };
         cmd.SetAction(pr => ImgRunner.Run(pr, (o, e) =>
         {
-            using var ia = ImageFactory.Open(pr.GetValue(a)!, new ImageOpenOptions { Format = pr.GetValue(fmtA), ReadOnly = true });
-            using var ib = ImageFactory.Open(pr.GetValue(b)!, new ImageOpenOptions { Format = pr.GetValue(fmtB) ?? pr.GetValue(fmtA), ReadOnly = true });
+            using var ia = ImageFactory.Open(pr.GetValue(a)!, new ImageOpenOptions { Format = pr.GetValue(fmtA), ReadOnly = true, ForceShare = pr.GetValue(force) });
+            using var ib = ImageFactory.Open(pr.GetValue(b)!, new ImageOpenOptions { Format = pr.GetValue(fmtB) ?? pr.GetValue(fmtA), ReadOnly = true, ForceShare = pr.GetValue(force) });
             var quietOn = pr.GetValue(quiet);
             var bar = pr.GetValue(progress) && !quietOn ? new ProgressBar(o) : null;
             if (ia.Size != ib.Size && !quietOn && !pr.GetValue(strict)) o.WriteLine("Warning: Image size mismatch!");

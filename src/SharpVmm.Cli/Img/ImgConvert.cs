@@ -28,7 +28,7 @@ internal static class ImgConvert
         {
             var f = pr.GetValue(files)!;
             var co = CreateOptionParser.Parse(pr.GetValue(opts), new CreateOptions());
-            using var src = ImageFactory.Open(f[0], new ImageOpenOptions { Format = pr.GetValue(fmt), ReadOnly = true });
+            using var src = ImageFactory.Open(f[0], new ImageOpenOptions { Format = pr.GetValue(fmt), ReadOnly = true, ForceShare = pr.GetValue(force) });
             var bar = pr.GetValue(progress) && !pr.GetValue(quiet) ? new ProgressBar(o) : null;
             ImageConverter.Convert(src, f[1], new ConvertOptions
             {

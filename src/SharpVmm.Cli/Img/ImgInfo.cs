@@ -27,12 +27,12 @@ internal static class ImgInfo
             };
             if (!pr.GetValue(chain))
             {
-                using var img = ImageFactory.Open(path, new ImageOpenOptions { Format = pr.GetValue(fmt), ReadOnly = true, OpenBacking = false });
+                using var img = ImageFactory.Open(path, new ImageOpenOptions { Format = pr.GetValue(fmt), ReadOnly = true, OpenBacking = false, ForceShare = pr.GetValue(force) });
                 if (json) o.WriteLine(JsonInfo(path, img));
                 else o.Write(HumanInfo(path, img));
                 return 0;
             }
-            var images = OpenChain(path, pr.GetValue(fmt));
+            var images = OpenChain(path, pr.GetValue(fmt), pr.GetValue(force));
             try
             {
                 if (json)
@@ -57,7 +57,7 @@ internal static class ImgInfo
     /// The image and each backing file below it, each opened alone, named as qemu-img names them (the backing file name
     /// resolved against the directory of the image that refers to it). A chain that loops is an error, as in qemu-img.
     /// </summary>
-    private static List<(string Path, IBlockImage Image)> OpenChain(string path, string? format)
+    private static List<(string Path, IBlockImage Image)> OpenChain(string path, string? format, bool forceShare)
     {
         var images = new List<(string, IBlockImage)>();
         var seen = new HashSet<string>(StringComparer.Ordinal);
@@ -67,7 +67,7 @@ internal static class ImgInfo
             {
                 if (!seen.Add(Path.GetFullPath(path)))
                     throw new BlockImageException($"backing file '{path}' creates an infinite loop in the backing chain");
-                var img = ImageFactory.Open(path, new ImageOpenOptions { Format = format, ReadOnly = true, OpenBacking = false });
+                var img = ImageFactory.Open(path, new ImageOpenOptions { Format = format, ReadOnly = true, OpenBacking = false, ForceShare = forceShare });
                 images.Add((path, img));
                 if (img is not Qcow2Image { BackingFileName: { } backing } q) return images;
                 path = FullBacking(path, backing);

@@ -19,7 +19,7 @@ internal static class ImgMap
         cmd.SetAction(pr => ImgRunner.Run(pr, (o, e) =>
         {
             var path = pr.GetValue(file)!;
-            using var img = ImageFactory.Open(path, new ImageOpenOptions { Format = pr.GetValue(fmt), ReadOnly = true });
+            using var img = ImageFactory.Open(path, new ImageOpenOptions { Format = pr.GetValue(fmt), ReadOnly = true, ForceShare = pr.GetValue(force) });
             var from = pr.GetValue(start);
             var end = pr.GetValue(maxLen) is { } l ? Math.Min(img.Size, from + l) : img.Size;
             var extents = Extents(img, from, end);

@@ -28,7 +28,7 @@ internal static class ImgSnapshot
             var n = (c != null ? 1 : 0) + (a != null ? 1 : 0) + (d != null ? 1 : 0) + (pr.GetValue(list) ? 1 : 0);
             if (n != 1) throw new ArgumentException("give exactly one of -l, -c NAME, -a NAME, -d NAME");
             var readOnly = c == null && a == null && d == null;
-            using var img = ImageFactory.OpenQcow2(path, new ImageOpenOptions { Format = pr.GetValue(fmt), ReadOnly = readOnly, OpenBacking = !readOnly });
+            using var img = ImageFactory.OpenQcow2(path, new ImageOpenOptions { Format = pr.GetValue(fmt), ReadOnly = readOnly, OpenBacking = !readOnly, ForceShare = pr.GetValue(force) });
             if (c != null) img.CreateSnapshot(c);
             else if (a != null) img.ApplySnapshot(a);
             else if (d != null) img.DeleteSnapshot(d);

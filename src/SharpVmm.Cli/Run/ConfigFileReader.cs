@@ -65,8 +65,16 @@ public static class ConfigFileReader
     /// <summary>The key an option has in a config file: its name without the leading dashes.</summary>
     public static string KeyOf(Option option) => option.Name.TrimStart('-');
 
+    /// <summary>A config file is a page of JSON; anything near this size is not one (and /dev/zero never ends).</summary>
+    public const long MaxBytes = 1 << 20;
+
     private static string ReadText(string path)
     {
+        var kind = SharpVmm.Block.HostFile.KindOf(path);
+        if (kind is not (SharpVmm.Block.HostFileKind.Missing or SharpVmm.Block.HostFileKind.Regular))
+            throw new ConfigFileException($"cannot read config file '{path}': it {SharpVmm.Block.HostFile.Describe(kind)}, not a regular file");
+        if (kind == SharpVmm.Block.HostFileKind.Regular && new FileInfo(path).Length > MaxBytes)
+            throw new ConfigFileException($"cannot read config file '{path}': it is {new FileInfo(path).Length} bytes, more than the {MaxBytes} a config file may have");
         try
         {
             return File.ReadAllText(path, Encoding.UTF8);

@@ -8,7 +8,7 @@ namespace SharpVmm.Cli.Run;
 /// the VM is built but not started, waits in QEMU's "inmigrate" state for a source, and starts only once the whole
 /// migration arrived and loaded.
 /// </summary>
-internal static class IncomingMigration
+public static class IncomingMigration
 {
     public const string Defer = "defer";
 
@@ -27,6 +27,7 @@ internal static class IncomingMigration
             uri = requested.Result;
         }
         using var target = migration.ListenIncoming(uri);
+        if (ExposureWarning(target.LocalEndPoint!) is { } warning) Console.Error.WriteLine(warning);
         Console.Error.WriteLine($"sharpvmm: waiting for an incoming migration on {MigrationUri.Parse(uri, listening: true) with { Port = target.LocalEndPoint!.Port }}");
         try
         {
@@ -38,4 +39,9 @@ internal static class IncomingMigration
         }
         return true;
     }
+
+    /// <summary>The stderr line for a listener not on loopback (the stream is neither authenticated nor encrypted); null on loopback.</summary>
+    public static string? ExposureWarning(System.Net.IPEndPoint listening) =>
+        System.Net.IPAddress.IsLoopback(listening.Address) ? null
+            : $"sharpvmm: warning: the incoming migration listens on {listening}, not on loopback: anyone who can reach that port can replace this VM's guest (the stream is neither authenticated nor encrypted)";
 }

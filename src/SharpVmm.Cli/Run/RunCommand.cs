@@ -55,6 +55,23 @@ public static class RunCommand
         cmd.SetAction(pr =>
         {
             pr = configFile.Apply(pr);
+            VmConfig config;
+            try { config = Configure(pr); }
+            catch (ConfigurationException e)
+            {
+                // A value the options do not accept is a bad command line, as a parse error is.
+                Console.Error.WriteLine($"sharpvmm: {e.Message}");
+                return 2;
+            }
+            // Not a bad command line but a missing setup step: a VMM error (exit 1).
+            if (config.Kernel is null && config.Flat is null && config.Initrd is null && config.Append is null)
+                config = DefaultGuest.Apply(config);
+            return Execute(config, pr.GetValue(qmp), pr.GetValue(restore), pr.GetValue(incoming), pr.GetValue(paused));
+        });
+        return cmd;
+
+        VmConfig Configure(ParseResult pr)
+        {
             var config = new VmConfig
             {
                 Accelerator = AccelSpec.Parse(pr.GetValue(accel)!).Kind,
@@ -77,11 +94,8 @@ public static class RunCommand
                 Balloon = pr.GetResult(balloon) is not null,
                 BalloonDeflateOnOom = BalloonOption.DeflateOnOom(pr.GetValue(balloon)),
             };
-            if (config.Kernel is null && config.Flat is null && config.Initrd is null && config.Append is null)
-                config = DefaultGuest.Apply(config);
-            return Execute(config, pr.GetValue(qmp), pr.GetValue(restore), pr.GetValue(incoming), pr.GetValue(paused));
-        });
-        return cmd;
+            return config;
+        }
     }
 
     public static int Execute(VmConfig config, string? qmpAddress = null, string? restore = null, string? incoming = null, bool paused = false)
@@ -95,6 +109,12 @@ public static class RunCommand
         {
             // Without a monitor nothing could ever start the vCPUs: refuse rather than sit there forever.
             Console.Error.WriteLine("sharpvmm: --paused needs --qmp: only QMP's cont can start the VM");
+            return 2;
+        }
+        try { CommandLineChecks.Check(config, restore, qmpAddress); }
+        catch (ConfigurationException e)
+        {
+            Console.Error.WriteLine($"sharpvmm: {e.Message}");
             return 2;
         }
         using var loggers = Logging.CreateFactory();

@@ -18,11 +18,10 @@ public sealed class UnixSocketBackend : ICharBackend
     public UnixSocketBackend(string path)
     {
         _path = path;
-        if (File.Exists(path) || Directory.Exists(path))
-        {
-            if (Directory.Exists(path)) throw new Core.ConfigurationException($"serial socket path '{path}' is a directory");
-            File.Delete(path); // a stale socket from an earlier run; binding would fail with EADDRINUSE
-        }
+        // A path too long for sockaddr_un, or a file that is not a socket (someone's data), is refused: only a stale
+        // socket from an earlier run is replaced (binding over it would fail with EADDRINUSE).
+        if (Block.HostFile.SocketPathProblem(path, "serial/console") is { } problem) throw new Core.ConfigurationException(problem);
+        if (Block.HostFile.KindOf(path) == Block.HostFileKind.Socket) File.Delete(path);
         _listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         try
         {

@@ -32,6 +32,8 @@ internal sealed class BootFile : IDisposable
 
     public static BootFile Open(string path, string what)
     {
+        // Opening a FIFO would block until a writer comes; reading a character device would not end.
+        if (SharpVmm.Block.HostFile.Problem(path, what) is { } problem) throw new ConfigurationException(problem);
         SafeFileHandle? handle = null;
         try
         {

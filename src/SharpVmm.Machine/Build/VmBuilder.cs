@@ -337,6 +337,7 @@ public static partial class VmBuilder
 
     private static byte[] ReadFile(string path, string what)
     {
+        if (SharpVmm.Block.HostFile.Problem(path, what, maxBytes: int.MaxValue) is { } problem) throw new ConfigurationException(problem);
         try
         {
             return File.ReadAllBytes(path);

@@ -42,7 +42,7 @@ public sealed class MigratableImage : IBlockImage, IStateful
     /// </summary>
     public static MigratableImage OpenInactive(string path, ImageOpenOptions options)
     {
-        using var probe = ImageFactory.Open(path, options with { ReadOnly = true });
+        using var probe = ImageFactory.Open(path, options with { ReadOnly = true, ForceShare = true });
         return new MigratableImage(path, options, null, probe.FormatName, probe.Size);
     }
 

@@ -17,6 +17,30 @@ public static class BlockCommands
 {
     public static void Register(QmpCommandTable table, VmMonitor vm) => table.Register("query-block", _ => Query(vm.Vm));
 
+    /// <summary>
+    /// QEMU's BLOCK_IMAGE_CORRUPTED: sent when a qcow2 disk refused a write that would have landed on its metadata
+    /// (the image is then marked corrupt and takes no more writes, so the event is always fatal).
+    /// </summary>
+    public static void RegisterEvents(VirtualMachine vm, Action<string, JsonObject?> emit)
+    {
+        int node = 0;
+        foreach (var d in Drives(vm))
+        {
+            var nodeName = NodeName(node++);
+            if (Unwrap(d.Image) is not Qcow2Image q) continue;
+            var device = d.DriveId;
+            q.CorruptionDetected += (_, msg, offset, size) => emit("BLOCK_IMAGE_CORRUPTED", new JsonObject
+            {
+                ["device"] = device,
+                ["node-name"] = nodeName,
+                ["msg"] = msg,
+                ["offset"] = offset,
+                ["size"] = size,
+                ["fatal"] = true,
+            });
+        }
+    }
+
     public static IReadOnlyList<BlockDeviceInfo> Drives(VirtualMachine vm)
     {
         var list = new List<BlockDeviceInfo>();

@@ -10,8 +10,8 @@ using SharpVmm.Monitor.Protocol;
 namespace SharpVmm.Monitor.Server;
 
 /// <summary>
-/// A QMP monitor for one VM, as QEMU's <c>-qmp</c> offers: listens on a UNIX socket or loopback TCP, serves any
-/// number of clients at once (each negotiates on its own), and sends VM events to every negotiated client.
+/// A QMP monitor for one VM, as QEMU's <c>-qmp</c> offers: listens on a UNIX socket or loopback TCP, serves up to
+/// <see cref="QmpServerOptions.MaxClients"/> clients at once (each negotiates on its own), and sends VM events to every negotiated client.
 /// Create it with <see cref="Start"/>; dispose it after the VM has exited so the last replies and the SHUTDOWN
 /// event reach the clients.
 /// </summary>
@@ -21,9 +21,10 @@ public sealed class QmpServer : IAsyncDisposable, IDisposable
     private readonly ILogger _log;
     private readonly CancellationTokenSource _stop = new();
     private readonly List<QmpSession> _sessions = [];
-    private readonly List<Task> _sessionTasks = [];
+    private readonly Dictionary<QmpSession, Task> _sessionTasks = [];
     private readonly TaskCompletionSource _quit = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly int _maxQueued;
+    private readonly int _maxClients;
     private readonly Task _acceptLoop;
     private int _nextId, _disposed;
 
@@ -32,6 +33,7 @@ public sealed class QmpServer : IAsyncDisposable, IDisposable
         _listener = listener;
         _log = options.Logger ?? NullLogger.Instance;
         _maxQueued = options.MaxQueuedMessages;
+        _maxClients = Math.Max(1, options.MaxClients);
         Version = options.Version;
         FlushTimeout = options.FlushTimeout;
         Address = address;
@@ -44,6 +46,7 @@ public sealed class QmpServer : IAsyncDisposable, IDisposable
         Commands = new QmpCommandTable();
         CoreCommands.Register(Commands, Monitor, Version);
         BlockCommands.Register(Commands, Monitor);
+        BlockCommands.RegisterEvents(vm, Broadcast);
         SnapshotCommands.Register(Commands, Monitor);
         MigrationCommands.Register(Commands, Monitor, Broadcast, options.Migration ?? new Machine.Migration.MigrationManager(vm));
         MemoryCommands.Register(Commands, Monitor, Broadcast);
@@ -89,6 +92,12 @@ public sealed class QmpServer : IAsyncDisposable, IDisposable
     public int ClientCount
     {
         get { lock (_sessions) return _sessions.Count; }
+    }
+
+    /// <summary>Sessions still being served or wound down (for tests: nothing of a closed client may stay).</summary>
+    public int SessionTaskCount
+    {
+        get { lock (_sessions) return _sessionTasks.Count; }
     }
 
     /// <summary>Sends an event to every client that has negotiated capabilities (QEMU sends none before).</summary>
@@ -144,9 +153,9 @@ public sealed class QmpServer : IAsyncDisposable, IDisposable
             }
             catch (SocketException) { }
         }
-        // Sockets have no size; a file with content is someone's data, not a leftover socket.
-        if (info.Length != 0)
-            throw new QmpAddressException($"cannot listen for QMP on '{path}': a regular file is there; remove it or pick another path");
+        // Only a leftover socket is replaced; any other file is someone's (even an empty regular file).
+        if (SharpVmm.Block.HostFile.KindOf(path) != SharpVmm.Block.HostFileKind.Socket)
+            throw new QmpAddressException($"cannot listen for QMP on '{path}': it {SharpVmm.Block.HostFile.Describe(SharpVmm.Block.HostFile.KindOf(path))} (a regular file or other non-socket); remove it or pick another path");
         File.Delete(path);
     }
 
@@ -170,11 +179,18 @@ public sealed class QmpServer : IAsyncDisposable, IDisposable
                 try { await Task.Delay(100, _stop.Token); } catch (OperationCanceledException) { return; }
                 continue;
             }
+            bool full;
+            lock (_sessions) full = _sessions.Count >= _maxClients;
+            if (full)
+            {
+                Refuse(client);
+                continue;
+            }
             var session = new QmpSession(this, client, Interlocked.Increment(ref _nextId), _maxQueued, _log);
             lock (_sessions)
             {
                 _sessions.Add(session);
-                _sessionTasks.Add(RunSessionAsync(session));
+                _sessionTasks[session] = RunSessionAsync(session);
             }
         }
     }
@@ -188,8 +204,33 @@ public sealed class QmpServer : IAsyncDisposable, IDisposable
         }
         finally
         {
-            lock (_sessions) _sessions.Remove(session);
+            // Everything the client held goes with it: its session and the task that served it.
+            lock (_sessions)
+            {
+                _sessions.Remove(session);
+                _sessionTasks.Remove(session);
+            }
         }
+    }
+
+    /// <summary>One QMP error line (no greeting: the client is not served) and the connection is closed.</summary>
+    private void Refuse(Socket client)
+    {
+        _log.LogWarning("QMP: refused a connection: {Max} clients are connected already", _maxClients);
+        try
+        {
+            client.Blocking = false;
+            client.Send(QmpJson.ToLine(new JsonObject
+            {
+                ["error"] = new JsonObject
+                {
+                    ["class"] = "GenericError",
+                    ["desc"] = $"too many QMP clients: {_maxClients} are connected already",
+                },
+            }));
+        }
+        catch (SocketException) { }
+        finally { client.Dispose(); }
     }
 
     public async ValueTask DisposeAsync()
@@ -199,7 +240,7 @@ public sealed class QmpServer : IAsyncDisposable, IDisposable
         _listener.Dispose();
         try { await _acceptLoop; } catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException) { }
         Task[] running;
-        lock (_sessions) running = [.. _sessionTasks];
+        lock (_sessions) running = [.. _sessionTasks.Values];
         // Sessions flush what is queued (the quit reply, SHUTDOWN) within FlushTimeout, then close.
         await Task.WhenAll(running).ConfigureAwait(false);
         Monitor.Dispose();

@@ -14,6 +14,12 @@ public sealed record QmpServerOptions
     /// <summary>Messages queued for one client before it is considered stuck and disconnected.</summary>
     public int MaxQueuedMessages { get; init; } = 4096;
 
+    /// <summary>
+    /// Clients served at once (QEMU serves one per monitor); a connection beyond that gets one QMP error line and is
+    /// closed, so idle connections cannot exhaust the process's descriptors and memory.
+    /// </summary>
+    public int MaxClients { get; init; } = 16;
+
     /// <summary>How long closing the server waits for queued replies and events to reach clients.</summary>
     public TimeSpan FlushTimeout { get; init; } = TimeSpan.FromSeconds(1);
 

@@ -80,7 +80,10 @@ public sealed class VmMonitor : IDisposable
                 switch (_vm.State)
                 {
                     case VmState.Created: _vm.Start(); break;
-                    case VmState.Paused: _vm.Resume(); break;
+                    case VmState.Paused:
+                        ActivateDisks();
+                        _vm.Resume();
+                        break;
                     case VmState.Running: break;
                     default: throw NeedsReset();
                 }
@@ -90,6 +93,20 @@ public sealed class VmMonitor : IDisposable
                 if (_vm.State == VmState.Stopped) throw NeedsReset();
                 // otherwise the host started or resumed it at the same moment: it runs, which is what was asked
             }
+        }
+    }
+
+    /// <summary>
+    /// A source that migrated away gave its disks to the target; as QEMU's cont, take them back before the guest runs,
+    /// and refuse when that fails (the target holds them: running here too would have two writers).
+    /// </summary>
+    private void ActivateDisks()
+    {
+        foreach (var (_, image) in _vm.Devices.OfType<SharpVmm.Machine.Migration.MigratableImage>())
+        {
+            if (image.IsActive) continue;
+            try { image.Activate(); }
+            catch (SharpVmm.Machine.Migration.MigrationException ex) { throw QmpException.Generic(ex.Message); }
         }
     }
 
