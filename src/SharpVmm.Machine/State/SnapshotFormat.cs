@@ -12,11 +12,13 @@ namespace SharpVmm.Machine.State;
 ///                        machine-state offset and length, RAM regions (guest address, size, file offset, pages stored)
 ///   4096       the machine-state record (MachineStateFormat: vCPUs, clock, devices), padded to a page
 ///   ...        each RAM region, byte for byte at its file offset; all-zero pages are holes (the file is sparse)
+///   ...        (version 2) the page checksums: CRC-32C of every RAM page, region by region, u32 little-endian
 /// </code>
+/// A restore checks every page against its checksum, so a flipped bit in saved RAM is refused, naming the page.
 /// </summary>
 public static class SnapshotFormat
 {
-    public const int Version = 1;
+    public const int Version = 2;
     public const int PageSize = 4096;
     public const int HeaderSize = PageSize;
     public static ReadOnlySpan<byte> Magic => "SVMSNAP1"u8;
@@ -35,6 +37,18 @@ public static class SnapshotFormat
         public required long StateOffset { get; init; }
         public required long StateLength { get; init; }
         public required IReadOnlyList<Region> Regions { get; init; }
+        /// <summary>File offset of the page checksums; 0 in version 1 files, which have none.</summary>
+        public long ChecksumOffset { get; init; }
+
+        public long PageCount
+        {
+            get
+            {
+                long n = 0;
+                foreach (var r in Regions) n += (long)(r.Size / PageSize);
+                return n;
+            }
+        }
 
         /// <summary>Bytes of the whole file (the end of the last region).</summary>
         public long FileLength
@@ -43,6 +57,7 @@ public static class SnapshotFormat
             {
                 long end = StateOffset + StateLength;
                 foreach (var r in Regions) end = Math.Max(end, r.FileOffset + (long)r.Size);
+                if (ChecksumOffset != 0) end = Math.Max(end, ChecksumOffset + PageCount * 4);
                 return end;
             }
         }
@@ -64,6 +79,7 @@ public static class SnapshotFormat
         w.WriteI64(h.StateLength);
         w.WriteI32(h.Regions.Count);
         foreach (var r in h.Regions) { w.WriteU64(r.GuestBase); w.WriteU64(r.Size); w.WriteI64(r.FileOffset); w.WriteI64(r.StoredPages); }
+        w.WriteI64(h.ChecksumOffset);
         var payload = w.WrittenSpan;
         if (16 + payload.Length + HashBytes > HeaderSize)
             throw new StateFormatException($"the snapshot header needs {payload.Length} bytes, more than fits in its page (too many devices, or a very long tag)");
@@ -85,8 +101,8 @@ public static class SnapshotFormat
         if (!page[..8].SequenceEqual(Magic))
             throw new StateFormatException($"{where} is not a SharpVmm snapshot (it does not start with \"SVMSNAP1\")");
         int version = BinaryPrimitives.ReadInt32LittleEndian(page[8..]);
-        if (version != Version)
-            throw new StateFormatException($"{where} has format version {version}; this SharpVmm reads version {Version}");
+        if (version is not (1 or Version))
+            throw new StateFormatException($"{where} has format version {version}; this SharpVmm reads versions 1 and {Version}");
         int n = BinaryPrimitives.ReadInt32LittleEndian(page[12..]);
         if (n < 0 || 16 + n + HashBytes > HeaderSize) throw new StateFormatException($"{where} has a corrupt header (payload length {n})");
         var payload = page.Slice(16, n);
@@ -118,14 +134,17 @@ public static class SnapshotFormat
             total += reg.Size;
             regions.Add(reg);
         }
+        long checksums = version >= 2 ? r.ReadI64("page checksum offset") : 0;
         r.ExpectEnd();
+        if (version >= 2 && (checksums < HeaderSize || (checksums & (PageSize - 1)) != 0))
+            throw new StateFormatException($"{where} has a corrupt header: its page checksums are at offset {checksums}");
         if (total != ram) throw new StateFormatException($"{where} has a corrupt header: its RAM regions add up to {total} bytes, not {ram}");
         if (stateOffset < HeaderSize || stateLength <= 0 || stateOffset > fileLength || stateLength > fileLength - stateOffset)
             throw new StateFormatException($"{where} is truncated or corrupt: the machine state ({stateLength} bytes at {stateOffset}) lies beyond its {fileLength} bytes");
         var h = new Header
         {
             Accelerator = accel, Cpus = cpus, RamBytes = ram, Devices = devices, CreatedUtc = new DateTime(created, DateTimeKind.Utc),
-            Tag = tag, StateOffset = stateOffset, StateLength = stateLength, Regions = regions,
+            Tag = tag, StateOffset = stateOffset, StateLength = stateLength, Regions = regions, ChecksumOffset = checksums,
         };
         if (h.FileLength > fileLength)
             throw new StateFormatException($"{where} is truncated: it should be {h.FileLength} bytes long, it is {fileLength}");

@@ -1,8 +1,10 @@
+using System.Buffers.Binary;
 using System.Diagnostics;
 using Microsoft.Win32.SafeHandles;
 using SharpVmm.Core;
 using SharpVmm.Core.State;
 using SharpVmm.Machine.Lifecycle;
+using SharpVmm.Machine.Migration;
 using SharpVmm.Memory;
 
 namespace SharpVmm.Machine.State;
@@ -86,6 +88,8 @@ public static class VmSnapshot
                     regions.Add(new SnapshotFormat.Region(region.GuestBase, region.Size, offset, pages));
                     offset = SnapshotFormat.AlignUp(offset + (long)region.Size);
                 }
+                long checksumOffset = offset;
+                WriteChecksums(handle, vm.Memory, checksumOffset);
                 var devices = new List<(string, string)>();
                 foreach (var (id, device) in vm.Devices.All)
                     devices.Add((id, device is IStateful s ? s.StateId : device.GetType().Name));
@@ -93,6 +97,7 @@ public static class VmSnapshot
                 {
                     Accelerator = vm.Accelerator.Name, Cpus = vm.VcpuCount, RamBytes = vm.Memory.TotalSize, Devices = devices,
                     CreatedUtc = DateTime.UtcNow, Tag = tag, StateOffset = stateOffset, StateLength = state.Length, Regions = regions,
+                    ChecksumOffset = checksumOffset,
                 };
                 // Trailing zero pages are holes too, so the length is set rather than written.
                 RandomAccess.SetLength(handle, header.FileLength);
@@ -111,6 +116,38 @@ public static class VmSnapshot
             TryDelete(temp);
             throw;
         }
+    }
+
+    /// <summary>CRC-32C of every RAM page, region by region, so a restore can tell a damaged page.</summary>
+    private static void WriteChecksums(SafeFileHandle handle, GuestMemory memory, long offset)
+    {
+        const int page = SnapshotFormat.PageSize;
+        long pages = 0;
+        foreach (var region in memory.Regions) pages += (long)(region.Size / page);
+        var table = new byte[pages * 4];
+        long i = 0;
+        foreach (var region in memory.Regions)
+            for (ulong a = 0; a < region.Size; a += page, i++)
+                BinaryPrimitives.WriteUInt32LittleEndian(table.AsSpan((int)(i * 4)), Crc32C.Append(0, memory.GetReadOnlySpan(region.GuestBase + a, page)));
+        RandomAccess.Write(handle, table, offset);
+    }
+
+    /// <summary>Checks every restored page against its saved checksum; a mismatch names the page.</summary>
+    private static void VerifyChecksums(SafeFileHandle handle, GuestMemory memory, SnapshotFormat.Header header, string path)
+    {
+        if (header.ChecksumOffset == 0) return; // a version 1 file has none
+        const int page = SnapshotFormat.PageSize;
+        var table = new byte[header.PageCount * 4];
+        if (ReadFully(handle, table, header.ChecksumOffset) != table.Length)
+            throw new StateFormatException($"snapshot '{path}' is truncated inside its page checksums");
+        long i = 0;
+        foreach (var region in memory.Regions)
+            for (ulong a = 0; a < region.Size; a += page, i++)
+            {
+                uint want = BinaryPrimitives.ReadUInt32LittleEndian(table.AsSpan((int)(i * 4)));
+                if (Crc32C.Append(0, memory.GetReadOnlySpan(region.GuestBase + a, page)) != want)
+                    throw new StateFormatException($"snapshot '{path}' is damaged: the RAM page at guest address 0x{region.GuestBase + a:x} does not match its checksum");
+            }
     }
 
     /// <summary>Writes the non-zero pages of a region in runs; returns how many pages were written.</summary>
@@ -224,6 +261,7 @@ public static class VmSnapshot
             }
             ReadRegion(vm.Memory, handle, region, fileOffset, path);
         }
+        VerifyChecksums(handle, vm.Memory, header, path);
         vm.LoadMachineState(new MemoryStream(state, writable: false));
         return new SnapshotRestoreResult(mode, why, sw.Elapsed);
     }

@@ -161,6 +161,32 @@ public sealed class SnapshotTests : IDisposable
     }
 
     [Fact]
+    public void A_flipped_bit_in_saved_RAM_is_refused_naming_the_page()
+    {
+        string bin = Guest(1000, Delay(AcceleratorKind.Emu));
+        string snap = SnapshotMidRun(Config(bin, AcceleratorKind.Emu, "a.txt"), "a.txt", 1, out _);
+        var header = VmSnapshot.ReadHeader(snap);
+        Assert.Equal(2, SnapshotFormat.Version);
+        Assert.NotEqual(0, header.ChecksumOffset);
+        // The guest's code page (loaded at 0x1000) is stored, not a hole: flip one bit of it in the file.
+        long at = header.Regions[0].FileOffset + 0x1000 + 17;
+        using (var f = new FileStream(snap, FileMode.Open, FileAccess.ReadWrite))
+        {
+            f.Position = at;
+            int b = f.ReadByte();
+            f.Position = at;
+            f.WriteByte((byte)(b ^ 0x04));
+        }
+        foreach (bool map in new[] { true, false })
+        {
+            using var vm = VmBuilder.Build(Config(bin, AcceleratorKind.Emu, "b.txt"));
+            var e = Assert.Throws<StateFormatException>(() => VmSnapshot.Restore(vm, snap, map));
+            Assert.Contains("RAM page at guest address 0x1000", e.Message);
+            Assert.Equal(VmState.Created, vm.State);
+        }
+    }
+
+    [Fact]
     public void Corrupt_and_truncated_snapshots_are_refused_with_a_clear_error()
     {
         string bin = Guest(1000, Delay(AcceleratorKind.Emu));
