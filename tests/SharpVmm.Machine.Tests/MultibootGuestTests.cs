@@ -206,6 +206,48 @@ public sealed class MultibootGuestTests : IDisposable
     }
 
     [Fact]
+    public void A_test_kernel_sees_the_cpu_features_and_uses_rdpid_and_xsave_in_protected_mode()
+    {
+        const uint area = 0x31_0000; // 64-byte aligned XSAVE area
+        var kernel = Write("cpu.elf", MultibootElf.Kernel(a =>
+        {
+            a.mov(eax, 7); a.xor(ecx, ecx); a.cpuid();
+            a.mov(__dword_ptr[Results], ebx);
+            a.mov(__dword_ptr[Results + 4], ecx);
+            a.mov(eax, 1); a.cpuid();
+            a.mov(__dword_ptr[Results + 8], ecx);
+            a.mov(ecx, 0xC0000103); a.mov(eax, 0x77); a.xor(edx, edx); a.wrmsr(); // TSC_AUX
+            a.rdpid(eax);
+            a.mov(__dword_ptr[Results + 12], eax);
+            a.mov(eax, cr4);
+            a.or(eax, (1 << 18) | (1 << 9));        // OSXSAVE, OSFXSR
+            a.mov(cr4, eax);
+            a.xor(ecx, ecx); a.xor(edx, edx); a.mov(eax, 3); a.xsetbv();
+            a.mov(eax, 0xABCD);
+            a.movd(xmm0, eax);
+            a.mov(eax, 3); a.xor(edx, edx);
+            a.xsave(__[area]);
+            a.pxor(xmm0, xmm0);
+            a.xrstor(__[area]);
+            a.movd(__dword_ptr[Results + 16], xmm0);
+            a.mov(eax, __dword_ptr[area + 512]);
+            a.mov(__dword_ptr[Results + 20], eax);
+            Exit32(a, 0x21);
+        }));
+        using var vm = Build(kernel);
+        var r = GuestHarness.RunToEnd(vm);
+        Assert.Equal(0x43, r.ExitCode);
+        var m = vm.Memory;
+        uint l7b = m.Read<uint>(Results), l7c = m.Read<uint>(Results + 4), l1c = m.Read<uint>(Results + 8);
+        foreach (int bit in new[] { 7, 10, 23, 24 }) Assert.True((l7b & (1u << bit)) != 0, $"CPUID.7.EBX bit {bit} (SMEP, INVPCID, CLFLUSHOPT, CLWB)");
+        foreach (int bit in new[] { 2, 22 }) Assert.True((l7c & (1u << bit)) != 0, $"CPUID.7.ECX bit {bit} (UMIP, RDPID)");
+        foreach (int bit in new[] { 17, 24, 26 }) Assert.True((l1c & (1u << bit)) != 0, $"CPUID.1.ECX bit {bit} (PCID, TSC-deadline with the machine's LAPIC, XSAVE)");
+        Assert.Equal(0x77u, m.Read<uint>(Results + 12));
+        Assert.Equal(0xABCDu, m.Read<uint>(Results + 16));
+        Assert.Equal(3u, m.Read<uint>(Results + 20));
+    }
+
+    [Fact]
     public void A_multiboot_kernel_that_overlaps_the_loader_area_is_refused_before_the_vm_runs()
     {
         var kernel = Write("low.elf", MultibootElf.Kernel(a => a.hlt(), loadAddress: 0x9_0000));

@@ -3,8 +3,8 @@ namespace SharpVmm.Emulator;
 /// <summary>
 /// The CPU model guests see. It advertises exactly what this emulator implements: an Intel family-6 CPU with x86-64, NX, SSE/SSE2, CX8/CX16, CMOV, FXSR, PAT, PGE, PSE/PSE36, 1 GiB pages,
 /// SYSCALL/SYSENTER, RDTSCP, RDPID, IA32_ARCH_CAPABILITIES (immune to Meltdown, MDS and their kin), POPCNT, MOVBE, LZCNT (ABM), BMI1, LAHF in 64-bit mode,
-/// an invariant TSC, SMEP, UMIP, PCID with INVPCID, CLFLUSHOPT/CLWB, and (with a local APIC) the TSC-deadline timer. It hides AVX,
-/// SMAP, x2APIC, PKU, SSE3 and later, and has no hypervisor/KVM paravirt leaves. XSAVE/XSAVEOPT manage x87 and SSE state.
+/// an invariant TSC, SMEP, SMAP, UMIP, PCID with INVPCID, CLFLUSHOPT/CLWB, and (with a local APIC) the TSC-deadline timer. It hides AVX,
+/// x2APIC, PKU, SSE3 and later, and has no hypervisor/KVM paravirt leaves. XSAVE/XSAVEOPT manage x87 and SSE state.
 /// </summary>
 internal sealed unsafe partial class X86Cpu
 {
@@ -46,6 +46,7 @@ internal sealed unsafe partial class X86Cpu
         (1u << 3)    // BMI1
         | (1u << 7)  // SMEP
         | (1u << 10) // INVPCID
+        | (1u << 20) // SMAP (with STAC/CLAC)
         | (1u << 23) // CLFLUSHOPT
         | (1u << 24); // CLWB
 
@@ -103,7 +104,7 @@ internal sealed unsafe partial class X86Cpu
                 break; // no deterministic cache leaves
             case 7:
                 // Structured extended features, subleaf 0 only: BMI1 (ANDN, BEXTR, BLSI, BLSMSK, BLSR, TZCNT), SMEP,
-                // INVPCID, CLFLUSHOPT, CLWB; ECX: UMIP, RDPID. No SMAP/BMI2/AVX2/ERMS... EDX: IA32_ARCH_CAPABILITIES.
+                // INVPCID, SMAP, CLFLUSHOPT, CLWB; ECX: UMIP, RDPID. No BMI2/AVX2/ERMS... EDX: IA32_ARCH_CAPABILITIES.
                 if (sub == 0) { b = Leaf7Ebx; c = Leaf7Ecx; d = Leaf7Edx; }
                 break;
             case 0xD:

@@ -24,6 +24,8 @@ internal sealed unsafe partial class X86Cpu
     private readonly bool* _tlbGlobal;
     /// <summary>Set by <see cref="Translate"/>: the last walk ended in a global leaf (G bit with CR4.PGE).</summary>
     private bool _walkGlobal;
+    /// <summary>The last walk ended on a page user mode may access (U/S set at every level).</summary>
+    private bool _walkUserPage;
     private bool _dirtyTracking;
     private long _codeGenSeen;
 
@@ -32,6 +34,7 @@ internal sealed unsafe partial class X86Cpu
 
     public void FlushTlb()
     {
+        _tlbGeneration++;
         _tlbHasLarge = false;
         for (int i = 0; i < TlbSize * TlbSets; i++) { _tlb[i].Tag = InvalidTag; _tlbGlobal[i] = false; }
         FlushJumpCache();
@@ -44,22 +47,25 @@ internal sealed unsafe partial class X86Cpu
     public void FlushNonGlobalTlb()
     {
         if ((Cr4 & Cr4Pge) == 0) { FlushTlb(); return; }
+        _tlbGeneration++;
         for (int i = 0; i < TlbSize * TlbSets; i++)
             if (!_tlbGlobal[i]) _tlb[i].Tag = InvalidTag;
         FlushJumpCache();
     }
 
     public const ulong Cr4Pge = 0x80;
-    public const ulong Cr4Umip = 1UL << 11, Cr4Pcide = 1UL << 17, Cr4Smep = 1UL << 20;
+    public const ulong Cr4Umip = 1UL << 11, Cr4Pcide = 1UL << 17, Cr4Smep = 1UL << 20, Cr4Smap = 1UL << 21;
 
     private void FlushWriteTlb()
     {
+        _tlbGeneration++;
         for (int i = 0; i < TlbSize; i++) { _tlb[WriteSet + i].Tag = InvalidTag; _tlbGlobal[WriteSet + i] = false; }
     }
 
     public void InvalidatePage(ulong la)
     {
         if (_tlbHasLarge) { FlushTlb(); return; }
+        _tlbGeneration++;
         int i = (int)(la >> 12) & (TlbSize - 1);
         _tlb[ReadSet + i].Tag = InvalidTag;
         _tlb[WriteSet + i].Tag = InvalidTag;
@@ -226,6 +232,7 @@ internal sealed unsafe partial class X86Cpu
             {
                 int slot = ReadSet + (int)((la >> 12) & (TlbSize - 1));
                 ref TlbEntry e = ref _tlb[slot];
+                if (SmapWindowBlocksCaching(slot)) return LoadHost(r.Host + (pa - r.GuestBase), size);
                 e.Tag = (la & ~0xFFFUL) | UserBit;
                 _tlbGlobal[slot] = _walkGlobal;
                 e.Addend = (long)(r.Host + ((pa & ~0xFFFUL) - r.GuestBase)) - (long)(la & ~0xFFFUL);
@@ -262,6 +269,7 @@ internal sealed unsafe partial class X86Cpu
             {
                 int slot = WriteSet + (int)((la >> 12) & (TlbSize - 1));
                 ref TlbEntry e = ref _tlb[slot];
+                if (SmapWindowBlocksCaching(slot)) return;
                 e.Tag = (la & ~0xFFFUL) | UserBit;
                 _tlbGlobal[slot] = _walkGlobal;
                 e.Addend = (long)(r.Host + ((pa & ~0xFFFUL) - r.GuestBase)) - (long)(la & ~0xFFFUL);
@@ -384,6 +392,7 @@ internal sealed unsafe partial class X86Cpu
     public ulong Translate(ulong la, int access, bool user)
     {
         _walkGlobal = false;
+        _walkUserPage = false;
         if ((Cr0 & 0x8000_0000) == 0) return la & 0xFFFF_FFFF;
         // Only the slow path gets here (TLB tags are canonical addresses), so the check costs hits nothing.
         if ((Efer & 0x400) != 0 && !IsCanonical(la)) throw NonCanonicalFault();
@@ -493,6 +502,11 @@ internal sealed unsafe partial class X86Cpu
         if (access == AccFetch && noExec) throw PageFault(la, access, user, false, present: true);
         // SMEP: the kernel never executes code from a page user mode can reach.
         if (access == AccFetch && !user && allowUser && (Cr4 & Cr4Smep) != 0) throw PageFault(la, access, user, false, present: true);
+        // SMAP: nor touches its data, unless it opened the window with STAC (RFLAGS.AC) at CPL < 3; a supervisor
+        // access made while CPL is 3 is an implicit one (descriptor tables...), which AC never allows.
+        if (access != AccFetch && !user && allowUser && (Cr4 & Cr4Smap) != 0 && ((FlOther & AC) == 0 || Cpl == 3))
+            throw PageFault(la, access, user, false, present: true);
+        _walkUserPage = allowUser;
     }
 
     private void SetAccessedDirty(ulong entryPa, ulong e, bool dirty, int size)

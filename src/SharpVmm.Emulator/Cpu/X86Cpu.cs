@@ -267,6 +267,7 @@ internal sealed unsafe partial class X86Cpu : IVcpu
         FlOther = (v & ~ArithMask & 0x3F7FD5UL) | 2;
         FlKind = FkEager;
         FlEager = v & ArithMask;
+        if (_smapSlotCount != 0) CloseSmapWindow();
     }
 
     /// <summary>Evaluates an x86 condition code (0 = O ... 15 = G) against the lazy flags.</summary>

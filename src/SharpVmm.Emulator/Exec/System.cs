@@ -81,6 +81,20 @@ internal static unsafe partial class Handlers
                 SetEdxEax(c, c.ReadTsc());
                 c.R[1] = (uint)c.ReadMsrOrZero(0xC000_0103);
                 return;
+            case Mnemonic.Stac:
+            case Mnemonic.Clac:
+                if (c.ProtectedMode && c.Cpl != 0) throw c.Ud();
+                if (ins.Mnemonic == Mnemonic.Stac)
+                {
+                    c.FlOther |= X86Cpu.AC;
+                    c.OpenSmapWindow();
+                }
+                else
+                {
+                    c.FlOther &= ~X86Cpu.AC;
+                    c.CloseSmapWindow();
+                }
+                return;
             case Mnemonic.Rdpid:
                 // TSC_AUX (the CPU number Linux keeps there), without RDTSCP's TSC read or its CR4.TSD check.
                 c.SetReg(op.Reg, c.Bitness == 64 ? 8 : 4, (uint)c.ReadMsrOrZero(X86Cpu.MsrTscAux));
