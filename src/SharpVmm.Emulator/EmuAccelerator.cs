@@ -29,7 +29,13 @@ public sealed class EmuAccelerator : IAccelerator
         _options = options ?? new EmuOptions();
         _clock = _options.Clock ?? new GuestClock();
         _cache = new BlockCache(memory, _options.CodeCacheBudgetBytes);
+        if (_options.Jit != JitMode.Off) _jit = new Jit.JitEngine(_options, _cache);
     }
+
+    private readonly Jit.JitEngine? _jit;
+
+    /// <summary>The second tier, or null when it is off.</summary>
+    internal Jit.JitEngine? JitEngine => _jit;
 
     public string Name => "emu";
 
@@ -44,7 +50,7 @@ public sealed class EmuAccelerator : IAccelerator
             foreach (var c in _cpus)
                 if (c.Index == index) throw new InvalidOperationException($"vCPU {index} already exists in this VM");
             var apic = _options.LocalApicFactory?.Invoke(index);
-            var cpu = new X86Cpu(index, _memory, _bus, _cache, _clock, apic, _options.Logger);
+            var cpu = new X86Cpu(index, _memory, _bus, _cache, _clock, apic, _options.Logger, _jit);
             _cpus.Add(cpu);
             return cpu;
         }
@@ -72,5 +78,6 @@ public sealed class EmuAccelerator : IAccelerator
             _cpus.Clear();
         }
         _cache.Dispose();
+        _jit?.Dispose();
     }
 }

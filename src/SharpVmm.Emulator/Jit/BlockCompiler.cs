@@ -1,0 +1,360 @@
+using Iced.Intel;
+using static Iced.Intel.AssemblerRegisters;
+
+namespace SharpVmm.Emulator.Jit;
+
+/// <summary>
+/// Turns the longest translatable prefix of a block's ops into x86-64 host code. Guest registers stay in the native
+/// register file (<c>rdi</c> = <see cref="X86Cpu.R"/>); each guest ALU instruction is emitted as itself at its own
+/// size, so the host flags are the guest's flags, and the glue between instructions only uses MOV, MOVZX/MOVSX and
+/// LEA, which leave the flags alone. At the exit the flags are saved once, as the eager form the interpreter reads.
+/// One instance per vCPU thread (not thread-safe).
+/// </summary>
+internal sealed class BlockCompiler
+{
+    private readonly ByteWriter _writer = new();
+
+    /// <summary>Result of <see cref="Emit"/>: the code (position-independent) and what it covers.</summary>
+    public readonly record struct Output(byte[] Code, int Covered, bool NeedsFlagsIn, int GuestInstrs);
+
+    /// <summary>Emits code for <paramref name="b"/>, or returns false when its first op is not translatable.</summary>
+    public bool Emit(Block b, out Output output)
+    {
+        output = default;
+        var ops = b.Ops;
+        int covered = 0;
+        bool written = false, needsIn = false;
+        int instrs = 0;
+        while (covered < ops.Length)
+        {
+            ref Op op = ref ops[covered];
+            var (form, alu) = OpForms.Of(ref op);
+            if (!Supported(ref op, form)) break;
+            if (ReadsFlags(form, alu) && !written) needsIn = true;
+            if (WritesFlags(form, alu)) written = true;
+            instrs += form is OpForm.FusedRR or OpForm.FusedRI ? 2 : 1;
+            covered++;
+            if (form is OpForm.Jcc or OpForm.JmpRel or OpForm.FusedRR or OpForm.FusedRI) break; // always last
+        }
+        if (covered == 0) return false;
+
+        var a = new Assembler(64);
+        var s = new EmitState();
+        if (needsIn) LoadFlags(a);
+        for (int i = 0; i < covered; i++)
+        {
+            ref Op op = ref ops[i];
+            var (form, alu) = OpForms.Of(ref op);
+            switch (form)
+            {
+                case OpForm.BinRR: EmitBinRR(a, ref op, alu); break;
+                case OpForm.BinRI: EmitBinRI(a, ref op, alu); break;
+                case OpForm.UnR: EmitUnR(a, ref op, alu); break;
+                case OpForm.MovRR: EmitMovRR(a, ref op); break;
+                case OpForm.MovRI: EmitMovRI(a, ref op); break;
+                case OpForm.MovxRR: EmitMovx(a, ref op); break;
+                case OpForm.Lea: EmitLea(a, ref op); break;
+                case OpForm.Nop: break;
+                case OpForm.Jcc:
+                case OpForm.JmpRel:
+                case OpForm.FusedRR:
+                case OpForm.FusedRI:
+                    if (form is OpForm.FusedRR or OpForm.FusedRI) EmitFusedCompare(a, ref op, form, alu);
+                    if (WritesFlags(form, alu)) { s.Written = true; s.LastLogic = alu == AluOp.Test; }
+                    EmitBranchExit(a, ref op, form, s, ops.Length);
+                    continue;
+            }
+            if (WritesFlags(form, alu)) { s.Written = true; s.LastLogic = alu is AluOp.And or AluOp.Or or AluOp.Xor or AluOp.Test; }
+        }
+        var last = OpForms.Of(ref ops[covered - 1]).Form;
+        if (last is not (OpForm.Jcc or OpForm.JmpRel or OpForm.FusedRR or OpForm.FusedRI))
+        {
+            Capture(a, s);
+            Finish(a, s, covered);
+        }
+        _writer.Reset();
+        a.Assemble(_writer, 0);
+        output = new Output(_writer.ToArray(), covered, needsIn, instrs);
+        return true;
+    }
+
+    private sealed class EmitState
+    {
+        public bool Written;
+        /// <summary>The last flag writer was AND/OR/XOR/TEST: AF is undefined on the host, 0 in the interpreter.</summary>
+        public bool LastLogic;
+    }
+
+    // ---------------------------------------------------------------- what is supported
+
+    private static bool Supported(ref Op op, OpForm form)
+    {
+        switch (form)
+        {
+            case OpForm.BinRR:
+            case OpForm.UnR:
+            case OpForm.MovRR:
+                return op.Size is 1 or 2 or 4 or 8;
+            case OpForm.BinRI:
+                return op.Size is 1 or 2 or 4 || (op.Size == 8 && (long)op.Imm == (int)(long)op.Imm);
+            case OpForm.MovRI:
+                return op.Size is 1 or 2 or 4 or 8;
+            case OpForm.MovxRR:
+                return op.Size is 2 or 4 or 8 && op.Size2 is 1 or 2 or 4 && op.Size2 < op.Size;
+            case OpForm.Lea:
+                return op.Size is 2 or 4 or 8 && op.Base != X86Cpu.WideDispReg && op.Index != X86Cpu.WideDispReg;
+            case OpForm.Nop:
+                return true;
+            case OpForm.Jcc:
+            case OpForm.JmpRel:
+                return BranchFits(op.Size, op.Imm);
+            case OpForm.FusedRR:
+            case OpForm.FusedRI:
+                return op.Size2 is 4 or 8 && BranchFits(op.Size, op.Imm);
+            default:
+                return false;
+        }
+    }
+
+    /// <summary>A block-relative target must fit LEA's 32-bit displacement (narrower IPs are masked afterwards anyway).</summary>
+    private static bool BranchFits(int size, ulong rel) => size is 2 or 4 || (size == 8 && (long)rel == (int)(long)rel);
+
+    private static bool ReadsFlags(OpForm form, AluOp alu)
+        => form == OpForm.Jcc || (form is OpForm.BinRR or OpForm.BinRI && alu is AluOp.Adc or AluOp.Sbb)
+           || (form == OpForm.UnR && alu is AluOp.Inc or AluOp.Dec);
+
+    private static bool WritesFlags(OpForm form, AluOp alu)
+        => form is OpForm.BinRR or OpForm.BinRI or OpForm.FusedRR or OpForm.FusedRI || (form == OpForm.UnR && alu != AluOp.Not);
+
+    // ---------------------------------------------------------------- operands
+
+    /// <summary>A guest register's slot: R[r], or byte 1 of R[r - 20] for AH, CH, DH, BH.</summary>
+    private static MemoryOperand Slot(int r) => new(Register.RDI, r >= 20 ? 8 * (r - 20) + 1 : 8 * r);
+
+    private static MemoryOperand SlotPlus(int r, int extra) => new(Register.RDI, 8 * r + extra);
+
+    private static Register Rax(int size) => size switch { 1 => Register.AL, 2 => Register.AX, 4 => Register.EAX, _ => Register.RAX };
+    private static Register Rcx(int size) => size switch { 1 => Register.CL, 2 => Register.CX, 4 => Register.ECX, _ => Register.RCX };
+
+    private static Code Load(int size) => size switch { 1 => Code.Mov_r8_rm8, 2 => Code.Mov_r16_rm16, 4 => Code.Mov_r32_rm32, _ => Code.Mov_r64_rm64 };
+    private static Code Store(int size) => size switch { 1 => Code.Mov_rm8_r8, 2 => Code.Mov_rm16_r16, 4 => Code.Mov_rm32_r32, _ => Code.Mov_rm64_r64 };
+
+    private static void Ins(Assembler a, Instruction i) => a.AddInstruction(i);
+
+    /// <summary>Immediate as the encoder takes it for an operand of <paramref name="size"/> bytes.</summary>
+    private static int Imm(ulong v, int size) => size switch { 1 => (byte)v, 2 => (ushort)v, _ => (int)v };
+
+    private static bool Stores(AluOp alu) => alu is not (AluOp.Cmp or AluOp.Test);
+
+    // ---------------------------------------------------------------- instructions
+
+    private static void EmitBinRR(Assembler a, ref Op op, AluOp alu)
+    {
+        int s = op.Size;
+        Ins(a, Instruction.Create(Load(s), Rcx(s), Slot(op.Rm)));
+        if (s == 4)
+        {
+            // 32-bit results zero-extend into the 64-bit register: compute in EAX, store all 8 bytes.
+            Ins(a, Instruction.Create(Load(4), Register.EAX, Slot(op.Reg)));
+            Ins(a, Instruction.Create(HostCodes.RegForm(alu, 4), Register.EAX, Register.ECX));
+            if (Stores(alu)) Ins(a, Instruction.Create(Store(8), Slot(op.Reg), Register.RAX));
+        }
+        else Ins(a, Instruction.Create(HostCodes.RegForm(alu, s), Slot(op.Reg), Rcx(s)));
+    }
+
+    private static void EmitBinRI(Assembler a, ref Op op, AluOp alu)
+    {
+        int s = op.Size;
+        if (s == 4)
+        {
+            Ins(a, Instruction.Create(Load(4), Register.EAX, Slot(op.Reg)));
+            Ins(a, Instruction.Create(HostCodes.ImmForm(alu, 4), Register.EAX, Imm(op.Imm, 4)));
+            if (Stores(alu)) Ins(a, Instruction.Create(Store(8), Slot(op.Reg), Register.RAX));
+        }
+        else Ins(a, Instruction.Create(HostCodes.ImmForm(alu, s), Slot(op.Reg), Imm(op.Imm, s)));
+    }
+
+    private static void EmitUnR(Assembler a, ref Op op, AluOp alu)
+    {
+        int s = op.Size;
+        if (s == 4)
+        {
+            Ins(a, Instruction.Create(Load(4), Register.EAX, Slot(op.Reg)));
+            Ins(a, Instruction.Create(HostCodes.UnaryForm(alu, 4), Register.EAX));
+            Ins(a, Instruction.Create(Store(8), Slot(op.Reg), Register.RAX));
+        }
+        else Ins(a, Instruction.Create(HostCodes.UnaryForm(alu, s), Slot(op.Reg)));
+    }
+
+    private static void EmitMovRR(Assembler a, ref Op op)
+    {
+        int s = op.Size;
+        Ins(a, Instruction.Create(Load(s), Rax(s), Slot(op.Rm)));
+        Ins(a, Instruction.Create(Store(s == 4 ? 8 : s), Slot(op.Reg), s == 4 ? Register.RAX : Rax(s)));
+    }
+
+    private static void EmitMovRI(Assembler a, ref Op op)
+    {
+        switch (op.Size)
+        {
+            case 1: Ins(a, Instruction.Create(Code.Mov_rm8_imm8, Slot(op.Reg), (byte)op.Imm)); break;
+            case 2: Ins(a, Instruction.Create(Code.Mov_rm16_imm16, Slot(op.Reg), (ushort)op.Imm)); break;
+            case 4:
+                Ins(a, Instruction.Create(Code.Mov_rm32_imm32, Slot(op.Reg), (int)(uint)op.Imm));
+                Ins(a, Instruction.Create(Code.Mov_rm32_imm32, SlotPlus(op.Reg, 4), 0));
+                break;
+            default:
+                if ((long)op.Imm == (int)(long)op.Imm)
+                    Ins(a, Instruction.Create(Code.Mov_rm64_imm32, Slot(op.Reg), (int)(long)op.Imm));
+                else
+                {
+                    Ins(a, Instruction.Create(Code.Mov_r64_imm64, Register.RAX, op.Imm));
+                    Ins(a, Instruction.Create(Store(8), Slot(op.Reg), Register.RAX));
+                }
+                break;
+        }
+    }
+
+    private static void EmitMovx(Assembler a, ref Op op)
+    {
+        bool sign = op.Cc != 0;
+        var src = Slot(op.Rm);
+        // The extended value in RAX (64-bit destination) or EAX (narrower: upper half zero, as a 32-bit write leaves it).
+        Code c = (op.Size2, sign, op.Size == 8) switch
+        {
+            (1, false, _) => Code.Movzx_r32_rm8,
+            (2, false, _) => Code.Movzx_r32_rm16,
+            (1, true, true) => Code.Movsx_r64_rm8,
+            (2, true, true) => Code.Movsx_r64_rm16,
+            (1, true, false) => Code.Movsx_r32_rm8,
+            (2, true, false) => Code.Movsx_r32_rm16,
+            (4, true, true) => Code.Movsxd_r64_rm32,
+            _ => Code.Mov_r32_rm32,
+        };
+        bool wide = c is Code.Movsx_r64_rm8 or Code.Movsx_r64_rm16 or Code.Movsxd_r64_rm32;
+        Ins(a, Instruction.Create(c, wide ? Register.RAX : Register.EAX, src));
+        if (op.Size == 2) Ins(a, Instruction.Create(Store(2), Slot(op.Reg), Register.AX));
+        else Ins(a, Instruction.Create(Store(8), Slot(op.Reg), Register.RAX));
+    }
+
+    private static void EmitLea(Assembler a, ref Op op)
+    {
+        // RAX = disp + R[base] + (R[index] << scale), masked to the address size; then stored at the operand size.
+        Ins(a, Instruction.Create(Load(8), Register.RAX, Slot(op.Base)));
+        Ins(a, Instruction.Create(Load(8), Register.RCX, Slot(op.Index)));
+        Ins(a, Instruction.Create(Code.Lea_r64_m, Register.RAX, new MemoryOperand(Register.RAX, Register.RCX, 1 << op.Scale, op.Disp, 1)));
+        if (op.AddrShift == 32) Ins(a, Instruction.Create(Code.Mov_r32_rm32, Register.EAX, Register.EAX));
+        else if (op.AddrShift == 48) Ins(a, Instruction.Create(Code.Movzx_r32_rm16, Register.EAX, Register.AX));
+        switch (op.Size)
+        {
+            case 2: Ins(a, Instruction.Create(Store(2), Slot(op.Reg), Register.AX)); break;
+            case 4:
+                Ins(a, Instruction.Create(Code.Mov_r32_rm32, Register.EAX, Register.EAX));
+                Ins(a, Instruction.Create(Store(8), Slot(op.Reg), Register.RAX));
+                break;
+            default: Ins(a, Instruction.Create(Store(8), Slot(op.Reg), Register.RAX)); break;
+        }
+    }
+
+    private static void EmitFusedCompare(Assembler a, ref Op op, OpForm form, AluOp alu)
+    {
+        int s = op.Size2;
+        if (form == OpForm.FusedRR)
+        {
+            Ins(a, Instruction.Create(Load(s), Rcx(s), Slot(op.Rm)));
+            Ins(a, Instruction.Create(HostCodes.RegForm(alu, s), Slot(op.Reg), Rcx(s)));
+        }
+        else Ins(a, Instruction.Create(HostCodes.ImmForm(alu, s), Slot(op.Reg), op.Disp));
+    }
+
+    // ---------------------------------------------------------------- flags and exits
+
+    /// <summary>Host flags := the guest's (RFLAGS bits in R[JitFlagsSlot]): OF through ADD AL, 0x7F on 0 or 1, the rest through SAHF.</summary>
+    private static void LoadFlags(Assembler a)
+    {
+        a.mov(rdx, __qword_ptr[rdi + 8 * X86Cpu.JitFlagsSlot]);
+        a.mov(eax, edx);
+        a.shr(eax, 11);
+        a.and(eax, 1);
+        a.add(al, 0x7F);
+        a.mov(ah, dl);
+        a.sahf();
+    }
+
+    /// <summary>RDX := host RFLAGS, before anything can clobber them (MOV, LEA and Jcc after this leave them intact).</summary>
+    private static void Capture(Assembler a, EmitState s)
+    {
+        if (!s.Written) return;
+        a.pushfq();
+        a.pop(rdx);
+    }
+
+    private static void Finish(Assembler a, EmitState s, int index)
+    {
+        if (s.Written)
+        {
+            a.and(edx, (int)(s.LastLogic ? X86Cpu.ArithMask & ~X86Cpu.AF : X86Cpu.ArithMask));
+            a.mov(__qword_ptr[rdi + 8 * X86Cpu.JitFlagsSlot], rdx);
+        }
+        a.mov(eax, index | (s.Written ? Translation.FlagsWritten : 0));
+        a.ret();
+    }
+
+    /// <summary>The block's closing JMP/Jcc: next RIP = block RIP + target (or fall-through offset), masked to the IP size.</summary>
+    private static void EmitBranchExit(Assembler a, ref Op op, OpForm form, EmitState s, int opCount)
+    {
+        Capture(a, s);
+        a.mov(rax, __qword_ptr[rdi + 8 * X86Cpu.BlockRipReg]);
+        if (form == OpForm.JmpRel)
+            a.lea(rax, __[rax + (int)op.Imm]);
+        else
+        {
+            var taken = a.CreateLabel();
+            a.lea(rcx, __[rax + (int)op.NextOff]);
+            a.lea(rax, __[rax + (int)op.Imm]);
+            JumpIf(a, op.Cc, taken);
+            a.mov(rax, rcx);
+            a.Label(ref taken);
+        }
+        if (op.Size == 4) a.mov(eax, eax);
+        else if (op.Size == 2) a.movzx(eax, ax);
+        a.mov(__qword_ptr[rdi + 8 * X86Cpu.JitRipSlot], rax);
+        Finish(a, s, opCount);
+    }
+
+    private static void JumpIf(Assembler a, int cc, Label l)
+    {
+        switch (cc)
+        {
+            case 0: a.jo(l); break;
+            case 1: a.jno(l); break;
+            case 2: a.jb(l); break;
+            case 3: a.jae(l); break;
+            case 4: a.je(l); break;
+            case 5: a.jne(l); break;
+            case 6: a.jbe(l); break;
+            case 7: a.ja(l); break;
+            case 8: a.js(l); break;
+            case 9: a.jns(l); break;
+            case 10: a.jp(l); break;
+            case 11: a.jnp(l); break;
+            case 12: a.jl(l); break;
+            case 13: a.jge(l); break;
+            case 14: a.jle(l); break;
+            default: a.jg(l); break;
+        }
+    }
+
+    private sealed class ByteWriter : CodeWriter
+    {
+        private byte[] _buf = new byte[4096];
+        private int _len;
+        public void Reset() => _len = 0;
+        public override void WriteByte(byte value)
+        {
+            if (_len == _buf.Length) Array.Resize(ref _buf, _buf.Length * 2);
+            _buf[_len++] = value;
+        }
+        public byte[] ToArray() => _buf.AsSpan(0, _len).ToArray();
+    }
+}
