@@ -41,8 +41,11 @@ public sealed record EmuOptions
     /// <summary>Default <see cref="JitThreshold"/>.</summary>
     public const int DefaultJitThreshold = 64;
 
+    /// <summary>Default <see cref="Jit"/>.</summary>
+    public const JitMode DefaultJit = JitMode.Off;
+
     /// <summary>Whether hot blocks are translated to host code (the second tier); see <see cref="JitMode"/>.</summary>
-    public JitMode Jit { get; init; } = JitMode.Off;
+    public JitMode Jit { get; init; } = DefaultJit;
 
     /// <summary>Executions after which a block is translated under <see cref="JitMode.On"/>.</summary>
     public int JitThreshold
