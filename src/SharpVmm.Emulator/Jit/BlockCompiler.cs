@@ -23,15 +23,21 @@ internal sealed class BlockCompiler
         output = default;
         var ops = b.Ops;
         int covered = 0;
-        bool written = false, needsIn = false;
+        bool written = false, needsIn = false, ofUndefined = false;
         int instrs = 0;
         while (covered < ops.Length)
         {
             ref Op op = ref ops[covered];
             var (form, alu) = OpForms.Of(ref op);
             if (!Supported(ref op, form)) break;
+            // A shift by more than one leaves OF undefined on the host: a Jcc that reads it is left to the interpreter.
+            if (form == OpForm.Jcc && ofUndefined && op.Cc is 0 or 1 or >= 12) break;
             if (ReadsFlags(form, alu) && !written) needsIn = true;
-            if (WritesFlags(form, alu)) written = true;
+            if (WritesFlags(form, alu))
+            {
+                written = true;
+                ofUndefined = form == OpForm.ShiftImm && op.Imm > 1;
+            }
             instrs += form is OpForm.FusedRR or OpForm.FusedRI ? 2 : 1;
             covered++;
             if (form is OpForm.Jcc or OpForm.JmpRel or OpForm.FusedRR or OpForm.FusedRI) break; // always last
@@ -55,16 +61,22 @@ internal sealed class BlockCompiler
                 case OpForm.MovxRR: EmitMovx(a, ref op); break;
                 case OpForm.Lea: EmitLea(a, ref op); break;
                 case OpForm.Nop: break;
+                case OpForm.ShiftImm: EmitShift(a, ref op); break;
                 case OpForm.Jcc:
                 case OpForm.JmpRel:
                 case OpForm.FusedRR:
                 case OpForm.FusedRI:
                     if (form is OpForm.FusedRR or OpForm.FusedRI) EmitFusedCompare(a, ref op, form, alu);
-                    if (WritesFlags(form, alu)) { s.Written = true; s.LastLogic = alu == AluOp.Test; }
+                    if (WritesFlags(form, alu)) { s.Written = true; s.Last = alu == AluOp.Test ? LastWriter.Logic : LastWriter.Arith; }
                     EmitBranchExit(a, ref op, form, s, ops.Length);
                     continue;
             }
-            if (WritesFlags(form, alu)) { s.Written = true; s.LastLogic = alu is AluOp.And or AluOp.Or or AluOp.Xor or AluOp.Test; }
+            if (form == OpForm.ShiftImm)
+            {
+                s.Written = true;
+                s.Last = op.Cc is 4 or 6 ? LastWriter.Shl : op.Cc == 5 && op.Imm == 1 ? LastWriter.Shr1 : LastWriter.ShrOrSar;
+            }
+            else if (WritesFlags(form, alu)) { s.Written = true; s.Last = alu is AluOp.And or AluOp.Or or AluOp.Xor or AluOp.Test ? LastWriter.Logic : LastWriter.Arith; }
         }
         var last = OpForms.Of(ref ops[covered - 1]).Form;
         if (last is not (OpForm.Jcc or OpForm.JmpRel or OpForm.FusedRR or OpForm.FusedRI))
@@ -81,9 +93,15 @@ internal sealed class BlockCompiler
     private sealed class EmitState
     {
         public bool Written;
-        /// <summary>The last flag writer was AND/OR/XOR/TEST: AF is undefined on the host, 0 in the interpreter.</summary>
-        public bool LastLogic;
+        /// <summary>
+        /// How the last flag writer's host flags differ from what the interpreter leaves: AND/OR/XOR/TEST and shifts
+        /// leave AF undefined (the interpreter: 0); shifts by more than one leave OF undefined (the interpreter: SHL
+        /// MSB(result) XOR CF as for one, SHR and SAR 0).
+        /// </summary>
+        public LastWriter Last;
     }
+
+    private enum LastWriter { Arith, Logic, Shl, Shr1, ShrOrSar }
 
     // ---------------------------------------------------------------- what is supported
 
@@ -105,6 +123,8 @@ internal sealed class BlockCompiler
                 return op.Size is 2 or 4 or 8 && op.Base != X86Cpu.WideDispReg && op.Index != X86Cpu.WideDispReg;
             case OpForm.Nop:
                 return true;
+            case OpForm.ShiftImm:
+                return op.Size is 4 or 8 && op.Cc is 4 or 5 or 6 or 7 && op.Imm is > 0 and < 64;
             case OpForm.Jcc:
             case OpForm.JmpRel:
                 return BranchFits(op.Size, op.Imm);
@@ -124,7 +144,7 @@ internal sealed class BlockCompiler
            || (form == OpForm.UnR && alu is AluOp.Inc or AluOp.Dec);
 
     private static bool WritesFlags(OpForm form, AluOp alu)
-        => form is OpForm.BinRR or OpForm.BinRI or OpForm.FusedRR or OpForm.FusedRI || (form == OpForm.UnR && alu != AluOp.Not);
+        => form is OpForm.BinRR or OpForm.BinRI or OpForm.FusedRR or OpForm.FusedRI or OpForm.ShiftImm || (form == OpForm.UnR && alu != AluOp.Not);
 
     // ---------------------------------------------------------------- operands
 
@@ -256,6 +276,26 @@ internal sealed class BlockCompiler
         }
     }
 
+    private static void EmitShift(Assembler a, ref Op op)
+    {
+        Code c = (op.Cc, op.Size) switch
+        {
+            (5, 8) => Code.Shr_rm64_imm8,
+            (7, 8) => Code.Sar_rm64_imm8,
+            (_, 8) => Code.Shl_rm64_imm8,
+            (5, _) => Code.Shr_rm32_imm8,
+            (7, _) => Code.Sar_rm32_imm8,
+            _ => Code.Shl_rm32_imm8,
+        };
+        if (op.Size == 8) Ins(a, Instruction.Create(c, Slot(op.Reg), (int)op.Imm));
+        else
+        {
+            Ins(a, Instruction.Create(Load(4), Register.EAX, Slot(op.Reg)));
+            Ins(a, Instruction.Create(c, Register.EAX, (int)op.Imm));
+            Ins(a, Instruction.Create(Store(8), Slot(op.Reg), Register.RAX));
+        }
+    }
+
     private static void EmitFusedCompare(Assembler a, ref Op op, OpForm form, AluOp alu)
     {
         int s = op.Size2;
@@ -293,7 +333,23 @@ internal sealed class BlockCompiler
     {
         if (s.Written)
         {
-            a.and(edx, (int)(s.LastLogic ? X86Cpu.ArithMask & ~X86Cpu.AF : X86Cpu.ArithMask));
+            ulong mask = s.Last switch
+            {
+                LastWriter.Arith => X86Cpu.ArithMask,
+                LastWriter.Logic or LastWriter.Shr1 => X86Cpu.ArithMask & ~X86Cpu.AF,
+                _ => X86Cpu.ArithMask & ~(X86Cpu.AF | X86Cpu.OF),
+            };
+            a.and(edx, (int)mask);
+            if (s.Last == LastWriter.Shl)
+            {
+                // OF = SF XOR CF (the interpreter's rule for every count).
+                a.mov(eax, edx);
+                a.shr(eax, 7);
+                a.xor(eax, edx);
+                a.and(eax, 1);
+                a.shl(eax, 11);
+                a.or(edx, eax);
+            }
             a.mov(__qword_ptr[rdi + 8 * X86Cpu.JitFlagsSlot], rdx);
         }
         a.mov(eax, index | (s.Written ? Translation.FlagsWritten : 0));

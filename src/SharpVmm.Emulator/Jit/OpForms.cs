@@ -18,6 +18,7 @@ internal enum OpForm : byte
     JmpRel,
     FusedRR,
     FusedRI,
+    ShiftImm,
 }
 
 /// <summary>Integer operations, in the order of the code tables in <see cref="HostCodes"/>.</summary>
@@ -81,6 +82,8 @@ internal static unsafe class OpForms
         t[P(&Lea64)] = (OpForm.Lea, default);
         t[P(&Lea32)] = (OpForm.Lea, default);
         t[P(&Nop)] = (OpForm.Nop, default);
+        t[P(&ShiftImm64)] = (OpForm.ShiftImm, default);
+        t[P(&ShiftImm32)] = (OpForm.ShiftImm, default);
         t[P(&Handlers.Jcc)] = (OpForm.Jcc, default);
         t[P(&JmpRel)] = (OpForm.JmpRel, default);
         t[P(&CmpJccRR64)] = (OpForm.FusedRR, AluOp.Cmp);

@@ -84,7 +84,7 @@ internal sealed class RandomProgram
         int size = _rng.Next(4) switch { 0 => 1, 1 => 2, 2 => 4, _ => 8 };
         int d = _rng.Next(R64.Length), s = _rng.Next(R64.Length), d8 = _rng.Next(R8.Length), s8 = _rng.Next(R8.Length);
         ulong v = Value();
-        switch (_rng.Next(8))
+        switch (_rng.Next(9))
         {
             case 0:
             case 1:
@@ -151,6 +151,20 @@ internal sealed class RandomProgram
                 break;
             }
             case 6: a.lea(R32[d], __dword_ptr[R32[s] + (int)v]); break; // 32-bit address size
+            case 7:
+            {
+                byte n = (byte)(_rng.Next(3) == 0 ? 1 : _rng.Next(1, 64));
+                switch (_rng.Next(6))
+                {
+                    case 0: a.shl(R64[d], n); break;
+                    case 1: a.shr(R64[d], n); break;
+                    case 2: a.sar(R64[d], n); break;
+                    case 3: a.shl(R32[d], (byte)(n & 31)); break;
+                    case 4: a.shr(R32[d], (byte)(n & 31)); break;
+                    default: a.sar(R32[d], (byte)(n & 31)); break;
+                }
+                break;
+            }
             default: a.nop(); break;
         }
     }
@@ -160,7 +174,7 @@ internal sealed class RandomProgram
         int d = _rng.Next(R64.Length);
         switch (_rng.Next(5))
         {
-            case 0: a.shl(R64[d], (byte)_rng.Next(1, 64)); break;
+            case 0: a.rol(R64[d], (byte)_rng.Next(1, 64)); break;
             case 1: a.imul(R32[d], R32[_rng.Next(R64.Length)]); break;
             case 2: a.pushfq(); a.pop(R64[d]); break;
             case 3: a.mov(__qword_ptr[log + 0x3000 + (ulong)_rng.Next(64) * 8], R64[d]); break;
