@@ -46,7 +46,15 @@ internal sealed class BlockCompiler
 
         var a = new Assembler(64);
         var s = new EmitState();
+        ref Op lastOp = ref ops[covered - 1];
+        var lastForm = OpForms.Of(ref lastOp).Form;
+        // A block that branches back to its own start loops inside its code, up to LoopBudget passes per entry
+        // (so events are still looked at every few microseconds).
+        s.Loops = covered == ops.Length && lastOp.Imm == 0 && lastForm is OpForm.Jcc or OpForm.JmpRel or OpForm.FusedRR or OpForm.FusedRI;
+        if (s.Loops) a.mov(r8d, LoopBudget);
         if (needsIn) LoadFlags(a);
+        s.Body = a.CreateLabel();
+        a.Label(ref s.Body);
         for (int i = 0; i < covered; i++)
         {
             ref Op op = ref ops[i];
@@ -90,9 +98,14 @@ internal sealed class BlockCompiler
         return true;
     }
 
+    /// <summary>Passes a self-looping block makes per entry at most (fits the iteration field of the return value).</summary>
+    public const int LoopBudget = 256;
+
     private sealed class EmitState
     {
         public bool Written;
+        public bool Loops;
+        public Label Body;
         /// <summary>
         /// How the last flag writer's host flags differ from what the interpreter leaves: AND/OR/XOR/TEST and shifts
         /// leave AF undefined (the interpreter: 0); shifts by more than one leave OF undefined (the interpreter: SHL
@@ -353,12 +366,41 @@ internal sealed class BlockCompiler
             a.mov(__qword_ptr[rdi + 8 * X86Cpu.JitFlagsSlot], rdx);
         }
         a.mov(eax, index | (s.Written ? Translation.FlagsWritten : 0));
+        if (s.Loops)
+        {
+            // Extra passes made = budget - r8.
+            a.mov(ecx, LoopBudget);
+            a.sub(ecx, r8d);
+            a.shl(ecx, Translation.IterationShift);
+            a.or(eax, ecx);
+        }
         a.ret();
     }
 
     /// <summary>The block's closing JMP/Jcc: next RIP = block RIP + target (or fall-through offset), masked to the IP size.</summary>
     private static void EmitBranchExit(Assembler a, ref Op op, OpForm form, EmitState s, int opCount)
     {
+        if (s.Loops)
+        {
+            // Taken = back to the block start: another pass unless the budget is spent. LEA, MOV and JRCXZ leave the flags alone.
+            var back = a.CreateLabel();
+            var spent = a.CreateLabel();
+            if (form == OpForm.JmpRel) a.jmp(back);
+            else
+            {
+                JumpIf(a, op.Cc, back);
+                ExitTo(a, ref op, s, opCount, (int)op.NextOff);
+            }
+            a.Label(ref back);
+            a.lea(r8, __[r8 - 1]);
+            a.mov(rcx, r8);
+            a.jrcxz(spent);
+            a.jmp(s.Body);
+            a.Label(ref spent);
+            a.lea(r8, __[r8 + 1]); // this pass ends here: it is the final one, not an extra one
+            ExitTo(a, ref op, s, opCount, 0);
+            return;
+        }
         Capture(a, s);
         a.mov(rax, __qword_ptr[rdi + 8 * X86Cpu.BlockRipReg]);
         if (form == OpForm.JmpRel)
@@ -372,10 +414,25 @@ internal sealed class BlockCompiler
             a.mov(rax, rcx);
             a.Label(ref taken);
         }
-        if (op.Size == 4) a.mov(eax, eax);
-        else if (op.Size == 2) a.movzx(eax, ax);
-        a.mov(__qword_ptr[rdi + 8 * X86Cpu.JitRipSlot], rax);
+        StoreRip(a, op.Size);
         Finish(a, s, opCount);
+    }
+
+    /// <summary>Leaves for block RIP + <paramref name="offset"/>.</summary>
+    private static void ExitTo(Assembler a, ref Op op, EmitState s, int opCount, int offset)
+    {
+        Capture(a, s);
+        a.mov(rax, __qword_ptr[rdi + 8 * X86Cpu.BlockRipReg]);
+        if (offset != 0) a.lea(rax, __[rax + offset]);
+        StoreRip(a, op.Size);
+        Finish(a, s, opCount);
+    }
+
+    private static void StoreRip(Assembler a, int size)
+    {
+        if (size == 4) a.mov(eax, eax);
+        else if (size == 2) a.movzx(eax, ax);
+        a.mov(__qword_ptr[rdi + 8 * X86Cpu.JitRipSlot], rax);
     }
 
     private static void JumpIf(Assembler a, int cc, Label l)

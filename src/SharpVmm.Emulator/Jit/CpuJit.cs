@@ -58,6 +58,14 @@ internal sealed unsafe partial class X86Cpu
         int k = r & Translation.IndexMask;
         var ops = b.Ops;
         JitEntries++;
+        int passes = r >>> Translation.IterationShift;
+        if (passes != 0)
+        {
+            ulong n = (ulong)passes * (ulong)b.InstrCount;
+            Retired += n;
+            JitRetired += n;
+            _pollCountdown -= passes;
+        }
         if (k >= ops.Length)
         {
             if (b.EndsWithBranch) Rip = R[JitRipSlot];

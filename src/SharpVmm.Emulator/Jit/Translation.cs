@@ -10,6 +10,8 @@ namespace SharpVmm.Emulator.Jit;
 internal sealed class Translation
 {
     public const int FlagsWritten = 0x10000, IndexMask = 0xFFFF;
+    /// <summary>Bits 17 and up: extra passes a block that loops to its own start made before the final one.</summary>
+    public const int IterationShift = 17;
 
     /// <summary>Marks a block whose first op cannot be translated: it is never tried again.</summary>
     public static readonly Translation None = new(0, 0, false, 0);

@@ -42,6 +42,12 @@ public class JitSmokeTests
             Assert.Equal(off.Rflags, on.Rflags);
             Assert.NotNull(accel.JitEngine);
             Assert.True(accel.JitEngine!.BlocksTranslated > 0, "nothing was translated");
+            // The loop block runs up to 256 passes per entry: every pass is still counted.
+            var c1 = (X86Cpu)g1.Cpu;
+            var c2 = (X86Cpu)g2.Cpu;
+            Assert.Equal(c1.Retired, c2.Retired);
+            Assert.True(c2.JitRetired > c2.Retired * 9 / 10, $"only {c2.JitRetired} of {c2.Retired} instructions ran translated");
+            Assert.True(c2.JitEntries < 100, $"{c2.JitEntries} entries for 1000 passes of a self-loop");
         }
         finally
         {
