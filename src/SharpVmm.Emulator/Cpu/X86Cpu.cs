@@ -21,6 +21,8 @@ internal sealed unsafe partial class X86Cpu : IVcpu
     public const int ZeroReg = 16, BlockRipReg = 17, WideDispReg = 18, SegBaseSlot = 24, RegSlots = 40;
     /// <summary>Slots the translated code exchanges with the vCPU loop (Jit/CpuJit.cs): the next RIP, the arithmetic flags.</summary>
     public const int JitRipSlot = 32, JitFlagsSlot = 33;
+    /// <summary>Copies the translated code's TLB probe reads: the linear-address mask, the user bit, the TLB's address.</summary>
+    public const int JitLinMaskSlot = 34, JitUserBitSlot = 35, JitTlbSlot = 36;
     public const int ES = 0, CS = 1, SS = 2, DS = 3, FS = 4, GS = 5, TR = 6, LDTR = 7;
 
     public readonly ulong* R;

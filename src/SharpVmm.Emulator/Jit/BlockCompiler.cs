@@ -23,7 +23,7 @@ internal sealed class BlockCompiler
         output = default;
         var ops = b.Ops;
         int covered = 0;
-        bool written = false, needsIn = false, ofUndefined = false;
+        bool written = false, needsIn = false, ofUndefined = false, hasMemory = false, lastIsShift = false;
         int instrs = 0;
         while (covered < ops.Length)
         {
@@ -37,8 +37,10 @@ internal sealed class BlockCompiler
             {
                 written = true;
                 ofUndefined = form == OpForm.ShiftImm && op.Imm > 1;
+                lastIsShift = form == OpForm.ShiftImm;
             }
             instrs += form is OpForm.FusedRR or OpForm.FusedRI ? 2 : 1;
+            hasMemory |= form is OpForm.MovRM or OpForm.MovMR or OpForm.MovMI or OpForm.MovxRM or OpForm.BinRM;
             covered++;
             if (form is OpForm.Jcc or OpForm.JmpRel or OpForm.FusedRR or OpForm.FusedRI) break; // always last
         }
@@ -50,8 +52,18 @@ internal sealed class BlockCompiler
         var lastForm = OpForms.Of(ref lastOp).Form;
         // A block that branches back to its own start loops inside its code, up to LoopBudget passes per entry
         // (so events are still looked at every few microseconds).
-        s.Loops = covered == ops.Length && lastOp.Imm == 0 && lastForm is OpForm.Jcc or OpForm.JmpRel or OpForm.FusedRR or OpForm.FusedRI;
+        // (Not when a shift writes the flags last: its undefined OF/AF would flow into the next pass.)
+        s.Loops = covered == ops.Length && lastOp.Imm == 0 && !lastIsShift && lastForm is OpForm.Jcc or OpForm.JmpRel or OpForm.FusedRR or OpForm.FusedRI;
         if (s.Loops) a.mov(r8d, LoopBudget);
+        if (s.Loops && written && hasMemory)
+        {
+            // A memory op's miss exit in a later pass leaves flags the previous pass wrote: so every exit saves
+            // the flags, which must then be the guest's from the start.
+            needsIn = true;
+            s.Written = true;
+            s.Last = LastWriter.Arith; // the entry load is exact; later writers set Last as they come
+        }
+        s.FlagsLive = needsIn;
         if (needsIn) LoadFlags(a);
         s.Body = a.CreateLabel();
         a.Label(ref s.Body);
@@ -70,6 +82,13 @@ internal sealed class BlockCompiler
                 case OpForm.Lea: EmitLea(a, ref op); break;
                 case OpForm.Nop: break;
                 case OpForm.ShiftImm: EmitShift(a, ref op); break;
+                case OpForm.MovRM:
+                case OpForm.MovMR:
+                case OpForm.MovMI:
+                case OpForm.MovxRM:
+                case OpForm.BinRM:
+                    EmitMemory(a, ref op, form, alu, s, i);
+                    break;
                 case OpForm.Jcc:
                 case OpForm.JmpRel:
                 case OpForm.FusedRR:
@@ -79,6 +98,7 @@ internal sealed class BlockCompiler
                     EmitBranchExit(a, ref op, form, s, ops.Length);
                     continue;
             }
+            if (WritesFlags(form, alu)) s.FlagsLive = true;
             if (form == OpForm.ShiftImm)
             {
                 s.Written = true;
@@ -104,6 +124,8 @@ internal sealed class BlockCompiler
     private sealed class EmitState
     {
         public bool Written;
+        /// <summary>The host flags hold the guest's (loaded at entry or written since): memory probes must keep them.</summary>
+        public bool FlagsLive;
         public bool Loops;
         public Label Body;
         /// <summary>
@@ -138,6 +160,14 @@ internal sealed class BlockCompiler
                 return true;
             case OpForm.ShiftImm:
                 return op.Size is 4 or 8 && op.Cc is 4 or 5 or 6 or 7 && op.Imm is > 0 and < 64;
+            case OpForm.MovRM:
+            case OpForm.MovMR:
+            case OpForm.BinRM:
+                return MemoryOk(ref op) && op.Size is 1 or 2 or 4 or 8;
+            case OpForm.MovMI:
+                return MemoryOk(ref op) && (op.Size is 1 or 2 or 4 || (op.Size == 8 && (long)op.Imm == (int)(long)op.Imm));
+            case OpForm.MovxRM:
+                return MemoryOk(ref op) && op.Size is 2 or 4 or 8 && op.Size2 is 1 or 2 or 4 && op.Size2 < op.Size;
             case OpForm.Jcc:
             case OpForm.JmpRel:
                 return BranchFits(op.Size, op.Imm);
@@ -149,15 +179,18 @@ internal sealed class BlockCompiler
         }
     }
 
+    private static bool MemoryOk(ref Op op)
+        => (op.Flags & OpFlags.Mem) != 0 && (op.Flags & OpFlags.Lock) == 0 && op.Base != X86Cpu.WideDispReg && op.Index != X86Cpu.WideDispReg;
+
     /// <summary>A block-relative target must fit LEA's 32-bit displacement (narrower IPs are masked afterwards anyway).</summary>
     private static bool BranchFits(int size, ulong rel) => size is 2 or 4 || (size == 8 && (long)rel == (int)(long)rel);
 
     private static bool ReadsFlags(OpForm form, AluOp alu)
-        => form == OpForm.Jcc || (form is OpForm.BinRR or OpForm.BinRI && alu is AluOp.Adc or AluOp.Sbb)
+        => form == OpForm.Jcc || (form is OpForm.BinRR or OpForm.BinRI or OpForm.BinRM && alu is AluOp.Adc or AluOp.Sbb)
            || (form == OpForm.UnR && alu is AluOp.Inc or AluOp.Dec);
 
     private static bool WritesFlags(OpForm form, AluOp alu)
-        => form is OpForm.BinRR or OpForm.BinRI or OpForm.FusedRR or OpForm.FusedRI or OpForm.ShiftImm || (form == OpForm.UnR && alu != AluOp.Not);
+        => form is OpForm.BinRR or OpForm.BinRI or OpForm.BinRM or OpForm.FusedRR or OpForm.FusedRI or OpForm.ShiftImm || (form == OpForm.UnR && alu != AluOp.Not);
 
     // ---------------------------------------------------------------- operands
 
@@ -289,6 +322,125 @@ internal sealed class BlockCompiler
         }
     }
 
+    /// <summary>
+    /// A memory operand: linear address, inline probe of the read or write TLB exactly as the interpreter's fast
+    /// path does it (tag = page | user bit; the access must not cross the page), then the access at host address =
+    /// linear + addend. A miss (or a crossing, an unmapped, MMIO or code page...) leaves before the op has done anything:
+    /// the interpreter runs it, with its slow path, faults included. Host flags live across the probe are kept in R9.
+    /// </summary>
+    private static void EmitMemory(Assembler a, ref Op op, OpForm form, AluOp alu, EmitState s, int index)
+    {
+        bool write = form is OpForm.MovMR or OpForm.MovMI;
+        int size = form == OpForm.MovxRM ? op.Size2 : op.Size;
+        var miss = a.CreateLabel();
+        var done = a.CreateLabel();
+        if (s.FlagsLive)
+        {
+            a.lahf();
+            a.seto(al);
+            a.mov(r9d, eax);
+        }
+        // RAX = linear address.
+        Ins(a, Instruction.Create(Load(8), Register.RAX, Slot(op.Base)));
+        Ins(a, Instruction.Create(Load(8), Register.RCX, Slot(op.Index)));
+        Ins(a, Instruction.Create(Code.Lea_r64_m, Register.RAX, new MemoryOperand(Register.RAX, Register.RCX, 1 << op.Scale, op.Disp, 1)));
+        if (op.AddrShift == 32) a.mov(eax, eax);
+        else if (op.AddrShift == 48) a.movzx(eax, ax);
+        a.add(rax, __qword_ptr[rdi + 8 * (X86Cpu.SegBaseSlot + op.Seg)]);
+        a.and(rax, __qword_ptr[rdi + 8 * X86Cpu.JitLinMaskSlot]);
+        // RCX = &tlb[set + ((la >> 12) & 511)], 16-byte entries {tag, addend}.
+        a.mov(rcx, rax);
+        a.shr(rcx, 12);
+        a.and(ecx, X86Cpu.TlbSize - 1);
+        a.shl(ecx, 4);
+        if (write) a.add(ecx, X86Cpu.TlbSize * 16);
+        a.add(rcx, __qword_ptr[rdi + 8 * X86Cpu.JitTlbSlot]);
+        a.mov(rdx, rax);
+        a.and(rdx, -4096);
+        a.or(rdx, __qword_ptr[rdi + 8 * X86Cpu.JitUserBitSlot]);
+        a.cmp(rdx, __qword_ptr[rcx]);
+        a.jne(miss);
+        if (size > 1)
+        {
+            a.mov(edx, eax);
+            a.and(edx, 0xFFF);
+            a.cmp(edx, 0x1000 - size);
+            a.ja(miss);
+        }
+        a.add(rax, __qword_ptr[rcx + 8]);
+        var host = new MemoryOperand(Register.RAX);
+        switch (form)
+        {
+            case OpForm.MovRM:
+                Ins(a, Instruction.Create(Load(size), Rcx(size), host));
+                Ins(a, Instruction.Create(Store(size == 4 ? 8 : size), Slot(op.Reg), size == 4 ? Register.RCX : Rcx(size)));
+                break;
+            case OpForm.MovxRM:
+            {
+                bool sign = op.Cc != 0, wide = op.Size == 8 && sign;
+                Code c = (op.Size2, sign) switch
+                {
+                    (1, false) => Code.Movzx_r32_rm8,
+                    (2, false) => Code.Movzx_r32_rm16,
+                    (1, true) => wide ? Code.Movsx_r64_rm8 : Code.Movsx_r32_rm8,
+                    (2, true) => wide ? Code.Movsx_r64_rm16 : Code.Movsx_r32_rm16,
+                    (4, true) => wide ? Code.Movsxd_r64_rm32 : Code.Mov_r32_rm32,
+                    _ => Code.Mov_r32_rm32,
+                };
+                Ins(a, Instruction.Create(c, wide ? Register.RCX : Register.ECX, host));
+                if (op.Size == 2) Ins(a, Instruction.Create(Store(2), Slot(op.Reg), Register.CX));
+                else Ins(a, Instruction.Create(Store(8), Slot(op.Reg), Register.RCX));
+                break;
+            }
+            case OpForm.MovMR:
+                Ins(a, Instruction.Create(Load(size), Rcx(size), Slot(op.Reg)));
+                Ins(a, Instruction.Create(Store(size), host, Rcx(size)));
+                break;
+            case OpForm.MovMI:
+                switch (size)
+                {
+                    case 1: Ins(a, Instruction.Create(Code.Mov_rm8_imm8, host, (byte)op.Imm)); break;
+                    case 2: Ins(a, Instruction.Create(Code.Mov_rm16_imm16, host, (ushort)op.Imm)); break;
+                    case 4: Ins(a, Instruction.Create(Code.Mov_rm32_imm32, host, (int)(uint)op.Imm)); break;
+                    default: Ins(a, Instruction.Create(Code.Mov_rm64_imm32, host, (int)(long)op.Imm)); break;
+                }
+                break;
+        }
+        if (form == OpForm.BinRM)
+        {
+            // The loaded value in RCX; the ALU op sets the guest's flags itself (ADC/SBB read CF: restored first).
+            Ins(a, Instruction.Create(Load(size), Rcx(size), host));
+            if (alu is AluOp.Adc or AluOp.Sbb && s.FlagsLive) RestoreFlags(a);
+            if (size == 4)
+            {
+                Ins(a, Instruction.Create(Load(4), Register.EAX, Slot(op.Reg)));
+                Ins(a, Instruction.Create(HostCodes.RegForm(alu, 4), Register.EAX, Register.ECX));
+                if (Stores(alu)) Ins(a, Instruction.Create(Store(8), Slot(op.Reg), Register.RAX));
+            }
+            else Ins(a, Instruction.Create(HostCodes.RegForm(alu, size), Slot(op.Reg), Rcx(size)));
+            a.jmp(done);
+        }
+        else
+        {
+            if (s.FlagsLive) RestoreFlags(a);
+            a.jmp(done);
+        }
+        a.Label(ref miss);
+        if (s.FlagsLive) RestoreFlags(a);
+        Capture(a, s);
+        Finish(a, s, index);
+        a.Label(ref done);
+        a.nop(); // one label per instruction
+    }
+
+    /// <summary>Host flags := what <c>lahf; seto al</c> saved in R9 (OF through ADD AL, 0x7F; the rest through SAHF).</summary>
+    private static void RestoreFlags(Assembler a)
+    {
+        a.mov(eax, r9d);
+        a.add(al, 0x7F);
+        a.sahf();
+    }
+
     private static void EmitShift(Assembler a, ref Op op)
     {
         Code c = (op.Cc, op.Size) switch
@@ -392,6 +544,14 @@ internal sealed class BlockCompiler
                 ExitTo(a, ref op, s, opCount, (int)op.NextOff);
             }
             a.Label(ref back);
+            if (s.Written && s.Last == LastWriter.Logic)
+            {
+                // The next pass must start from the interpreter's flags exactly: AF = 0 after AND/OR/XOR/TEST
+                // (AND AH clears OF and CF, both already 0 after a logic op; SAHF puts CF back from AH anyway).
+                a.lahf();
+                a.and(ah, 0xEF);
+                a.sahf();
+            }
             a.lea(r8, __[r8 - 1]);
             a.mov(rcx, r8);
             a.jrcxz(spent);

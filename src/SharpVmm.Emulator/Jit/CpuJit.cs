@@ -48,6 +48,9 @@ internal sealed unsafe partial class X86Cpu
             return 0;
         }
         if (t.NeedsFlagsIn) R[JitFlagsSlot] = ComputeArith();
+        R[JitLinMaskSlot] = LinMask;
+        R[JitUserBitSlot] = UserBit;
+        R[JitTlbSlot] = (ulong)_tlb;
         int r = ((delegate* unmanaged<ulong*, int>)t.Code)(R);
         _inJit = 0;
         if ((r & Translation.FlagsWritten) != 0)

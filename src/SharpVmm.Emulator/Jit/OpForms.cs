@@ -19,6 +19,12 @@ internal enum OpForm : byte
     FusedRR,
     FusedRI,
     ShiftImm,
+    /// <summary>MOV r, [m] (memory forms go through an inline TLB probe; a miss leaves the op to the interpreter).</summary>
+    MovRM,
+    MovMR,
+    MovMI,
+    MovxRM,
+    BinRM,
 }
 
 /// <summary>Integer operations, in the order of the code tables in <see cref="HostCodes"/>.</summary>
@@ -52,6 +58,7 @@ internal static unsafe class OpForms
             t[P(&BinRI<T>)] = (OpForm.BinRI, a);
             t[P(&BinRI64<T>)] = (OpForm.BinRI, a);
             t[P(&BinRI32<T>)] = (OpForm.BinRI, a);
+            t[P(&BinRM<T>)] = (OpForm.BinRM, a);
         }
         void Un<T>(AluOp a) where T : struct, IUnOp
         {
@@ -78,6 +85,14 @@ internal static unsafe class OpForms
         t[P(&MovRI)] = (OpForm.MovRI, default);
         t[P(&MovRI64)] = (OpForm.MovRI, default);
         t[P(&MovxRR)] = (OpForm.MovxRR, default);
+        t[P(&MovRM)] = (OpForm.MovRM, default);
+        t[P(&MovRM64)] = (OpForm.MovRM, default);
+        t[P(&MovRM32)] = (OpForm.MovRM, default);
+        t[P(&MovMR)] = (OpForm.MovMR, default);
+        t[P(&MovMR64)] = (OpForm.MovMR, default);
+        t[P(&MovMR32)] = (OpForm.MovMR, default);
+        t[P(&MovMI)] = (OpForm.MovMI, default);
+        t[P(&MovxRM)] = (OpForm.MovxRM, default);
         t[P(&Lea)] = (OpForm.Lea, default);
         t[P(&Lea64)] = (OpForm.Lea, default);
         t[P(&Lea32)] = (OpForm.Lea, default);

@@ -21,6 +21,9 @@ internal sealed class RandomProgram
         0x7FFF_FFFF_FFFF_FFFF, 0x8000_0000_0000_0000, ulong.MaxValue,
     ];
 
+    /// <summary>Memory operands address RBP + 0..0x7FF (and a few that cross into the next page) inside the compared log area.</summary>
+    public const ulong ScratchOffset = 0x2800;
+
     private readonly Random _rng;
 
     public RandomProgram(int seed) => _rng = new Random(seed);
@@ -31,6 +34,7 @@ internal sealed class RandomProgram
     public void Emit(Assembler a, int count, ulong log, int checkpointEvery = 8)
     {
         foreach (var r in R64) a.mov(r, Value());
+        a.mov(rbp, log + ScratchOffset); // RBP stays the base of the memory operands
         a.push((int)(_rng.Next() & 0x8D5));
         a.popfq();
         int slot = 0;
@@ -84,8 +88,12 @@ internal sealed class RandomProgram
         int size = _rng.Next(4) switch { 0 => 1, 1 => 2, 2 => 4, _ => 8 };
         int d = _rng.Next(R64.Length), s = _rng.Next(R64.Length), d8 = _rng.Next(R8.Length), s8 = _rng.Next(R8.Length);
         ulong v = Value();
-        switch (_rng.Next(9))
+        switch (_rng.Next(11))
         {
+            case 8:
+            case 9:
+                Memory(a, size, d, d8, v);
+                break;
             case 0:
             case 1:
             {
@@ -167,6 +175,86 @@ internal sealed class RandomProgram
             }
             default: a.nop(); break;
         }
+    }
+
+    private void Memory(Assembler a, int size, int d, int d8, ulong v)
+    {
+        int off = _rng.Next(8) == 0 ? 0x800 - _rng.Next(1, 8) : _rng.Next(0x800 - 8) & ~(_rng.Next(2) == 0 ? 7 : 0);
+        var m = __[rbp + off];
+        switch (_rng.Next(7))
+        {
+            case 0:
+            case 1:
+                switch (size)
+                {
+                    case 1: a.mov(R8[d8], __byte_ptr[rbp + off]); break;
+                    case 2: a.mov(R16[d], __word_ptr[rbp + off]); break;
+                    case 4: a.mov(R32[d], __dword_ptr[rbp + off]); break;
+                    default: a.mov(R64[d], __qword_ptr[rbp + off]); break;
+                }
+                break;
+            case 2:
+            case 3:
+                switch (size)
+                {
+                    case 1: a.mov(__byte_ptr[rbp + off], R8[d8]); break;
+                    case 2: a.mov(__word_ptr[rbp + off], R16[d]); break;
+                    case 4: a.mov(__dword_ptr[rbp + off], R32[d]); break;
+                    default: a.mov(__qword_ptr[rbp + off], R64[d]); break;
+                }
+                break;
+            case 4:
+                switch (size)
+                {
+                    case 1: a.mov(__byte_ptr[rbp + off], (byte)v); break;
+                    case 2: a.mov(__word_ptr[rbp + off], (ushort)v); break;
+                    case 4: a.mov(__dword_ptr[rbp + off], (int)v); break;
+                    default: a.mov(__qword_ptr[rbp + off], (int)v); break;
+                }
+                break;
+            case 5:
+                switch (_rng.Next(4))
+                {
+                    case 0: a.movzx(R32[d], __byte_ptr[rbp + off]); break;
+                    case 1: a.movsx(R64[d], __word_ptr[rbp + off]); break;
+                    case 2: a.movsxd(R64[d], __dword_ptr[rbp + off]); break;
+                    default: a.movsx(R16[d], __byte_ptr[rbp + off]); break;
+                }
+                break;
+            default:
+            {
+                int op = _rng.Next(9);
+                switch (size)
+                {
+                    case 1: BinM(a, op, R8[d8], __byte_ptr[rbp + off]); break;
+                    case 2: BinM(a, op, R16[d], __word_ptr[rbp + off]); break;
+                    case 4: BinM(a, op, R32[d], __dword_ptr[rbp + off]); break;
+                    default: BinM(a, op, R64[d], __qword_ptr[rbp + off]); break;
+                }
+                break;
+            }
+        }
+        _ = m;
+    }
+
+    private static void BinM(Assembler a, int op, AssemblerRegister8 d, AssemblerMemoryOperand m)
+    {
+        switch (op) { case 0: a.add(d, m); break; case 1: a.or(d, m); break; case 2: a.adc(d, m); break; case 3: a.sbb(d, m); break; case 4: a.and(d, m); break; case 5: a.sub(d, m); break; case 6: a.xor(d, m); break; case 7: a.cmp(d, m); break; default: a.test(m, d); break; }
+    }
+
+    private static void BinM(Assembler a, int op, AssemblerRegister16 d, AssemblerMemoryOperand m)
+    {
+        switch (op) { case 0: a.add(d, m); break; case 1: a.or(d, m); break; case 2: a.adc(d, m); break; case 3: a.sbb(d, m); break; case 4: a.and(d, m); break; case 5: a.sub(d, m); break; case 6: a.xor(d, m); break; case 7: a.cmp(d, m); break; default: a.test(m, d); break; }
+    }
+
+    private static void BinM(Assembler a, int op, AssemblerRegister32 d, AssemblerMemoryOperand m)
+    {
+        switch (op) { case 0: a.add(d, m); break; case 1: a.or(d, m); break; case 2: a.adc(d, m); break; case 3: a.sbb(d, m); break; case 4: a.and(d, m); break; case 5: a.sub(d, m); break; case 6: a.xor(d, m); break; case 7: a.cmp(d, m); break; default: a.test(m, d); break; }
+    }
+
+    private static void BinM(Assembler a, int op, AssemblerRegister64 d, AssemblerMemoryOperand m)
+    {
+        switch (op) { case 0: a.add(d, m); break; case 1: a.or(d, m); break; case 2: a.adc(d, m); break; case 3: a.sbb(d, m); break; case 4: a.and(d, m); break; case 5: a.sub(d, m); break; case 6: a.xor(d, m); break; case 7: a.cmp(d, m); break; default: a.test(m, d); break; }
     }
 
     private void Other(Assembler a, ulong log)

@@ -18,6 +18,8 @@ public class TranslatedBlockTests
         a => a.sub(esi, 0x7FFF_FFF0),
         a => a.adc(bl, ah),
         a => a.lea(r9, __[rcx + rsi * 8 - 0x40]),
+        a => a.mov(__qword_ptr[0x60000], rcx),
+        a => a.add(r9, __qword_ptr[0x60000]),
         a => a.xor(dx, 0x8001),
         a => a.movzx(r10d, bl),
         a => a.inc(r10d),
@@ -30,6 +32,8 @@ public class TranslatedBlockTests
         a => a.dec(r13),
         a => a.mov(r13b, (byte)0x80),
         a => a.not(r14d),
+        a => a.movzx(r14d, __byte_ptr[0x60001]),
+        a => a.mov(__dword_ptr[0x60ffe], 0x1234_5678), // crosses into the next page: the interpreter's slow path
         a => a.test(r14w, si),
         a => a.cmp(ecx, r12d),
         a => a.mov(r15, 0x1234_5678_9ABC_DEF0),
