@@ -68,6 +68,41 @@ public sealed class EmuAccelerator : IAccelerator
     /// <summary>Times the decoded-code cache was emptied for going over <see cref="EmuOptions.CodeCacheBudgetBytes"/>.</summary>
     public int CodeCacheFlushes => _cache.Flushes;
 
+    /// <summary>The second tier's counters (all zero with it off), summed over the vCPUs.</summary>
+    public JitStatistics GetJitStatistics()
+    {
+        ulong retired = 0, translated = 0, entries = 0, exits = 0;
+        lock (_cpus)
+        {
+            foreach (var c in _cpus)
+            {
+                retired += c.Retired;
+                translated += c.JitRetired;
+                entries += c.JitEntries;
+                exits += c.JitPrefixExits;
+            }
+        }
+        var j = _jit;
+        return new JitStatistics
+        {
+            Mode = _options.Jit,
+            Buffer = j?.BufferKind switch { Jit.CodeBufferKind.Rwx => "rwx", Jit.CodeBufferKind.DoubleMapped => "double-mapped", _ => "none" },
+            Failure = j?.Failure,
+            Threshold = j?.Threshold ?? _options.JitThreshold,
+            BlocksTranslated = j?.BlocksTranslated ?? 0,
+            BlocksNotTranslatable = j?.Untranslatable ?? 0,
+            CodeBytes = j?.CodeBytes ?? 0,
+            BufferBytes = j is null ? 0 : _options.JitCodeBytes,
+            BufferUsedBytes = (long)(j?.BufferUsed ?? 0),
+            BufferFlushes = j?.BufferFlushes ?? 0,
+            TranslationTime = j?.TranslationTime ?? TimeSpan.Zero,
+            InstructionsRetired = retired,
+            InstructionsTranslated = translated,
+            Entries = entries,
+            PrefixExits = exits,
+        };
+    }
+
     public void Dispose()
     {
         if (_disposed) return;
