@@ -107,6 +107,13 @@ public sealed class EmuAccelerator : IAccelerator
     {
         if (_disposed) return;
         _disposed = true;
+        // A debugging aid for measuring boots: SHARPVMM_JIT_STATS=1 prints the translator's counters at the end.
+        if (_jit is not null && Environment.GetEnvironmentVariable("SHARPVMM_JIT_STATS") == "1")
+        {
+            var s = GetJitStatistics();
+            Console.Error.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"emu jit: {s.InstructionsRetired} instructions, {100 * s.TranslatedShare:F1}% translated; {s.BlocksTranslated} blocks ({s.CodeBytes} bytes, {s.BlocksNotTranslatable} not translatable) in {s.TranslationTime.TotalMilliseconds:F0} ms; {s.Entries} entries, {s.PrefixExits} early exits; {s.BufferFlushes} buffer flushes"));
+        }
         lock (_cpus)
         {
             foreach (var c in _cpus) c.Dispose();

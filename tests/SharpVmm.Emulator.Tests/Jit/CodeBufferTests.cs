@@ -40,7 +40,7 @@ public class CodeBufferTests
         var r = Run(new EmuOptions { Jit = JitMode.Forced }, out var jit);
         Assert.Equal(CodeBufferKind.Rwx, jit!.BufferKind);
         Assert.True(jit.BlocksTranslated > 0);
-        AssertSame(Run(new EmuOptions(), out _), r);
+        AssertSame(Run(new EmuOptions { Jit = JitMode.Off }, out _), r);
     }
 
     [Fact]
@@ -50,7 +50,7 @@ public class CodeBufferTests
         Assert.Equal(CodeBufferKind.DoubleMapped, jit!.BufferKind);
         Assert.True(jit.BlocksTranslated > 0);
         Assert.True(jit.CodeBytes > 0);
-        AssertSame(Run(new EmuOptions(), out _), r);
+        AssertSame(Run(new EmuOptions { Jit = JitMode.Off }, out _), r);
     }
 
     [Fact]
@@ -64,7 +64,7 @@ public class CodeBufferTests
         var warnings = log.Entries.FindAll(e => e.Level >= LogLevel.Warning);
         Assert.Single(warnings);
         Assert.Contains("double mapping", warnings[0].Message, StringComparison.Ordinal);
-        AssertSame(Run(new EmuOptions(), out _), r);
+        AssertSame(Run(new EmuOptions { Jit = JitMode.Off }, out _), r);
     }
 
     [Fact]
@@ -74,7 +74,7 @@ public class CodeBufferTests
         Assert.True(jit!.BufferFlushes > 0, $"the 4 KiB buffer never filled ({jit.BlocksTranslated} blocks, {jit.CodeBytes} bytes)");
         Assert.True(jit.BlocksTranslated > 0);
         Assert.True(jit.BufferUsed <= 4096);
-        AssertSame(Run(new EmuOptions(), out _, repeat: 4, count: 2000, checkpointEvery: 31), r);
+        AssertSame(Run(new EmuOptions { Jit = JitMode.Off }, out _, repeat: 4, count: 2000, checkpointEvery: 31), r);
     }
 
     [Fact]
