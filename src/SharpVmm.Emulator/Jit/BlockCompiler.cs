@@ -31,7 +31,7 @@ internal sealed class BlockCompiler
             var (form, alu) = OpForms.Of(ref op);
             if (!Supported(ref op, form)) break;
             // A shift by more than one leaves OF undefined on the host: a Jcc that reads it is left to the interpreter.
-            if (form == OpForm.Jcc && ofUndefined && op.Cc is 0 or 1 or >= 12) break;
+            if (form is OpForm.Jcc or OpForm.SetccR or OpForm.CmovRR && ofUndefined && op.Cc is 0 or 1 or >= 12) break;
             if (ReadsFlags(form, alu) && !written) needsIn = true;
             if (WritesFlags(form, alu))
             {
@@ -82,6 +82,16 @@ internal sealed class BlockCompiler
                 case OpForm.Lea: EmitLea(a, ref op); break;
                 case OpForm.Nop: break;
                 case OpForm.ShiftImm: EmitShift(a, ref op); break;
+                case OpForm.SetccR: Ins(a, Instruction.Create(HostCodes.SetForm(op.Cc), Slot(op.Reg))); break;
+                case OpForm.CmovRR:
+                {
+                    // A CMOV always writes its destination (a 32-bit one is zero-extended even when not taken).
+                    int sz = op.Size;
+                    Ins(a, Instruction.Create(Load(sz), Rax(sz), Slot(op.Reg)));
+                    Ins(a, Instruction.Create(HostCodes.CmovForm(op.Cc, sz), Rax(sz), Slot(op.Rm)));
+                    Ins(a, Instruction.Create(Store(sz == 4 ? 8 : sz), Slot(op.Reg), sz == 4 ? Register.RAX : Rax(sz)));
+                    break;
+                }
                 case OpForm.MovRM:
                 case OpForm.MovMR:
                 case OpForm.MovMI:
@@ -166,6 +176,10 @@ internal sealed class BlockCompiler
                 return MemoryOk(ref op) && op.Size is 1 or 2 or 4 or 8;
             case OpForm.MovMI:
                 return MemoryOk(ref op) && (op.Size is 1 or 2 or 4 || (op.Size == 8 && (long)op.Imm == (int)(long)op.Imm));
+            case OpForm.SetccR:
+                return op.Cc < 16;
+            case OpForm.CmovRR:
+                return op.Cc < 16 && op.Size is 2 or 4 or 8;
             case OpForm.MovxRM:
                 return MemoryOk(ref op) && op.Size is 2 or 4 or 8 && op.Size2 is 1 or 2 or 4 && op.Size2 < op.Size;
             case OpForm.Jcc:
@@ -186,7 +200,7 @@ internal sealed class BlockCompiler
     private static bool BranchFits(int size, ulong rel) => size is 2 or 4 || (size == 8 && (long)rel == (int)(long)rel);
 
     private static bool ReadsFlags(OpForm form, AluOp alu)
-        => form == OpForm.Jcc || (form is OpForm.BinRR or OpForm.BinRI or OpForm.BinRM && alu is AluOp.Adc or AluOp.Sbb)
+        => form is OpForm.Jcc or OpForm.SetccR or OpForm.CmovRR || (form is OpForm.BinRR or OpForm.BinRI or OpForm.BinRM && alu is AluOp.Adc or AluOp.Sbb)
            || (form == OpForm.UnR && alu is AluOp.Inc or AluOp.Dec);
 
     private static bool WritesFlags(OpForm form, AluOp alu)

@@ -39,6 +39,17 @@ internal static class HostCodes
         { Code.Dec_rm8, Code.Dec_rm16, Code.Dec_rm32, Code.Dec_rm64 }
     };
 
+    private static readonly Code[] Setcc = [Code.Seto_rm8, Code.Setno_rm8, Code.Setb_rm8, Code.Setae_rm8, Code.Sete_rm8, Code.Setne_rm8, Code.Setbe_rm8, Code.Seta_rm8, Code.Sets_rm8, Code.Setns_rm8, Code.Setp_rm8, Code.Setnp_rm8, Code.Setl_rm8, Code.Setge_rm8, Code.Setle_rm8, Code.Setg_rm8];
+    private static readonly Code[] Cmov16 = [Code.Cmovo_r16_rm16, Code.Cmovno_r16_rm16, Code.Cmovb_r16_rm16, Code.Cmovae_r16_rm16, Code.Cmove_r16_rm16, Code.Cmovne_r16_rm16, Code.Cmovbe_r16_rm16, Code.Cmova_r16_rm16, Code.Cmovs_r16_rm16, Code.Cmovns_r16_rm16, Code.Cmovp_r16_rm16, Code.Cmovnp_r16_rm16, Code.Cmovl_r16_rm16, Code.Cmovge_r16_rm16, Code.Cmovle_r16_rm16, Code.Cmovg_r16_rm16];
+    private static readonly Code[] Cmov32 = [Code.Cmovo_r32_rm32, Code.Cmovno_r32_rm32, Code.Cmovb_r32_rm32, Code.Cmovae_r32_rm32, Code.Cmove_r32_rm32, Code.Cmovne_r32_rm32, Code.Cmovbe_r32_rm32, Code.Cmova_r32_rm32, Code.Cmovs_r32_rm32, Code.Cmovns_r32_rm32, Code.Cmovp_r32_rm32, Code.Cmovnp_r32_rm32, Code.Cmovl_r32_rm32, Code.Cmovge_r32_rm32, Code.Cmovle_r32_rm32, Code.Cmovg_r32_rm32];
+    private static readonly Code[] Cmov64 = [Code.Cmovo_r64_rm64, Code.Cmovno_r64_rm64, Code.Cmovb_r64_rm64, Code.Cmovae_r64_rm64, Code.Cmove_r64_rm64, Code.Cmovne_r64_rm64, Code.Cmovbe_r64_rm64, Code.Cmova_r64_rm64, Code.Cmovs_r64_rm64, Code.Cmovns_r64_rm64, Code.Cmovp_r64_rm64, Code.Cmovnp_r64_rm64, Code.Cmovl_r64_rm64, Code.Cmovge_r64_rm64, Code.Cmovle_r64_rm64, Code.Cmovg_r64_rm64];
+
+    /// <summary>SETcc r/m8 for condition <paramref name="cc"/> (0 = O ... 15 = G).</summary>
+    public static Code SetForm(int cc) => Setcc[cc];
+
+    /// <summary>CMOVcc r, r/m at 2, 4 or 8 bytes.</summary>
+    public static Code CmovForm(int cc, int size) => size switch { 2 => Cmov16[cc], 4 => Cmov32[cc], _ => Cmov64[cc] };
+
     public static int SizeIndex(int size) => size switch { 1 => 0, 2 => 1, 4 => 2, _ => 3 };
 
     /// <summary><c>op r/m, r</c> for ADD..TEST.</summary>

@@ -25,6 +25,8 @@ internal enum OpForm : byte
     MovMI,
     MovxRM,
     BinRM,
+    SetccR,
+    CmovRR,
 }
 
 /// <summary>Integer operations, in the order of the code tables in <see cref="HostCodes"/>.</summary>
@@ -93,6 +95,8 @@ internal static unsafe class OpForms
         t[P(&MovMR32)] = (OpForm.MovMR, default);
         t[P(&MovMI)] = (OpForm.MovMI, default);
         t[P(&MovxRM)] = (OpForm.MovxRM, default);
+        t[P(&SetccR)] = (OpForm.SetccR, default);
+        t[P(&CmovRR)] = (OpForm.CmovRR, default);
         t[P(&Lea)] = (OpForm.Lea, default);
         t[P(&Lea64)] = (OpForm.Lea, default);
         t[P(&Lea32)] = (OpForm.Lea, default);

@@ -88,8 +88,11 @@ internal sealed class RandomProgram
         int size = _rng.Next(4) switch { 0 => 1, 1 => 2, 2 => 4, _ => 8 };
         int d = _rng.Next(R64.Length), s = _rng.Next(R64.Length), d8 = _rng.Next(R8.Length), s8 = _rng.Next(R8.Length);
         ulong v = Value();
-        switch (_rng.Next(11))
+        switch (_rng.Next(12))
         {
+            case 10:
+                CondMove(a, size, d, s, d8);
+                break;
             case 8:
             case 9:
                 Memory(a, size, d, d8, v);
@@ -175,6 +178,32 @@ internal sealed class RandomProgram
             }
             default: a.nop(); break;
         }
+    }
+
+    private void CondMove(Assembler a, int size, int d, int s, int d8)
+    {
+        int cc = _rng.Next(16);
+        if (size == 1)
+        {
+            var r = R8[d8];
+            switch (cc)
+            {
+                case 0: a.seto(r); break; case 1: a.setno(r); break; case 2: a.setb(r); break; case 3: a.setae(r); break;
+                case 4: a.sete(r); break; case 5: a.setne(r); break; case 6: a.setbe(r); break; case 7: a.seta(r); break;
+                case 8: a.sets(r); break; case 9: a.setns(r); break; case 10: a.setp(r); break; case 11: a.setnp(r); break;
+                case 12: a.setl(r); break; case 13: a.setge(r); break; case 14: a.setle(r); break; default: a.setg(r); break;
+            }
+            return;
+        }
+        var code = (size, cc) switch
+        {
+            (2, _) => Code.Cmovo_r16_rm16 + 3 * cc,
+            (4, _) => Code.Cmovo_r32_rm32 + 3 * cc,
+            _ => Code.Cmovo_r64_rm64 + 3 * cc,
+        };
+        Register Reg(int i, int sz) => sz switch { 2 => R16[i], 4 => R32[i], _ => (Register)R64[i] };
+        var ins = Instruction.Create(code, Reg(d, size), Reg(s, size));
+        a.AddInstruction(ins);
     }
 
     private void Memory(Assembler a, int size, int d, int d8, ulong v)
