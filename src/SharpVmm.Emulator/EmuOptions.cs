@@ -39,10 +39,10 @@ public sealed record EmuOptions
     private readonly long _codeCacheBudgetBytes = DefaultCodeCacheBudgetBytes;
 
     /// <summary>Default <see cref="JitThreshold"/>.</summary>
-    public const int DefaultJitThreshold = 64;
+    public const int DefaultJitThreshold = 1000;
 
     /// <summary>Default <see cref="Jit"/>.</summary>
-    public const JitMode DefaultJit = JitMode.Off;
+    public const JitMode DefaultJit = JitMode.On;
 
     /// <summary>Whether hot blocks are translated to host code (the second tier); see <see cref="JitMode"/>.</summary>
     public JitMode Jit { get; init; } = DefaultJit;
