@@ -29,7 +29,13 @@ public sealed class EmuAccelerator : IAccelerator
         _options = options ?? new EmuOptions();
         _clock = _options.Clock ?? new GuestClock();
         _cache = new BlockCache(memory, _options.CodeCacheBudgetBytes);
+        if (_options.Jit != JitMode.Off) _jit = new Jit.JitEngine(_options, _cache);
     }
+
+    private readonly Jit.JitEngine? _jit;
+
+    /// <summary>The second tier, or null when it is off.</summary>
+    internal Jit.JitEngine? JitEngine => _jit;
 
     public string Name => "emu";
 
@@ -44,7 +50,7 @@ public sealed class EmuAccelerator : IAccelerator
             foreach (var c in _cpus)
                 if (c.Index == index) throw new InvalidOperationException($"vCPU {index} already exists in this VM");
             var apic = _options.LocalApicFactory?.Invoke(index);
-            var cpu = new X86Cpu(index, _memory, _bus, _cache, _clock, apic, _options.Logger);
+            var cpu = new X86Cpu(index, _memory, _bus, _cache, _clock, apic, _options.Logger, _jit);
             _cpus.Add(cpu);
             return cpu;
         }
@@ -62,15 +68,58 @@ public sealed class EmuAccelerator : IAccelerator
     /// <summary>Times the decoded-code cache was emptied for going over <see cref="EmuOptions.CodeCacheBudgetBytes"/>.</summary>
     public int CodeCacheFlushes => _cache.Flushes;
 
+    /// <summary>The second tier's counters (all zero with it off), summed over the vCPUs.</summary>
+    public JitStatistics GetJitStatistics()
+    {
+        ulong retired = 0, translated = 0, entries = 0, exits = 0;
+        lock (_cpus)
+        {
+            foreach (var c in _cpus)
+            {
+                retired += c.Retired;
+                translated += c.JitRetired;
+                entries += c.JitEntries;
+                exits += c.JitPrefixExits;
+            }
+        }
+        var j = _jit;
+        return new JitStatistics
+        {
+            Mode = _options.Jit,
+            Buffer = j?.BufferKind switch { Jit.CodeBufferKind.Rwx => "rwx", Jit.CodeBufferKind.DoubleMapped => "double-mapped", _ => "none" },
+            Failure = j?.Failure,
+            Threshold = j?.Threshold ?? _options.JitThreshold,
+            BlocksTranslated = j?.BlocksTranslated ?? 0,
+            BlocksNotTranslatable = j?.Untranslatable ?? 0,
+            CodeBytes = j?.CodeBytes ?? 0,
+            BufferBytes = j is null ? 0 : _options.JitCodeBytes,
+            BufferUsedBytes = (long)(j?.BufferUsed ?? 0),
+            BufferFlushes = j?.BufferFlushes ?? 0,
+            TranslationTime = j?.TranslationTime ?? TimeSpan.Zero,
+            InstructionsRetired = retired,
+            InstructionsTranslated = translated,
+            Entries = entries,
+            PrefixExits = exits,
+        };
+    }
+
     public void Dispose()
     {
         if (_disposed) return;
         _disposed = true;
+        // A debugging aid for measuring boots: SHARPVMM_JIT_STATS=1 prints the translator's counters at the end.
+        if (_jit is not null && Environment.GetEnvironmentVariable("SHARPVMM_JIT_STATS") == "1")
+        {
+            var s = GetJitStatistics();
+            Console.Error.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"emu jit: {s.InstructionsRetired} instructions, {100 * s.TranslatedShare:F1}% translated; {s.BlocksTranslated} blocks ({s.CodeBytes} bytes, {s.BlocksNotTranslatable} not translatable) in {s.TranslationTime.TotalMilliseconds:F0} ms; {s.Entries} entries, {s.PrefixExits} early exits; {s.BufferFlushes} buffer flushes"));
+        }
         lock (_cpus)
         {
             foreach (var c in _cpus) c.Dispose();
             _cpus.Clear();
         }
         _cache.Dispose();
+        _jit?.Dispose();
     }
 }

@@ -37,4 +37,45 @@ public sealed record EmuOptions
     }
 
     private readonly long _codeCacheBudgetBytes = DefaultCodeCacheBudgetBytes;
+
+    /// <summary>Default <see cref="JitThreshold"/>.</summary>
+    public const int DefaultJitThreshold = 1000;
+
+    /// <summary>Default <see cref="Jit"/>.</summary>
+    public const JitMode DefaultJit = JitMode.On;
+
+    /// <summary>Whether hot blocks are translated to host code (the second tier); see <see cref="JitMode"/>.</summary>
+    public JitMode Jit { get; init; } = DefaultJit;
+
+    /// <summary>Executions after which a block is translated under <see cref="JitMode.On"/>.</summary>
+    public int JitThreshold
+    {
+        get => _jitThreshold;
+        init
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1);
+            _jitThreshold = value;
+        }
+    }
+
+    private readonly int _jitThreshold = DefaultJitThreshold;
+
+    /// <summary>Bytes of executable memory reserved per VM for translated code.</summary>
+    public long JitCodeBytes
+    {
+        get => _jitCodeBytes;
+        init
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, 4096);
+            _jitCodeBytes = value;
+        }
+    }
+
+    private readonly long _jitCodeBytes = 64L << 20;
+
+    /// <summary>Tests: behave as a host that refuses writable+executable mappings.</summary>
+    internal bool JitRefuseRwx { get; init; }
+
+    /// <summary>Tests: behave as a host that refuses the memfd double mapping too.</summary>
+    internal bool JitRefuseDoubleMap { get; init; }
 }

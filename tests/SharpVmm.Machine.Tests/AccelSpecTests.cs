@@ -19,7 +19,25 @@ public sealed class AccelSpecTests
         => Assert.Equal(new AccelSpec(kind, cache), AccelSpec.Parse(text));
 
     [Theory]
+    [InlineData("emu,jit=on", JitMode.On, null)]
+    [InlineData("emu,jit=OFF", JitMode.Off, null)]
+    [InlineData("emu,jit=forced,jit-threshold=1", JitMode.Forced, 1)]
+    [InlineData("emu,tb-size=8,jit-threshold=500", null, 500)]
+    public void Jit_options_parse(string text, JitMode? jit, int? threshold)
+    {
+        var spec = AccelSpec.Parse(text);
+        Assert.Equal(AcceleratorKind.Emu, spec.Kind);
+        Assert.Equal(jit, spec.Jit);
+        Assert.Equal(threshold, spec.JitThreshold);
+    }
+
+    [Theory]
     [InlineData("", "not an accelerator")]
+    [InlineData("emu,jit=fast", "not on, off or forced")]
+    [InlineData("emu,jit=on,jit=off", "twice")]
+    [InlineData("emu,jit-threshold=0", "not a count")]
+    [InlineData("emu,jit-threshold=x", "not a count")]
+    [InlineData("kvm,jit=on", "does not apply to kvm")]
     [InlineData("tcg", "not an accelerator")]
     [InlineData("1", "not an accelerator")]
     [InlineData("emu,tb-size=", "not a size in MiB")]

@@ -133,6 +133,19 @@ public sealed class MemoryCommandsTests : IAsyncDisposable
         Assert.Contains("info ksm", (await c.ExecuteAsync("human-monitor-command", new JsonObject { ["command-line"] = "help info" }))!.GetValue<string>());
     }
 
+    [Fact]
+    public async Task X_query_jit_and_info_jit_report_the_translator()
+    {
+        var (_, server, _) = Start(balloon: false);
+        await using var c = await QmpClient.ConnectAndNegotiateAsync(server.Address.ToString());
+        string text = (await c.ExecuteAsync("x-query-jit"))!["human-readable-text"]!.GetValue<string>();
+        Assert.Contains("Translation mode", text);
+        Assert.Contains("Translated blocks         0", text);
+        string hmp = (await c.ExecuteAsync("human-monitor-command", new JsonObject { ["command-line"] = "info jit" }))!.GetValue<string>();
+        Assert.Contains("Instructions retired", hmp);
+        Assert.Contains("info jit", (await c.ExecuteAsync("human-monitor-command", new JsonObject { ["command-line"] = "help info" }))!.GetValue<string>());
+    }
+
     private static async Task<JsonObject> NextEvent(QmpClient c, string name)
     {
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));

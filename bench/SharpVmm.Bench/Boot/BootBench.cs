@@ -11,7 +11,7 @@ namespace SharpVmm.Bench.Boot;
 public sealed class BootBench : IBench
 {
     public string Name => "boot";
-    public string Description => "Linux boot to poweroff: sharpvmm emu vs qemu tcg microvm [--runs N] [--sharpvmm PATH] [--qemu PATH] [--kernel K] [--initrd I] [--tsc-khz K]";
+    public string Description => "Linux boot to poweroff: sharpvmm emu jit=off and jit=on vs qemu tcg microvm [--runs N] [--sharpvmm PATH] [--qemu PATH] [--kernel K] [--initrd I] [--tsc-khz K]";
 
     public int Run(string[] args)
     {
@@ -32,7 +32,7 @@ public sealed class BootBench : IBench
         long tscKhz = long.Parse(Arg(args, "--tsc-khz", HostTscKhz().ToString(CultureInfo.InvariantCulture)), CultureInfo.InvariantCulture);
         string cmd = "sharpvmm.cmd=" + Convert.ToBase64String(Encoding.UTF8.GetBytes("true"));
 
-        string[] ours = ["run", "--accel", "emu", "--cpus", "1", "--memory", "256M", "--kernel", kernel, "--initrd", initrd,
+        string[] Ours(string jit) => ["run", "--accel", $"emu,jit={jit}", "--cpus", "1", "--memory", "256M", "--kernel", kernel, "--initrd", initrd,
             "--append", $"console=ttyS0 {cmd}"];
         string[] theirs = ["-M", "microvm,acpi=on", "-accel", "tcg", "-m", "256M", "-nographic", "-no-reboot",
             "-kernel", kernel, "-initrd", initrd,
@@ -41,23 +41,27 @@ public sealed class BootBench : IBench
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"boot: {runs} runs each, alternating; host load average {LoadAverage()}; {Environment.ProcessorCount} host CPUs; qemu tsc_early_khz={tscKhz}"));
         var sharp = new List<BootRun.Result>();
+        var sharpJit = new List<BootRun.Result>();
         var q = new List<BootRun.Result>();
         for (int i = 0; i < runs; i++)
         {
-            var a = BootRun.Measure(sharpvmm, ours);
-            Console.WriteLine(Line("sharpvmm emu", i, a));
+            var a = BootRun.Measure(sharpvmm, Ours("off"));
+            Console.WriteLine(Line("emu jit=off", i, a));
             sharp.Add(a);
+            var j = BootRun.Measure(sharpvmm, Ours("on"));
+            Console.WriteLine(Line("emu jit=on", i, j));
+            sharpJit.Add(j);
             var b = BootRun.Measure(qemu, theirs);
             Console.WriteLine(Line("qemu tcg", i, b));
             q.Add(b);
         }
-        int failures = sharp.Count(r => !r.Ok) + q.Count(r => !r.Ok);
-        double ts = Median(sharp.Select(r => r.Seconds)), tq = Median(q.Select(r => r.Seconds));
-        double ms = Median(sharp.Select(r => r.PeakRssKiB / 1024.0)), mq = Median(q.Select(r => r.PeakRssKiB / 1024.0));
+        int failures = sharp.Count(r => !r.Ok) + sharpJit.Count(r => !r.Ok) + q.Count(r => !r.Ok);
+        double ts = Median(sharp.Select(r => r.Seconds)), tj = Median(sharpJit.Select(r => r.Seconds)), tq = Median(q.Select(r => r.Seconds));
+        double ms = Median(sharp.Select(r => r.PeakRssKiB / 1024.0)), mj = Median(sharpJit.Select(r => r.PeakRssKiB / 1024.0)), mq = Median(q.Select(r => r.PeakRssKiB / 1024.0));
         Console.WriteLine();
-        Console.WriteLine($"{"median",-16} {"sharpvmm",10} {"qemu",10}   sharpvmm/qemu");
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{"wall time (s)",-16} {ts,10:0.00} {tq,10:0.00}   {ts / tq,6:0.00}"));
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{"peak RSS (MiB)",-16} {ms,10:0.0} {mq,10:0.0}   {ms / mq,6:0.00}"));
+        Console.WriteLine($"{"median",-16} {"jit=off",10} {"jit=on",10} {"qemu",10}   off/qemu  on/qemu");
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{"wall time (s)",-16} {ts,10:0.00} {tj,10:0.00} {tq,10:0.00}   {ts / tq,6:0.00}  {tj / tq,6:0.00}"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{"peak RSS (MiB)",-16} {ms,10:0.0} {mj,10:0.0} {mq,10:0.0}   {ms / mq,6:0.00}  {mj / mq,6:0.00}"));
         Console.WriteLine($"host load average after: {LoadAverage()}; failed boots: {failures}");
         return failures == 0 ? 0 : 1;
     }

@@ -25,10 +25,10 @@ internal sealed class EmuBenchGuest : IDisposable
         public void MmioWrite(ulong address, ReadOnlySpan<byte> data) { }
     }
 
-    public EmuBenchGuest(Action<Assembler> program)
+    public EmuBenchGuest(Action<Assembler> program, JitMode jit = JitMode.Off)
     {
         _memory = GuestMemory.Create(128 << 20);
-        _accel = new EmuAccelerator(_memory, new NullBus());
+        _accel = new EmuAccelerator(_memory, new NullBus(), new EmuOptions { Jit = jit });
         _cpu = _accel.CreateVcpu(0);
         _memory.Write(Pml4, Pdpt | 3UL);
         _memory.Write(Pdpt, Pd | 3UL);
@@ -90,20 +90,37 @@ internal sealed class EmuBenchGuest : IDisposable
         catch (IOException) { return "?"; }
     }
 
+    /// <summary>Share of retired instructions that ran in translated code, and the time spent translating.</summary>
+    private string JitSummary()
+    {
+        var jit = _accel.JitEngine;
+        var cpu = (X86Cpu)_cpu;
+        if (jit is null) return "";
+        double share = cpu.Retired == 0 ? 0 : 100.0 * cpu.JitRetired / cpu.Retired;
+        return $", {share:F1}% of instructions in translated blocks, {jit.BlocksTranslated} blocks / {jit.CodeBytes} bytes translated in {jit.TranslationTime.TotalMilliseconds:F2} ms";
+    }
+
+    /// <summary>Runs the program with the translator off and on, alternating, and reports both side by side.</summary>
     public static int Report(string name, Action<Assembler> program, int rounds)
     {
-        double best = 0, bestCpu = 0;
+        var modes = new[] { JitMode.Off, JitMode.On };
+        var best = new double[2];
+        var bestCpu = new double[2];
         for (int r = 0; r < rounds; r++)
         {
-            using var g = new EmuBenchGuest(program);
-            var (n, secs, cpuSecs) = g.Run();
-            double mips = n / secs / 1e6;
-            double cpuMips = n / Math.Max(cpuSecs, 1e-9) / 1e6;
-            best = Math.Max(best, mips);
-            bestCpu = Math.Max(bestCpu, cpuMips);
-            Console.WriteLine($"{name}: round {r + 1}: {n:N0} instructions in {secs:F3} s wall ({mips:F1} MIPS), {cpuSecs:F3} s CPU ({cpuMips:F1} MIPS per CPU-second)");
+            for (int m = 0; m < modes.Length; m++)
+            {
+                using var g = new EmuBenchGuest(program, modes[m]);
+                var (n, secs, cpuSecs) = g.Run();
+                double mips = n / secs / 1e6;
+                double cpuMips = n / Math.Max(cpuSecs, 1e-9) / 1e6;
+                best[m] = Math.Max(best[m], mips);
+                bestCpu[m] = Math.Max(bestCpu[m], cpuMips);
+                Console.WriteLine($"{name} jit={modes[m].ToString().ToLowerInvariant()}: round {r + 1}: {n:N0} instructions in {secs:F3} s wall ({mips:F1} MIPS), {cpuSecs:F3} s CPU ({cpuMips:F1} MIPS per CPU-second){g.JitSummary()}");
+            }
         }
-        Console.WriteLine($"{name}: best {best:F1} MIPS wall-clock, {bestCpu:F1} MIPS per CPU-second (load average {LoadAverage()})");
+        for (int m = 0; m < modes.Length; m++)
+            Console.WriteLine($"{name} jit={modes[m].ToString().ToLowerInvariant()}: best {best[m]:F1} MIPS wall-clock, {bestCpu[m]:F1} MIPS per CPU-second (load average {LoadAverage()})");
         return 0;
     }
 }

@@ -131,7 +131,9 @@ internal sealed unsafe partial class X86Cpu
                 R[BlockRipReg] = rip;
                 CurBlock = b;
                 ops = b.Ops;
-                for (i = 0; i < ops.Length; i++)
+                i = 0;
+                if (_jit is not null && b.PhysPage != Block.NoPage) i = RunTranslated(b);
+                for (; i < ops.Length; i++)
                 {
                     ref Op op = ref ops[i];
                     op.H(this, ref op);

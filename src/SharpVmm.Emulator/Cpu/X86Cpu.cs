@@ -18,7 +18,11 @@ internal sealed unsafe partial class X86Cpu : IVcpu
     // Register file slots: 0..15 GPRs, a constant zero (absent base/index), the current block's RIP (RIP-relative
     // operands are decoded relative to the block start), a displacement too wide for Op.Disp (set by a WideDisp op
     // just before its user), then the effective segment bases.
-    public const int ZeroReg = 16, BlockRipReg = 17, WideDispReg = 18, SegBaseSlot = 24, RegSlots = 32;
+    public const int ZeroReg = 16, BlockRipReg = 17, WideDispReg = 18, SegBaseSlot = 24, RegSlots = 40;
+    /// <summary>Slots the translated code exchanges with the vCPU loop (Jit/CpuJit.cs): the next RIP, the arithmetic flags.</summary>
+    public const int JitRipSlot = 32, JitFlagsSlot = 33;
+    /// <summary>Copies the translated code's TLB probe reads: the linear-address mask, the user bit, the TLB's address.</summary>
+    public const int JitLinMaskSlot = 34, JitUserBitSlot = 35, JitTlbSlot = 36;
     public const int ES = 0, CS = 1, SS = 2, DS = 3, FS = 4, GS = 5, TR = 6, LDTR = 7;
 
     public readonly ulong* R;
@@ -44,7 +48,7 @@ internal sealed unsafe partial class X86Cpu : IVcpu
     private readonly CpuFaultException _fault = new();
     private bool _disposed;
 
-    public X86Cpu(int index, GuestMemory memory, IIoBus bus, BlockCache cache, GuestClock clock, ILocalApic? apic, ILogger? log)
+    public X86Cpu(int index, GuestMemory memory, IIoBus bus, BlockCache cache, GuestClock clock, ILocalApic? apic, ILogger? log, Jit.JitEngine? jit = null)
     {
         Index = index;
         _memory = memory;
@@ -68,6 +72,13 @@ internal sealed unsafe partial class X86Cpu : IVcpu
         }
         _codeGenSeen = cache.CodeGeneration;
         cache.Register(this);
+        if (jit is not null && jit.Available && jit.Mode != JitMode.Off)
+        {
+            _jit = jit;
+            _jitThreshold = jit.Threshold;
+            _compiler = new Jit.BlockCompiler();
+            jit.Register(this);
+        }
     }
 
     public int Index { get; }
@@ -395,6 +406,7 @@ internal sealed unsafe partial class X86Cpu : IVcpu
         _disposed = true;
         if (_apic is not null) _apic.Wake = null;
         _cache.Unregister(this);
+        _jit?.Unregister(this);
         NativeMemory.Free(R);
         NativeMemory.Free(Xmm);
         NativeMemory.Free(_tlb);

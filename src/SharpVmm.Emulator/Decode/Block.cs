@@ -31,6 +31,12 @@ internal sealed unsafe class Block
     public readonly bool StartsWithSsLoad;
     public volatile bool Valid = true;
 
+    /// <summary>Host code for a prefix of the ops (null: none yet; <see cref="Jit.Translation.None"/>: not translatable). Cleared by <see cref="Invalidate"/>.</summary>
+    public volatile Jit.Translation? Jit;
+
+    /// <summary>Executions counted towards translation (vCPU threads race on it; an approximate count is enough).</summary>
+    public int Heat;
+
     /// <summary>
     /// For a one-instruction block whose bytes run into the next page: that page's guest-physical address (its
     /// writes invalidate the block too, and a lookup checks the page is still mapped there); otherwise
@@ -53,6 +59,7 @@ internal sealed unsafe class Block
     public void Invalidate()
     {
         Valid = false;
+        Jit = null;
         for (int i = 0; i < Ops.Length; i++) Ops[i].H = &Handlers.AbortBlock;
     }
 }

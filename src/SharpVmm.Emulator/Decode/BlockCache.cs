@@ -160,6 +160,12 @@ internal sealed class BlockCache : IDisposable
         foreach (var c in _cpus) c.DropJumpCache();
     }
 
+    /// <summary>Drops every block (the translator's code buffer is full).</summary>
+    public void FlushAll()
+    {
+        lock (_lock) FlushAllLocked();
+    }
+
     public void InvalidatePage(ulong pa)
     {
         ulong page = pa & ~0xFFFUL;

@@ -105,6 +105,9 @@ public static partial class VmBuilder
                     LocalApicFactory = irqChip is null ? null : irqChip.LocalApicFor,
                     IrqRouter = irqChip,
                     CodeCacheBudgetBytes = config.CodeCacheBytes ?? EmuOptions.DefaultCodeCacheBudgetBytes,
+                    Jit = config.Jit ?? EmuOptions.DefaultJit,
+                    JitThreshold = config.JitThreshold ?? EmuOptions.DefaultJitThreshold,
+                    Logger = loggers.CreateLogger("SharpVmm.Emulator"),
                 }),
             };
             IIrqRouter? irqs = accel.IrqRouter;

@@ -16,6 +16,12 @@ public sealed record VmConfig
     public AcceleratorKind Accelerator { get; init; } = AcceleratorKind.Auto;
     /// <summary>The emulator's decoded-code cache budget (<c>--accel emu,tb-size=</c>); null = the emulator's default, 0 = unbounded.</summary>
     public long? CodeCacheBytes { get; init; }
+
+    /// <summary>The emulator's second tier (<c>--accel emu,jit=</c>); null = the emulator's default.</summary>
+    public Emulator.JitMode? Jit { get; init; }
+
+    /// <summary>Executions before the emulator translates a block (<c>--accel emu,jit-threshold=</c>); null = the default.</summary>
+    public int? JitThreshold { get; init; }
     public int Cpus { get; init; } = 1;
     public string? Kernel { get; init; }
     public string? Initrd { get; init; }

@@ -28,6 +28,7 @@ public sealed class HumanMonitor(VmMonitor vm, QmpVersion version)
     [
         ("balloon", "", "show balloon information"),
         ("block", "[-v] [device]", "show info of one block device or all block devices (-v: show details)"),
+        ("jit", "", "show dynamic compiler info"),
         ("ksm", "", "show the VM's host memory: resident, shared through KSM, ballooned (SharpVmm)"),
         ("memory_size_summary|memory", "", "show memory size information"),
         ("registers", "[-a|vcpu]", "show the cpu registers (-a: show register info for all cpus; vcpu: specific vCPU to query; show the current CPU's registers if no argument is specified)"),
@@ -164,6 +165,9 @@ public sealed class HumanMonitor(VmMonitor vm, QmpVersion version)
                 break;
             case "balloon" or "ksm" or "memory_size_summary|memory":
                 output.Append(MemoryCommands.HumanInfo(vm, words[1]));
+                break;
+            case "jit":
+                output.Append(JitCommands.HumanInfo(vm));
                 break;
             case "version":
                 output.Append($"{version.Major}.{version.Minor}.{version.Micro} ({version.Package})\n");

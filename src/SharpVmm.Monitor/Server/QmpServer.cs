@@ -50,6 +50,7 @@ public sealed class QmpServer : IAsyncDisposable, IDisposable
         SnapshotCommands.Register(Commands, Monitor);
         MigrationCommands.Register(Commands, Monitor, Broadcast, options.Migration ?? new Machine.Migration.MigrationManager(vm));
         MemoryCommands.Register(Commands, Monitor, Broadcast);
+        JitCommands.Register(Commands, Monitor);
         _acceptLoop = Task.Run(AcceptLoopAsync);
     }
 

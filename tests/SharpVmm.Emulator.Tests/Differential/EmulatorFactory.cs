@@ -10,5 +10,5 @@ internal static class EmulatorFactory
     /// <summary>Why the emulator cannot be created, or null when it can (kept for classes gated on it).</summary>
     public static string? Unavailable => null;
 
-    public static IAccelerator Create(GuestMemory memory, IIoBus bus) => new EmuAccelerator(memory, bus);
+    public static IAccelerator Create(GuestMemory memory, IIoBus bus) => new EmuAccelerator(memory, bus, Support.TestJit.Apply(null));
 }

@@ -30,7 +30,7 @@ public sealed class TestGuest : IDisposable
     public TestGuest(ulong ramSize = 64 << 20, EmuOptions? options = null)
     {
         Memory = GuestMemory.Create(ramSize);
-        Accel = new EmuAccelerator(Memory, Bus, options);
+        Accel = new EmuAccelerator(Memory, Bus, TestJit.Apply(options));
         Cpu = Accel.CreateVcpu(0);
         BuildTables();
     }

@@ -1,0 +1,647 @@
+using Iced.Intel;
+using static Iced.Intel.AssemblerRegisters;
+
+namespace SharpVmm.Emulator.Jit;
+
+/// <summary>
+/// Turns the longest translatable prefix of a block's ops into x86-64 host code. Guest registers stay in the native
+/// register file (<c>rdi</c> = <see cref="X86Cpu.R"/>); each guest ALU instruction is emitted as itself at its own
+/// size, so the host flags are the guest's flags, and the glue between instructions only uses MOV, MOVZX/MOVSX and
+/// LEA, which leave the flags alone. At the exit the flags are saved once, as the eager form the interpreter reads.
+/// One instance per vCPU thread (not thread-safe).
+/// </summary>
+internal sealed class BlockCompiler
+{
+    private readonly ByteWriter _writer = new();
+
+    /// <summary>Result of <see cref="Emit"/>: the code (position-independent) and what it covers.</summary>
+    public readonly record struct Output(byte[] Code, int Covered, bool NeedsFlagsIn, int GuestInstrs);
+
+    /// <summary>Emits code for <paramref name="b"/>, or returns false when its first op is not translatable.</summary>
+    public bool Emit(Block b, out Output output)
+    {
+        output = default;
+        var ops = b.Ops;
+        int covered = 0;
+        bool written = false, needsIn = false, ofUndefined = false, hasMemory = false, lastIsShift = false;
+        int instrs = 0;
+        while (covered < ops.Length)
+        {
+            ref Op op = ref ops[covered];
+            var (form, alu) = OpForms.Of(ref op);
+            if (!Supported(ref op, form)) break;
+            // A shift by more than one leaves OF undefined on the host: a Jcc that reads it is left to the interpreter.
+            if (form is OpForm.Jcc or OpForm.SetccR or OpForm.CmovRR && ofUndefined && op.Cc is 0 or 1 or >= 12) break;
+            if (ReadsFlags(form, alu) && !written) needsIn = true;
+            if (WritesFlags(form, alu))
+            {
+                written = true;
+                ofUndefined = form == OpForm.ShiftImm && op.Imm > 1;
+                lastIsShift = form == OpForm.ShiftImm;
+            }
+            instrs += form is OpForm.FusedRR or OpForm.FusedRI ? 2 : 1;
+            hasMemory |= form is OpForm.MovRM or OpForm.MovMR or OpForm.MovMI or OpForm.MovxRM or OpForm.BinRM;
+            covered++;
+            if (form is OpForm.Jcc or OpForm.JmpRel or OpForm.FusedRR or OpForm.FusedRI) break; // always last
+        }
+        if (covered == 0) return false;
+
+        var a = new Assembler(64);
+        var s = new EmitState();
+        ref Op lastOp = ref ops[covered - 1];
+        var lastForm = OpForms.Of(ref lastOp).Form;
+        // A block that branches back to its own start loops inside its code, up to LoopBudget passes per entry
+        // (so events are still looked at every few microseconds).
+        // (Not when a shift writes the flags last: its undefined OF/AF would flow into the next pass.)
+        s.Loops = covered == ops.Length && lastOp.Imm == 0 && !lastIsShift && lastForm is OpForm.Jcc or OpForm.JmpRel or OpForm.FusedRR or OpForm.FusedRI;
+        if (s.Loops) a.mov(r8d, LoopBudget);
+        if (s.Loops && written && hasMemory)
+        {
+            // A memory op's miss exit in a later pass leaves flags the previous pass wrote: so every exit saves
+            // the flags, which must then be the guest's from the start.
+            needsIn = true;
+            s.Written = true;
+            s.Last = LastWriter.Arith; // the entry load is exact; later writers set Last as they come
+        }
+        s.FlagsLive = needsIn;
+        if (needsIn) LoadFlags(a);
+        s.Body = a.CreateLabel();
+        a.Label(ref s.Body);
+        for (int i = 0; i < covered; i++)
+        {
+            ref Op op = ref ops[i];
+            var (form, alu) = OpForms.Of(ref op);
+            switch (form)
+            {
+                case OpForm.BinRR: EmitBinRR(a, ref op, alu); break;
+                case OpForm.BinRI: EmitBinRI(a, ref op, alu); break;
+                case OpForm.UnR: EmitUnR(a, ref op, alu); break;
+                case OpForm.MovRR: EmitMovRR(a, ref op); break;
+                case OpForm.MovRI: EmitMovRI(a, ref op); break;
+                case OpForm.MovxRR: EmitMovx(a, ref op); break;
+                case OpForm.Lea: EmitLea(a, ref op); break;
+                case OpForm.Nop: break;
+                case OpForm.ShiftImm: EmitShift(a, ref op); break;
+                case OpForm.SetccR: Ins(a, Instruction.Create(HostCodes.SetForm(op.Cc), Slot(op.Reg))); break;
+                case OpForm.CmovRR:
+                {
+                    // A CMOV always writes its destination (a 32-bit one is zero-extended even when not taken).
+                    int sz = op.Size;
+                    Ins(a, Instruction.Create(Load(sz), Rax(sz), Slot(op.Reg)));
+                    Ins(a, Instruction.Create(HostCodes.CmovForm(op.Cc, sz), Rax(sz), Slot(op.Rm)));
+                    Ins(a, Instruction.Create(Store(sz == 4 ? 8 : sz), Slot(op.Reg), sz == 4 ? Register.RAX : Rax(sz)));
+                    break;
+                }
+                case OpForm.MovRM:
+                case OpForm.MovMR:
+                case OpForm.MovMI:
+                case OpForm.MovxRM:
+                case OpForm.BinRM:
+                    EmitMemory(a, ref op, form, alu, s, i);
+                    break;
+                case OpForm.Jcc:
+                case OpForm.JmpRel:
+                case OpForm.FusedRR:
+                case OpForm.FusedRI:
+                    if (form is OpForm.FusedRR or OpForm.FusedRI) EmitFusedCompare(a, ref op, form, alu);
+                    if (WritesFlags(form, alu)) { s.Written = true; s.Last = alu == AluOp.Test ? LastWriter.Logic : LastWriter.Arith; }
+                    EmitBranchExit(a, ref op, form, s, ops.Length);
+                    continue;
+            }
+            if (WritesFlags(form, alu)) s.FlagsLive = true;
+            if (form == OpForm.ShiftImm)
+            {
+                s.Written = true;
+                s.Last = op.Cc is 4 or 6 ? LastWriter.Shl : op.Cc == 5 && op.Imm == 1 ? LastWriter.Shr1 : LastWriter.ShrOrSar;
+            }
+            else if (WritesFlags(form, alu)) { s.Written = true; s.Last = alu is AluOp.And or AluOp.Or or AluOp.Xor or AluOp.Test ? LastWriter.Logic : LastWriter.Arith; }
+        }
+        var last = OpForms.Of(ref ops[covered - 1]).Form;
+        if (last is not (OpForm.Jcc or OpForm.JmpRel or OpForm.FusedRR or OpForm.FusedRI))
+        {
+            Capture(a, s);
+            Finish(a, s, covered);
+        }
+        _writer.Reset();
+        a.Assemble(_writer, 0);
+        output = new Output(_writer.ToArray(), covered, needsIn, instrs);
+        return true;
+    }
+
+    /// <summary>Passes a self-looping block makes per entry at most (fits the iteration field of the return value).</summary>
+    public const int LoopBudget = 256;
+
+    private sealed class EmitState
+    {
+        public bool Written;
+        /// <summary>The host flags hold the guest's (loaded at entry or written since): memory probes must keep them.</summary>
+        public bool FlagsLive;
+        public bool Loops;
+        public Label Body;
+        /// <summary>
+        /// How the last flag writer's host flags differ from what the interpreter leaves: AND/OR/XOR/TEST and shifts
+        /// leave AF undefined (the interpreter: 0); shifts by more than one leave OF undefined (the interpreter: SHL
+        /// MSB(result) XOR CF as for one, SHR and SAR 0).
+        /// </summary>
+        public LastWriter Last;
+    }
+
+    private enum LastWriter { Arith, Logic, Shl, Shr1, ShrOrSar }
+
+    // ---------------------------------------------------------------- what is supported
+
+    private static bool Supported(ref Op op, OpForm form)
+    {
+        switch (form)
+        {
+            case OpForm.BinRR:
+            case OpForm.UnR:
+            case OpForm.MovRR:
+                return op.Size is 1 or 2 or 4 or 8;
+            case OpForm.BinRI:
+                return op.Size is 1 or 2 or 4 || (op.Size == 8 && (long)op.Imm == (int)(long)op.Imm);
+            case OpForm.MovRI:
+                return op.Size is 1 or 2 or 4 or 8;
+            case OpForm.MovxRR:
+                return op.Size is 2 or 4 or 8 && op.Size2 is 1 or 2 or 4 && op.Size2 < op.Size;
+            case OpForm.Lea:
+                return op.Size is 2 or 4 or 8 && op.Base != X86Cpu.WideDispReg && op.Index != X86Cpu.WideDispReg;
+            case OpForm.Nop:
+                return true;
+            case OpForm.ShiftImm:
+                return op.Size is 4 or 8 && op.Cc is 4 or 5 or 6 or 7 && op.Imm is > 0 and < 64;
+            case OpForm.MovRM:
+            case OpForm.MovMR:
+            case OpForm.BinRM:
+                return MemoryOk(ref op) && op.Size is 1 or 2 or 4 or 8;
+            case OpForm.MovMI:
+                return MemoryOk(ref op) && (op.Size is 1 or 2 or 4 || (op.Size == 8 && (long)op.Imm == (int)(long)op.Imm));
+            case OpForm.SetccR:
+                return op.Cc < 16;
+            case OpForm.CmovRR:
+                return op.Cc < 16 && op.Size is 2 or 4 or 8;
+            case OpForm.MovxRM:
+                return MemoryOk(ref op) && op.Size is 2 or 4 or 8 && op.Size2 is 1 or 2 or 4 && op.Size2 < op.Size;
+            case OpForm.Jcc:
+            case OpForm.JmpRel:
+                return BranchFits(op.Size, op.Imm);
+            case OpForm.FusedRR:
+            case OpForm.FusedRI:
+                return op.Size2 is 4 or 8 && BranchFits(op.Size, op.Imm);
+            default:
+                return false;
+        }
+    }
+
+    private static bool MemoryOk(ref Op op)
+        => (op.Flags & OpFlags.Mem) != 0 && (op.Flags & OpFlags.Lock) == 0 && op.Base != X86Cpu.WideDispReg && op.Index != X86Cpu.WideDispReg;
+
+    /// <summary>A block-relative target must fit LEA's 32-bit displacement (narrower IPs are masked afterwards anyway).</summary>
+    private static bool BranchFits(int size, ulong rel) => size is 2 or 4 || (size == 8 && (long)rel == (int)(long)rel);
+
+    private static bool ReadsFlags(OpForm form, AluOp alu)
+        => form is OpForm.Jcc or OpForm.SetccR or OpForm.CmovRR || (form is OpForm.BinRR or OpForm.BinRI or OpForm.BinRM && alu is AluOp.Adc or AluOp.Sbb)
+           || (form == OpForm.UnR && alu is AluOp.Inc or AluOp.Dec);
+
+    private static bool WritesFlags(OpForm form, AluOp alu)
+        => form is OpForm.BinRR or OpForm.BinRI or OpForm.BinRM or OpForm.FusedRR or OpForm.FusedRI or OpForm.ShiftImm || (form == OpForm.UnR && alu != AluOp.Not);
+
+    // ---------------------------------------------------------------- operands
+
+    /// <summary>A guest register's slot: R[r], or byte 1 of R[r - 20] for AH, CH, DH, BH.</summary>
+    private static MemoryOperand Slot(int r) => new(Register.RDI, r >= 20 ? 8 * (r - 20) + 1 : 8 * r);
+
+    private static MemoryOperand SlotPlus(int r, int extra) => new(Register.RDI, 8 * r + extra);
+
+    private static Register Rax(int size) => size switch { 1 => Register.AL, 2 => Register.AX, 4 => Register.EAX, _ => Register.RAX };
+    private static Register Rcx(int size) => size switch { 1 => Register.CL, 2 => Register.CX, 4 => Register.ECX, _ => Register.RCX };
+
+    private static Code Load(int size) => size switch { 1 => Code.Mov_r8_rm8, 2 => Code.Mov_r16_rm16, 4 => Code.Mov_r32_rm32, _ => Code.Mov_r64_rm64 };
+    private static Code Store(int size) => size switch { 1 => Code.Mov_rm8_r8, 2 => Code.Mov_rm16_r16, 4 => Code.Mov_rm32_r32, _ => Code.Mov_rm64_r64 };
+
+    private static void Ins(Assembler a, Instruction i) => a.AddInstruction(i);
+
+    /// <summary>Immediate as the encoder takes it for an operand of <paramref name="size"/> bytes.</summary>
+    private static int Imm(ulong v, int size) => size switch { 1 => (byte)v, 2 => (ushort)v, _ => (int)v };
+
+    private static bool Stores(AluOp alu) => alu is not (AluOp.Cmp or AluOp.Test);
+
+    // ---------------------------------------------------------------- instructions
+
+    private static void EmitBinRR(Assembler a, ref Op op, AluOp alu)
+    {
+        int s = op.Size;
+        Ins(a, Instruction.Create(Load(s), Rcx(s), Slot(op.Rm)));
+        if (s == 4)
+        {
+            // 32-bit results zero-extend into the 64-bit register: compute in EAX, store all 8 bytes.
+            Ins(a, Instruction.Create(Load(4), Register.EAX, Slot(op.Reg)));
+            Ins(a, Instruction.Create(HostCodes.RegForm(alu, 4), Register.EAX, Register.ECX));
+            if (Stores(alu)) Ins(a, Instruction.Create(Store(8), Slot(op.Reg), Register.RAX));
+        }
+        else Ins(a, Instruction.Create(HostCodes.RegForm(alu, s), Slot(op.Reg), Rcx(s)));
+    }
+
+    private static void EmitBinRI(Assembler a, ref Op op, AluOp alu)
+    {
+        int s = op.Size;
+        if (s == 4)
+        {
+            Ins(a, Instruction.Create(Load(4), Register.EAX, Slot(op.Reg)));
+            Ins(a, Instruction.Create(HostCodes.ImmForm(alu, 4), Register.EAX, Imm(op.Imm, 4)));
+            if (Stores(alu)) Ins(a, Instruction.Create(Store(8), Slot(op.Reg), Register.RAX));
+        }
+        else Ins(a, Instruction.Create(HostCodes.ImmForm(alu, s), Slot(op.Reg), Imm(op.Imm, s)));
+    }
+
+    private static void EmitUnR(Assembler a, ref Op op, AluOp alu)
+    {
+        int s = op.Size;
+        if (s == 4)
+        {
+            Ins(a, Instruction.Create(Load(4), Register.EAX, Slot(op.Reg)));
+            Ins(a, Instruction.Create(HostCodes.UnaryForm(alu, 4), Register.EAX));
+            Ins(a, Instruction.Create(Store(8), Slot(op.Reg), Register.RAX));
+        }
+        else Ins(a, Instruction.Create(HostCodes.UnaryForm(alu, s), Slot(op.Reg)));
+    }
+
+    private static void EmitMovRR(Assembler a, ref Op op)
+    {
+        int s = op.Size;
+        Ins(a, Instruction.Create(Load(s), Rax(s), Slot(op.Rm)));
+        Ins(a, Instruction.Create(Store(s == 4 ? 8 : s), Slot(op.Reg), s == 4 ? Register.RAX : Rax(s)));
+    }
+
+    private static void EmitMovRI(Assembler a, ref Op op)
+    {
+        switch (op.Size)
+        {
+            case 1: Ins(a, Instruction.Create(Code.Mov_rm8_imm8, Slot(op.Reg), (byte)op.Imm)); break;
+            case 2: Ins(a, Instruction.Create(Code.Mov_rm16_imm16, Slot(op.Reg), (ushort)op.Imm)); break;
+            case 4:
+                Ins(a, Instruction.Create(Code.Mov_rm32_imm32, Slot(op.Reg), (int)(uint)op.Imm));
+                Ins(a, Instruction.Create(Code.Mov_rm32_imm32, SlotPlus(op.Reg, 4), 0));
+                break;
+            default:
+                if ((long)op.Imm == (int)(long)op.Imm)
+                    Ins(a, Instruction.Create(Code.Mov_rm64_imm32, Slot(op.Reg), (int)(long)op.Imm));
+                else
+                {
+                    Ins(a, Instruction.Create(Code.Mov_r64_imm64, Register.RAX, op.Imm));
+                    Ins(a, Instruction.Create(Store(8), Slot(op.Reg), Register.RAX));
+                }
+                break;
+        }
+    }
+
+    private static void EmitMovx(Assembler a, ref Op op)
+    {
+        bool sign = op.Cc != 0;
+        var src = Slot(op.Rm);
+        // The extended value in RAX (64-bit destination) or EAX (narrower: upper half zero, as a 32-bit write leaves it).
+        Code c = (op.Size2, sign, op.Size == 8) switch
+        {
+            (1, false, _) => Code.Movzx_r32_rm8,
+            (2, false, _) => Code.Movzx_r32_rm16,
+            (1, true, true) => Code.Movsx_r64_rm8,
+            (2, true, true) => Code.Movsx_r64_rm16,
+            (1, true, false) => Code.Movsx_r32_rm8,
+            (2, true, false) => Code.Movsx_r32_rm16,
+            (4, true, true) => Code.Movsxd_r64_rm32,
+            _ => Code.Mov_r32_rm32,
+        };
+        bool wide = c is Code.Movsx_r64_rm8 or Code.Movsx_r64_rm16 or Code.Movsxd_r64_rm32;
+        Ins(a, Instruction.Create(c, wide ? Register.RAX : Register.EAX, src));
+        if (op.Size == 2) Ins(a, Instruction.Create(Store(2), Slot(op.Reg), Register.AX));
+        else Ins(a, Instruction.Create(Store(8), Slot(op.Reg), Register.RAX));
+    }
+
+    private static void EmitLea(Assembler a, ref Op op)
+    {
+        // RAX = disp + R[base] + (R[index] << scale), masked to the address size; then stored at the operand size.
+        Ins(a, Instruction.Create(Load(8), Register.RAX, Slot(op.Base)));
+        Ins(a, Instruction.Create(Load(8), Register.RCX, Slot(op.Index)));
+        Ins(a, Instruction.Create(Code.Lea_r64_m, Register.RAX, new MemoryOperand(Register.RAX, Register.RCX, 1 << op.Scale, op.Disp, 1)));
+        if (op.AddrShift == 32) Ins(a, Instruction.Create(Code.Mov_r32_rm32, Register.EAX, Register.EAX));
+        else if (op.AddrShift == 48) Ins(a, Instruction.Create(Code.Movzx_r32_rm16, Register.EAX, Register.AX));
+        switch (op.Size)
+        {
+            case 2: Ins(a, Instruction.Create(Store(2), Slot(op.Reg), Register.AX)); break;
+            case 4:
+                Ins(a, Instruction.Create(Code.Mov_r32_rm32, Register.EAX, Register.EAX));
+                Ins(a, Instruction.Create(Store(8), Slot(op.Reg), Register.RAX));
+                break;
+            default: Ins(a, Instruction.Create(Store(8), Slot(op.Reg), Register.RAX)); break;
+        }
+    }
+
+    /// <summary>
+    /// A memory operand: linear address, inline probe of the read or write TLB exactly as the interpreter's fast
+    /// path does it (tag = page | user bit; the access must not cross the page), then the access at host address =
+    /// linear + addend. A miss (or a crossing, an unmapped, MMIO or code page...) leaves before the op has done anything:
+    /// the interpreter runs it, with its slow path, faults included. Host flags live across the probe are kept in R9.
+    /// </summary>
+    private static void EmitMemory(Assembler a, ref Op op, OpForm form, AluOp alu, EmitState s, int index)
+    {
+        bool write = form is OpForm.MovMR or OpForm.MovMI;
+        int size = form == OpForm.MovxRM ? op.Size2 : op.Size;
+        var miss = a.CreateLabel();
+        var done = a.CreateLabel();
+        if (s.FlagsLive)
+        {
+            a.lahf();
+            a.seto(al);
+            a.mov(r9d, eax);
+        }
+        // RAX = linear address.
+        Ins(a, Instruction.Create(Load(8), Register.RAX, Slot(op.Base)));
+        Ins(a, Instruction.Create(Load(8), Register.RCX, Slot(op.Index)));
+        Ins(a, Instruction.Create(Code.Lea_r64_m, Register.RAX, new MemoryOperand(Register.RAX, Register.RCX, 1 << op.Scale, op.Disp, 1)));
+        if (op.AddrShift == 32) a.mov(eax, eax);
+        else if (op.AddrShift == 48) a.movzx(eax, ax);
+        a.add(rax, __qword_ptr[rdi + 8 * (X86Cpu.SegBaseSlot + op.Seg)]);
+        a.and(rax, __qword_ptr[rdi + 8 * X86Cpu.JitLinMaskSlot]);
+        // RCX = &tlb[set + ((la >> 12) & 511)], 16-byte entries {tag, addend}.
+        a.mov(rcx, rax);
+        a.shr(rcx, 12);
+        a.and(ecx, X86Cpu.TlbSize - 1);
+        a.shl(ecx, 4);
+        if (write) a.add(ecx, X86Cpu.TlbSize * 16);
+        a.add(rcx, __qword_ptr[rdi + 8 * X86Cpu.JitTlbSlot]);
+        a.mov(rdx, rax);
+        a.and(rdx, -4096);
+        a.or(rdx, __qword_ptr[rdi + 8 * X86Cpu.JitUserBitSlot]);
+        a.cmp(rdx, __qword_ptr[rcx]);
+        a.jne(miss);
+        if (size > 1)
+        {
+            a.mov(edx, eax);
+            a.and(edx, 0xFFF);
+            a.cmp(edx, 0x1000 - size);
+            a.ja(miss);
+        }
+        a.add(rax, __qword_ptr[rcx + 8]);
+        var host = new MemoryOperand(Register.RAX);
+        switch (form)
+        {
+            case OpForm.MovRM:
+                Ins(a, Instruction.Create(Load(size), Rcx(size), host));
+                Ins(a, Instruction.Create(Store(size == 4 ? 8 : size), Slot(op.Reg), size == 4 ? Register.RCX : Rcx(size)));
+                break;
+            case OpForm.MovxRM:
+            {
+                bool sign = op.Cc != 0, wide = op.Size == 8 && sign;
+                Code c = (op.Size2, sign) switch
+                {
+                    (1, false) => Code.Movzx_r32_rm8,
+                    (2, false) => Code.Movzx_r32_rm16,
+                    (1, true) => wide ? Code.Movsx_r64_rm8 : Code.Movsx_r32_rm8,
+                    (2, true) => wide ? Code.Movsx_r64_rm16 : Code.Movsx_r32_rm16,
+                    (4, true) => wide ? Code.Movsxd_r64_rm32 : Code.Mov_r32_rm32,
+                    _ => Code.Mov_r32_rm32,
+                };
+                Ins(a, Instruction.Create(c, wide ? Register.RCX : Register.ECX, host));
+                if (op.Size == 2) Ins(a, Instruction.Create(Store(2), Slot(op.Reg), Register.CX));
+                else Ins(a, Instruction.Create(Store(8), Slot(op.Reg), Register.RCX));
+                break;
+            }
+            case OpForm.MovMR:
+                Ins(a, Instruction.Create(Load(size), Rcx(size), Slot(op.Reg)));
+                Ins(a, Instruction.Create(Store(size), host, Rcx(size)));
+                break;
+            case OpForm.MovMI:
+                switch (size)
+                {
+                    case 1: Ins(a, Instruction.Create(Code.Mov_rm8_imm8, host, (byte)op.Imm)); break;
+                    case 2: Ins(a, Instruction.Create(Code.Mov_rm16_imm16, host, (ushort)op.Imm)); break;
+                    case 4: Ins(a, Instruction.Create(Code.Mov_rm32_imm32, host, (int)(uint)op.Imm)); break;
+                    default: Ins(a, Instruction.Create(Code.Mov_rm64_imm32, host, (int)(long)op.Imm)); break;
+                }
+                break;
+        }
+        if (form == OpForm.BinRM)
+        {
+            // The loaded value in RCX; the ALU op sets the guest's flags itself (ADC/SBB read CF: restored first).
+            Ins(a, Instruction.Create(Load(size), Rcx(size), host));
+            if (alu is AluOp.Adc or AluOp.Sbb && s.FlagsLive) RestoreFlags(a);
+            if (size == 4)
+            {
+                Ins(a, Instruction.Create(Load(4), Register.EAX, Slot(op.Reg)));
+                Ins(a, Instruction.Create(HostCodes.RegForm(alu, 4), Register.EAX, Register.ECX));
+                if (Stores(alu)) Ins(a, Instruction.Create(Store(8), Slot(op.Reg), Register.RAX));
+            }
+            else Ins(a, Instruction.Create(HostCodes.RegForm(alu, size), Slot(op.Reg), Rcx(size)));
+            a.jmp(done);
+        }
+        else
+        {
+            if (s.FlagsLive) RestoreFlags(a);
+            a.jmp(done);
+        }
+        a.Label(ref miss);
+        if (s.FlagsLive) RestoreFlags(a);
+        Capture(a, s);
+        Finish(a, s, index);
+        a.Label(ref done);
+        a.nop(); // one label per instruction
+    }
+
+    /// <summary>Host flags := what <c>lahf; seto al</c> saved in R9 (OF through ADD AL, 0x7F; the rest through SAHF).</summary>
+    private static void RestoreFlags(Assembler a)
+    {
+        a.mov(eax, r9d);
+        a.add(al, 0x7F);
+        a.sahf();
+    }
+
+    private static void EmitShift(Assembler a, ref Op op)
+    {
+        Code c = (op.Cc, op.Size) switch
+        {
+            (5, 8) => Code.Shr_rm64_imm8,
+            (7, 8) => Code.Sar_rm64_imm8,
+            (_, 8) => Code.Shl_rm64_imm8,
+            (5, _) => Code.Shr_rm32_imm8,
+            (7, _) => Code.Sar_rm32_imm8,
+            _ => Code.Shl_rm32_imm8,
+        };
+        if (op.Size == 8) Ins(a, Instruction.Create(c, Slot(op.Reg), (int)op.Imm));
+        else
+        {
+            Ins(a, Instruction.Create(Load(4), Register.EAX, Slot(op.Reg)));
+            Ins(a, Instruction.Create(c, Register.EAX, (int)op.Imm));
+            Ins(a, Instruction.Create(Store(8), Slot(op.Reg), Register.RAX));
+        }
+    }
+
+    private static void EmitFusedCompare(Assembler a, ref Op op, OpForm form, AluOp alu)
+    {
+        int s = op.Size2;
+        if (form == OpForm.FusedRR)
+        {
+            Ins(a, Instruction.Create(Load(s), Rcx(s), Slot(op.Rm)));
+            Ins(a, Instruction.Create(HostCodes.RegForm(alu, s), Slot(op.Reg), Rcx(s)));
+        }
+        else Ins(a, Instruction.Create(HostCodes.ImmForm(alu, s), Slot(op.Reg), op.Disp));
+    }
+
+    // ---------------------------------------------------------------- flags and exits
+
+    /// <summary>Host flags := the guest's (RFLAGS bits in R[JitFlagsSlot]): OF through ADD AL, 0x7F on 0 or 1, the rest through SAHF.</summary>
+    private static void LoadFlags(Assembler a)
+    {
+        a.mov(rdx, __qword_ptr[rdi + 8 * X86Cpu.JitFlagsSlot]);
+        a.mov(eax, edx);
+        a.shr(eax, 11);
+        a.and(eax, 1);
+        a.add(al, 0x7F);
+        a.mov(ah, dl);
+        a.sahf();
+    }
+
+    /// <summary>RDX := host RFLAGS, before anything can clobber them (MOV, LEA and Jcc after this leave them intact).</summary>
+    private static void Capture(Assembler a, EmitState s)
+    {
+        if (!s.Written) return;
+        a.pushfq();
+        a.pop(rdx);
+    }
+
+    private static void Finish(Assembler a, EmitState s, int index)
+    {
+        if (s.Written)
+        {
+            ulong mask = s.Last switch
+            {
+                LastWriter.Arith => X86Cpu.ArithMask,
+                LastWriter.Logic or LastWriter.Shr1 => X86Cpu.ArithMask & ~X86Cpu.AF,
+                _ => X86Cpu.ArithMask & ~(X86Cpu.AF | X86Cpu.OF),
+            };
+            a.and(edx, (int)mask);
+            if (s.Last == LastWriter.Shl)
+            {
+                // OF = SF XOR CF (the interpreter's rule for every count).
+                a.mov(eax, edx);
+                a.shr(eax, 7);
+                a.xor(eax, edx);
+                a.and(eax, 1);
+                a.shl(eax, 11);
+                a.or(edx, eax);
+            }
+            a.mov(__qword_ptr[rdi + 8 * X86Cpu.JitFlagsSlot], rdx);
+        }
+        a.mov(eax, index | (s.Written ? Translation.FlagsWritten : 0));
+        if (s.Loops)
+        {
+            // Extra passes made = budget - r8.
+            a.mov(ecx, LoopBudget);
+            a.sub(ecx, r8d);
+            a.shl(ecx, Translation.IterationShift);
+            a.or(eax, ecx);
+        }
+        a.ret();
+    }
+
+    /// <summary>The block's closing JMP/Jcc: next RIP = block RIP + target (or fall-through offset), masked to the IP size.</summary>
+    private static void EmitBranchExit(Assembler a, ref Op op, OpForm form, EmitState s, int opCount)
+    {
+        if (s.Loops)
+        {
+            // Taken = back to the block start: another pass unless the budget is spent. LEA, MOV and JRCXZ leave the flags alone.
+            var back = a.CreateLabel();
+            var spent = a.CreateLabel();
+            if (form == OpForm.JmpRel) a.jmp(back);
+            else
+            {
+                JumpIf(a, op.Cc, back);
+                ExitTo(a, ref op, s, opCount, (int)op.NextOff);
+            }
+            a.Label(ref back);
+            if (s.Written && s.Last == LastWriter.Logic)
+            {
+                // The next pass must start from the interpreter's flags exactly: AF = 0 after AND/OR/XOR/TEST
+                // (AND AH clears OF and CF, both already 0 after a logic op; SAHF puts CF back from AH anyway).
+                a.lahf();
+                a.and(ah, 0xEF);
+                a.sahf();
+            }
+            a.lea(r8, __[r8 - 1]);
+            a.mov(rcx, r8);
+            a.jrcxz(spent);
+            a.jmp(s.Body);
+            a.Label(ref spent);
+            a.lea(r8, __[r8 + 1]); // this pass ends here: it is the final one, not an extra one
+            ExitTo(a, ref op, s, opCount, 0);
+            return;
+        }
+        Capture(a, s);
+        a.mov(rax, __qword_ptr[rdi + 8 * X86Cpu.BlockRipReg]);
+        if (form == OpForm.JmpRel)
+            a.lea(rax, __[rax + (int)op.Imm]);
+        else
+        {
+            var taken = a.CreateLabel();
+            a.lea(rcx, __[rax + (int)op.NextOff]);
+            a.lea(rax, __[rax + (int)op.Imm]);
+            JumpIf(a, op.Cc, taken);
+            a.mov(rax, rcx);
+            a.Label(ref taken);
+        }
+        StoreRip(a, op.Size);
+        Finish(a, s, opCount);
+    }
+
+    /// <summary>Leaves for block RIP + <paramref name="offset"/>.</summary>
+    private static void ExitTo(Assembler a, ref Op op, EmitState s, int opCount, int offset)
+    {
+        Capture(a, s);
+        a.mov(rax, __qword_ptr[rdi + 8 * X86Cpu.BlockRipReg]);
+        if (offset != 0) a.lea(rax, __[rax + offset]);
+        StoreRip(a, op.Size);
+        Finish(a, s, opCount);
+    }
+
+    private static void StoreRip(Assembler a, int size)
+    {
+        if (size == 4) a.mov(eax, eax);
+        else if (size == 2) a.movzx(eax, ax);
+        a.mov(__qword_ptr[rdi + 8 * X86Cpu.JitRipSlot], rax);
+    }
+
+    private static void JumpIf(Assembler a, int cc, Label l)
+    {
+        switch (cc)
+        {
+            case 0: a.jo(l); break;
+            case 1: a.jno(l); break;
+            case 2: a.jb(l); break;
+            case 3: a.jae(l); break;
+            case 4: a.je(l); break;
+            case 5: a.jne(l); break;
+            case 6: a.jbe(l); break;
+            case 7: a.ja(l); break;
+            case 8: a.js(l); break;
+            case 9: a.jns(l); break;
+            case 10: a.jp(l); break;
+            case 11: a.jnp(l); break;
+            case 12: a.jl(l); break;
+            case 13: a.jge(l); break;
+            case 14: a.jle(l); break;
+            default: a.jg(l); break;
+        }
+    }
+
+    private sealed class ByteWriter : CodeWriter
+    {
+        private byte[] _buf = new byte[4096];
+        private int _len;
+        public void Reset() => _len = 0;
+        public override void WriteByte(byte value)
+        {
+            if (_len == _buf.Length) Array.Resize(ref _buf, _buf.Length * 2);
+            _buf[_len++] = value;
+        }
+        public byte[] ToArray() => _buf.AsSpan(0, _len).ToArray();
+    }
+}

@@ -1,0 +1,118 @@
+using static SharpVmm.Emulator.Handlers;
+
+namespace SharpVmm.Emulator.Jit;
+
+/// <summary>The interpreter handlers the translator knows, by what they do.</summary>
+internal enum OpForm : byte
+{
+    Unsupported,
+    BinRR,
+    BinRI,
+    UnR,
+    MovRR,
+    MovRI,
+    MovxRR,
+    Lea,
+    Nop,
+    Jcc,
+    JmpRel,
+    FusedRR,
+    FusedRI,
+    ShiftImm,
+    /// <summary>MOV r, [m] (memory forms go through an inline TLB probe; a miss leaves the op to the interpreter).</summary>
+    MovRM,
+    MovMR,
+    MovMI,
+    MovxRM,
+    BinRM,
+    SetccR,
+    CmovRR,
+}
+
+/// <summary>Integer operations, in the order of the code tables in <see cref="HostCodes"/>.</summary>
+internal enum AluOp : byte
+{
+    Add, Or, Adc, Sbb, And, Sub, Xor, Cmp, Test,
+    Not, Neg, Inc, Dec,
+}
+
+/// <summary>
+/// Recognises an op by its handler: the translator works from the decoded <see cref="Op"/> array the interpreter
+/// runs, so both tiers see exactly the same instructions, operands and op indexes.
+/// </summary>
+internal static unsafe class OpForms
+{
+    private static readonly Dictionary<nint, (OpForm Form, AluOp Alu)> Table = Build();
+
+    public static (OpForm Form, AluOp Alu) Of(ref Op op)
+        => Table.TryGetValue((nint)op.H, out var f) ? f : (OpForm.Unsupported, default);
+
+    private static nint P(delegate*<X86Cpu, ref Op, void> h) => (nint)h;
+
+    private static Dictionary<nint, (OpForm, AluOp)> Build()
+    {
+        var t = new Dictionary<nint, (OpForm, AluOp)>();
+        void Bin<T>(AluOp a) where T : struct, IBinOp
+        {
+            t[P(&BinRR<T>)] = (OpForm.BinRR, a);
+            t[P(&BinRR64<T>)] = (OpForm.BinRR, a);
+            t[P(&BinRR32<T>)] = (OpForm.BinRR, a);
+            t[P(&BinRI<T>)] = (OpForm.BinRI, a);
+            t[P(&BinRI64<T>)] = (OpForm.BinRI, a);
+            t[P(&BinRI32<T>)] = (OpForm.BinRI, a);
+            t[P(&BinRM<T>)] = (OpForm.BinRM, a);
+        }
+        void Un<T>(AluOp a) where T : struct, IUnOp
+        {
+            t[P(&UnR<T>)] = (OpForm.UnR, a);
+            t[P(&UnR64<T>)] = (OpForm.UnR, a);
+            t[P(&UnR32<T>)] = (OpForm.UnR, a);
+        }
+        Bin<OpAdd>(AluOp.Add);
+        Bin<OpOr>(AluOp.Or);
+        Bin<OpAdc>(AluOp.Adc);
+        Bin<OpSbb>(AluOp.Sbb);
+        Bin<OpAnd>(AluOp.And);
+        Bin<OpSub>(AluOp.Sub);
+        Bin<OpXor>(AluOp.Xor);
+        Bin<OpCmp>(AluOp.Cmp);
+        Bin<OpTest>(AluOp.Test);
+        Un<OpNot>(AluOp.Not);
+        Un<OpNeg>(AluOp.Neg);
+        Un<OpInc>(AluOp.Inc);
+        Un<OpDec>(AluOp.Dec);
+        t[P(&MovRR)] = (OpForm.MovRR, default);
+        t[P(&MovRR64)] = (OpForm.MovRR, default);
+        t[P(&MovRR32)] = (OpForm.MovRR, default);
+        t[P(&MovRI)] = (OpForm.MovRI, default);
+        t[P(&MovRI64)] = (OpForm.MovRI, default);
+        t[P(&MovxRR)] = (OpForm.MovxRR, default);
+        t[P(&MovRM)] = (OpForm.MovRM, default);
+        t[P(&MovRM64)] = (OpForm.MovRM, default);
+        t[P(&MovRM32)] = (OpForm.MovRM, default);
+        t[P(&MovMR)] = (OpForm.MovMR, default);
+        t[P(&MovMR64)] = (OpForm.MovMR, default);
+        t[P(&MovMR32)] = (OpForm.MovMR, default);
+        t[P(&MovMI)] = (OpForm.MovMI, default);
+        t[P(&MovxRM)] = (OpForm.MovxRM, default);
+        t[P(&SetccR)] = (OpForm.SetccR, default);
+        t[P(&CmovRR)] = (OpForm.CmovRR, default);
+        t[P(&Lea)] = (OpForm.Lea, default);
+        t[P(&Lea64)] = (OpForm.Lea, default);
+        t[P(&Lea32)] = (OpForm.Lea, default);
+        t[P(&Nop)] = (OpForm.Nop, default);
+        t[P(&ShiftImm64)] = (OpForm.ShiftImm, default);
+        t[P(&ShiftImm32)] = (OpForm.ShiftImm, default);
+        t[P(&Handlers.Jcc)] = (OpForm.Jcc, default);
+        t[P(&JmpRel)] = (OpForm.JmpRel, default);
+        t[P(&CmpJccRR64)] = (OpForm.FusedRR, AluOp.Cmp);
+        t[P(&CmpJccRR32)] = (OpForm.FusedRR, AluOp.Cmp);
+        t[P(&TestJccRR64)] = (OpForm.FusedRR, AluOp.Test);
+        t[P(&TestJccRR32)] = (OpForm.FusedRR, AluOp.Test);
+        t[P(&CmpJccRI64)] = (OpForm.FusedRI, AluOp.Cmp);
+        t[P(&CmpJccRI32)] = (OpForm.FusedRI, AluOp.Cmp);
+        t[P(&TestJccRI64)] = (OpForm.FusedRI, AluOp.Test);
+        t[P(&TestJccRI32)] = (OpForm.FusedRI, AluOp.Test);
+        return t;
+    }
+}

@@ -1,0 +1,369 @@
+using Iced.Intel;
+using static Iced.Intel.AssemblerRegisters;
+
+namespace SharpVmm.Emulator.Tests.Jit;
+
+/// <summary>
+/// Random straight-line integer code with forward branches, mixing what the translator covers (ALU of every size,
+/// MOV, MOVZX/MOVSX, LEA, Jcc, JMP) with what it does not (shifts, IMUL, PUSHFQ, stores), so translated prefixes
+/// end at every kind of op and the interpreter picks up the state they leave.
+/// </summary>
+internal sealed class RandomProgram
+{
+    private static readonly AssemblerRegister64[] R64 = [rax, rbx, rcx, rdx, rsi, rdi, r8, r9, r10, r11, r12, r13, r14, r15];
+    private static readonly AssemblerRegister32[] R32 = [eax, ebx, ecx, edx, esi, edi, r8d, r9d, r10d, r11d, r12d, r13d, r14d, r15d];
+    private static readonly AssemblerRegister16[] R16 = [ax, bx, cx, dx, si, di, r8w, r9w, r10w, r11w, r12w, r13w, r14w, r15w];
+    private static readonly AssemblerRegister8[] R8 = [al, bl, cl, dl, ah, bh, ch, dh];
+
+    private static readonly ulong[] Edge =
+    [
+        0, 1, 0x7F, 0x80, 0xFF, 0x7FFF, 0x8000, 0xFFFF, 0x7FFF_FFFF, 0x8000_0000, 0xFFFF_FFFF,
+        0x7FFF_FFFF_FFFF_FFFF, 0x8000_0000_0000_0000, ulong.MaxValue,
+    ];
+
+    /// <summary>Memory operands address RBP + 0..0x7FF (and a few that cross into the next page) inside the compared log area.</summary>
+    public const ulong ScratchOffset = 0x2800;
+
+    private readonly Random _rng;
+
+    public RandomProgram(int seed) => _rng = new Random(seed);
+
+    private ulong Value() => _rng.Next(3) == 0 ? Edge[_rng.Next(Edge.Length)] + (ulong)_rng.Next(-1, 2) : (ulong)_rng.NextInt64() ^ ((ulong)_rng.Next() << 40);
+
+    /// <summary>Random registers and flags, then <paramref name="count"/> instructions; every so often all registers and RFLAGS go to <paramref name="log"/>.</summary>
+    public void Emit(Assembler a, int count, ulong log, int checkpointEvery = 8)
+    {
+        foreach (var r in R64) a.mov(r, Value());
+        a.mov(rbp, log + ScratchOffset); // RBP stays the base of the memory operands
+        a.push((int)(_rng.Next() & 0x8D5));
+        a.popfq();
+        int slot = 0;
+        var pending = new List<(Label Label, int At)>();
+        for (int i = 0; i < count; i++)
+        {
+            for (int p = pending.Count - 1; p >= 0; p--)
+            {
+                if (pending[p].At != i) continue;
+                var l = pending[p].Label;
+                a.Label(ref l);
+                a.nop(); // one label per instruction
+                pending.RemoveAt(p);
+            }
+            if (i % checkpointEvery == checkpointEvery - 1 && slot < 64)
+            {
+                Checkpoint(a, log + (ulong)slot * 16 * 8);
+                slot++;
+                continue;
+            }
+            int k = _rng.Next(100);
+            if (k < 8)
+            {
+                var l = a.CreateLabel();
+                if (_rng.Next(4) == 0) a.jmp(l); else Jcc(a, _rng.Next(16), l);
+                pending.Add((l, i + 1 + _rng.Next(4)));
+            }
+            else if (k < 93) Translatable(a);
+            else Other(a, log);
+        }
+        foreach (var (label, _) in pending)
+        {
+            var l = label;
+            a.Label(ref l);
+            a.nop();
+        }
+        Checkpoint(a, log + 64UL * 16 * 8);
+        a.hlt();
+    }
+
+    /// <summary>Stores every GPR but RSP, then RFLAGS (PUSHFQ; POP to memory).</summary>
+    private static void Checkpoint(Assembler a, ulong at)
+    {
+        for (int i = 0; i < R64.Length; i++) a.mov(__qword_ptr[at + (ulong)i * 8], R64[i]);
+        a.pushfq();
+        a.pop(__qword_ptr[at + 14 * 8]);
+    }
+
+    private void Translatable(Assembler a)
+    {
+        int size = _rng.Next(4) switch { 0 => 1, 1 => 2, 2 => 4, _ => 8 };
+        int d = _rng.Next(R64.Length), s = _rng.Next(R64.Length), d8 = _rng.Next(R8.Length), s8 = _rng.Next(R8.Length);
+        ulong v = Value();
+        switch (_rng.Next(12))
+        {
+            case 10:
+                CondMove(a, size, d, s, d8);
+                break;
+            case 8:
+            case 9:
+                Memory(a, size, d, d8, v);
+                break;
+            case 0:
+            case 1:
+            {
+                int op = _rng.Next(9);
+                bool imm = _rng.Next(2) == 0;
+                switch (size)
+                {
+                    case 1: if (imm) Bin8I(a, op, R8[d8], (byte)v); else Bin8(a, op, R8[d8], R8[s8]); break;
+                    case 2: if (imm) Bin16I(a, op, R16[d], (short)v); else Bin16(a, op, R16[d], R16[s]); break;
+                    case 4: if (imm) Bin32I(a, op, R32[d], (int)v); else Bin32(a, op, R32[d], R32[s]); break;
+                    default: if (imm) Bin64I(a, op, R64[d], (int)v); else Bin64(a, op, R64[d], R64[s]); break;
+                }
+                break;
+            }
+            case 2:
+            {
+                int op = _rng.Next(4);
+                switch (size)
+                {
+                    case 1: Un(a, op, R8[d8]); break;
+                    case 2: Un(a, op, R16[d]); break;
+                    case 4: Un(a, op, R32[d]); break;
+                    default: Un(a, op, R64[d]); break;
+                }
+                break;
+            }
+            case 3:
+                switch (size)
+                {
+                    case 1: if (_rng.Next(2) == 0) a.mov(R8[d8], R8[s8]); else a.mov(R8[d8], (byte)v); break;
+                    case 2: if (_rng.Next(2) == 0) a.mov(R16[d], R16[s]); else a.mov(R16[d], (short)v); break;
+                    case 4: if (_rng.Next(2) == 0) a.mov(R32[d], R32[s]); else a.mov(R32[d], (int)v); break;
+                    default: if (_rng.Next(2) == 0) a.mov(R64[d], R64[s]); else a.mov(R64[d], v); break;
+                }
+                break;
+            case 4:
+            {
+                var src8 = R8[_rng.Next(4)]; // AL..BL: no REX conflict with any destination
+                switch (_rng.Next(8))
+                {
+                    case 0: a.movzx(R32[d], src8); break;
+                    case 1: a.movsx(R32[d], src8); break;
+                    case 2: a.movzx(R64[d], R16[s]); break;
+                    case 3: a.movsx(R64[d], R16[s]); break;
+                    case 4: a.movsxd(R64[d], R32[s]); break;
+                    case 5: a.movsx(R16[d], src8); break;
+                    case 6: a.movzx(R16[d], src8); break;
+                    default: a.movsx(R64[d], src8); break;
+                }
+                break;
+            }
+            case 5:
+            {
+                int scale = 1 << _rng.Next(4);
+                int disp = _rng.Next(3) == 0 ? 0 : (int)v;
+                switch (size)
+                {
+                    case 1:
+                    case 2: a.lea(R16[d], __[R64[s] + R64[_rng.Next(R64.Length)] * scale + disp]); break;
+                    case 4: a.lea(R32[d], __[R64[s] + R64[_rng.Next(R64.Length)] * scale + disp]); break;
+                    default: a.lea(R64[d], __[R64[s] + R64[_rng.Next(R64.Length)] * scale + disp]); break;
+                }
+                break;
+            }
+            case 6: a.lea(R32[d], __dword_ptr[R32[s] + (int)v]); break; // 32-bit address size
+            case 7:
+            {
+                byte n = (byte)(_rng.Next(3) == 0 ? 1 : _rng.Next(1, 64));
+                switch (_rng.Next(6))
+                {
+                    case 0: a.shl(R64[d], n); break;
+                    case 1: a.shr(R64[d], n); break;
+                    case 2: a.sar(R64[d], n); break;
+                    case 3: a.shl(R32[d], (byte)(n & 31)); break;
+                    case 4: a.shr(R32[d], (byte)(n & 31)); break;
+                    default: a.sar(R32[d], (byte)(n & 31)); break;
+                }
+                break;
+            }
+            default: a.nop(); break;
+        }
+    }
+
+    private void CondMove(Assembler a, int size, int d, int s, int d8)
+    {
+        int cc = _rng.Next(16);
+        if (size == 1)
+        {
+            var r = R8[d8];
+            switch (cc)
+            {
+                case 0: a.seto(r); break; case 1: a.setno(r); break; case 2: a.setb(r); break; case 3: a.setae(r); break;
+                case 4: a.sete(r); break; case 5: a.setne(r); break; case 6: a.setbe(r); break; case 7: a.seta(r); break;
+                case 8: a.sets(r); break; case 9: a.setns(r); break; case 10: a.setp(r); break; case 11: a.setnp(r); break;
+                case 12: a.setl(r); break; case 13: a.setge(r); break; case 14: a.setle(r); break; default: a.setg(r); break;
+            }
+            return;
+        }
+        var code = (size, cc) switch
+        {
+            (2, _) => Code.Cmovo_r16_rm16 + 3 * cc,
+            (4, _) => Code.Cmovo_r32_rm32 + 3 * cc,
+            _ => Code.Cmovo_r64_rm64 + 3 * cc,
+        };
+        Register Reg(int i, int sz) => sz switch { 2 => R16[i], 4 => R32[i], _ => (Register)R64[i] };
+        var ins = Instruction.Create(code, Reg(d, size), Reg(s, size));
+        a.AddInstruction(ins);
+    }
+
+    private void Memory(Assembler a, int size, int d, int d8, ulong v)
+    {
+        int off = _rng.Next(8) == 0 ? 0x800 - _rng.Next(1, 8) : _rng.Next(0x800 - 8) & ~(_rng.Next(2) == 0 ? 7 : 0);
+        var m = __[rbp + off];
+        switch (_rng.Next(7))
+        {
+            case 0:
+            case 1:
+                switch (size)
+                {
+                    case 1: a.mov(R8[d8], __byte_ptr[rbp + off]); break;
+                    case 2: a.mov(R16[d], __word_ptr[rbp + off]); break;
+                    case 4: a.mov(R32[d], __dword_ptr[rbp + off]); break;
+                    default: a.mov(R64[d], __qword_ptr[rbp + off]); break;
+                }
+                break;
+            case 2:
+            case 3:
+                switch (size)
+                {
+                    case 1: a.mov(__byte_ptr[rbp + off], R8[d8]); break;
+                    case 2: a.mov(__word_ptr[rbp + off], R16[d]); break;
+                    case 4: a.mov(__dword_ptr[rbp + off], R32[d]); break;
+                    default: a.mov(__qword_ptr[rbp + off], R64[d]); break;
+                }
+                break;
+            case 4:
+                switch (size)
+                {
+                    case 1: a.mov(__byte_ptr[rbp + off], (byte)v); break;
+                    case 2: a.mov(__word_ptr[rbp + off], (ushort)v); break;
+                    case 4: a.mov(__dword_ptr[rbp + off], (int)v); break;
+                    default: a.mov(__qword_ptr[rbp + off], (int)v); break;
+                }
+                break;
+            case 5:
+                switch (_rng.Next(4))
+                {
+                    case 0: a.movzx(R32[d], __byte_ptr[rbp + off]); break;
+                    case 1: a.movsx(R64[d], __word_ptr[rbp + off]); break;
+                    case 2: a.movsxd(R64[d], __dword_ptr[rbp + off]); break;
+                    default: a.movsx(R16[d], __byte_ptr[rbp + off]); break;
+                }
+                break;
+            default:
+            {
+                int op = _rng.Next(9);
+                switch (size)
+                {
+                    case 1: BinM(a, op, R8[d8], __byte_ptr[rbp + off]); break;
+                    case 2: BinM(a, op, R16[d], __word_ptr[rbp + off]); break;
+                    case 4: BinM(a, op, R32[d], __dword_ptr[rbp + off]); break;
+                    default: BinM(a, op, R64[d], __qword_ptr[rbp + off]); break;
+                }
+                break;
+            }
+        }
+        _ = m;
+    }
+
+    private static void BinM(Assembler a, int op, AssemblerRegister8 d, AssemblerMemoryOperand m)
+    {
+        switch (op) { case 0: a.add(d, m); break; case 1: a.or(d, m); break; case 2: a.adc(d, m); break; case 3: a.sbb(d, m); break; case 4: a.and(d, m); break; case 5: a.sub(d, m); break; case 6: a.xor(d, m); break; case 7: a.cmp(d, m); break; default: a.test(m, d); break; }
+    }
+
+    private static void BinM(Assembler a, int op, AssemblerRegister16 d, AssemblerMemoryOperand m)
+    {
+        switch (op) { case 0: a.add(d, m); break; case 1: a.or(d, m); break; case 2: a.adc(d, m); break; case 3: a.sbb(d, m); break; case 4: a.and(d, m); break; case 5: a.sub(d, m); break; case 6: a.xor(d, m); break; case 7: a.cmp(d, m); break; default: a.test(m, d); break; }
+    }
+
+    private static void BinM(Assembler a, int op, AssemblerRegister32 d, AssemblerMemoryOperand m)
+    {
+        switch (op) { case 0: a.add(d, m); break; case 1: a.or(d, m); break; case 2: a.adc(d, m); break; case 3: a.sbb(d, m); break; case 4: a.and(d, m); break; case 5: a.sub(d, m); break; case 6: a.xor(d, m); break; case 7: a.cmp(d, m); break; default: a.test(m, d); break; }
+    }
+
+    private static void BinM(Assembler a, int op, AssemblerRegister64 d, AssemblerMemoryOperand m)
+    {
+        switch (op) { case 0: a.add(d, m); break; case 1: a.or(d, m); break; case 2: a.adc(d, m); break; case 3: a.sbb(d, m); break; case 4: a.and(d, m); break; case 5: a.sub(d, m); break; case 6: a.xor(d, m); break; case 7: a.cmp(d, m); break; default: a.test(m, d); break; }
+    }
+
+    private void Other(Assembler a, ulong log)
+    {
+        int d = _rng.Next(R64.Length);
+        switch (_rng.Next(5))
+        {
+            case 0: a.rol(R64[d], (byte)_rng.Next(1, 64)); break;
+            case 1: a.imul(R32[d], R32[_rng.Next(R64.Length)]); break;
+            case 2: a.pushfq(); a.pop(R64[d]); break;
+            case 3: a.mov(__qword_ptr[log + 0x3000 + (ulong)_rng.Next(64) * 8], R64[d]); break;
+            default: a.sar(R32[d], 1); break;
+        }
+    }
+
+    private static void Jcc(Assembler a, int cc, Label l)
+    {
+        switch (cc)
+        {
+            case 0: a.jo(l); break;
+            case 1: a.jno(l); break;
+            case 2: a.jb(l); break;
+            case 3: a.jae(l); break;
+            case 4: a.je(l); break;
+            case 5: a.jne(l); break;
+            case 6: a.jbe(l); break;
+            case 7: a.ja(l); break;
+            case 8: a.js(l); break;
+            case 9: a.jns(l); break;
+            case 10: a.jp(l); break;
+            case 11: a.jnp(l); break;
+            case 12: a.jl(l); break;
+            case 13: a.jge(l); break;
+            case 14: a.jle(l); break;
+            default: a.jg(l); break;
+        }
+    }
+
+    private static void Bin8(Assembler a, int op, AssemblerRegister8 d, AssemblerRegister8 s)
+    {
+        switch (op) { case 0: a.add(d, s); break; case 1: a.or(d, s); break; case 2: a.adc(d, s); break; case 3: a.sbb(d, s); break; case 4: a.and(d, s); break; case 5: a.sub(d, s); break; case 6: a.xor(d, s); break; case 7: a.cmp(d, s); break; default: a.test(d, s); break; }
+    }
+
+    private static void Bin8I(Assembler a, int op, AssemblerRegister8 d, byte s)
+    {
+        switch (op) { case 0: a.add(d, s); break; case 1: a.or(d, s); break; case 2: a.adc(d, s); break; case 3: a.sbb(d, s); break; case 4: a.and(d, s); break; case 5: a.sub(d, s); break; case 6: a.xor(d, s); break; case 7: a.cmp(d, s); break; default: a.test(d, s); break; }
+    }
+
+    private static void Bin16(Assembler a, int op, AssemblerRegister16 d, AssemblerRegister16 s)
+    {
+        switch (op) { case 0: a.add(d, s); break; case 1: a.or(d, s); break; case 2: a.adc(d, s); break; case 3: a.sbb(d, s); break; case 4: a.and(d, s); break; case 5: a.sub(d, s); break; case 6: a.xor(d, s); break; case 7: a.cmp(d, s); break; default: a.test(d, s); break; }
+    }
+
+    private static void Bin16I(Assembler a, int op, AssemblerRegister16 d, short s)
+    {
+        switch (op) { case 0: a.add(d, s); break; case 1: a.or(d, s); break; case 2: a.adc(d, s); break; case 3: a.sbb(d, s); break; case 4: a.and(d, s); break; case 5: a.sub(d, s); break; case 6: a.xor(d, s); break; case 7: a.cmp(d, s); break; default: a.test(d, s); break; }
+    }
+
+    private static void Bin32(Assembler a, int op, AssemblerRegister32 d, AssemblerRegister32 s)
+    {
+        switch (op) { case 0: a.add(d, s); break; case 1: a.or(d, s); break; case 2: a.adc(d, s); break; case 3: a.sbb(d, s); break; case 4: a.and(d, s); break; case 5: a.sub(d, s); break; case 6: a.xor(d, s); break; case 7: a.cmp(d, s); break; default: a.test(d, s); break; }
+    }
+
+    private static void Bin32I(Assembler a, int op, AssemblerRegister32 d, int s)
+    {
+        switch (op) { case 0: a.add(d, s); break; case 1: a.or(d, s); break; case 2: a.adc(d, s); break; case 3: a.sbb(d, s); break; case 4: a.and(d, s); break; case 5: a.sub(d, s); break; case 6: a.xor(d, s); break; case 7: a.cmp(d, s); break; default: a.test(d, s); break; }
+    }
+
+    private static void Bin64(Assembler a, int op, AssemblerRegister64 d, AssemblerRegister64 s)
+    {
+        switch (op) { case 0: a.add(d, s); break; case 1: a.or(d, s); break; case 2: a.adc(d, s); break; case 3: a.sbb(d, s); break; case 4: a.and(d, s); break; case 5: a.sub(d, s); break; case 6: a.xor(d, s); break; case 7: a.cmp(d, s); break; default: a.test(d, s); break; }
+    }
+
+    private static void Bin64I(Assembler a, int op, AssemblerRegister64 d, int s)
+    {
+        switch (op) { case 0: a.add(d, s); break; case 1: a.or(d, s); break; case 2: a.adc(d, s); break; case 3: a.sbb(d, s); break; case 4: a.and(d, s); break; case 5: a.sub(d, s); break; case 6: a.xor(d, s); break; case 7: a.cmp(d, s); break; default: a.test(d, s); break; }
+    }
+
+    private static void Un(Assembler a, int op, AssemblerRegister8 r) { switch (op) { case 0: a.not(r); break; case 1: a.neg(r); break; case 2: a.inc(r); break; default: a.dec(r); break; } }
+    private static void Un(Assembler a, int op, AssemblerRegister16 r) { switch (op) { case 0: a.not(r); break; case 1: a.neg(r); break; case 2: a.inc(r); break; default: a.dec(r); break; } }
+    private static void Un(Assembler a, int op, AssemblerRegister32 r) { switch (op) { case 0: a.not(r); break; case 1: a.neg(r); break; case 2: a.inc(r); break; default: a.dec(r); break; } }
+    private static void Un(Assembler a, int op, AssemblerRegister64 r) { switch (op) { case 0: a.not(r); break; case 1: a.neg(r); break; case 2: a.inc(r); break; default: a.dec(r); break; } }
+}
