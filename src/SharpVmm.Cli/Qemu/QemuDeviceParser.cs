@@ -37,6 +37,7 @@ public static class QemuDeviceParser
             case "isa-serial":
                 if (q.SerialChardev is not null) throw new QemuArgException("-device", "SharpVmm has one serial port (COM1): a second isa-serial is not supported");
                 q.SerialChardev = o.Require("chardev", "isa-serial");
+                q.SerialDeviceId = id;
                 if (!q.Chardevs.ContainsKey(q.SerialChardev)) throw new QemuArgException("-device", $"isa-serial: chardev '{q.SerialChardev}' is not defined");
                 if (o.Get("index") is { } index && index != "0") throw new QemuArgException("-device", $"isa-serial index={index}: SharpVmm has COM1 (index 0) only");
                 break;

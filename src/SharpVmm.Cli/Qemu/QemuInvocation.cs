@@ -48,6 +48,8 @@ public sealed class QemuInvocation
     public Dictionary<string, string> Secrets { get; } = new(StringComparer.Ordinal);
     /// <summary>The chardev behind the isa-serial (COM1), or null for none.</summary>
     public string? SerialChardev { get; set; }
+    /// <summary>The isa-serial's -device id (libvirt's "serial0"), listed under /machine/peripheral.</summary>
+    public string? SerialDeviceId { get; set; }
     /// <summary>-blockdev nodes by node-name: protocol nodes (file) and format nodes pointing at them.</summary>
     public Dictionary<string, QemuDrive> Drives { get; } = new(StringComparer.Ordinal);
     public List<QemuDiskDevice> Disks { get; } = [];
