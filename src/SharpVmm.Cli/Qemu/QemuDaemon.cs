@@ -50,6 +50,12 @@ internal static class QemuDaemon
         return child.ExitCode == 0 ? 1 : child.ExitCode;
     }
 
+    private static string? Target(int fd)
+    {
+        try { return new FileInfo($"/proc/self/fd/{fd}").LinkTarget; }
+        catch (IOException) { return null; }
+    }
+
     /// <summary>In the re-executed child: the readiness pipe, or -1 when not daemonizing.</summary>
     public static int ReadyFd()
     {
@@ -67,6 +73,16 @@ internal static class QemuDaemon
         int devNull = QemuNative.open("/dev/null", QemuNative.ORdwr | QemuNative.OCloexec);
         if (devNull >= 0)
         {
+            // The runtime's console streams write through duplicates of stdout and stderr: those must let go of
+            // the launcher's pipes too, or its reader never sees end of file.
+            var stdio = new HashSet<string>(StringComparer.Ordinal);
+            for (int i = 0; i <= 2; i++)
+                if (Target(i) is { } t && t.StartsWith("pipe:", StringComparison.Ordinal)) stdio.Add(t);
+            foreach (string entry in Directory.GetFileSystemEntries("/proc/self/fd"))
+            {
+                if (!int.TryParse(Path.GetFileName(entry), NumberStyles.None, CultureInfo.InvariantCulture, out int n) || n <= 2 || n == fd || n == devNull) continue;
+                if (Target(n) is { } t && stdio.Contains(t)) QemuNative.dup2(devNull, n);
+            }
             for (int i = 0; i <= 2; i++) QemuNative.dup2(devNull, i);
             QemuNative.close(devNull);
         }

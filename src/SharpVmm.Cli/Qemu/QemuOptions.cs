@@ -152,10 +152,12 @@ public sealed class QemuOptions
         foreach (string k in keys) Get(k);
     }
 
+    /// <summary>Refuses the first key nothing took; <paramref name="what"/> says which kind of -object, -device, ... it was on.</summary>
     public void RejectUnused(string what)
     {
+        if (what.StartsWith(_option, StringComparison.Ordinal)) what = what[_option.Length..].TrimStart();
         foreach (var p in _pairs)
             if (!_used.Contains(p.Key))
-                throw new QemuArgException(_option, $"{what}: '{p.Key}' is not supported by SharpVmm");
+                throw new QemuArgException(_option, what.Length == 0 ? $"'{p.Key}' is not supported by SharpVmm" : $"{what}: '{p.Key}' is not supported by SharpVmm");
     }
 }
