@@ -25,6 +25,8 @@ public static class QemuBlockParser
                 break;
             case "qcow2" or "raw":
                 string file = o.Require("file", $"a {driver} node");
+                // libvirt writes backing=null for an image without a backing file; a backing node of its own is not supported.
+                if (driver == "qcow2") o.Allow("backing", "null");
                 if (!q.Drives.TryGetValue(file, out var under) || !under.Protocol)
                     throw new QemuArgException("-blockdev", $"{driver} node '{node}': file '{file}' is not a file node defined before it");
                 q.Drives[node] = new QemuDrive(node, under.Path, driver, readOnly || under.ReadOnly);

@@ -92,7 +92,8 @@ public sealed class QemuOptions
         {
             string s = value switch
             {
-                null => throw new QemuArgException(option, $"'{key}' is null"),
+                // JSON null has one use in libvirt's argv: "backing": null, a qcow2 node opened without its backing chain.
+                null => "null",
                 JsonValue v when v.GetValueKind() == JsonValueKind.String => v.GetValue<string>(),
                 JsonValue v when v.GetValueKind() == JsonValueKind.True => "on",
                 JsonValue v when v.GetValueKind() == JsonValueKind.False => "off",

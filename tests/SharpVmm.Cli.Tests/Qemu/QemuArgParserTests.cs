@@ -172,13 +172,14 @@ public sealed class QemuArgParserTests
             var q = QemuArgParser.Parse([
                 "-kernel", kernel,
                 "-blockdev", $$"""{"driver":"file","filename":"{{disk}}","node-name":"libvirt-1-storage","auto-read-only":true,"discard":"unmap"}""",
-                "-blockdev", """{"node-name":"libvirt-1-format","read-only":false,"driver":"qcow2","file":"libvirt-1-storage"}""",
-                "-device", "virtio-blk-pci,bus=pci.0,addr=0x3,drive=libvirt-1-format,id=virtio-disk0,bootindex=1",
+                // As libvirt 9.0 wrote them for a microvm domain with <address type='virtio-mmio'/> on SharpVmm.
+                "-blockdev", """{"node-name":"libvirt-1-format","read-only":false,"driver":"qcow2","file":"libvirt-1-storage","backing":null}""",
+                "-device", "virtio-blk-device,drive=libvirt-1-format,id=virtio-disk0,bootindex=1",
                 "-drive", $"file={disk.Replace(",", ",,")},format=raw,if=virtio,readonly=on",
                 "-netdev", "user,id=hostnet0",
-                "-device", "virtio-net-pci,netdev=hostnet0,id=net0,mac=52:54:00:aa:bb:cc,bus=pci.0,addr=0x2",
+                "-device", "virtio-net-device,netdev=hostnet0,id=net0,mac=52:54:00:aa:bb:cc",
                 "-netdev", """{"type":"tap","ifname":"vnet7","id":"hostnet1"}""",
-                "-device", """{"driver":"virtio-net-device","netdev":"hostnet1","id":"net1"}""",
+                "-device", """{"driver":"virtio-net-pci","netdev":"hostnet1","id":"net1","bus":"pci.0","addr":"0x2"}""",
             ]);
             var config = QemuVmConfig.Build(q, NoKvm);
             Assert.Equal([new DiskSpec(disk, "qcow2", false), new DiskSpec(disk, "raw", true)], config.Disks);
