@@ -251,7 +251,7 @@ public sealed class QemuArgParserTests
     [Fact]
     public void The_qemu_personality_is_chosen_by_subcommand()
     {
-        Assert.Equal(["-version"], QemuPersonality.Arguments(["qemu-system-x86_64", "-version"]));
+        Assert.Equal(["-version"], QemuPersonality.Arguments(["qemu-system-x86_64", "-version"])!);
         Assert.Null(QemuPersonality.Arguments(["run", "--kernel", "x"]));
     }
 }
