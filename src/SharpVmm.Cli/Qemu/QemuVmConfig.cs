@@ -96,13 +96,22 @@ public static class QemuVmConfig
             throw new QemuArgException("-chardev", $"'{c.Id}': logfile= is supported on pty chardevs only");
         return c.Backend switch
         {
-            "pty" => c.LogFile is null ? "pty" : $"pty,logfile={FdSetPath(q, c.LogFile)}{(c.LogAppend ? ",logappend=on" : "")}",
+            "pty" => c.LogFile is null ? "pty" : PtyWithLog(q, c),
             "file" => "file:" + FdSetPath(q, c.Path!),
             "stdio" => "stdio",
             "null" => "none",
             "socket" when c.Path is not null => "unix:" + c.Path,
             _ => throw new QemuArgException("-chardev", $"'{c.Id}': a serial port on an inherited socket (fd=) is not supported: use pty, file or a socket path"),
         };
+    }
+
+    /// <summary>A pty whose output is also logged: to the fd set's descriptor itself (a pipe only its owner could reopen), or to a file.</summary>
+    private static string PtyWithLog(QemuInvocation q, QemuChardev c)
+    {
+        string path = FdSetPath(q, c.LogFile!);
+        const string fdPrefix = "/proc/self/fd/";
+        if (path.StartsWith(fdPrefix, StringComparison.Ordinal)) return "pty,logfd=" + path[fdPrefix.Length..];
+        return $"pty,logfile={path}{(c.LogAppend ? ",logappend=on" : "")}";
     }
 
     /// <summary>/dev/fdset/N (an -add-fd set) opens the set's descriptor, as QEMU's qemu_open does.</summary>

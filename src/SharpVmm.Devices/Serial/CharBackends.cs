@@ -4,7 +4,7 @@ namespace SharpVmm.Devices.Serial;
 
 public static class CharBackends
 {
-    public const string Syntax = "stdio, file:PATH, unix:PATH, pty[,logfile=PATH[,logappend=on]] or none";
+    public const string Syntax = "stdio, file:PATH, unix:PATH, pty[,logfile=PATH[,logappend=on]|,logfd=N] or none";
 
     public static ICharBackend? Create(string spec)
     {
@@ -20,12 +20,16 @@ public static class CharBackends
     {
         string? log = null;
         bool append = false;
+        int fd = -1;
         foreach (string item in spec.Split(',')[1..])
         {
-            if (item.StartsWith("logfile=", StringComparison.Ordinal) && item.Length > 8 && log is null) log = item[8..];
+            if (item.StartsWith("logfile=", StringComparison.Ordinal) && item.Length > 8 && log is null && fd < 0) log = item[8..];
+            else if (item.StartsWith("logfd=", StringComparison.Ordinal) && log is null && fd < 0
+                && int.TryParse(item.AsSpan(6), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int n) && n > 2)
+                fd = n;
             else if (item is "logappend=on" or "logappend=off") append = item == "logappend=on";
             else throw new ConfigurationException($"serial backend '{spec}': '{item}' is not understood: use {Syntax}");
         }
-        return new PtyBackend(log, append);
+        return new PtyBackend(log, append, fd);
     }
 }

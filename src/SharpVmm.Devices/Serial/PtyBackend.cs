@@ -19,7 +19,7 @@ public sealed class PtyBackend : ICharBackend
     private const int TermiosSize = 64;
 
     private readonly int _master;
-    private readonly int _log = -1;
+    private readonly int _log;
     private readonly object _writeGate = new();
     private Thread? _reader;
     private volatile bool _disposed;
@@ -45,10 +45,15 @@ public sealed class PtyBackend : ICharBackend
     [DllImport("libc", SetLastError = true)] private static extern int tcsetattr(int fd, int actions, [In] byte[] termios);
     [DllImport("libc")] private static extern void cfmakeraw([In, Out] byte[] termios);
 
-    /// <param name="logPath">A file (or /proc/self/fd/N for an inherited descriptor) that gets a copy of the output; null for none.</param>
+    /// <param name="logPath">A file that gets a copy of the output; null for none.</param>
     /// <param name="logAppend">Append to the log instead of truncating it.</param>
-    public PtyBackend(string? logPath = null, bool logAppend = false)
+    /// <param name="logFd">
+    /// An inherited descriptor that gets the copy instead (libvirt's pipe to virtlogd; it cannot be reopened through
+    /// /proc by an unprivileged process, since the pipe belongs to root); the backend owns it. -1 for none.
+    /// </param>
+    public PtyBackend(string? logPath = null, bool logAppend = false, int logFd = -1)
     {
+        _log = logFd;
         _master = posix_openpt(ORdwr | ONoctty | ONonblock | OCloexec);
         if (_master < 0) throw Error("cannot open a pseudo-terminal (/dev/ptmx)");
         try
@@ -58,7 +63,7 @@ public sealed class PtyBackend : ICharBackend
             if (ptsname_r(_master, name, name.Length) != 0) throw Error("cannot name the pseudo-terminal");
             Path = Encoding.UTF8.GetString(name, 0, Array.IndexOf(name, (byte)0));
             MakeRaw(Path);
-            if (logPath is not null)
+            if (logPath is not null && logFd < 0)
             {
                 _log = open(logPath, OWronly | OCreat | OCloexec | (logAppend ? OAppend : OTrunc), 0x1A0 /* 0640 */);
                 if (_log < 0) throw Error($"cannot open the serial log '{logPath}'");
