@@ -64,9 +64,10 @@ public static class QemuLauncher
         var migration = new MigrationManager(vm, loggers);
         if (q.Incoming is not null) migration.ExpectIncoming();
         var options = new QmpServerOptions { Logger = loggers.CreateLogger("SharpVmm.Qmp"), Migration = migration };
-        using var monitor = monitorSpec is null ? null : StartMonitor(q, vm, monitorSpec, options, out string filename);
+        string filename = "";
+        using var monitor = monitorSpec is null ? null : StartMonitor(q, vm, monitorSpec, options, out filename);
         if (monitor is not null)
-            QemuQmpCommands.Register(monitor.Commands, new QemuQmpContext(q, vm, config.Accelerator, kvmPresent, monitor.Address.ToString()));
+            QemuQmpCommands.Register(monitor.Commands, new QemuQmpContext(q, vm, config.Accelerator, kvmPresent, filename));
         // The vCPU threads exist from here on, as in QEMU, so a manager can read their ids before it lets the guest run.
         vm.StartVcpuThreads();
 
@@ -131,7 +132,7 @@ public static class QemuLauncher
         if (spec.Address is { } address)
         {
             var server = QmpServer.Start(vm, address, options);
-            filename = server.Address.ToString();
+            filename = server.Address + ",server=on";
             return server;
         }
         var c = q.Chardevs[spec.ChardevId!];

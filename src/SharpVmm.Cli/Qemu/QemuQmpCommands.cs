@@ -40,6 +40,8 @@ public static class QemuQmpCommands
         table.Register("qom-list", call => QomList(ctx, call.GetString("path")!), Req("path", QmpType.String));
         table.Register("query-hotpluggable-cpus", _ => HotpluggableCpus(ctx));
         table.Register("query-named-block-nodes", _ => NamedBlockNodes(ctx), Opt("flat", QmpType.Boolean));
+        // SharpVmm runs no background jobs (block jobs, job-based snapshots): the list is always empty.
+        table.Register("query-jobs", _ => new JsonArray());
     }
 
     private static JsonArray ListTypes(string? implements, bool includeAbstract)

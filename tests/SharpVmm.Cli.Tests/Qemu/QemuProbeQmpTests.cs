@@ -158,5 +158,6 @@ public sealed class QemuProbeQmpTests : IAsyncLifetime
         Assert.Equal("/machine/cpu[0]", (string)cpu["qom-path"]!);
         Assert.Empty(await Array("qom-list", new JsonObject { ["path"] = "/machine/peripheral" }));
         Assert.Empty(await Array("query-named-block-nodes", new JsonObject { ["flat"] = true }));
+        Assert.Empty(await Array("query-jobs")); // libvirt's reconnect after a libvirtd restart needs it answered
     }
 }
