@@ -8,7 +8,7 @@ namespace SharpVmm.EndToEnd;
 /// A real libvirtd (Debian's 9.0) runs SharpVmm as the QEMU of a microvm domain of type 'qemu' with a qcow2 disk, a
 /// user-mode NIC and a pty serial console logged through virtlogd, and virsh drives it: define (the capability
 /// probe), start, the guest's console output, suspend, resume, domstats, dominfo, shutdown, the disk's content
-/// afterwards, start again, destroy. The daemons are started by scripts/libvirt-up.sh (no systemd here); libvirt's
+/// afterwards, start again, a libvirtd restart while it runs (reconnect), suspend and resume after it, destroy. The daemons are started by scripts/libvirt-up.sh (no systemd here); libvirt's
 /// default NAT network is never started.
 /// </summary>
 public sealed class LibvirtTests : IDisposable
@@ -165,6 +165,20 @@ public sealed class LibvirtTests : IDisposable
 
         Ok("start", Domain);
         WaitForState("running (booted)");
+        // libvirtd restarts while the guest runs: it reconnects to the monitor socket it handed over at start.
+        int libvirtd = int.Parse(File.ReadAllText("/run/libvirtd.pid").Trim(), System.Globalization.CultureInfo.InvariantCulture);
+        using (var daemon = Process.GetProcessById(libvirtd))
+        {
+            daemon.Kill(); // SIGKILL of the daemon only; the domain's emulator lives on
+            Assert.True(daemon.WaitForExit(TimeSpan.FromSeconds(30)), "libvirtd exited");
+        }
+        Assert.Equal(0, Run(Path.Combine(root, "scripts", "libvirt-up.sh")).Code);
+        WaitForState("running (booted)");
+        Ok("suspend", Domain);
+        WaitForState("paused (user)");
+        Ok("resume", Domain);
+        WaitForState("running (unpaused)");
+
         Ok("destroy", Domain);
         WaitForState("shut off (destroyed)");
     }
