@@ -7,6 +7,7 @@ public static class Program
 {
     public static int Main(string[] args)
     {
+        if (Qemu.QemuPersonality.Arguments(args) is { } qemuArgs) return Qemu.QemuLauncher.Run(qemuArgs);
         var root = BuildRoot();
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)

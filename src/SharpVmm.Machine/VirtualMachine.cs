@@ -92,19 +92,44 @@ public sealed partial class VirtualMachine : IVmControl, IDisposable
 
     public void Start()
     {
+        bool create;
         lock (_gate)
         {
             _state = VmLifecycle.Next(_state, VmTransition.Start);
             Clock.Resume(); // LoadMachineState leaves the clock stopped at the saved instant until the guest runs
-            _liveThreads = _vcpus.Length;
-            for (int i = 0; i < _vcpus.Length; i++)
-            {
-                int index = i;
-                _threads[i] = new Thread(() => VcpuLoop(index)) { IsBackground = true, Name = $"vcpu{i}" };
-            }
+            create = _threads[0] is null;
+            if (create) CreateThreadsLocked();
+            Monitor.PulseAll(_gate); // threads made by StartVcpuThreads wait for this
+        }
+        if (create) foreach (var t in _threads) t.Start();
+        Changed(VmState.Running);
+    }
+
+    /// <summary>
+    /// Creates the vCPU threads before <see cref="Start"/>, parked until it, so their host thread ids exist while the
+    /// VM is still in prelaunch (QEMU creates them with the machine; libvirt reads them before it lets the VM run).
+    /// Returns once every thread id is known.
+    /// </summary>
+    public void StartVcpuThreads()
+    {
+        lock (_gate)
+        {
+            if (_state != VmState.Created || _threads[0] is not null) return;
+            CreateThreadsLocked();
         }
         foreach (var t in _threads) t.Start();
-        Changed(VmState.Running);
+        for (int i = 0; i < _threadIds.Length; i++)
+            while (Volatile.Read(ref _threadIds[i]) == 0 && _threads[i].IsAlive) Thread.Sleep(1);
+    }
+
+    private void CreateThreadsLocked()
+    {
+        _liveThreads = _vcpus.Length;
+        for (int i = 0; i < _vcpus.Length; i++)
+        {
+            int index = i;
+            _threads[i] = new Thread(() => VcpuLoop(index)) { IsBackground = true, Name = $"vcpu{i}" };
+        }
     }
 
     public void Pause()
@@ -252,7 +277,7 @@ public sealed partial class VirtualMachine : IVmControl, IDisposable
             if (i < states.Length && states[i] is { } s) _vcpus[i].SetState(s);
     }
 
-    /// <summary>Host thread id (Linux TID) running vCPU <paramref name="index"/>; 0 until <see cref="Start"/> has started it.</summary>
+    /// <summary>Host thread id (Linux TID) running vCPU <paramref name="index"/>; 0 until <see cref="Start"/> or <see cref="StartVcpuThreads"/> has made it.</summary>
     public int GetVcpuThreadId(int index) => Volatile.Read(ref _threadIds[index]);
 
     private void VcpuLoop(int index)
@@ -261,6 +286,8 @@ public sealed partial class VirtualMachine : IVmControl, IDisposable
         var vcpu = _vcpus[index];
         try
         {
+            lock (_gate)
+                while (_state == VmState.Created && !_stopRequested) Monitor.Wait(_gate);
             while (WaitRunnable(index))
             {
                 VcpuExit exit;

@@ -47,6 +47,7 @@ public static partial class VmBuilder
         config.Validate();
         var (kind, why) = AcceleratorChoice.Resolve(config);
         log.LogInformation("accelerator: {Kind} ({Why})", kind.ToString().ToLowerInvariant(), why);
+        if (config.EmptyMachine) return BuildEmpty(config, kind, log);
 
         // Read the payload before anything is mapped, so a bad file fails fast and cheaply.
         byte[]? flat = config.Kernel is null ? ReadFile(config.Flat!.Path, "flat binary") : null;
@@ -114,6 +115,7 @@ public static partial class VmBuilder
 
             // A Linux guest's console is watched for a kernel panic, which ends the run (see GuestPanicWatcher).
             var backend = CharBackends.Create(config.Serial);
+            if (backend is not null) named.Add(("com1.backend", backend)); // the monitor reports where it is (query-chardev)
             var panicWatcher = linux ? new GuestPanicWatcher(backend) : null;
             ICharBackend? serial = panicWatcher ?? backend;
             var uart = new Uart16550(serial, irqs is null ? null : new IrqLine(irqs, Com1Gsi));
@@ -249,6 +251,31 @@ public static partial class VmBuilder
         if (CreateConsole(config, disposables) is { } console) Add(console, "virtio-console");
         AddBalloon(config, memory, Add, loggers);
         return specs;
+    }
+
+    /// <summary>QEMU's none machine: RAM, an empty bus and vCPUs at their power-on state (nothing loaded, nothing to run).</summary>
+    private static VirtualMachine BuildEmpty(VmConfig config, AcceleratorKind kind, ILogger log)
+    {
+        GuestMemory? memory = null;
+        IAccelerator? accel = null;
+        try
+        {
+            memory = CreateGuestMemory(config, log);
+            var bus = new IoBus() { UnmappedPolicy = config.UnmappedAccess };
+            var clock = new GuestClock();
+            accel = kind switch
+            {
+                AcceleratorKind.Kvm => KvmAccelerator.Create(memory, bus, new KvmOptions { IrqChip = false, VcpuCount = config.Cpus }),
+                _ => new EmuAccelerator(memory, bus, new EmuOptions { Clock = clock }),
+            };
+            return new VirtualMachine(memory, bus, accel, config.Cpus, () => [], clock, log); // it disposes both
+        }
+        catch
+        {
+            accel?.Dispose();
+            memory?.Dispose();
+            throw;
+        }
     }
 
     private static Func<VcpuState[]> FlatPayload(GuestMemory memory, byte[] image, FlatImageSpec flat, int cpus) => () =>

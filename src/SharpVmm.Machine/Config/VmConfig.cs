@@ -54,11 +54,23 @@ public sealed record VmConfig
     /// <summary>Optional test-facing devices (<c>--device</c>): pc-testdev, a moved isa-debug-exit.</summary>
     public IReadOnlyList<DeviceSpec> TestDevices { get; init; } = [];
 
+    /// <summary>
+    /// QEMU's <c>-machine none</c>: a board with vCPUs at their power-on state, RAM and no devices or payload. What
+    /// libvirt starts to ask an emulator what it supports; it never runs guest code.
+    /// </summary>
+    public bool EmptyMachine { get; init; }
+
     public void Validate()
     {
         if (Cpus is < 1 or > MaxVcpus) throw new ConfigurationException($"--cpus {Cpus} is out of range: use 1 to {MaxVcpus}");
         if (MemoryBytes < (2UL << 20)) throw new ConfigurationException("--memory must be at least 2M");
         if ((MemoryBytes & 0xFFF) != 0) throw new ConfigurationException("--memory must be a multiple of 4K");
+        if (EmptyMachine)
+        {
+            if (Kernel is not null || Flat is not null || VirtioDeviceCount > 0)
+                throw new ConfigurationException("the empty machine (none) takes no payload and no devices: use microvm");
+            return;
+        }
         if (Kernel is not null && Flat is not null) throw new ConfigurationException("--kernel and --flat are alternatives: give one");
         if (Kernel is null && Flat is null) throw new ConfigurationException("nothing to boot: give --kernel FILE or --flat FILE@ADDR");
         if (Kernel is null && (Initrd is not null || Append is not null))

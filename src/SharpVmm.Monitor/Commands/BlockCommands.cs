@@ -54,28 +54,7 @@ public static class BlockCommands
         int node = 0;
         foreach (var d in Drives(vm))
         {
-            var top = Unwrap(d.Image);
-            var inserted = new JsonObject
-            {
-                ["iops_rd"] = 0,
-                ["detect_zeroes"] = "off",
-                ["image"] = ImageInfo(top),
-                ["iops_wr"] = 0,
-                ["ro"] = d.ReadOnly,
-                ["node-name"] = NodeName(node++),
-                ["backing_file_depth"] = Depth(top),
-                ["drv"] = top.FormatName,
-                ["iops"] = 0,
-                ["bps_wr"] = 0,
-                ["write_threshold"] = 0,
-            };
-            if (BackingName(top) is { } backing) inserted["backing_file"] = backing;
-            inserted["encrypted"] = false;
-            inserted["bps"] = 0;
-            inserted["bps_rd"] = 0;
-            // Writes go to the host page cache and reach the disk on the guest's flush: QEMU's default writeback.
-            inserted["cache"] = new JsonObject { ["no-flush"] = false, ["direct"] = false, ["writeback"] = true };
-            inserted["file"] = top.Path;
+            var inserted = Inserted(d, NodeName(node++));
             result.Add((JsonNode)new JsonObject
             {
                 ["io-status"] = "ok",
@@ -88,6 +67,34 @@ public static class BlockCommands
             });
         }
         return result;
+    }
+
+    /// <summary>QEMU's BlockDeviceInfo of a disk's top node (query-block's "inserted", an entry of query-named-block-nodes).</summary>
+    public static JsonObject Inserted(BlockDeviceInfo d, string nodeName)
+    {
+        var top = Unwrap(d.Image);
+        var inserted = new JsonObject
+        {
+            ["iops_rd"] = 0,
+            ["detect_zeroes"] = "off",
+            ["image"] = ImageInfo(top),
+            ["iops_wr"] = 0,
+            ["ro"] = d.ReadOnly,
+            ["node-name"] = nodeName,
+            ["backing_file_depth"] = Depth(top),
+            ["drv"] = top.FormatName,
+            ["iops"] = 0,
+            ["bps_wr"] = 0,
+            ["write_threshold"] = 0,
+        };
+        if (BackingName(top) is { } backing) inserted["backing_file"] = backing;
+        inserted["encrypted"] = false;
+        inserted["bps"] = 0;
+        inserted["bps_rd"] = 0;
+        // Writes go to the host page cache and reach the disk on the guest's flush: QEMU's default writeback.
+        inserted["cache"] = new JsonObject { ["no-flush"] = false, ["direct"] = false, ["writeback"] = true };
+        inserted["file"] = top.Path;
+        return inserted;
     }
 
     /// <summary>

@@ -28,6 +28,9 @@ public static class CoreCommands
 
         table.Register("query-version", _ => VersionObject(version));
 
+        // Built on each call, so commands registered later (by the host's front end) are declared too.
+        table.Register("query-qmp-schema", _ => QmpSchema.Build(table));
+
         table.Register("query-status", _ =>
         {
             string status = vm.StatusName;

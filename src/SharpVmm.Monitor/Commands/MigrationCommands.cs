@@ -21,7 +21,11 @@ public static class MigrationCommands
             return 0;
         });
         monitor.RunStateOverride = () => migration.RunStateOverride;
-        migration.StatusChanged += status => emit("MIGRATION", new JsonObject { ["status"] = status.Name() });
+        var capabilities = MigrationCapabilities.Register(table);
+        migration.StatusChanged += status =>
+        {
+            if (capabilities.Events) emit("MIGRATION", new JsonObject { ["status"] = status.Name() });
+        };
 
         table.Register("migrate", call =>
         {

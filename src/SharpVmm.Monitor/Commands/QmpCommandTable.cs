@@ -29,6 +29,17 @@ public sealed class QmpCommandTable
         }
     }
 
+    /// <summary>Every command with the parameters it accepts, in registration order (query-qmp-schema is built from this).</summary>
+    public IReadOnlyList<(string Name, IReadOnlyList<QmpParameter> Parameters)> Describe()
+    {
+        lock (_lock)
+        {
+            var list = new List<(string, IReadOnlyList<QmpParameter>)>(_order.Count);
+            foreach (string name in _order) list.Add((name, _commands[name].Parameters));
+            return list;
+        }
+    }
+
     public bool Contains(string name)
     {
         lock (_lock) return _commands.ContainsKey(name);

@@ -72,6 +72,18 @@ public sealed class QmpServer : IAsyncDisposable, IDisposable
         }
     }
 
+    /// <summary>
+    /// Serves on a socket that is already bound and listening, e.g. one inherited from the process that started us
+    /// (libvirt's <c>-chardev socket,fd=N,server=on</c>): the socket file is the caller's and is left in place.
+    /// </summary>
+    public static QmpServer StartOnListener(VirtualMachine vm, Socket listener, QmpServerOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(vm);
+        ArgumentNullException.ThrowIfNull(listener);
+        var address = new QmpAddress(listener.LocalEndPoint ?? new UnixDomainSocketEndPoint("@inherited"), null);
+        return new QmpServer(vm, listener, address, options ?? new QmpServerOptions());
+    }
+
     /// <summary>Where clients connect, with the real port when 0 was asked: "unix:/path" or "tcp:127.0.0.1:PORT".</summary>
     public QmpAddress Address { get; }
 

@@ -54,4 +54,16 @@ public sealed class MultibootRunTests : IDisposable
         Assert.NotEqual(0, code);
         Assert.NotEqual(0x43, code);
     }
+
+    [Fact]
+    public void The_qemu_personality_runs_a_test_kernel_as_qemu_does()
+    {
+        // What kvm-unit-tests' runner passes QEMU, on the machine type SharpVmm's personality has.
+        string serial = Path.Combine(_dir, "serial.txt");
+        int code = Program.Main(["qemu-system-x86_64", "-nodefaults", "-M", "microvm", "-accel", "tcg", "-m", "64", "-smp", "1",
+            "-device", "pc-testdev", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x4", "-display", "none",
+            "-serial", "file:" + serial, "-kernel", Kernel(0xF4)]);
+        Assert.Equal(0x43, code);
+        Assert.Equal("ok", File.ReadAllText(serial));
+    }
 }

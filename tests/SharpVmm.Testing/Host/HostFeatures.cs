@@ -47,6 +47,7 @@ public static class HostFeatures
         Need.CCompiler => "gcc",
         Need.Tap => "tap devices",
         Need.Ksm => "KSM",
+        Need.Libvirt => "libvirt",
         _ => need.ToString(),
     };
 
@@ -72,6 +73,11 @@ public static class HostFeatures
             : Environment.UserName != "root" ? "creating tap devices and namespaces needs root (CAP_NET_ADMIN)" : null,
         Need.Ksm => !Directory.Exists("/sys/kernel/mm/ksm") ? "this kernel has no KSM (/sys/kernel/mm/ksm)"
             : Environment.UserName != "root" ? "switching KSM on needs root" : null,
+        Need.Libvirt => Environment.UserName != "root" ? "libvirtd runs the emulator as libvirt-qemu and needs root"
+            : !File.Exists("/usr/sbin/libvirtd") || !File.Exists("/usr/sbin/virtlogd") || !File.Exists("/usr/bin/virsh")
+                ? "libvirt is not installed (scripts/setup.sh installs libvirt-daemon-system and libvirt-clients)"
+            : RepoFiles.NativeBinary is null
+                ? "no native sharpvmm binary (scripts/publish.sh builds artifacts/bin/sharpvmm, or set SHARPVMM_BIN)" : null,
         _ => $"no probe for {need}",
     };
 

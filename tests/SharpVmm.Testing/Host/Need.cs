@@ -28,4 +28,9 @@ public enum Need
     Tap,
     /// <summary>Kernel same-page merging (/sys/kernel/mm/ksm).</summary>
     Ksm,
+    /// <summary>
+    /// libvirt's QEMU driver driving SharpVmm: root (libvirtd execs the emulator as libvirt-qemu), libvirtd, virtlogd
+    /// and virsh installed, and the native binary (libvirt's scrubbed environment has no .NET runtime for the JIT build).
+    /// </summary>
+    Libvirt,
 }

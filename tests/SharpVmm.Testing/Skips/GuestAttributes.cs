@@ -17,3 +17,12 @@ public sealed class LinuxGuestTheoryAttribute : TheoryAttribute
         if (HostFeatures.Missing(Need.LinuxGuest) is { } why) Skip = why;
     }
 }
+
+/// <summary>A fact that drives SharpVmm through a real libvirtd (<see cref="Need.Libvirt"/>).</summary>
+public sealed class LibvirtFactAttribute : FactAttribute
+{
+    public LibvirtFactAttribute()
+    {
+        if (HostFeatures.Missing(Need.Libvirt) is { } why) Skip = why;
+    }
+}
