@@ -3,6 +3,11 @@ using System.Diagnostics;
 namespace SharpVmm.Cli.Tests.Img;
 
 /// <summary>Issue #16: `img` honours QEMU's image locks, and -U/--force-share means what it means in qemu-img.</summary>
+/// <remarks>
+/// Runs alone: a child process that another test starts meanwhile inherits this process's descriptors for a moment
+/// (fork before exec), and with them its open-file-description locks, which would make a lock look held.
+/// </remarks>
+[Collection(ImageLockCollection.Name)]
 public class ImgLockTests
 {
     private static Process HoldWithQemuIo(string path)
@@ -75,4 +80,10 @@ public class ImgLockTests
         }
         return p;
     }
+}
+
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class ImageLockCollection
+{
+    public const string Name = "image locks (no parallel tests)";
 }
