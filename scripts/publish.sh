@@ -4,3 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dotnet publish src/SharpVmm.Cli -c Release -r linux-x64 -o artifacts/bin --verbosity quiet -nologo "$@"
+# The same binary under QEMU's name speaks QEMU's command line (what libvirt runs as a domain's <emulator>).
+ln -sf sharpvmm artifacts/bin/qemu-system-x86_64
