@@ -73,7 +73,7 @@ public class FusedCompareBranchTests
             else if (wide) a.cmp(rax, rbx);
             else a.cmp(eax, ebx);
             if (separate) a.nop();
-            Jcc(a, cc, taken);
+            GuestCode.Jcc(a, cc, taken);
             a.mov(__qword_ptr[results + (ulong)i * 16], 0);
             a.jmp(next);
             a.Label(ref taken);
@@ -85,28 +85,6 @@ public class FusedCompareBranchTests
         return cases.Count;
     }
 
-    private static void Jcc(Assembler a, int cc, Label l)
-    {
-        switch (cc)
-        {
-            case 0: a.jo(l); break;
-            case 1: a.jno(l); break;
-            case 2: a.jb(l); break;
-            case 3: a.jae(l); break;
-            case 4: a.je(l); break;
-            case 5: a.jne(l); break;
-            case 6: a.jbe(l); break;
-            case 7: a.ja(l); break;
-            case 8: a.js(l); break;
-            case 9: a.jns(l); break;
-            case 10: a.jp(l); break;
-            case 11: a.jnp(l); break;
-            case 12: a.jl(l); break;
-            case 13: a.jge(l); break;
-            case 14: a.jle(l); break;
-            default: a.jg(l); break;
-        }
-    }
 
     [Fact]
     public void Single_step_stops_between_the_compare_and_the_branch()

@@ -59,7 +59,7 @@ internal sealed class RandomProgram
             if (k < 8)
             {
                 var l = a.CreateLabel();
-                if (_rng.Next(4) == 0) a.jmp(l); else Jcc(a, _rng.Next(16), l);
+                if (_rng.Next(4) == 0) a.jmp(l); else GuestCode.Jcc(a, _rng.Next(16), l);
                 pending.Add((l, i + 1 + _rng.Next(4)));
             }
             else if (k < 93) Translatable(a);
@@ -299,28 +299,6 @@ internal sealed class RandomProgram
         }
     }
 
-    private static void Jcc(Assembler a, int cc, Label l)
-    {
-        switch (cc)
-        {
-            case 0: a.jo(l); break;
-            case 1: a.jno(l); break;
-            case 2: a.jb(l); break;
-            case 3: a.jae(l); break;
-            case 4: a.je(l); break;
-            case 5: a.jne(l); break;
-            case 6: a.jbe(l); break;
-            case 7: a.ja(l); break;
-            case 8: a.js(l); break;
-            case 9: a.jns(l); break;
-            case 10: a.jp(l); break;
-            case 11: a.jnp(l); break;
-            case 12: a.jl(l); break;
-            case 13: a.jge(l); break;
-            case 14: a.jle(l); break;
-            default: a.jg(l); break;
-        }
-    }
 
     private static void Bin8(Assembler a, int op, AssemblerRegister8 d, AssemblerRegister8 s)
     {

@@ -117,7 +117,7 @@ public class TranslatedBlockTests
                         a.popfq();
                         a.jmp(entry);
                         a.Label(ref entry);
-                        Jcc(a, cc, taken);
+                        GuestCode.Jcc(a, cc, taken);
                         a.mov(__byte_ptr[Results + (ulong)i], 1);
                         a.jmp(next);
                         a.Label(ref taken);
@@ -165,28 +165,6 @@ public class TranslatedBlockTests
         return (cc & 1) != 0 ? !r : r;
     }
 
-    internal static void Jcc(Assembler a, int cc, Label l)
-    {
-        switch (cc)
-        {
-            case 0: a.jo(l); break;
-            case 1: a.jno(l); break;
-            case 2: a.jb(l); break;
-            case 3: a.jae(l); break;
-            case 4: a.je(l); break;
-            case 5: a.jne(l); break;
-            case 6: a.jbe(l); break;
-            case 7: a.ja(l); break;
-            case 8: a.js(l); break;
-            case 9: a.jns(l); break;
-            case 10: a.jp(l); break;
-            case 11: a.jnp(l); break;
-            case 12: a.jl(l); break;
-            case 13: a.jge(l); break;
-            case 14: a.jle(l); break;
-            default: a.jg(l); break;
-        }
-    }
 
     private const ulong Routine = TestGuest.CodeBase + 0x800;
 

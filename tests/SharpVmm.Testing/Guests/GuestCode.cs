@@ -29,4 +29,28 @@ public static class GuestCode
         a.inc(__qword_ptr[rbx]);
         a.jmp(loop);
     };
+
+    /// <summary>Jcc with condition code <paramref name="cc"/> (0 = JO ... 15 = JG, the order of the opcode's low nibble).</summary>
+    public static void Jcc(Assembler a, int cc, Label target)
+    {
+        switch (cc)
+        {
+            case 0: a.jo(target); break;
+            case 1: a.jno(target); break;
+            case 2: a.jb(target); break;
+            case 3: a.jae(target); break;
+            case 4: a.je(target); break;
+            case 5: a.jne(target); break;
+            case 6: a.jbe(target); break;
+            case 7: a.ja(target); break;
+            case 8: a.js(target); break;
+            case 9: a.jns(target); break;
+            case 10: a.jp(target); break;
+            case 11: a.jnp(target); break;
+            case 12: a.jl(target); break;
+            case 13: a.jge(target); break;
+            case 14: a.jle(target); break;
+            default: a.jg(target); break;
+        }
+    }
 }
