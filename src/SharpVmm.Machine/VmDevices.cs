@@ -10,6 +10,12 @@ public sealed class VmDevices
     private readonly List<(string Id, object Device)> _items = [];
     private readonly object _gate = new();
 
+    /// <summary>
+    /// Where COM1 goes (stdio, a file, a socket, a pty), for the monitor's query-chardev. Not one of the devices:
+    /// a backend has no guest-visible state, and snapshots and migration save every device.
+    /// </summary>
+    public SharpVmm.Devices.Serial.ICharBackend? SerialBackend { get; set; }
+
     /// <summary>Adds a device under an id unique within the VM.</summary>
     public void Add(string id, object device)
     {

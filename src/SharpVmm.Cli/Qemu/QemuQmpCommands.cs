@@ -118,7 +118,7 @@ public static class QemuQmpCommands
         {
             string filename = c.Backend switch
             {
-                "pty" => ctx.Vm.Devices.Find("com1.backend") is SharpVmm.Devices.Serial.PtyBackend pty ? "pty:" + pty.Path : "pty",
+                "pty" => ctx.Vm.Devices.SerialBackend is SharpVmm.Devices.Serial.PtyBackend pty ? "pty:" + pty.Path : "pty",
                 "file" => "file",
                 "stdio" => "stdio",
                 "null" => "null",

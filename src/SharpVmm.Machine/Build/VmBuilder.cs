@@ -115,7 +115,6 @@ public static partial class VmBuilder
 
             // A Linux guest's console is watched for a kernel panic, which ends the run (see GuestPanicWatcher).
             var backend = CharBackends.Create(config.Serial);
-            if (backend is not null) named.Add(("com1.backend", backend)); // the monitor reports where it is (query-chardev)
             var panicWatcher = linux ? new GuestPanicWatcher(backend) : null;
             ICharBackend? serial = panicWatcher ?? backend;
             var uart = new Uart16550(serial, irqs is null ? null : new IrqLine(irqs, Com1Gsi));
@@ -180,6 +179,7 @@ public static partial class VmBuilder
             var vm = new VirtualMachine(memory, bus, accel, config.Cpus, load, clock, log);
             control.Target = vm;
             foreach (var (id, device) in named) vm.Devices.Add(id, device);
+            vm.Devices.SerialBackend = backend;
             // Ctrl-A x on a stdio console stops the VM as a host request (off the input thread: Stop joins vCPUs).
             if (backend is StdioBackend stdio) stdio.QuitRequested = () => Task.Run(vm.Stop);
             if (panicWatcher is not null)

@@ -18,7 +18,9 @@ public sealed class SnapshotTests : IDisposable
     }
 
     // PVM runs ~1.5M guest instructions/s, the emulator far more: a tick should take ~10-50 ms on either.
-    private static int Delay(AcceleratorKind accel) => accel == AcceleratorKind.Kvm ? 10_000 : 200_000;
+    // Long enough between ticks that the test pauses the guest well before its last tick: emu's translator runs this
+    // delay loop at some 2000 MIPS (3 ms a tick), the interpreter at some 150 (40 ms a tick).
+    private static int Delay(AcceleratorKind accel) => accel == AcceleratorKind.Kvm ? 10_000 : 2_000_000;
 
     private string Guest(int ticks, int delay)
     {
