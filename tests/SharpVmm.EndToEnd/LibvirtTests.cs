@@ -165,7 +165,14 @@ public sealed class LibvirtTests : IDisposable
         WaitForState("shut off (shutdown)");
         // The guest's raw write sends no FLUSH (sync on a block device only writes it back): its L1/L2 updates are in
         // the emulator's qcow2 cache until the emulator flushes at stop, before libvirt's SIGTERM/SIGKILL.
-        Assert.Equal(0, Run("/usr/bin/qemu-img", "check", disk).Code);
+        // libvirt may show "shut off" a moment before the emulator has exited and let go of the image's locks.
+        var check = Run("/usr/bin/qemu-img", "check", disk);
+        for (int i = 0; i < 40 && check.Code != 0 && check.Output.Contains("lock", StringComparison.Ordinal); i++)
+        {
+            Thread.Sleep(250);
+            check = Run("/usr/bin/qemu-img", "check", disk);
+        }
+        Assert.True(check.Code == 0, $"qemu-img check: {check.Output}");
         Assert.Equal(0, Run("/usr/bin/qemu-img", "dd", "-f", "qcow2", "-O", "raw", $"if={disk}", $"of={Dir}/head.raw", "bs=512", "count=1").Code);
         Assert.StartsWith("sharpvmm-disk-data", Encoding.ASCII.GetString(File.ReadAllBytes($"{Dir}/head.raw")));
 
