@@ -54,7 +54,7 @@ public sealed partial class Qcow2Image : IBlockImage
     public long Size => Volatile.Read(ref _size);
     public bool IsReadOnly { get; }
     public IBlockImage? Backing { get; private set; }
-    public long ActualSize => Native.AllocatedBytes(_fh);
+    public long ActualSize => FileSyscalls.AllocatedBytes(_fh);
     public int ClusterSize => _cs;
     public int Version => Header.Version;
     public int RefcountBits => 1 << _refOrder;
@@ -149,7 +149,7 @@ public sealed partial class Qcow2Image : IBlockImage
     /// </summary>
     internal void Sync()
     {
-        if (!_ignoreFlushes) Native.DataSync(_fh);
+        if (!_ignoreFlushes) FileSyscalls.DataSync(_fh);
     }
 
     internal void WriteHeaderField(int offset, ulong value)
