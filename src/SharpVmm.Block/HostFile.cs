@@ -16,14 +16,11 @@ public static partial class HostFile
     /// <summary>sockaddr_un's sun_path holds 108 bytes with the terminating NUL.</summary>
     public const int MaxSocketPathBytes = 107;
 
-    [LibraryImport("libc.so.6", EntryPoint = "stat", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
-    private static partial int Stat(string path, out Native.Stat st);
-
     public static HostFileKind KindOf(string path)
     {
         if (!OperatingSystem.IsLinux() || RuntimeInformation.ProcessArchitecture != Architecture.X64)
             return Directory.Exists(path) ? HostFileKind.Directory : File.Exists(path) ? HostFileKind.Regular : HostFileKind.Missing;
-        if (Stat(path, out var st) != 0) return HostFileKind.Missing;
+        if (Libc.StatPath(path, out var st) != 0) return HostFileKind.Missing;
         return (st.Mode & 0xF000) switch
         {
             0x8000 => HostFileKind.Regular,

@@ -62,7 +62,7 @@ internal static class ImageFile
         switch (mode)
         {
             case Preallocation.Falloc:
-                if (!Native.Preallocate(fh, offset, length)) WriteZeroes(fh, offset, length);
+                if (!FileSyscalls.Preallocate(fh, offset, length)) WriteZeroes(fh, offset, length);
                 break;
             case Preallocation.Full:
                 WriteZeroes(fh, offset, length);
@@ -78,7 +78,7 @@ internal static class ImageFile
     /// </summary>
     public static void Reserve(SafeFileHandle fh, long offset, long length)
     {
-        if (length >= MinReserve) Native.Preallocate(fh, offset, length);
+        if (length >= MinReserve) FileSyscalls.Preallocate(fh, offset, length);
     }
 
     // Below this a fallocate call costs more than the bookkeeping it saves.

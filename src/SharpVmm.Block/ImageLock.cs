@@ -35,19 +35,6 @@ public static partial class ImageLock
     private const int F_OFD_SETLK = 37;
     private const short F_RDLCK = 0, F_WRLCK = 1, F_UNLCK = 2;
 
-    [StructLayout(LayoutKind.Sequential)]
-    private struct Flock
-    {
-        public short Type;
-        public short Whence;
-        public long Start;
-        public long Len;
-        public int Pid;
-    }
-
-    [LibraryImport("libc.so.6", SetLastError = true)]
-    private static partial int fcntl(SafeFileHandle fd, int cmd, ref Flock fl);
-
     /// <summary>Set to "0" to take no locks (as QEMU's locking=off), e.g. on filesystems that cannot do them.</summary>
     private static readonly bool Disabled = Environment.GetEnvironmentVariable("SHARPVMM_IMAGE_LOCKING") == "0";
 
@@ -112,7 +99,7 @@ public static partial class ImageLock
     private static bool Set(SafeFileHandle fh, string path, int b, short type)
     {
         var fl = new Flock { Type = type, Whence = 0, Start = b, Len = 1 };
-        if (fcntl(fh, F_OFD_SETLK, ref fl) == 0) return true;
+        if (Libc.Fcntl(fh, F_OFD_SETLK, ref fl) == 0) return true;
         var errno = Marshal.GetLastPInvokeError();
         if (errno is 22 or 37 or 95) return false; // EINVAL, ENOLCK, EOPNOTSUPP
         // EAGAIN/EACCES can only come from a write lock held elsewhere; QEMU never takes one, another tool might.
@@ -123,7 +110,7 @@ public static partial class ImageLock
     private static bool HeldElsewhere(SafeFileHandle fh, int b)
     {
         var fl = new Flock { Type = F_WRLCK, Whence = 0, Start = b, Len = 1 };
-        if (fcntl(fh, F_OFD_GETLK, ref fl) != 0) return false;
+        if (Libc.Fcntl(fh, F_OFD_GETLK, ref fl) != 0) return false;
         return fl.Type != F_UNLCK;
     }
 }

@@ -34,5 +34,5 @@ public sealed class KvmException : VmmException
     public int Errno { get; }
 
     internal static KvmException Ioctl(string what, int errno)
-        => new(KvmErrorKind.IoctlFailed, $"KVM {what} failed: {Interop.Libc.Describe(errno)}", errno);
+        => new(KvmErrorKind.IoctlFailed, $"KVM {what} failed: {Libc.Describe(errno)}", errno);
 }

@@ -30,9 +30,9 @@ public sealed unsafe partial class GuestMemory
         try
         {
             int fd = (int)file.DangerousGetHandle();
-            nint p = Native.mmap((nint)region.Host, (nuint)region.Size, Native.ProtRead | Native.ProtWrite,
-                Native.MapPrivate | Native.MapFixed | Native.MapNoReserve, fd, fileOffset);
-            if (p == Native.MapFailed)
+            nint p = Libc.Mmap((nint)region.Host, (nuint)region.Size, Libc.ProtRead | Libc.ProtWrite,
+                Libc.MapPrivate | Libc.MapFixed | Libc.MapNoReserve, fd, fileOffset);
+            if (p == Libc.MapFailed)
             {
                 int errno = Marshal.GetLastPInvokeError();
                 RemapAnonymous(region);
@@ -41,7 +41,7 @@ public sealed unsafe partial class GuestMemory
             if (p != (nint)region.Host)
             {
                 // Cannot happen with MAP_FIXED; never leave the region pointing at memory we did not ask for.
-                Native.munmap(p, (nuint)region.Size);
+                Libc.Munmap(p, (nuint)region.Size);
                 RemapAnonymous(region);
                 throw new GuestMemoryException("the kernel mapped the file at another address than the one asked for");
             }
@@ -51,16 +51,16 @@ public sealed unsafe partial class GuestMemory
             if (added) file.DangerousRelease();
         }
         // Advice is best effort here: a file-backed mapping may not take it, and the guest runs either way.
-        if (Options.Merge) Native.madvise((nint)region.Host, (nuint)region.Size, Native.MadvMergeable);
-        if (Options.HugePages) Native.madvise((nint)region.Host, (nuint)region.Size, Native.MadvHugepage);
+        if (Options.Merge) Libc.Madvise((nint)region.Host, (nuint)region.Size, Libc.MadvMergeable);
+        if (Options.HugePages) Libc.Madvise((nint)region.Host, (nuint)region.Size, Libc.MadvHugepage);
         WriteObserver?.Invoke(region.GuestBase, region.Size);
     }
 
     /// <summary>Gives <paramref name="region"/> fresh zeroed anonymous memory at the same host address.</summary>
     private static void RemapAnonymous(MemoryRegion region)
     {
-        nint p = Native.mmap((nint)region.Host, (nuint)region.Size, Native.ProtRead | Native.ProtWrite,
-            Native.MapPrivate | Native.MapAnonymous | Native.MapFixed | Native.MapNoReserve, -1, 0);
+        nint p = Libc.Mmap((nint)region.Host, (nuint)region.Size, Libc.ProtRead | Libc.ProtWrite,
+            Libc.MapPrivate | Libc.MapAnonymous | Libc.MapFixed | Libc.MapNoReserve, -1, 0);
         if (p != (nint)region.Host)
             throw new GuestMemoryException($"guest RAM at 0x{region.GuestBase:x} could not be re-established after a failed file mapping (errno {Marshal.GetLastPInvokeError()}): the VM cannot continue");
     }

@@ -51,7 +51,7 @@ public sealed unsafe partial class GuestMemory : IDisposable
         }
         catch
         {
-            foreach (var r in regions) Native.munmap((nint)r.Host, (nuint)r.Size);
+            foreach (var r in regions) Libc.Munmap((nint)r.Host, (nuint)r.Size);
             throw;
         }
         return new GuestMemory([.. regions], options);
@@ -61,20 +61,20 @@ public sealed unsafe partial class GuestMemory : IDisposable
     {
         // THP that the host switched off ("never") accepts MADV_HUGEPAGE and does nothing: refuse before mapping.
         if (o.HugePages) HostMemoryFeatures.RequireTransparentHugePages();
-        int flags = Native.MapPrivate | Native.MapAnonymous | Native.MapNoReserve;
-        nint p = Native.mmap(0, (nuint)size, Native.ProtRead | Native.ProtWrite, flags, -1, 0);
-        if (p == Native.MapFailed)
+        int flags = Libc.MapPrivate | Libc.MapAnonymous | Libc.MapNoReserve;
+        nint p = Libc.Mmap(0, (nuint)size, Libc.ProtRead | Libc.ProtWrite, flags, -1, 0);
+        if (p == Libc.MapFailed)
             throw new GuestMemoryException($"cannot map {size >> 20} MiB of guest RAM: errno {Marshal.GetLastPInvokeError()} (lower --memory?)");
         try
         {
-            if (o.Merge) Advise(p, size, Native.MadvMergeable, "KSM merging (merge=on): is CONFIG_KSM enabled on this host?");
-            if (o.HugePages) Advise(p, size, Native.MadvHugepage, "transparent huge pages (hugepages=on): are THP enabled on this host?");
+            if (o.Merge) Advise(p, size, Libc.MadvMergeable, "KSM merging (merge=on): is CONFIG_KSM enabled on this host?");
+            if (o.HugePages) Advise(p, size, Libc.MadvHugepage, "transparent huge pages (hugepages=on): are THP enabled on this host?");
             // After the advice, so preallocated pages are huge where asked. MAP_POPULATE would hide a failure.
             if (o.Prealloc) Populate(p, size);
         }
         catch
         {
-            Native.munmap(p, (nuint)size);
+            Libc.Munmap(p, (nuint)size);
             throw;
         }
         return (byte*)p;
@@ -82,11 +82,11 @@ public sealed unsafe partial class GuestMemory : IDisposable
 
     private static void Populate(nint p, ulong size)
     {
-        if (Native.madvise(p, (nuint)size, Native.MadvPopulateWrite) == 0) return;
+        if (Libc.Madvise(p, (nuint)size, Libc.MadvPopulateWrite) == 0) return;
         int errno = Marshal.GetLastPInvokeError();
-        if (errno != Native.EINVAL)
+        if (errno != Libc.EINVAL)
             throw new GuestMemoryException($"cannot preallocate {size >> 20} MiB of guest RAM (prealloc=on): errno {errno}"
-                + (errno == Native.ENOMEM ? " (not enough host memory: lower --memory or drop prealloc=on)" : ""));
+                + (errno == Libc.ENOMEM ? " (not enough host memory: lower --memory or drop prealloc=on)" : ""));
         // Kernels before 5.14 lack MADV_POPULATE_WRITE: touch every page instead (a shortfall then is the OOM killer's).
         for (ulong off = 0; off < size; off += 4096) ((byte*)p)[off] = 0;
     }
@@ -103,7 +103,7 @@ public sealed unsafe partial class GuestMemory : IDisposable
         if (length == 0) return;
         var r = FindRegion(gpa);
         if (r is null || !r.Contains(gpa, length)) throw OutOfRam(gpa, length);
-        if (Native.madvise((nint)(r.Host + (gpa - r.GuestBase)), (nuint)length, Native.MadvDontNeed) != 0)
+        if (Libc.Madvise((nint)(r.Host + (gpa - r.GuestBase)), (nuint)length, Libc.MadvDontNeed) != 0)
             throw new GuestMemoryException($"the host refused to discard guest RAM 0x{gpa:x}+0x{length:x} (errno {Marshal.GetLastPInvokeError()})");
         // The content changed (to zeros): migration must resend it, a software CPU must forget code decoded there.
         r.Dirty.MarkRange(gpa - r.GuestBase, length);
@@ -124,7 +124,7 @@ public sealed unsafe partial class GuestMemory : IDisposable
                 ulong len = Math.Min(chunk, r.Size - off);
                 fixed (byte* v = vec)
                 {
-                    if (Native.mincore((nint)(r.Host + off), (nuint)len, v) != 0)
+                    if (Libc.Mincore((nint)(r.Host + off), (nuint)len, v) != 0)
                         throw new GuestMemoryException($"mincore on guest RAM failed (errno {Marshal.GetLastPInvokeError()})");
                 }
                 int pages = (int)(len >> 12);
@@ -136,7 +136,7 @@ public sealed unsafe partial class GuestMemory : IDisposable
 
     private static void Advise(nint p, ulong size, int advice, string what)
     {
-        if (Native.madvise(p, (nuint)size, advice) != 0)
+        if (Libc.Madvise(p, (nuint)size, advice) != 0)
             throw new GuestMemoryException($"the host refused {what} (errno {Marshal.GetLastPInvokeError()})");
     }
 
@@ -258,6 +258,6 @@ public sealed unsafe partial class GuestMemory : IDisposable
     {
         if (_disposed) return;
         _disposed = true;
-        foreach (var r in _regions) Native.munmap((nint)r.Host, (nuint)r.Size);
+        foreach (var r in _regions) Libc.Munmap((nint)r.Host, (nuint)r.Size);
     }
 }

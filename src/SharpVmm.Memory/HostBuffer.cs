@@ -17,8 +17,8 @@ public sealed unsafe class HostBuffer : MemoryManager<byte>
         ArgumentOutOfRangeException.ThrowIfNegative(length);
         _length = length;
         if (length == 0) return;
-        nint p = Native.mmap(0, (nuint)length, Native.ProtRead | Native.ProtWrite, Native.MapPrivate | Native.MapAnonymous, -1, 0);
-        if (p == Native.MapFailed)
+        nint p = Libc.Mmap(0, (nuint)length, Libc.ProtRead | Libc.ProtWrite, Libc.MapPrivate | Libc.MapAnonymous, -1, 0);
+        if (p == Libc.MapFailed)
             throw new OutOfMemoryException($"cannot map a {length}-byte buffer (errno {System.Runtime.InteropServices.Marshal.GetLastPInvokeError()})");
         _base = p;
     }
@@ -36,6 +36,6 @@ public sealed unsafe class HostBuffer : MemoryManager<byte>
     protected override void Dispose(bool disposing)
     {
         nint p = Interlocked.Exchange(ref _base, 0);
-        if (p != 0) Native.munmap(p, (nuint)_length);
+        if (p != 0) Libc.Munmap(p, (nuint)_length);
     }
 }

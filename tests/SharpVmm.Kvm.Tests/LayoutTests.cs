@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using SharpVmm.Interop;
 using SharpVmm.Kvm.Interop;
 using SharpVmm.Kvm.Tests.Support;
 

@@ -1,4 +1,5 @@
 using SharpVmm.Core.Cpu;
+using SharpVmm.Interop;
 using SharpVmm.Kvm.Interop;
 using SharpVmm.Kvm.Tests.Support;
 using SharpVmm.Memory;

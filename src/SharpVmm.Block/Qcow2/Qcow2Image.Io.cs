@@ -10,15 +10,15 @@ public sealed partial class Qcow2Image
     /// </summary>
     private Kind Lookup(long pos, long maxLen, out long host, out long run, out ulong entry, out bool copied)
     {
-        var ci = pos >> _cb;
-        var inOff = pos & _csMask;
+        var ci = pos >> _clusterBits;
+        var inOff = pos & _clusterMask;
         var l1i = ci >> _l2Bits;
         var l2i = (int)(ci & (_l2Entries - 1));
         host = 0;
         entry = 0;
         copied = false;
         // Everything up to the end of this L2 table's coverage shares one L1 entry.
-        var tableEnd = ((l1i + 1) << (_l2Bits + _cb)) - pos;
+        var tableEnd = ((l1i + 1) << (_l2Bits + _clusterBits)) - pos;
         var limit = Math.Min(maxLen, tableEnd);
         if (l1i >= _l1.Length || (_l1[l1i] & OffsetMask) == 0)
         {
@@ -26,15 +26,15 @@ public sealed partial class Qcow2Image
             return Kind.Unallocated;
         }
         var t = LoadL2((long)(_l1[l1i] & OffsetMask)).Data;
-        if (_extL2) return LookupExtended(t, l2i, inOff, limit, out host, out run, out entry, out copied);
+        if (_extendedL2) return LookupExtended(t, l2i, inOff, limit, out host, out run, out entry, out copied);
         var e = ReadL2(t, l2i);
         entry = e;
         var kind = Classify(e, ci);
         copied = (e & Copied) != 0;
-        run = Math.Min(limit, _cs - inOff);
+        run = Math.Min(limit, _clusterSize - inOff);
         if (kind == Kind.Compressed) return kind;
         if (kind == Kind.Data) host = (long)(e & OffsetMask) + inOff;
-        var expect = (long)(e & OffsetMask) + _cs;
+        var expect = (long)(e & OffsetMask) + _clusterSize;
         var i = l2i + 1;
         while (run < limit && i < _l2Entries)
         {
@@ -44,9 +44,9 @@ public sealed partial class Qcow2Image
             if (kind == Kind.Data)
             {
                 if ((long)(n & OffsetMask) != expect) break;
-                expect += _cs;
+                expect += _clusterSize;
             }
-            run = Math.Min(limit, run + _cs);
+            run = Math.Min(limit, run + _clusterSize);
             i++;
         }
         return kind;
@@ -58,9 +58,9 @@ public sealed partial class Qcow2Image
         if ((e & ZeroFlag) != 0 && Header.Version >= 3) return Kind.Zero;
         var off = (long)(e & OffsetMask);
         if (off == 0) return Kind.Unallocated;
-        if ((off & _csMask) != 0)
+        if ((off & _clusterMask) != 0)
             throw Corrupt($"the L2 entry for guest cluster {guestCluster} points at unaligned host offset 0x{off:x}");
-        if (off < _cs) throw Corrupt($"the L2 entry for guest cluster {guestCluster} points into the image header");
+        if (off < _clusterSize) throw Corrupt($"the L2 entry for guest cluster {guestCluster} points into the image header");
         return Kind.Data;
     }
 
@@ -70,10 +70,10 @@ public sealed partial class Qcow2Image
         entry = e;
         host = 0;
         copied = (e & Copied) != 0;
-        run = Math.Min(limit, _cs - inOff);
+        run = Math.Min(limit, _clusterSize - inOff);
         if ((e & CompressedFlag) != 0) return Kind.Compressed;
         var alloc = ReadL2Bitmap(t, l2i, out var zero);
-        var scBits = _cb - 5;
+        var scBits = _clusterBits - 5;
         var sc = (int)(inOff >> scBits);
         Kind KindOf(int s) => (alloc & (1u << s)) != 0 ? Kind.Data : (zero & (1u << s)) != 0 ? Kind.Zero : Kind.Unallocated;
         if ((alloc & zero) != 0) throw Corrupt($"an extended L2 entry marks subclusters both allocated and zero (0x{alloc & zero:x})");
@@ -81,7 +81,7 @@ public sealed partial class Qcow2Image
         if (kind == Kind.Data)
         {
             var off = (long)(e & OffsetMask);
-            if (off == 0 || (off & _csMask) != 0 || off < _cs) throw Corrupt($"an extended L2 entry points at invalid host offset 0x{off:x}");
+            if (off == 0 || (off & _clusterMask) != 0 || off < _clusterSize) throw Corrupt($"an extended L2 entry points at invalid host offset 0x{off:x}");
             host = off + inOff;
         }
         var end = sc + 1;
@@ -112,7 +112,7 @@ public sealed partial class Qcow2Image
                 case Kind.Data: ImageFile.ReadFully(_fh, host, part); break;
                 case Kind.Zero: part.Clear(); break;
                 case Kind.Unallocated: ReadBacking(pos, part); break;
-                case Kind.Compressed: ReadCompressed(entry, (int)(pos & _csMask), part); break;
+                case Kind.Compressed: ReadCompressed(entry, (int)(pos & _clusterMask), part); break;
             }
             pos += run;
             buffer = buffer[(int)run..];
@@ -133,18 +133,18 @@ public sealed partial class Qcow2Image
         var key = (long)(entry & ~Copied);
         lock (_lock)
         {
-            if (_czEntry == key && _czData != null) { _czData.AsSpan(inOff, part.Length).CopyTo(part); return; }
+            if (_decompressedEntry == key && _decompressedCluster != null) { _decompressedCluster.AsSpan(inOff, part.Length).CopyTo(part); return; }
         }
-        var buf = ImageFile.Rent(_cs);
+        var buf = ImageFile.Rent(_clusterSize);
         try
         {
-            DecompressCluster(entry, buf.AsSpan(0, _cs));
+            DecompressCluster(entry, buf.AsSpan(0, _clusterSize));
             buf.AsSpan(inOff, part.Length).CopyTo(part);
             lock (_lock)
             {
-                _czData ??= new byte[_cs];
-                buf.AsSpan(0, _cs).CopyTo(_czData);
-                _czEntry = key;
+                _decompressedCluster ??= new byte[_clusterSize];
+                buf.AsSpan(0, _clusterSize).CopyTo(_decompressedCluster);
+                _decompressedEntry = key;
             }
         }
         finally { ImageFile.Return(buf); }
@@ -153,7 +153,7 @@ public sealed partial class Qcow2Image
     internal void DecompressCluster(ulong entry, Span<byte> dst)
     {
         var (off, len) = CompressedExtent(entry);
-        if (off < _cs || off >= _endCluster << _cb)
+        if (off < _clusterSize || off >= _endCluster << _clusterBits)
             throw Corrupt($"a compressed cluster descriptor points at 0x{off:x}, outside the image's data area");
         var src = ImageFile.Rent((int)len);
         try
@@ -201,7 +201,7 @@ public sealed partial class Qcow2Image
 
     private void CheckDataWrite(long host, long len)
     {
-        if (host + len > _endCluster << _cb)
+        if (host + len > _endCluster << _clusterBits)
             throw Fatal($"a data cluster at 0x{host:x} lies past the end of the file", host, len);
         CheckNoOverlap(host, len, "data");
     }
@@ -213,14 +213,14 @@ public sealed partial class Qcow2Image
         MarkDirtyIfLazy();
         while (data.Length > 0)
         {
-            var ci = pos >> _cb;
-            var inOff = (int)(pos & _csMask);
+            var ci = pos >> _clusterBits;
+            var inOff = (int)(pos & _clusterMask);
             var t = GetL2ForWrite(ci, out var l2i);
             var e = ReadL2(t.Data, l2i);
             var kind = Classify(e, ci);
             if (kind == Kind.Data && (e & Copied) != 0)
             {
-                var n = (int)Math.Min(data.Length, _cs - inOff);
+                var n = (int)Math.Min(data.Length, _clusterSize - inOff);
                 var host = (long)(e & OffsetMask) + inOff;
                 CheckDataWrite(host, n);
                 RandomAccess.Write(_fh, data[..n], host);
@@ -229,7 +229,7 @@ public sealed partial class Qcow2Image
                 continue;
             }
             // Count the clusters from here that need fresh space, within this L2 table and this request.
-            var wantClusters = (int)Math.Min(((inOff + (long)data.Length + _csMask) >> _cb), _l2Entries - l2i);
+            var wantClusters = (int)Math.Min(((inOff + (long)data.Length + _clusterMask) >> _clusterBits), _l2Entries - l2i);
             var k = 1;
             while (k < wantClusters)
             {
@@ -238,33 +238,33 @@ public sealed partial class Qcow2Image
                 k++;
             }
             var hostStart = AllocateRun(k, out var got);
-            CheckNoOverlap(hostStart, (long)got << _cb, "data");
+            CheckNoOverlap(hostStart, (long)got << _clusterBits, "data");
             // AllocateRun never touches the L2 cache, but be defensive about table identity.
             t = GetL2ForWrite(ci, out l2i);
-            var end = Math.Min(pos + data.Length, (ci + got) << _cb);
+            var end = Math.Min(pos + data.Length, (ci + got) << _clusterBits);
             var len = (int)(end - pos);
             var firstOld = ReadL2(t.Data, l2i);
             var lastOld = ReadL2(t.Data, l2i + got - 1);
-            var tailOff = (int)(end & _csMask);
+            var tailOff = (int)(end & _clusterMask);
             var fileLength = RandomAccess.GetLength(_fh);
             if (hostStart >= fileLength && ReadsAsZero(ci, firstOld) && ReadsAsZero(ci + got - 1, lastOld))
             {
                 // Fresh space past the end of the file already reads as zero: write only the data and extend the
                 // file over the rest of the run (sparse), instead of writing the zero parts of the clusters.
                 RandomAccess.Write(_fh, data[..len], hostStart + inOff);
-                var runEnd = hostStart + ((long)got << _cb);
+                var runEnd = hostStart + ((long)got << _clusterBits);
                 if (RandomAccess.GetLength(_fh) < runEnd) RandomAccess.SetLength(_fh, runEnd);
             }
             else
             {
-                var buf = (inOff != 0 || tailOff != 0) ? ImageFile.Rent(_cs) : null;
+                var buf = (inOff != 0 || tailOff != 0) ? ImageFile.Rent(_clusterSize) : null;
                 try { WriteWithCopy(ci, got, hostStart, inOff, tailOff, len, firstOld, lastOld, data, buf); }
                 finally { if (buf != null) ImageFile.Return(buf); }
             }
             for (var j = 0; j < got; j++)
             {
                 var old = ReadL2(t.Data, l2i + j);
-                WriteL2(t.Data, l2i + j, (ulong)(hostStart + (long)j * _cs) | Copied);
+                WriteL2(t.Data, l2i + j, (ulong)(hostStart + (long)j * _clusterSize) | Copied);
                 FreeDeferred(old);
             }
             t.Dirty = true;
@@ -280,9 +280,9 @@ public sealed partial class Qcow2Image
         {
             // Head cluster only partly written: merge with its old contents.
             ReadOldCluster(ci, firstOld, buf!);
-            var n = Math.Min(len, _cs - inOff);
+            var n = Math.Min(len, _clusterSize - inOff);
             data[..n].CopyTo(buf.AsSpan(inOff));
-            RandomAccess.Write(_fh, buf.AsSpan(0, _cs), hostStart);
+            RandomAccess.Write(_fh, buf.AsSpan(0, _clusterSize), hostStart);
             written = n;
         }
         var fullEnd = tailOff != 0 ? len - tailOff : len;
@@ -295,7 +295,7 @@ public sealed partial class Qcow2Image
         {
             ReadOldCluster(ci + got - 1, lastOld, buf!);
             data[written..len].CopyTo(buf);
-            RandomAccess.Write(_fh, buf.AsSpan(0, _cs), (long)(got - 1) * _cs + hostStart);
+            RandomAccess.Write(_fh, buf.AsSpan(0, _clusterSize), (long)(got - 1) * _clusterSize + hostStart);
         }
     }
 
@@ -305,19 +305,19 @@ public sealed partial class Qcow2Image
         var k = Classify(e, ci);
         if (k == Kind.Zero) return true;
         if (k != Kind.Unallocated) return false;
-        return Backing == null || (ci << _cb) >= Backing.Size;
+        return Backing == null || (ci << _clusterBits) >= Backing.Size;
     }
 
     /// <summary>The current contents of a guest cluster given its (old) L2 entry: for copy-on-write.</summary>
     private void ReadOldCluster(long ci, ulong e, byte[] buf)
     {
-        var span = buf.AsSpan(0, _cs);
+        var span = buf.AsSpan(0, _clusterSize);
         switch (Classify(e, ci))
         {
             case Kind.Data: ImageFile.ReadFully(_fh, (long)(e & OffsetMask), span); break;
             case Kind.Zero: span.Clear(); break;
             case Kind.Compressed: DecompressCluster(e, span); break;
-            default: ReadBacking(ci << _cb, span); break;
+            default: ReadBacking(ci << _clusterBits, span); break;
         }
     }
 
@@ -334,19 +334,19 @@ public sealed partial class Qcow2Image
         byte[]? copy = null;
         if (off != 0)
         {
-            copy = ImageFile.Rent(_cs);
-            LoadL2(off).Data.AsSpan(0, _cs).CopyTo(copy);
+            copy = ImageFile.Rent(_clusterSize);
+            LoadL2(off).Data.AsSpan(0, _clusterSize).CopyTo(copy);
         }
         try
         {
             var newOff = AllocateRun(1, out _);
             var n = _l2Cache.Insert(newOff, WriteBackL2);
-            if (copy != null) copy.AsSpan(0, _cs).CopyTo(n.Data);
+            if (copy != null) copy.AsSpan(0, _clusterSize).CopyTo(n.Data);
             else Array.Clear(n.Data);
             // Refcounts, then the table, then the pointer to it.
-            _rbCache.WriteDirty(WriteBackRb);
+            _refcounts.WriteDirtyBlocks();
             Sync();
-            CheckNoOverlap(newOff, _cs, "L2 table");
+            CheckNoOverlap(newOff, _clusterSize, "L2 table");
             RandomAccess.Write(_fh, n.Data, newOff);
             Sync();
             n.Dirty = false;
@@ -355,7 +355,7 @@ public sealed partial class Qcow2Image
             if (off != 0)
             {
                 _l2Cache.Remove(off);
-                _pendingFrees.Add(off >> _cb);
+                _pendingFrees.Add(off >> _clusterBits);
             }
             return n;
         }
@@ -368,11 +368,11 @@ public sealed partial class Qcow2Image
         if ((e & CompressedFlag) != 0)
         {
             var (off, len) = CompressedExtent(e);
-            for (var c = off >> _cb; c <= (off + len - 1) >> _cb; c++) _pendingFrees.Add(c);
+            for (var c = off >> _clusterBits; c <= (off + len - 1) >> _clusterBits; c++) _pendingFrees.Add(c);
             return;
         }
         var host = (long)(e & OffsetMask);
-        if (host != 0) _pendingFrees.Add(host >> _cb);
+        if (host != 0) _pendingFrees.Add(host >> _clusterBits);
     }
 
     public void WriteZeroes(long offset, long length, bool unmap) => ZeroOrDiscard(offset, length, unmap, discard: false);
@@ -393,11 +393,11 @@ public sealed partial class Qcow2Image
                 var end = offset + length;
                 while (offset < end)
                 {
-                    var inOff = offset & _csMask;
-                    var n = Math.Min(end - offset, _cs - inOff);
-                    var ci = offset >> _cb;
+                    var inOff = offset & _clusterMask;
+                    var n = Math.Min(end - offset, _clusterSize - inOff);
+                    var ci = offset >> _clusterBits;
                     // The last cluster of an image whose size is not cluster-aligned counts as whole.
-                    var whole = inOff == 0 && (n == _cs || offset + n == Size);
+                    var whole = inOff == 0 && (n == _clusterSize || offset + n == Size);
                     if (!whole)
                     {
                         if (!discard) ZeroPartial(offset, (int)n);
@@ -426,7 +426,7 @@ public sealed partial class Qcow2Image
     private void ZeroWholeCluster(long ci, bool unmap, bool discard)
     {
         var l1i = ci >> _l2Bits;
-        var hasBacking = Backing != null && (ci << _cb) < Backing.Size;
+        var hasBacking = Backing != null && (ci << _clusterBits) < Backing.Size;
         var v3 = Header.Version >= 3;
         if (l1i >= _l1.Length) return;
         if ((_l1[l1i] & OffsetMask) == 0 && !hasBacking) return;
@@ -434,7 +434,7 @@ public sealed partial class Qcow2Image
         {
             if (hasBacking)
             {
-                if (!discard) ZeroPartial(ci << _cb, _cs);
+                if (!discard) ZeroPartial(ci << _clusterBits, _clusterSize);
                 return;
             }
         }
@@ -496,15 +496,15 @@ public sealed partial class Qcow2Image
     /// </summary>
     public int CompressCluster(ReadOnlySpan<byte> cluster, Span<byte> dst)
     {
-        if (_cb <= 9 || cluster.Length > _cs) return -1;
+        if (_clusterBits <= 9 || cluster.Length > _clusterSize) return -1;
         if (LooksRandom(cluster)) return -1;
-        var src = ImageFile.Rent(_cs);
+        var src = ImageFile.Rent(_clusterSize);
         try
         {
             cluster.CopyTo(src);
-            Array.Clear(src, cluster.Length, _cs - cluster.Length);
-            var len = Qcow2Compression.Compress(src.AsSpan(0, _cs), dst[..(_cs - 512)], Header.IsZstd);
-            return len > 0 && len < _cs - 512 ? len : -1;
+            Array.Clear(src, cluster.Length, _clusterSize - cluster.Length);
+            var len = Qcow2Compression.Compress(src.AsSpan(0, _clusterSize), dst[..(_clusterSize - 512)], Header.IsZstd);
+            return len > 0 && len < _clusterSize - 512 ? len : -1;
         }
         finally { ImageFile.Return(src); }
     }
@@ -531,7 +531,7 @@ public sealed partial class Qcow2Image
     /// </summary>
     public void WriteCompressed(long offset, ReadOnlySpan<byte> cluster)
     {
-        var dst = ImageFile.Rent(_cs);
+        var dst = ImageFile.Rent(_clusterSize);
         try { WriteCompressed(offset, cluster, dst.AsSpan(0, Math.Max(0, CompressCluster(cluster, dst)))); }
         finally { ImageFile.Return(dst); }
     }
@@ -540,7 +540,7 @@ public sealed partial class Qcow2Image
     public void WriteCompressed(long offset, ReadOnlySpan<byte> cluster, ReadOnlySpan<byte> compressed)
     {
         ImageFile.CheckWritable(this);
-        if ((offset & _csMask) != 0 || cluster.Length > _cs || (cluster.Length < _cs && offset + cluster.Length != Size))
+        if ((offset & _clusterMask) != 0 || cluster.Length > _clusterSize || (cluster.Length < _clusterSize && offset + cluster.Length != Size))
             throw new ArgumentException("compressed writes cover exactly one cluster");
         ImageFile.CheckRange(this, offset, cluster.Length);
         if (compressed.Length == 0)
@@ -551,7 +551,7 @@ public sealed partial class Qcow2Image
         _rw.EnterWriteLock();
         try
         {
-            lock (_lock) StoreCompressed(offset >> _cb, compressed);
+            lock (_lock) StoreCompressed(offset >> _clusterBits, compressed);
         }
         finally { _rw.ExitWriteLock(); }
     }
@@ -563,27 +563,27 @@ public sealed partial class Qcow2Image
         var t = GetL2ForWrite(ci, out var l2i);
         long at;
         var cur = _compressedCursor;
-        if (cur != 0 && (cur & _csMask) != 0 && (cur & _csMask) + data.Length <= _cs)
+        if (cur != 0 && (cur & _clusterMask) != 0 && (cur & _clusterMask) + data.Length <= _clusterSize)
         {
             at = cur;
-            AddRefcount(cur >> _cb, 1);
+            AddRefcount(cur >> _clusterBits, 1);
         }
         else
         {
             var fresh = AllocateRun(1, out _);
-            if (cur != 0 && (cur & _csMask) != 0 && fresh == ((cur >> _cb) + 1) << _cb)
+            if (cur != 0 && (cur & _clusterMask) != 0 && fresh == ((cur >> _clusterBits) + 1) << _clusterBits)
             {
                 // Spill into the next cluster: both clusters are referenced by this descriptor.
                 at = cur;
-                AddRefcount(cur >> _cb, 1);
+                AddRefcount(cur >> _clusterBits, 1);
             }
             else at = fresh;
         }
         CheckNoOverlap(at, data.Length, "compressed data");
         RandomAccess.Write(_fh, data, at);
         _compressedCursor = at + data.Length;
-        _endCluster = Math.Max(_endCluster, (_compressedCursor + _csMask) >> _cb);
-        var x = 62 - (_cb - 8);
+        _endCluster = Math.Max(_endCluster, (_compressedCursor + _clusterMask) >> _clusterBits);
+        var x = 62 - (_clusterBits - 8);
         var sectors = ((at + data.Length - 1) >> 9) - (at >> 9);
         var entry = CompressedFlag | ((ulong)sectors << x) | (ulong)at;
         t = GetL2ForWrite(ci, out l2i);

@@ -42,12 +42,12 @@ public sealed partial class Qcow2Image
             mapped = run;
             return host;
         }
-        if ((offset & _csMask) != 0) return -1;
-        var ci = offset >> _cb;
+        if ((offset & _clusterMask) != 0) return -1;
+        var ci = offset >> _clusterBits;
         // Only whole clusters: the last one may be short only where the image ends.
         var end = offset + length;
-        var wholeEnd = end == Size ? end : end & ~_csMask;
-        var clusters = (int)Math.Min((wholeEnd - offset + _csMask) >> _cb, _l2Entries - (ci & (_l2Entries - 1)));
+        var wholeEnd = end == Size ? end : end & ~_clusterMask;
+        var clusters = (int)Math.Min((wholeEnd - offset + _clusterMask) >> _clusterBits, _l2Entries - (ci & (_l2Entries - 1)));
         if (clusters <= 0) return -1;
         MarkDirtyIfLazy();
         var t = GetL2ForWrite(ci, out var l2i);
@@ -64,13 +64,13 @@ public sealed partial class Qcow2Image
         for (var j = 0; j < got; j++)
         {
             var old = ReadL2(t.Data, l2i + j);
-            WriteL2(t.Data, l2i + j, (ulong)(hostStart + ((long)j << _cb)) | Copied);
+            WriteL2(t.Data, l2i + j, (ulong)(hostStart + ((long)j << _clusterBits)) | Copied);
             FreeDeferred(old);
         }
         t.Dirty = true;
-        var hostEnd = hostStart + ((long)got << _cb);
+        var hostEnd = hostStart + ((long)got << _clusterBits);
         if (hostEnd > _mappedEnd) _mappedEnd = hostEnd;
-        mapped = Math.Min(length, (long)got << _cb);
+        mapped = Math.Min(length, (long)got << _clusterBits);
         return hostStart;
     }
 

@@ -27,7 +27,7 @@ public sealed partial class Qcow2Image
     public event Action<Qcow2Image, string, long, long>? CorruptionDetected;
 
     /// <summary>The L1 or refcount table or the snapshot list changed: the metadata map is rebuilt on next use.</summary>
-    private void MetadataMoved()
+    internal void MetadataMoved()
     {
         _meta = null;
         _inUse = null;
@@ -40,17 +40,17 @@ public sealed partial class Qcow2Image
         foreach (var e in _l1)
         {
             var off = (long)(e & OffsetMask);
-            if (off != 0) Add(off >> _cb, MetaKind.ActiveL2);
+            if (off != 0) Add(off >> _clusterBits, MetaKind.ActiveL2);
         }
-        foreach (var e in _rt)
+        foreach (var e in _refcounts.Table)
         {
             var off = (long)(e & OffsetMask);
-            if (off != 0) Add(off >> _cb, MetaKind.RefcountBlock);
+            if (off != 0) Add(off >> _clusterBits, MetaKind.RefcountBlock);
         }
         foreach (var s in _snapshots)
         {
-            var first = s.L1TableOffset >> _cb;
-            var last = (s.L1TableOffset + s.L1Size * 8L - 1) >> _cb;
+            var first = s.L1TableOffset >> _clusterBits;
+            var last = (s.L1TableOffset + s.L1Size * 8L - 1) >> _clusterBits;
             for (var c = first; s.L1Size > 0 && c <= last && c - first < 1 << 20; c++) Add(c, MetaKind.InactiveL1);
         }
         return _meta = m;
@@ -62,12 +62,12 @@ public sealed partial class Qcow2Image
     internal string? MetadataAt(long off, long len, MetaKind allowed = MetaKind.None)
     {
         if (len <= 0) return null;
-        if (off < _cs) return "qcow2_header";
+        if (off < _clusterSize) return "qcow2_header";
         if (Overlaps(Header.L1TableOffset, _l1.Length * 8L)) return "active L1 table";
-        if (Overlaps(Header.RefcountTableOffset, (long)Header.RefcountTableClusters * _cs)) return "refcount table";
+        if (Overlaps(Header.RefcountTableOffset, (long)Header.RefcountTableClusters * _clusterSize)) return "refcount table";
         if (Header.SnapshotCount > 0 && Overlaps(Header.SnapshotsOffset, Qcow2Snapshot.TableBytes(_snapshots))) return "snapshot table";
         var m = MetaMap();
-        for (var c = off >> _cb; c <= (off + len - 1) >> _cb; c++)
+        for (var c = off >> _clusterBits; c <= (off + len - 1) >> _clusterBits; c++)
         {
             if (!m.TryGetValue(c, out var k) || (k & ~allowed) == 0) continue;
             k &= ~allowed;
@@ -83,7 +83,7 @@ public sealed partial class Qcow2Image
     }
 
     /// <summary>Refuses a write to [off, off+len) that would land on metadata (QEMU: "Preventing invalid write on metadata").</summary>
-    private void CheckNoOverlap(long off, long len, string what, MetaKind allowed = MetaKind.None)
+    internal void CheckNoOverlap(long off, long len, string what, MetaKind allowed = MetaKind.None)
     {
         var hit = MetadataAt(off, len, allowed);
         if (hit != null) throw Fatal($"Preventing invalid write on metadata (overlaps with {hit}) by a {what} write at 0x{off:x}", off, len);
@@ -109,16 +109,16 @@ public sealed partial class Qcow2Image
     /// A cluster about to be handed out has refcount 0: it must not be metadata or hold data something points at,
     /// or the new owner would overwrite it (a damaged refcount is the only way it could read 0).
     /// </summary>
-    private void CheckReallyFree(long c)
+    internal void CheckReallyFree(long c)
     {
-        var hit = MetadataAt(c << _cb, _cs);
-        if (hit != null) throw Fatal($"cluster 0x{c << _cb:x} has refcount 0 but holds the {hit}; refusing to allocate it", c << _cb, _cs);
+        var hit = MetadataAt(c << _clusterBits, _clusterSize);
+        if (hit != null) throw Fatal($"cluster 0x{c << _clusterBits:x} has refcount 0 but holds the {hit}; refusing to allocate it", c << _clusterBits, _clusterSize);
         var used = InUseMap();
         if (c < (long)used.Length * 64 && (used[c >> 6] & (1UL << (int)(c & 63))) != 0)
-            throw Fatal($"cluster 0x{c << _cb:x} has refcount 0 but an L2 table points at it; refusing to allocate it", c << _cb, _cs);
+            throw Fatal($"cluster 0x{c << _clusterBits:x} has refcount 0 but an L2 table points at it; refusing to allocate it", c << _clusterBits, _clusterSize);
     }
 
-    private void ClearInUse(long c)
+    internal void ClearInUse(long c)
     {
         var u = _inUse;
         if (u != null && c < (long)u.Length * 64) u[c >> 6] &= ~(1UL << (int)(c & 63));
@@ -140,9 +140,9 @@ public sealed partial class Qcow2Image
             foreach (var l1e in l1)
             {
                 var l2 = (long)(l1e & OffsetMask);
-                if (l2 == 0 || (l2 & _csMask) != 0 || (l2 >> _cb) >= n || !seenL2.Add(l2)) continue;
-                Mark(l2 >> _cb);
-                var t = new byte[_cs];
+                if (l2 == 0 || (l2 & _clusterMask) != 0 || (l2 >> _clusterBits) >= n || !seenL2.Add(l2)) continue;
+                Mark(l2 >> _clusterBits);
+                var t = new byte[_clusterSize];
                 ImageFile.ReadExactly(_fh, l2, t, Path, "L2 table");
                 for (var i = 0; i < _l2Entries; i++)
                 {
@@ -150,21 +150,21 @@ public sealed partial class Qcow2Image
                     if ((e & CompressedFlag) != 0)
                     {
                         var (off, len) = CompressedExtent(e);
-                        for (var c = off >> _cb; c <= (off + len - 1) >> _cb; c++) Mark(c);
+                        for (var c = off >> _clusterBits; c <= (off + len - 1) >> _clusterBits; c++) Mark(c);
                     }
-                    else if ((e & OffsetMask) != 0) Mark((long)(e & OffsetMask) >> _cb);
+                    else if ((e & OffsetMask) != 0) Mark((long)(e & OffsetMask) >> _clusterBits);
                 }
             }
         }
         Walk(_l1);
         foreach (var s in _snapshots)
         {
-            if (s.L1Size <= 0 || s.L1TableOffset <= 0 || s.L1TableOffset + s.L1Size * 8L > (n << _cb)) continue;
-            for (var c = s.L1TableOffset >> _cb; c <= (s.L1TableOffset + s.L1Size * 8L - 1) >> _cb; c++) Mark(c);
+            if (s.L1Size <= 0 || s.L1TableOffset <= 0 || s.L1TableOffset + s.L1Size * 8L > (n << _clusterBits)) continue;
+            for (var c = s.L1TableOffset >> _clusterBits; c <= (s.L1TableOffset + s.L1Size * 8L - 1) >> _clusterBits; c++) Mark(c);
             Walk(ReadTable(s.L1TableOffset, s.L1Size, "snapshot L1 table"));
         }
-        foreach (var e in _rt)
-            if ((e & OffsetMask) != 0) Mark((long)(e & OffsetMask) >> _cb);
+        foreach (var e in _refcounts.Table)
+            if ((e & OffsetMask) != 0) Mark((long)(e & OffsetMask) >> _clusterBits);
         return _inUse = map;
     }
 }

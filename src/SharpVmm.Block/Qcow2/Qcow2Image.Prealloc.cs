@@ -5,7 +5,7 @@ public sealed partial class Qcow2Image
     /// <summary>qemu-img's preallocation: every guest cluster gets its L2 entry and host cluster up front.</summary>
     internal void Preallocate(Preallocation mode) => ExclusiveMetadata(() =>
     {
-        var clusters = (Size + _csMask) >> _cb;
+        var clusters = (Size + _clusterMask) >> _clusterBits;
         var ci = 0L;
         while (ci < clusters)
         {
@@ -14,13 +14,13 @@ public sealed partial class Qcow2Image
             var k = (int)Math.Min(clusters - ci, _l2Entries - l2i);
             var host = AllocateRun(k, out var got);
             t = GetL2ForWrite(ci, out l2i);
-            for (var j = 0; j < got; j++) WriteL2(t.Data, l2i + j, (ulong)(host + (long)j * _cs) | Copied);
+            for (var j = 0; j < got; j++) WriteL2(t.Data, l2i + j, (ulong)(host + (long)j * _clusterSize) | Copied);
             t.Dirty = true;
-            ImageFile.Preallocate(_fh, host, (long)got * _cs, mode);
+            ImageFile.Preallocate(_fh, host, (long)got * _clusterSize, mode);
             ci += got;
         }
         FlushMetadata(sync: true);
-        if (RandomAccess.GetLength(_fh) < _endCluster << _cb) RandomAccess.SetLength(_fh, _endCluster << _cb);
+        if (RandomAccess.GetLength(_fh) < _endCluster << _clusterBits) RandomAccess.SetLength(_fh, _endCluster << _clusterBits);
     });
 
     /// <summary>Closes without touching the file (used when an open fails half-way).</summary>

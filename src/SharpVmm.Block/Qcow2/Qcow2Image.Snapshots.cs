@@ -13,13 +13,13 @@ public sealed partial class Qcow2Image
             var off = AllocateRun((int)Math.Min(n, int.MaxValue), out var got);
             if (got == n)
             {
-                if (firstSkipped < _freeHint) _freeHint = firstSkipped;
+                if (firstSkipped < _refcounts.FreeHint) _refcounts.FreeHint = firstSkipped;
                 return off;
             }
             // Too short: give it back and look further on.
-            for (var i = 0; i < got; i++) SetRefcount((off >> _cb) + i, 0);
-            firstSkipped = Math.Min(firstSkipped, off >> _cb);
-            _freeHint = (off >> _cb) + got + 1;
+            for (var i = 0; i < got; i++) SetRefcount((off >> _clusterBits) + i, 0);
+            firstSkipped = Math.Min(firstSkipped, off >> _clusterBits);
+            _refcounts.FreeHint = (off >> _clusterBits) + got + 1;
         }
     }
 
@@ -27,7 +27,7 @@ public sealed partial class Qcow2Image
 
     private void WriteL1Table(long offset, ulong[] l1, int totalEntries)
     {
-        var buf = new byte[((long)totalEntries * 8 + _csMask) & ~_csMask];
+        var buf = new byte[((long)totalEntries * 8 + _clusterMask) & ~_clusterMask];
         for (var i = 0; i < l1.Length; i++) BinaryPrimitives.WriteUInt64BigEndian(buf.AsSpan(i * 8), l1[i]);
         RandomAccess.Write(_fh, buf.AsSpan(0, totalEntries * 8), offset);
     }
@@ -35,23 +35,23 @@ public sealed partial class Qcow2Image
     /// <summary>Adds delta to the refcount of every cluster an L1 table reaches: its L2 tables and their clusters.</summary>
     internal void UpdateTreeRefcounts(ulong[] l1, long delta)
     {
-        var copy = new byte[_cs];
+        var copy = new byte[_clusterSize];
         foreach (var l1e in l1)
         {
             var l2 = (long)(l1e & OffsetMask);
             if (l2 == 0) continue;
-            LoadL2(l2).Data.AsSpan(0, _cs).CopyTo(copy);
+            LoadL2(l2).Data.AsSpan(0, _clusterSize).CopyTo(copy);
             for (var i = 0; i < _l2Entries; i++)
             {
                 var e = ReadL2(copy, i);
                 if ((e & CompressedFlag) != 0)
                 {
                     var (off, len) = CompressedExtent(e);
-                    for (var c = off >> _cb; c <= (off + len - 1) >> _cb; c++) AddRefcount(c, delta);
+                    for (var c = off >> _clusterBits; c <= (off + len - 1) >> _clusterBits; c++) AddRefcount(c, delta);
                 }
-                else if ((e & OffsetMask) != 0) AddRefcount((long)(e & OffsetMask) >> _cb, delta);
+                else if ((e & OffsetMask) != 0) AddRefcount((long)(e & OffsetMask) >> _clusterBits, delta);
             }
-            AddRefcount(l2 >> _cb, delta);
+            AddRefcount(l2 >> _clusterBits, delta);
         }
     }
 
@@ -64,7 +64,7 @@ public sealed partial class Qcow2Image
         {
             var l2 = (long)(_l1[i] & OffsetMask);
             if (l2 == 0) continue;
-            var want = GetRefcount(l2 >> _cb) == 1 ? _l1[i] | Copied : _l1[i] & ~Copied;
+            var want = GetRefcount(l2 >> _clusterBits) == 1 ? _l1[i] | Copied : _l1[i] & ~Copied;
             if (want != _l1[i]) { _l1[i] = want; l1Changed = true; changed++; MetadataMoved(); }
             var t = LoadL2(l2);
             for (var j = 0; j < _l2Entries; j++)
@@ -73,7 +73,7 @@ public sealed partial class Qcow2Image
                 ulong w;
                 if ((e & CompressedFlag) != 0) w = e & ~Copied;
                 else if ((e & OffsetMask) == 0) w = e & ~Copied;
-                else w = GetRefcount((long)(e & OffsetMask) >> _cb) == 1 ? e | Copied : e & ~Copied;
+                else w = GetRefcount((long)(e & OffsetMask) >> _clusterBits) == 1 ? e | Copied : e & ~Copied;
                 if (w != e)
                 {
                     WriteL2(t.Data, j, w);
@@ -107,13 +107,13 @@ public sealed partial class Qcow2Image
         long off = 0;
         if (list.Count > 0)
         {
-            off = AllocateContiguous((bytes.Length + _csMask) >> _cb);
+            off = AllocateContiguous((bytes.Length + _clusterMask) >> _clusterBits);
             FlushMetadata(sync: false);
             RandomAccess.Write(_fh, bytes, off);
             Sync();
         }
         var oldOff = Header.SnapshotsOffset;
-        var oldClusters = Header.SnapshotCount > 0 ? (Qcow2Snapshot.TableBytes(_snapshots) + _csMask) >> _cb : 0;
+        var oldClusters = Header.SnapshotCount > 0 ? (Qcow2Snapshot.TableBytes(_snapshots) + _clusterMask) >> _clusterBits : 0;
         Span<byte> hdr = stackalloc byte[12];
         BinaryPrimitives.WriteInt32BigEndian(hdr, list.Count);
         BinaryPrimitives.WriteInt64BigEndian(hdr[4..], off);
@@ -123,7 +123,7 @@ public sealed partial class Qcow2Image
         Header.SnapshotsOffset = off;
         _snapshots = list;
         MetadataMoved();
-        for (var c = 0L; c < oldClusters; c++) AddRefcount((oldOff >> _cb) + c, -1);
+        for (var c = 0L; c < oldClusters; c++) AddRefcount((oldOff >> _clusterBits) + c, -1);
     }
 
     public void CreateSnapshot(string name) => ExclusiveMetadata(() =>
@@ -135,7 +135,7 @@ public sealed partial class Qcow2Image
         long l1Off = 0;
         if (_l1.Length > 0)
         {
-            l1Off = AllocateContiguous(((long)_l1.Length * 8 + _csMask) >> _cb);
+            l1Off = AllocateContiguous(((long)_l1.Length * 8 + _clusterMask) >> _clusterBits);
             var copy = new ulong[_l1.Length];
             for (var i = 0; i < copy.Length; i++) copy[i] = _l1[i] & ~Copied;
             WriteL1Table(l1Off, copy, copy.Length);
@@ -172,7 +172,7 @@ public sealed partial class Qcow2Image
         Array.Copy(snapL1, newL1, snapL1.Length);
         if (newL1.Length > old.Length || Header.L1TableOffset == 0)
         {
-            var off = AllocateContiguous(((long)newL1.Length * 8 + _csMask) >> _cb);
+            var off = AllocateContiguous(((long)newL1.Length * 8 + _clusterMask) >> _clusterBits);
             FlushMetadata(sync: false);
             WriteL1Table(off, newL1, newL1.Length);
             Sync();
@@ -206,8 +206,8 @@ public sealed partial class Qcow2Image
         WriteSnapshotTable(list);
         var snapL1 = ReadL1(s.L1TableOffset, s.L1Size);
         UpdateTreeRefcounts(snapL1, -1);
-        var l1Clusters = ((long)s.L1Size * 8 + _csMask) >> _cb;
-        for (var c = 0L; c < l1Clusters; c++) AddRefcount((s.L1TableOffset >> _cb) + c, -1);
+        var l1Clusters = ((long)s.L1Size * 8 + _clusterMask) >> _clusterBits;
+        for (var c = 0L; c < l1Clusters; c++) AddRefcount((s.L1TableOffset >> _clusterBits) + c, -1);
         FixCopiedFlags();
         FlushMetadata(sync: true);
     });
@@ -221,13 +221,13 @@ public sealed partial class Qcow2Image
         RandomAccess.Write(_fh, hdr, 36);
         Sync();
         var oldOff = Header.L1TableOffset;
-        var oldClusters = ((long)_l1.Length * 8 + _csMask) >> _cb;
+        var oldClusters = ((long)_l1.Length * 8 + _clusterMask) >> _clusterBits;
         Header.L1TableOffset = offset;
         Header.L1Size = l1.Length;
         _l1 = l1;
         MetadataMoved();
         if (oldOff != 0)
-            for (var c = 0L; c < oldClusters; c++) AddRefcount((oldOff >> _cb) + c, -1);
+            for (var c = 0L; c < oldClusters; c++) AddRefcount((oldOff >> _clusterBits) + c, -1);
     }
 
     public void Resize(long newSize, bool allowShrink)
@@ -240,8 +240,8 @@ public sealed partial class Qcow2Image
             if (newSize < Size)
             {
                 if (!allowShrink) throw new BlockImageException($"'{Path}': shrinking would lose data; pass --shrink to allow it");
-                var firstGone = (newSize + _csMask) >> _cb;
-                var lastCluster = (Size + _csMask) >> _cb;
+                var firstGone = (newSize + _clusterMask) >> _clusterBits;
+                var lastCluster = (Size + _clusterMask) >> _clusterBits;
                 for (var ci = firstGone; ci < lastCluster; ci++)
                 {
                     var l1i = ci >> _l2Bits;
@@ -255,12 +255,12 @@ public sealed partial class Qcow2Image
                 }
                 FlushMetadata(sync: true);
             }
-            var needed = (int)((newSize + ((long)_cs << _l2Bits) - 1) >> (_cb + _l2Bits));
+            var needed = (int)((newSize + ((long)_clusterSize << _l2Bits) - 1) >> (_clusterBits + _l2Bits));
             if (needed > _l1.Length)
             {
                 var newL1 = new ulong[needed];
                 Array.Copy(_l1, newL1, _l1.Length);
-                var off = AllocateContiguous(((long)needed * 8 + _csMask) >> _cb);
+                var off = AllocateContiguous(((long)needed * 8 + _clusterMask) >> _clusterBits);
                 FlushMetadata(sync: false);
                 WriteL1Table(off, newL1, newL1.Length);
                 Sync();
@@ -278,7 +278,7 @@ public sealed partial class Qcow2Image
     internal void RewriteHeader()
     {
         var bytes = Header.Serialize();
-        var buf = new byte[_cs];
+        var buf = new byte[_clusterSize];
         bytes.CopyTo(buf, 0);
         RandomAccess.Write(_fh, buf, 0);
         Sync();

@@ -20,22 +20,17 @@ public sealed partial class Qcow2Image : IBlockImage
 
     private readonly SafeFileHandle _fh;
     internal readonly Qcow2Header Header;
-    private readonly int _cb;
-    private readonly int _cs;
-    private readonly long _csMask;
-    private readonly bool _extL2;
+    private readonly int _clusterBits;
+    private readonly int _clusterSize;
+    private readonly long _clusterMask;
+    private readonly bool _extendedL2;
     private readonly int _l2Bits;
     private readonly int _l2Entries;
-    private readonly int _rbBits;
-    private readonly int _refOrder;
-    private readonly ulong _refMax;
     private ulong[] _l1;
-    private ulong[] _rt;
     private readonly TableCache _l2Cache;
-    private readonly TableCache _rbCache;
+    private readonly Qcow2Refcounts _refcounts;
     private readonly object _lock = new();
     private readonly ReaderWriterLockSlim _rw = new(LockRecursionPolicy.NoRecursion);
-    private long _freeHint = 1;
     private long _endCluster;
     private readonly List<long> _pendingFrees = [];
     private long _compressedCursor;
@@ -44,8 +39,8 @@ public sealed partial class Qcow2Image : IBlockImage
     private readonly bool _ignoreFlushes;
     private bool _disposed;
     private bool _repairing;
-    private long _czEntry = -1;
-    private byte[]? _czData;
+    private long _decompressedEntry = -1;
+    private byte[]? _decompressedCluster;
     internal Func<long, bool>? ReservedClusters;
     private List<Qcow2Snapshot> _snapshots = [];
 
@@ -54,12 +49,12 @@ public sealed partial class Qcow2Image : IBlockImage
     public long Size => Volatile.Read(ref _size);
     public bool IsReadOnly { get; }
     public IBlockImage? Backing { get; private set; }
-    public long ActualSize => Native.AllocatedBytes(_fh);
-    public int ClusterSize => _cs;
+    public long ActualSize => FileSyscalls.AllocatedBytes(_fh);
+    public int ClusterSize => _clusterSize;
     public int Version => Header.Version;
-    public int RefcountBits => 1 << _refOrder;
+    public int RefcountBits => _refcounts.Width.Bits;
     public bool LazyRefcounts => Header.LazyRefcounts;
-    public bool ExtendedL2 => _extL2;
+    public bool ExtendedL2 => _extendedL2;
     public bool IsCorrupt => (Header.Incompatible & Qcow2Header.IncompatCorrupt) != 0;
     public bool IsDirty => (Header.Incompatible & Qcow2Header.IncompatDirty) != 0;
     public string CompressionType => Header.IsZstd ? "zstd" : "zlib";
@@ -74,26 +69,22 @@ public sealed partial class Qcow2Image : IBlockImage
         _fh = fh;
         Header = h;
         IsReadOnly = readOnly;
-        _cb = h.ClusterBits;
-        _cs = 1 << _cb;
-        _csMask = _cs - 1;
-        _extL2 = h.ExtendedL2;
-        _l2Bits = _cb - (_extL2 ? 4 : 3);
+        _clusterBits = h.ClusterBits;
+        _clusterSize = 1 << _clusterBits;
+        _clusterMask = _clusterSize - 1;
+        _extendedL2 = h.ExtendedL2;
+        _l2Bits = _clusterBits - (_extendedL2 ? 4 : 3);
         _l2Entries = 1 << _l2Bits;
-        _refOrder = h.RefcountOrder;
-        _rbBits = _cb + 3 - _refOrder;
-        _refMax = _refOrder == 6 ? ulong.MaxValue : (1UL << (1 << _refOrder)) - 1;
         _size = h.Size;
         _ignoreFlushes = options.IgnoreFlushes;
-        _endCluster = (RandomAccess.GetLength(fh) + _csMask) >> _cb;
+        _endCluster = (RandomAccess.GetLength(fh) + _clusterMask) >> _clusterBits;
 
         _l1 = ReadTable(h.L1TableOffset, h.L1Size, "L1 table");
-        _rt = ReadTable(h.RefcountTableOffset, h.RefcountTableClusters * (_cs / 8), "refcount table");
+        _refcounts = new Qcow2Refcounts(this, ReadTable(h.RefcountTableOffset, h.RefcountTableClusters * (_clusterSize / 8), "refcount table"));
 
         // Cover the whole disk by default (qemu covers 8 GiB per MiB of cache and stops at 32 MiB).
-        var l2Tables = (int)Math.Clamp(((h.Size >> (_cb + _l2Bits)) + 1), 4, Math.Max(4, options.L2CacheBytes / _cs));
-        _l2Cache = new TableCache(_cs, l2Tables);
-        _rbCache = new TableCache(_cs, Math.Max(16, Math.Min(1024, (4 << 20) / _cs)));
+        var l2Tables = (int)Math.Clamp(((h.Size >> (_clusterBits + _l2Bits)) + 1), 4, Math.Max(4, options.L2CacheBytes / _clusterSize));
+        _l2Cache = new TableCache(_clusterSize, l2Tables);
         _snapshots = Qcow2Snapshot.ReadTable(this, fh, h, RandomAccess.GetLength(fh));
     }
 
@@ -115,7 +106,7 @@ public sealed partial class Qcow2Image : IBlockImage
         _repairing = repairing;
         if (IsCorrupt && !repairing)
             throw new BlockImageException($"'{Path}' is marked corrupt; it can only be opened read-only. Run 'sharpvmm img check -r all {Path}' to repair it");
-        if (_extL2)
+        if (_extendedL2)
             throw new BlockImageException($"'{Path}' uses extended L2 entries (subclusters), which this program can read but not write; open it read-only or convert it");
         if (Header.Autoclear != 0)
         {
@@ -136,12 +127,12 @@ public sealed partial class Qcow2Image : IBlockImage
 
     // ---- small helpers ---------------------------------------------------------------------------------------
 
-    internal int ClusterBits => _cb;
+    internal int ClusterBits => _clusterBits;
     internal int L2Bits => _l2Bits;
     internal ulong[] L1 => _l1;
-    internal ulong[] RefcountTable => _rt;
+    internal ulong[] RefcountTable => _refcounts.Table;
     internal long EndCluster { get => _endCluster; set => _endCluster = value; }
-    internal int RefcountBlockBits => _rbBits;
+    internal int RefcountBlockBits => _refcounts.BlockBits;
 
     /// <summary>
     /// fdatasync, unless the image was opened with <see cref="ImageOpenOptions.IgnoreFlushes"/> (qemu's cache=unsafe,
@@ -149,7 +140,7 @@ public sealed partial class Qcow2Image : IBlockImage
     /// </summary>
     internal void Sync()
     {
-        if (!_ignoreFlushes) Native.DataSync(_fh);
+        if (!_ignoreFlushes) FileSyscalls.DataSync(_fh);
     }
 
     internal void WriteHeaderField(int offset, ulong value)
@@ -205,20 +196,20 @@ public sealed partial class Qcow2Image : IBlockImage
     /// <summary>Does the cluster range hold fixed metadata (header, L1, refcount or snapshot table)?</summary>
     internal bool OverlapsFixedMetadata(long off, long len)
     {
-        if (off < _cs) return true;
+        if (off < _clusterSize) return true;
         if (Overlaps(Header.L1TableOffset, _l1.Length * 8L)) return true;
-        if (Overlaps(Header.RefcountTableOffset, (long)Header.RefcountTableClusters * _cs)) return true;
+        if (Overlaps(Header.RefcountTableOffset, (long)Header.RefcountTableClusters * _clusterSize)) return true;
         if (Header.SnapshotCount > 0 && Overlaps(Header.SnapshotsOffset, Qcow2Snapshot.TableBytes(_snapshots))) return true;
         return false;
         bool Overlaps(long s, long l) => l > 0 && off < s + l && s < off + len;
     }
 
-    private void ValidateTablePointer(long off, string what)
+    internal void ValidateTablePointer(long off, string what)
     {
-        if ((off & _csMask) != 0) throw Corrupt($"the {what} offset 0x{off:x} is not cluster-aligned");
-        if (off < _cs) throw Corrupt($"the {what} offset 0x{off:x} points into the image header");
-        if (OverlapsFixedMetadata(off, _cs)) throw Corrupt($"the {what} at 0x{off:x} overlaps other metadata");
-        if ((off >> _cb) >= _endCluster) throw Corrupt($"the {what} at 0x{off:x} lies past the end of the file");
+        if ((off & _clusterMask) != 0) throw Corrupt($"the {what} offset 0x{off:x} is not cluster-aligned");
+        if (off < _clusterSize) throw Corrupt($"the {what} offset 0x{off:x} points into the image header");
+        if (OverlapsFixedMetadata(off, _clusterSize)) throw Corrupt($"the {what} at 0x{off:x} overlaps other metadata");
+        if ((off >> _clusterBits) >= _endCluster) throw Corrupt($"the {what} at 0x{off:x} lies past the end of the file");
     }
 
     internal TableCache.Entry LoadL2(long off)
@@ -232,38 +223,21 @@ public sealed partial class Qcow2Image : IBlockImage
         return e;
     }
 
-    private TableCache.Entry LoadRb(long off)
-    {
-        var e = _rbCache.TryGet(off);
-        if (e != null) return e;
-        ValidateTablePointer(off, "refcount block");
-        e = _rbCache.Insert(off, WriteBackRb);
-        try { ImageFile.ReadExactly(_fh, off, e.Data, Path, "refcount block"); }
-        catch { _rbCache.Remove(off); throw; }
-        return e;
-    }
-
     private void WriteEntry(TableCache.Entry e) => RandomAccess.Write(_fh, e.Data, e.Offset);
-
-    private void WriteBackRb(TableCache.Entry e)
-    {
-        CheckNoOverlap(e.Offset, _cs, "refcount block", MetaKind.RefcountBlock);
-        WriteEntry(e);
-    }
 
     private void WriteBackL2(TableCache.Entry e)
     {
-        CheckNoOverlap(e.Offset, _cs, "L2 table", MetaKind.ActiveL2);
+        CheckNoOverlap(e.Offset, _clusterSize, "L2 table", MetaKind.ActiveL2);
         // An L2 table may point at clusters whose refcounts are still only in the cache: those go first.
-        if (_rbCache.HasDirty)
+        if (_refcounts.HasDirtyBlocks)
         {
-            _rbCache.WriteDirty(WriteBackRb);
+            _refcounts.WriteDirtyBlocks();
             Sync();
         }
         WriteEntry(e);
     }
 
-    internal ulong ReadL2(byte[] t, int i) => BinaryPrimitives.ReadUInt64BigEndian(t.AsSpan(_extL2 ? i * 16 : i * 8));
+    internal ulong ReadL2(byte[] t, int i) => BinaryPrimitives.ReadUInt64BigEndian(t.AsSpan(_extendedL2 ? i * 16 : i * 8));
     internal uint ReadL2Bitmap(byte[] t, int i, out uint zero)
     {
         var b = BinaryPrimitives.ReadUInt64BigEndian(t.AsSpan(i * 16 + 8));
@@ -283,9 +257,9 @@ public sealed partial class Qcow2Image : IBlockImage
     /// <summary>Host byte offset and sector-rounded length of a compressed cluster descriptor.</summary>
     internal (long Offset, long Length) CompressedExtent(ulong entry)
     {
-        var x = 62 - (_cb - 8);
+        var x = 62 - (_clusterBits - 8);
         var off = (long)(entry & ((1UL << x) - 1));
-        var sectors = (long)((entry >> x) & ((1UL << (_cb - 8)) - 1));
+        var sectors = (long)((entry >> x) & ((1UL << (_clusterBits - 8)) - 1));
         return (off, (sectors + 1) * 512 - (off & 511));
     }
 

@@ -66,7 +66,7 @@ public sealed class RawImage : IBlockImage
     public long Size => Volatile.Read(ref _size);
     public bool IsReadOnly { get; }
     public IBlockImage? Backing => null;
-    public long ActualSize => Native.AllocatedBytes(_fh);
+    public long ActualSize => FileSyscalls.AllocatedBytes(_fh);
 
     public void Read(long offset, Span<byte> buffer)
     {
@@ -94,7 +94,7 @@ public sealed class RawImage : IBlockImage
     {
         ImageFile.CheckWritable(this);
         ImageFile.CheckRange(this, offset, length);
-        if (unmap && Native.PunchHole(_fh, offset, length)) return;
+        if (unmap && FileSyscalls.PunchHole(_fh, offset, length)) return;
         ImageFile.WriteZeroes(_fh, offset, length);
     }
 
@@ -102,22 +102,22 @@ public sealed class RawImage : IBlockImage
     {
         ImageFile.CheckWritable(this);
         ImageFile.CheckRange(this, offset, length);
-        if (!Native.PunchHole(_fh, offset, length)) ImageFile.WriteZeroes(_fh, offset, length);
+        if (!FileSyscalls.PunchHole(_fh, offset, length)) ImageFile.WriteZeroes(_fh, offset, length);
     }
 
     public void Flush()
     {
-        if (!IsReadOnly && !_ignoreFlushes) Native.DataSync(_fh);
+        if (!IsReadOnly && !_ignoreFlushes) FileSyscalls.DataSync(_fh);
     }
 
     public BlockStatus GetStatus(long offset, long length)
     {
         ImageFile.CheckRange(this, offset, length);
         length = Math.Min(length, Size - offset);
-        var data = Native.SeekData(_fh, offset);
+        var data = FileSyscalls.SeekData(_fh, offset);
         if (data == -1 || data == offset)
         {
-            var hole = data < 0 ? -1 : Native.SeekHole(_fh, offset);
+            var hole = data < 0 ? -1 : FileSyscalls.SeekHole(_fh, offset);
             var len = hole > offset ? Math.Min(length, hole - offset) : length;
             return new BlockStatus(offset, len, BlockStatusFlags.Present | BlockStatusFlags.Data | BlockStatusFlags.OffsetValid, offset, 0, Path);
         }

@@ -1,4 +1,5 @@
 using SharpVmm.Block;
+using SharpVmm.Machine.Config;
 
 namespace SharpVmm.Cli.Img;
 
@@ -10,14 +11,14 @@ internal static class CreateOptionParser
         var o = start;
         if (optionLists == null) return o;
         foreach (var list in optionLists)
-        foreach (var item in list.Split(',', StringSplitOptions.RemoveEmptyEntries))
+        foreach (var item in OptionList.Parse(list))
         {
-            var eq = item.IndexOf('=');
-            var key = (eq < 0 ? item : item[..eq]).Trim();
-            var value = eq < 0 ? "on" : item[(eq + 1)..].Trim();
+            if (item.Text.Length == 0) continue;
+            var key = item.Key.Trim();
+            var value = item.HasValue ? item.Value.Trim() : "on";
             o = key switch
             {
-                "cluster_size" => o with { ClusterSize = (int)SizeParser.Parse(value) },
+                "cluster_size" => o with { ClusterSize = (int)SizeParser.ParseBytes(value) },
                 "compat" => o with { Compat = value == "v3" ? "1.1" : value == "v2" ? "0.10" : value },
                 "lazy_refcounts" => o with { LazyRefcounts = Bool(key, value) },
                 "refcount_bits" => o with { RefcountBits = int.Parse(value, System.Globalization.CultureInfo.InvariantCulture) },

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using SharpVmm.Block;
+using SharpVmm.Machine.Config;
 
 namespace SharpVmm.Cli.Img;
 
@@ -26,7 +27,7 @@ internal static class ImgCreate
             var path = pr.GetValue(file)!;
             long bytes;
             var sizeText = pr.GetValue(size);
-            if (sizeText != null) bytes = SizeParser.Parse(sizeText);
+            if (sizeText != null) bytes = SizeParser.ParseBytes(sizeText);
             else if (b != null && !pr.GetValue(unsafeOpt))
             {
                 var bp = Path.IsPathRooted(b) ? b : Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path)) ?? ".", b);

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using SharpVmm.Block;
 using SharpVmm.Block.Qcow2;
+using SharpVmm.Machine.Config;
 
 namespace SharpVmm.Cli.Img;
 

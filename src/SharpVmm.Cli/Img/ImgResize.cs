@@ -1,5 +1,6 @@
 using System.CommandLine;
 using SharpVmm.Block;
+using SharpVmm.Machine.Config;
 
 namespace SharpVmm.Cli.Img;
 
@@ -19,9 +20,9 @@ internal static class ImgResize
             var text = pr.GetValue(size)!;
             var newSize = text[0] switch
             {
-                '+' => img.Size + SizeParser.Parse(text[1..]),
-                '-' => img.Size - SizeParser.Parse(text[1..]),
-                _ => SizeParser.Parse(text),
+                '+' => img.Size + SizeParser.ParseBytes(text[1..]),
+                '-' => img.Size - SizeParser.ParseBytes(text[1..]),
+                _ => SizeParser.ParseBytes(text),
             };
             if (newSize < 0) throw new ArgumentException("the new size would be negative");
             if (newSize < img.Size && !pr.GetValue(shrink))

@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using System.Text;
+using static SharpVmm.Interop.Libc;
 
 namespace SharpVmm.Devices.Serial;
 
@@ -12,38 +13,12 @@ namespace SharpVmm.Devices.Serial;
 /// </summary>
 public sealed class PtyBackend : ICharBackend
 {
-    private const int ORdwr = 2, ONoctty = 0x100, ONonblock = 0x800, OCloexec = 0x80000;
-    private const int OWronly = 1, OCreat = 0x40, OTrunc = 0x200, OAppend = 0x400;
-    private const short PollIn = 0x1, PollHup = 0x10;
-    private const int EIntr = 4, EAgain = 11;
-    private const int TermiosSize = 64;
 
     private readonly int _master;
     private readonly int _log;
     private readonly object _writeGate = new();
     private Thread? _reader;
     private volatile bool _disposed;
-
-    [StructLayout(LayoutKind.Sequential)]
-    private struct PollFd
-    {
-        public int Fd;
-        public short Events;
-        public short Revents;
-    }
-
-    [DllImport("libc", SetLastError = true)] private static extern int posix_openpt(int flags);
-    [DllImport("libc", SetLastError = true)] private static extern int grantpt(int fd);
-    [DllImport("libc", SetLastError = true)] private static extern int unlockpt(int fd);
-    [DllImport("libc", SetLastError = true)] private static extern int ptsname_r(int fd, [Out] byte[] buf, nint len);
-    [DllImport("libc", SetLastError = true)] private static extern int open([MarshalAs(UnmanagedType.LPUTF8Str)] string path, int flags, int mode);
-    [DllImport("libc", SetLastError = true)] private static extern int close(int fd);
-    [DllImport("libc", SetLastError = true)] private static extern unsafe nint read(int fd, byte* buf, nint count);
-    [DllImport("libc", SetLastError = true)] private static extern unsafe nint write(int fd, byte* buf, nint count);
-    [DllImport("libc", SetLastError = true)] private static extern unsafe int poll(PollFd* fds, nuint nfds, int timeout);
-    [DllImport("libc", SetLastError = true)] private static extern int tcgetattr(int fd, [Out] byte[] termios);
-    [DllImport("libc", SetLastError = true)] private static extern int tcsetattr(int fd, int actions, [In] byte[] termios);
-    [DllImport("libc")] private static extern void cfmakeraw([In, Out] byte[] termios);
 
     /// <param name="logPath">A file that gets a copy of the output; null for none.</param>
     /// <param name="logAppend">Append to the log instead of truncating it.</param>
@@ -54,24 +29,24 @@ public sealed class PtyBackend : ICharBackend
     public PtyBackend(string? logPath = null, bool logAppend = false, int logFd = -1)
     {
         _log = logFd;
-        _master = posix_openpt(ORdwr | ONoctty | ONonblock | OCloexec);
+        _master = PosixOpenPt(ORdWr | ONoCtty | ONonBlock | OCloexec);
         if (_master < 0) throw Error("cannot open a pseudo-terminal (/dev/ptmx)");
         try
         {
-            if (grantpt(_master) != 0 || unlockpt(_master) != 0) throw Error("cannot unlock the pseudo-terminal");
+            if (GrantPt(_master) != 0 || UnlockPt(_master) != 0) throw Error("cannot unlock the pseudo-terminal");
             var name = new byte[128];
-            if (ptsname_r(_master, name, name.Length) != 0) throw Error("cannot name the pseudo-terminal");
+            if (PtsName(_master, name) != 0) throw Error("cannot name the pseudo-terminal");
             Path = Encoding.UTF8.GetString(name, 0, Array.IndexOf(name, (byte)0));
             MakeRaw(Path);
             if (logPath is not null && logFd < 0)
             {
-                _log = open(logPath, OWronly | OCreat | OCloexec | (logAppend ? OAppend : OTrunc), 0x1A0 /* 0640 */);
+                _log = Open(logPath, OWrOnly | OCreat | OCloexec | (logAppend ? OAppend : OTrunc), 0x1A0 /* 0640 */);
                 if (_log < 0) throw Error($"cannot open the serial log '{logPath}'");
             }
         }
         catch
         {
-            close(_master);
+            Close(_master);
             throw;
         }
     }
@@ -80,21 +55,26 @@ public sealed class PtyBackend : ICharBackend
     public string Path { get; }
 
     /// <summary>Raw mode on the terminal side (no echo, no CR/LF translation), as QEMU sets it.</summary>
-    private static void MakeRaw(string slavePath)
+    private static unsafe void MakeRaw(string slavePath)
     {
-        int slave = open(slavePath, ORdwr | ONoctty | OCloexec, 0);
+        int slave = Open(slavePath, ORdWr | ONoCtty | OCloexec, 0);
         if (slave < 0) throw Error($"cannot open {slavePath}");
         try
         {
-            var t = new byte[TermiosSize];
-            if (tcgetattr(slave, t) != 0) throw Error("cannot read the terminal's settings");
-            cfmakeraw(t);
-            if (tcsetattr(slave, 0, t) != 0) throw Error("cannot set the terminal raw");
+            byte* t = stackalloc byte[TermiosSize];
+            if (TcGetAttr(slave, t) != 0) throw Error("cannot read the terminal's settings");
+            CfMakeRaw(t);
+            if (TcSetAttr(slave, TcsaNow, t) != 0) throw Error("cannot set the terminal raw");
         }
         finally
         {
-            close(slave);
+            Close(slave);
         }
+    }
+
+    private static unsafe int PtsName(int fd, byte[] name)
+    {
+        fixed (byte* p = name) return PtsNameR(fd, p, name.Length);
     }
 
     private static Core.ConfigurationException Error(string what)
@@ -111,9 +91,9 @@ public sealed class PtyBackend : ICharBackend
                 nint done = 0;
                 while (done < data.Length)
                 {
-                    nint n = write(_master, p + done, data.Length - done);
+                    nint n = Libc.Write(_master, p + done, data.Length - done);
                     if (n > 0) { done += n; continue; }
-                    if (n < 0 && Marshal.GetLastPInvokeError() == EIntr) continue;
+                    if (n < 0 && Marshal.GetLastPInvokeError() == EINTR) continue;
                     break;
                 }
                 if (_log >= 0) WriteAll(_log, p, data.Length);
@@ -126,9 +106,9 @@ public sealed class PtyBackend : ICharBackend
         nint done = 0;
         while (done < length)
         {
-            nint n = write(fd, p + done, length - done);
+            nint n = Libc.Write(fd, p + done, length - done);
             if (n > 0) { done += n; continue; }
-            if (n < 0 && Marshal.GetLastPInvokeError() == EIntr) continue;
+            if (n < 0 && Marshal.GetLastPInvokeError() == EINTR) continue;
             return; // the log's reader is gone: the guest goes on without it
         }
     }
@@ -146,17 +126,17 @@ public sealed class PtyBackend : ICharBackend
         while (!_disposed)
         {
             pfd.Revents = 0;
-            int r = poll(&pfd, 1, 200);
+            int r = Poll(&pfd, 1, 200);
             if (r <= 0) continue;
             if ((pfd.Revents & PollIn) != 0)
             {
-                nint n = read(_master, buf, 256);
+                nint n = Read(_master, buf, 256);
                 if (n > 0)
                 {
                     onInput(new ReadOnlySpan<byte>(buf, (int)n));
                     continue;
                 }
-                if (n < 0 && Marshal.GetLastPInvokeError() is EAgain or EIntr) continue;
+                if (n < 0 && Marshal.GetLastPInvokeError() is EAGAIN or EINTR) continue;
             }
             // No terminal open (POLLHUP / EIO): look again shortly rather than spin.
             if ((pfd.Revents & PollHup) != 0 || r > 0) Thread.Sleep(100);
@@ -171,7 +151,7 @@ public sealed class PtyBackend : ICharBackend
             _disposed = true;
         }
         _reader?.Join(1000);
-        close(_master);
-        if (_log >= 0) close(_log);
+        Close(_master);
+        if (_log >= 0) Close(_log);
     }
 }

@@ -9,36 +9,21 @@ namespace SharpVmm.Devices.Serial;
 /// </summary>
 internal static class RawTerminal
 {
-    // struct termios on Linux/glibc is 60 bytes; a little slack costs nothing.
-    private const int TermiosSize = 64;
-    private const int TcsaNow = 0;
     private static readonly object Gate = new();
     private static byte[]? _saved;
 
-    [DllImport("libc", SetLastError = true)]
-    private static extern int isatty(int fd);
-
-    [DllImport("libc", SetLastError = true)]
-    private static extern int tcgetattr(int fd, [Out] byte[] termios);
-
-    [DllImport("libc", SetLastError = true)]
-    private static extern int tcsetattr(int fd, int actions, [In] byte[] termios);
-
-    [DllImport("libc")]
-    private static extern void cfmakeraw([In, Out] byte[] termios);
-
-    public static bool IsTerminal => isatty(0) == 1;
+    public static bool IsTerminal => Libc.IsATty(0) == 1;
 
     public static void Enter()
     {
         lock (Gate)
         {
             if (_saved is not null || !IsTerminal) return;
-            var saved = new byte[TermiosSize];
-            if (tcgetattr(0, saved) != 0) return;
+            var saved = new byte[Libc.TermiosSize];
+            if (Get(saved) != 0) return;
             var raw = (byte[])saved.Clone();
-            cfmakeraw(raw);
-            if (tcsetattr(0, TcsaNow, raw) != 0) return;
+            MakeRaw(raw);
+            if (Set(raw) != 0) return;
             _saved = saved;
             AppDomain.CurrentDomain.ProcessExit += (_, _) => Restore();
             AppDomain.CurrentDomain.UnhandledException += (_, _) => Restore();
@@ -50,8 +35,23 @@ internal static class RawTerminal
         lock (Gate)
         {
             if (_saved is null) return;
-            tcsetattr(0, TcsaNow, _saved);
+            Set(_saved);
             _saved = null;
         }
+    }
+
+    private static unsafe int Get(byte[] termios)
+    {
+        fixed (byte* p = termios) return Libc.TcGetAttr(0, p);
+    }
+
+    private static unsafe int Set(byte[] termios)
+    {
+        fixed (byte* p = termios) return Libc.TcSetAttr(0, Libc.TcsaNow, p);
+    }
+
+    private static unsafe void MakeRaw(byte[] termios)
+    {
+        fixed (byte* p = termios) Libc.CfMakeRaw(p);
     }
 }

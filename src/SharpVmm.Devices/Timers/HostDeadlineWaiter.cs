@@ -47,11 +47,6 @@ internal abstract class HostDeadlineWaiter : IDisposable
 
     private sealed class TimerFdWaiter : HostDeadlineWaiter
     {
-        private const int ClockMonotonic = 1;
-        private const int CloExec = 0x80000;
-        private const int NonBlock = 0x800;
-        private const short PollIn = 1;
-
         private readonly int _timerFd;
         private readonly int _eventFd;
         private readonly PollFd[] _fds = new PollFd[2];
@@ -67,12 +62,12 @@ internal abstract class HostDeadlineWaiter : IDisposable
         {
             try
             {
-                int t = NativeMethods.timerfd_create(ClockMonotonic, CloExec | NonBlock);
+                int t = Libc.TimerFdCreate(Libc.ClockMonotonic, Libc.TfdCloexec | Libc.TfdNonBlock);
                 if (t < 0) return null;
-                int e = NativeMethods.eventfd(0, CloExec | NonBlock);
+                int e = Libc.EventFd(0, Libc.EfdCloexec | Libc.EfdNonBlock);
                 if (e < 0)
                 {
-                    NativeMethods.close(t);
+                    Libc.Close(t);
                     return null;
                 }
                 return new TimerFdWaiter(t, e);
@@ -83,13 +78,13 @@ internal abstract class HostDeadlineWaiter : IDisposable
             }
         }
 
-        public override void Signal()
+        public override unsafe void Signal()
         {
             long one = 1;
-            if (Volatile.Read(ref _disposed) == 0) NativeMethods.write(_eventFd, ref one, 8);
+            if (Volatile.Read(ref _disposed) == 0) Libc.Write(_eventFd, (byte*)&one, 8);
         }
 
-        public override void WaitUntil(long hostTimestamp)
+        public override unsafe void WaitUntil(long hostTimestamp)
         {
             int timeoutMs = -1;
             if (hostTimestamp != long.MaxValue)
@@ -97,63 +92,22 @@ internal abstract class HostDeadlineWaiter : IDisposable
                 long ns = RemainingNs(hostTimestamp);
                 if (ns == 0) return;
                 var spec = new ITimerSpec { ValueSec = ns / 1_000_000_000, ValueNsec = ns % 1_000_000_000 };
-                if (NativeMethods.timerfd_settime(_timerFd, 0, ref spec, IntPtr.Zero) != 0)
+                if (Libc.TimerFdSetTime(_timerFd, 0, &spec, null) != 0)
                     timeoutMs = (int)Math.Min((ns + 999_999) / 1_000_000, int.MaxValue); // fall back to poll's timeout
             }
-            _fds[0] = new PollFd { Fd = _timerFd, Events = PollIn };
-            _fds[1] = new PollFd { Fd = _eventFd, Events = PollIn };
-            NativeMethods.poll(_fds, 2, timeoutMs); // EINTR or a timeout only means "look again"
+            _fds[0] = new PollFd { Fd = _timerFd, Events = Libc.PollIn };
+            _fds[1] = new PollFd { Fd = _eventFd, Events = Libc.PollIn };
+            Libc.Poll(_fds, timeoutMs); // EINTR or a timeout only means "look again"
             long drained = 0;
-            NativeMethods.read(_timerFd, ref drained, 8);
-            NativeMethods.read(_eventFd, ref drained, 8);
+            Libc.Read(_timerFd, (byte*)&drained, 8);
+            Libc.Read(_eventFd, (byte*)&drained, 8);
         }
 
         public override void Dispose()
         {
             if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
-            NativeMethods.close(_timerFd);
-            NativeMethods.close(_eventFd);
+            Libc.Close(_timerFd);
+            Libc.Close(_eventFd);
         }
-    }
-
-    [StructLayout(LayoutKind.Sequential)]
-    private struct ITimerSpec
-    {
-        public long IntervalSec;
-        public long IntervalNsec;
-        public long ValueSec;
-        public long ValueNsec;
-    }
-
-    [StructLayout(LayoutKind.Sequential)]
-    private struct PollFd
-    {
-        public int Fd;
-        public short Events;
-        public short Revents;
-    }
-
-    private static class NativeMethods
-    {
-        [DllImport("libc", SetLastError = true)]
-        public static extern int timerfd_create(int clockId, int flags);
-
-        [DllImport("libc", SetLastError = true)]
-        public static extern int timerfd_settime(int fd, int flags, ref ITimerSpec value, IntPtr oldValue);
-
-        [DllImport("libc", SetLastError = true)]
-        public static extern int eventfd(uint initialValue, int flags);
-
-        [DllImport("libc", SetLastError = true)]
-        public static extern int poll([In, Out] PollFd[] fds, ulong count, int timeoutMs);
-
-        [DllImport("libc", SetLastError = true)]
-        public static extern nint read(int fd, ref long buffer, nuint count);
-
-        [DllImport("libc", SetLastError = true)]
-        public static extern nint write(int fd, ref long buffer, nuint count);
-
-        [DllImport("libc", SetLastError = true)]
-        public static extern int close(int fd);
     }
 }

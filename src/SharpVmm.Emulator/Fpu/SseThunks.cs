@@ -16,7 +16,6 @@ namespace SharpVmm.Emulator;
 internal static unsafe partial class SseThunks
 {
     private const int Slot = 64, MappingSize = 16 * 1024;
-    private const int ProtRead = 1, ProtWrite = 2, ProtExec = 4, MapPrivate = 0x02, MapAnonymous = 0x20;
 
     /// <summary>Indexed by <see cref="SseKind"/>; 0 where the operation does not read or write MXCSR.</summary>
     private static readonly nint[] ByKind = new nint[256];
@@ -34,7 +33,7 @@ internal static unsafe partial class SseThunks
 
     static SseThunks()
     {
-        nint mem = Mmap(0, MappingSize, ProtRead | ProtWrite, MapPrivate | MapAnonymous, -1, 0);
+        nint mem = Libc.Mmap(0, MappingSize, Libc.ProtRead | Libc.ProtWrite, Libc.MapPrivate | Libc.MapAnonymous, -1, 0);
         if (mem == -1)
             throw new EmulatorException($"cannot map memory for the SSE thunks (errno {Marshal.GetLastPInvokeError()})");
         new Span<byte>((void*)mem, MappingSize).Fill(0xCC); // INT3 between thunks
@@ -113,7 +112,7 @@ internal static unsafe partial class SseThunks
             }));
         }
 
-        if (Mprotect(mem, MappingSize, ProtRead | ProtExec) != 0)
+        if (Libc.Mprotect(mem, MappingSize, Libc.ProtRead | Libc.ProtExec) != 0)
             throw new EmulatorException($"cannot make the SSE thunks executable (errno {Marshal.GetLastPInvokeError()})");
 
         byte* area = stackalloc byte[512 + 16];
@@ -185,10 +184,4 @@ internal static unsafe partial class SseThunks
         public override void WriteByte(byte value) => _buf[Length++] = value;
         public void CopyTo(Span<byte> dst) => _buf.AsSpan(0, Length).CopyTo(dst);
     }
-
-    [LibraryImport("libc", EntryPoint = "mmap", SetLastError = true)]
-    private static partial nint Mmap(nint addr, nuint length, int prot, int flags, int fd, nint offset);
-
-    [LibraryImport("libc", EntryPoint = "mprotect", SetLastError = true)]
-    private static partial int Mprotect(nint addr, nuint length, int prot);
 }

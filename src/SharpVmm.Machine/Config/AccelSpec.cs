@@ -20,21 +20,19 @@ public sealed record AccelSpec(AcceleratorKind Kind, long? CodeCacheBytes)
 
     public static AccelSpec Parse(string text)
     {
-        var parts = text.Split(',');
-        var kind = parts[0].ToLowerInvariant() switch
+        var list = OptionList.WithHead(text);
+        var kind = list.Head.ToLowerInvariant() switch
         {
             "kvm" => AcceleratorKind.Kvm,
             "emu" => AcceleratorKind.Emu,
             "auto" => AcceleratorKind.Auto,
-            _ => throw new ConfigurationException($"--accel '{parts[0]}' is not an accelerator: use {Syntax}"),
+            _ => throw new ConfigurationException($"--accel '{list.Head}' is not an accelerator: use {Syntax}"),
         };
         long? cache = null;
         Emulator.JitMode? jit = null;
         int? threshold = null;
-        foreach (var p in parts[1..])
+        foreach (var (key, value, _, p) in list.Items)
         {
-            int eq = p.IndexOf('=');
-            string key = eq < 0 ? p : p[..eq], value = eq < 0 ? "" : p[(eq + 1)..];
             switch (key)
             {
                 case "tb-size":

@@ -16,19 +16,17 @@ public sealed record DeviceSpec(string Driver, ushort IoBase = 0, ushort IoSize 
 
     public static DeviceSpec Parse(string text)
     {
-        var parts = text.Split(',');
-        switch (parts[0])
+        var list = OptionList.WithHead(text);
+        switch (list.Head)
         {
             case PcTestDev:
-                if (parts.Length > 1) throw new ConfigurationException($"--device pc-testdev takes no options (got '{text}')");
+                if (list.Items.Count > 0) throw new ConfigurationException($"--device pc-testdev takes no options (got '{text}')");
                 return new DeviceSpec(PcTestDev);
             case IsaDebugExit:
             {
                 uint iobase = 0x501, iosize = 2;
-                foreach (var p in parts[1..])
+                foreach (var (key, value, _, p) in list.Items)
                 {
-                    int eq = p.IndexOf('=');
-                    string key = eq < 0 ? p : p[..eq], value = eq < 0 ? "" : p[(eq + 1)..];
                     if (key == "iobase") iobase = Number(value, text);
                     else if (key == "iosize") iosize = Number(value, text);
                     else throw new ConfigurationException($"--device isa-debug-exit option '{p}' is not understood: use iobase=PORT and iosize=N");
@@ -38,7 +36,7 @@ public sealed record DeviceSpec(string Driver, ushort IoBase = 0, ushort IoSize 
                 return new DeviceSpec(IsaDebugExit, (ushort)iobase, (ushort)iosize);
             }
             default:
-                throw new ConfigurationException($"--device '{parts[0]}' is not a device SharpVmm has: use {Syntax}");
+                throw new ConfigurationException($"--device '{list.Head}' is not a device SharpVmm has: use {Syntax}");
         }
     }
 

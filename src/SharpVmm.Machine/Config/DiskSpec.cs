@@ -7,14 +7,12 @@ public sealed record DiskSpec(string Path, string? Format = null, bool ReadOnly 
 {
     public static DiskSpec Parse(string text)
     {
-        var parts = text.Split(',');
-        if (parts[0].Length == 0) throw new ConfigurationException($"--disk '{text}' needs a path first: PATH[,format=raw|qcow2][,readonly=on]");
+        var list = OptionList.WithHead(text);
+        if (list.Head.Length == 0) throw new ConfigurationException($"--disk '{text}' needs a path first: PATH[,format=raw|qcow2][,readonly=on]");
         string? format = null;
         bool readOnly = false;
-        foreach (var p in parts[1..])
+        foreach (var (key, value, _, p) in list.Items)
         {
-            int eq = p.IndexOf('=');
-            string key = eq < 0 ? p : p[..eq], value = eq < 0 ? "" : p[(eq + 1)..];
             switch (key)
             {
                 case "format" when value is "raw" or "qcow2":
@@ -27,6 +25,6 @@ public sealed record DiskSpec(string Path, string? Format = null, bool ReadOnly 
                     throw new ConfigurationException($"--disk option '{p}' is not understood: use format=raw|qcow2 and readonly=on|off");
             }
         }
-        return new DiskSpec(parts[0], format, readOnly);
+        return new DiskSpec(list.Head, format, readOnly);
     }
 }

@@ -13,14 +13,12 @@ public sealed record MemorySpec(ulong Bytes, GuestMemoryOptions Options)
 
     public static MemorySpec Parse(string text)
     {
-        var parts = text.Split(',');
-        ulong bytes = SizeParser.Parse(parts[0]);
+        var list = OptionList.WithHead(text);
+        ulong bytes = SizeParser.Parse(list.Head);
         var options = new GuestMemoryOptions { Merge = true };
         var seen = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var p in parts[1..])
+        foreach (var (key, value, _, p) in list.Items)
         {
-            int eq = p.IndexOf('=');
-            string key = eq < 0 ? p : p[..eq], value = eq < 0 ? "" : p[(eq + 1)..];
             if (value is not ("on" or "off") || key is not ("merge" or "hugepages" or "prealloc"))
                 throw new ConfigurationException($"--memory option '{p}' is not understood: use {Syntax}");
             if (!seen.Add(key)) throw new ConfigurationException($"--memory gives {key}= twice");

@@ -20,26 +20,24 @@ public sealed record NetSpec(NetBackendKind Kind, string? IfName = null, MacAddr
 
     public static NetSpec Parse(string text)
     {
-        var parts = text.Split(',');
-        var kind = parts[0] switch
+        var list = OptionList.WithHead(text);
+        var kind = list.Head switch
         {
             "tap" => NetBackendKind.Tap,
             "user" => NetBackendKind.User,
             "" => throw new ConfigurationException($"--net '{text}' needs a backend first: {Usage}"),
-            _ => throw new ConfigurationException($"--net backend '{parts[0]}' is not known: {Usage}"),
+            _ => throw new ConfigurationException($"--net backend '{list.Head}' is not known: {Usage}"),
         };
         string? ifName = null;
         MacAddress? mac = null;
-        foreach (var p in parts[1..])
+        foreach (var (key, value, hasValue, p) in list.Items)
         {
-            int eq = p.IndexOf('=');
-            string key = eq < 0 ? p : p[..eq], value = eq < 0 ? "" : p[(eq + 1)..];
             switch (key)
             {
-                case "mac" when eq > 0 && mac is null:
+                case "mac" when hasValue && mac is null:
                     mac = MacAddress.Parse(value);
                     break;
-                case "ifname" when kind == NetBackendKind.Tap && eq > 0 && ifName is null:
+                case "ifname" when kind == NetBackendKind.Tap && hasValue && ifName is null:
                     try { TapBackend.ValidateName(value); }
                     catch (NetBackendException e) { throw new ConfigurationException($"--net {text}: {e.Message}"); }
                     ifName = value;

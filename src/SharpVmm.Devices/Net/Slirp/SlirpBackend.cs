@@ -5,7 +5,7 @@ using System.Reflection;
 using System.Runtime.InteropServices;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
-using static SharpVmm.Devices.Net.NetNative;
+using static SharpVmm.Interop.Libc;
 
 namespace SharpVmm.Devices.Net.Slirp;
 
@@ -163,8 +163,8 @@ public sealed class SlirpBackend : INetBackend
                 int wait = (int)Math.Min(timeout, 1000u);
                 long next = NextTimerMs();
                 if (next != long.MaxValue) wait = (int)Math.Clamp(next - NowMs(), 0, wait);
-                int n = poll(_fds, (nuint)_fdCount, wait);
-                bool error = n < 0 && Marshal.GetLastPInvokeError() != EIntr;
+                int n = Poll(_fds.AsSpan(0, _fdCount), wait);
+                bool error = n < 0 && Marshal.GetLastPInvokeError() != EINTR;
                 if (n > 0 && _fds[0].Revents != 0) _wakeup.Consume();
                 if (n < 0) for (int i = 0; i < _fdCount; i++) _fds[i].Revents = 0;
                 SlirpNative.slirp_pollfds_poll(_slirp, error ? 1 : 0, Callbacks.GetRevents, GCHandle.ToIntPtr(_self));

@@ -7,7 +7,7 @@ namespace SharpVmm.Devices.Net.Slirp;
 /// libslirp 4.x (Debian's libslirp0, <c>libslirp.so.0</c>) as declared in libslirp.h. Structures are laid out by hand
 /// for x86-64 and checked against the C compiler's offsets for libslirp 4.7 (SlirpConfig version 4: 184 bytes).
 /// </summary>
-internal static class SlirpNative
+internal static partial class SlirpNative
 {
     public const string Library = "libslirp.so.0";
     public const uint ConfigVersion = 4;
@@ -75,23 +75,23 @@ internal static class SlirpNative
         public nint TimerNewOpaque;
     }
 
-    [DllImport(Library)]
-    public static extern nint slirp_new(nint config, nint callbacks, nint opaque);
+    [LibraryImport(Library)]
+    public static partial nint slirp_new(nint config, nint callbacks, nint opaque);
 
-    [DllImport(Library)]
-    public static extern void slirp_cleanup(nint slirp);
+    [LibraryImport(Library)]
+    public static partial void slirp_cleanup(nint slirp);
 
-    [DllImport(Library)]
-    public static extern void slirp_pollfds_fill(nint slirp, ref uint timeout, nint addPoll, nint opaque);
+    [LibraryImport(Library)]
+    public static partial void slirp_pollfds_fill(nint slirp, ref uint timeout, nint addPoll, nint opaque);
 
-    [DllImport(Library)]
-    public static extern void slirp_pollfds_poll(nint slirp, int selectError, nint getRevents, nint opaque);
+    [LibraryImport(Library)]
+    public static partial void slirp_pollfds_poll(nint slirp, int selectError, nint getRevents, nint opaque);
 
-    [DllImport(Library)]
-    public static extern void slirp_input(nint slirp, ref byte packet, int length);
+    [LibraryImport(Library)]
+    public static partial void slirp_input(nint slirp, ref byte packet, int length);
 
-    [DllImport(Library)]
-    public static extern nint slirp_version_string();
+    [LibraryImport(Library)]
+    public static partial nint slirp_version_string();
 
     /// <summary>An IPv4 address as struct in_addr's s_addr (network byte order in memory).</summary>
     public static uint InAddr(IPAddress a) => BitConverter.ToUInt32(a.GetAddressBytes(), 0);

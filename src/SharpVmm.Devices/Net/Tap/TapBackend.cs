@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 using System.Text;
-using static SharpVmm.Devices.Net.NetNative;
+using static SharpVmm.Interop.Libc;
 
 namespace SharpVmm.Devices.Net.Tap;
 
@@ -30,7 +30,7 @@ public sealed class TapBackend : INetBackend
     public TapBackend(string name)
     {
         ValidateName(name);
-        _fd = open(DevicePath, ORdWr | OCloExec);
+        _fd = Open(DevicePath, ORdWr | OCloexec);
         if (_fd < 0)
         {
             int e = Marshal.GetLastPInvokeError();
@@ -39,7 +39,7 @@ public sealed class TapBackend : INetBackend
                 ENoEnt => $"tap {name}: {DevicePath} does not exist: load the tun module (modprobe tun) or create the node (mknod {DevicePath} c 10 200)",
                 ENxio or ENoDev => $"tap {name}: the kernel has no TUN/TAP driver behind {DevicePath}: load it with modprobe tun",
                 EAcces or EPerm => $"tap {name}: no permission to open {DevicePath}: run as root or give your user access to it",
-                _ => $"tap {name}: cannot open {DevicePath}: {ErrorText(e)}",
+                _ => $"tap {name}: cannot open {DevicePath}: {Marshal.GetPInvokeErrorMessage(e)}",
             });
         }
         try
@@ -47,7 +47,7 @@ public sealed class TapBackend : INetBackend
             var ifr = new byte[IfReqSize];
             Encoding.ASCII.GetBytes(name, ifr);
             BitConverter.TryWriteBytes(ifr.AsSpan(IfNameSize), (short)(IffTap | IffNoPi));
-            if (ioctl(_fd, TunSetIff, ifr) < 0)
+            if (SetIff(_fd, ifr) < 0)
             {
                 int e = Marshal.GetLastPInvokeError();
                 throw new NetBackendException(e switch
@@ -55,7 +55,7 @@ public sealed class TapBackend : INetBackend
                     EPerm or EAcces => $"tap {name}: creating or attaching the interface needs CAP_NET_ADMIN: run as root, or create it for your user first (ip tuntap add dev {name} mode tap user $USER)",
                     EBusy => $"tap {name}: the interface is already in use by another process",
                     EInval => $"tap {name}: an interface of that name exists and is not a tap device (or the name is invalid): choose another ifname",
-                    _ => $"tap {name}: TUNSETIFF failed: {ErrorText(e)}",
+                    _ => $"tap {name}: TUNSETIFF failed: {Marshal.GetPInvokeErrorMessage(e)}",
                 });
             }
             int len = Array.IndexOf(ifr, (byte)0, 0, IfNameSize);
@@ -64,7 +64,7 @@ public sealed class TapBackend : INetBackend
         }
         catch
         {
-            close(_fd);
+            Close(_fd);
             throw;
         }
     }
@@ -104,9 +104,9 @@ public sealed class TapBackend : INetBackend
         {
             fds[0] = new PollFd { Fd = _fd, Events = PollIn };
             fds[1] = new PollFd { Fd = _wakeup.Fd, Events = PollIn };
-            if (poll(fds, 2, -1) < 0)
+            if (Poll(fds, -1) < 0)
             {
-                if (Marshal.GetLastPInvokeError() == EIntr) continue;
+                if (Marshal.GetLastPInvokeError() == EINTR) continue;
                 return;
             }
             if (fds[1].Revents != 0) return; // only Dispose signals
@@ -114,8 +114,13 @@ public sealed class TapBackend : INetBackend
             if ((fds[0].Revents & PollIn) == 0) continue;
             nint n = Read(_fd, buffer);
             if (n > 0) _receive!(buffer.AsSpan(0, (int)n));
-            else if (n < 0 && Marshal.GetLastPInvokeError() is not (EIntr or EAgain)) return;
+            else if (n < 0 && Marshal.GetLastPInvokeError() is not (EINTR or EAGAIN)) return;
         }
+    }
+
+    private static unsafe int SetIff(int fd, byte[] ifr)
+    {
+        fixed (byte* p = ifr) return Ioctl(fd, TunSetIff, p);
     }
 
     public void Dispose()
@@ -124,6 +129,6 @@ public sealed class TapBackend : INetBackend
         _wakeup.Signal();
         if (_reader is not null && _reader != Thread.CurrentThread) _reader.Join();
         _wakeup.Dispose();
-        close(_fd);
+        Close(_fd);
     }
 }

@@ -4,50 +4,24 @@ using Microsoft.Win32.SafeHandles;
 namespace SharpVmm.Block;
 
 /// <summary>The few Linux file calls .NET does not expose: hole punching, preallocation, data/hole seeking, fsync.</summary>
-internal static partial class Native
+internal static class FileSyscalls
 {
-    // The full soname: plain "libc" makes the runtime probe ~80 paths (libc.so is a linker script, then liblibc.so
-    // everywhere) before it resolves, a measurable part of a ~6 ms `sharpvmm img info`; libc.so.6 is already loaded.
-    private const string LibC = "libc.so.6";
     private const int FALLOC_FL_KEEP_SIZE = 1;
     private const int FALLOC_FL_PUNCH_HOLE = 2;
     private const int SEEK_DATA = 3;
     private const int SEEK_HOLE = 4;
 
-    [LibraryImport(LibC, SetLastError = true)]
-    private static partial int fallocate(SafeFileHandle fd, int mode, long offset, long len);
-
-    [LibraryImport(LibC, SetLastError = true)]
-    private static partial long lseek(SafeFileHandle fd, long offset, int whence);
-
-    [LibraryImport(LibC, SetLastError = true)]
-    private static partial int fdatasync(SafeFileHandle fd);
-
-    [StructLayout(LayoutKind.Sequential)]
-    internal struct Stat
-    {
-        public ulong Dev, Ino, Nlink;
-        public uint Mode, Uid, Gid, Pad0;
-        public ulong Rdev;
-        public long Size, BlkSize, Blocks;
-        public long ATime, ATimeNs, MTime, MTimeNs, CTime, CTimeNs;
-        public long R0, R1, R2;
-    }
-
-    [LibraryImport(LibC, SetLastError = true)]
-    private static partial int fstat(SafeFileHandle fd, out Stat st);
-
     public static bool PunchHole(SafeFileHandle fd, long offset, long length)
     {
         if (!OperatingSystem.IsLinux()) return false;
-        try { return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length) == 0; }
+        try { return Libc.Fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length) == 0; }
         catch (Exception e) when (e is EntryPointNotFoundException or DllNotFoundException) { return false; }
     }
 
     public static bool Preallocate(SafeFileHandle fd, long offset, long length)
     {
         if (!OperatingSystem.IsLinux()) return false;
-        try { return fallocate(fd, 0, offset, length) == 0; }
+        try { return Libc.Fallocate(fd, 0, offset, length) == 0; }
         catch (Exception e) when (e is EntryPointNotFoundException or DllNotFoundException) { return false; }
     }
 
@@ -60,7 +34,7 @@ internal static partial class Native
         if (!OperatingSystem.IsLinux() || !RuntimeInformation.ProcessArchitecture.Equals(Architecture.X64)) return -1;
         try
         {
-            var r = lseek(fd, offset, whence);
+            var r = Libc.Lseek(fd, offset, whence);
             if (r < 0 && Marshal.GetLastPInvokeError() == 6 /* ENXIO */) return -2;
             return r;
         }
@@ -71,7 +45,7 @@ internal static partial class Native
     {
         if (OperatingSystem.IsLinux())
         {
-            if (fdatasync(fd) != 0)
+            if (Libc.Fdatasync(fd) != 0)
                 throw new IOException($"fdatasync failed (errno {Marshal.GetLastPInvokeError()}); the data may not be on disk");
         }
     }
@@ -81,7 +55,7 @@ internal static partial class Native
     {
         if (OperatingSystem.IsLinux() && RuntimeInformation.ProcessArchitecture == Architecture.X64)
         {
-            try { if (fstat(fd, out var st) == 0) return st.Blocks * 512; }
+            try { if (Libc.Fstat(fd, out var st) == 0) return st.Blocks * 512; }
             catch (Exception e) when (e is EntryPointNotFoundException or DllNotFoundException) { }
         }
         return RandomAccess.GetLength(fd);
