@@ -3,8 +3,9 @@ namespace SharpVmm.Emulator;
 /// <summary>
 /// The CPU model guests see. It advertises exactly what this emulator implements: an Intel family-6 CPU with x86-64, NX, SSE/SSE2, CX8/CX16, CMOV, FXSR, PAT, PGE, PSE/PSE36, 1 GiB pages,
 /// SYSCALL/SYSENTER, RDTSCP, RDPID, IA32_ARCH_CAPABILITIES (immune to Meltdown, MDS and their kin), POPCNT, MOVBE, LZCNT (ABM), BMI1, LAHF in 64-bit mode,
-/// an invariant TSC, SMEP, SMAP, UMIP, PCID with INVPCID, CLFLUSHOPT/CLWB, and (with a local APIC) the TSC-deadline timer. It hides AVX,
-/// x2APIC, PKU, SSE3 and later, and has no hypervisor/KVM paravirt leaves. XSAVE/XSAVEOPT manage x87 and SSE state.
+/// an invariant TSC, SMEP, SMAP, UMIP, PCID with INVPCID, CLFLUSHOPT/CLWB, and (with a local APIC) x2APIC and the TSC-deadline timer.
+/// It hides AVX, PKU, SSE3 and later, and has no hypervisor/KVM paravirt leaves (so Linux, which wants interrupt remapping or a
+/// hypervisor's word before it uses x2APIC, stays in xAPIC mode). XSAVE/XSAVEOPT manage x87 and SSE state.
 /// </summary>
 internal sealed unsafe partial class X86Cpu
 {
@@ -41,6 +42,9 @@ internal sealed unsafe partial class X86Cpu
 
     /// <summary>The local APIC's timer has the TSC-deadline mode (IA32_TSC_DEADLINE); advertised only with an APIC.</summary>
     public const uint Leaf1EcxTscDeadline = 1u << 24;
+
+    /// <summary>The local APIC has x2APIC mode (IA32_APIC_BASE.EXTD, registers as MSRs 0x800-0x8FF); only with an APIC.</summary>
+    public const uint Leaf1EcxX2Apic = 1u << 21;
 
     public const uint Leaf7Ebx =
         (1u << 3)    // BMI1
@@ -94,7 +98,7 @@ internal sealed unsafe partial class X86Cpu
             case 1:
                 a = 0x0006_0663; // family 6, model 0x66 (no errata quirks keyed on it), stepping 3
                 b = (8u << 8) | (1u << 16) | ((uint)Index << 24); // CLFLUSH line 64 bytes, 1 logical CPU, APIC ID
-                c = Leaf1Ecx | Leaf1EcxXsave | (_apic is not null ? Leaf1EcxTscDeadline : 0) | ((Cr4 & Cr4Osxsave) != 0 ? Leaf1EcxOsxsave : 0);
+                c = Leaf1Ecx | Leaf1EcxXsave | (_apic is not null ? Leaf1EcxTscDeadline | Leaf1EcxX2Apic : 0) | ((Cr4 & Cr4Osxsave) != 0 ? Leaf1EcxOsxsave : 0);
                 d = Leaf1Edx | (_apic is not null ? 1u << 9 : 0);
                 break;
             case 2:

@@ -288,7 +288,8 @@ internal sealed unsafe partial class X86Cpu
         return null;
     }
 
-    private bool IsApicPage(ulong pa) => (ApicBase & 0x800) != 0 && (pa & ~0xFFFUL) == (ApicBase & 0xF_FFFF_F000UL);
+    /// <summary>The xAPIC register page; none when the APIC is disabled or in x2APIC mode (its registers are MSRs then).</summary>
+    private bool IsApicPage(ulong pa) => (ApicBase & 0xC00) == 0x800 && (pa & ~0xFFFUL) == (ApicBase & 0xF_FFFF_F000UL);
 
     private static ulong LoadHost(byte* p, int size) => size switch
     {
