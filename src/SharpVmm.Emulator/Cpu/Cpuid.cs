@@ -3,9 +3,9 @@ namespace SharpVmm.Emulator;
 /// <summary>
 /// The CPU model guests see. It advertises exactly what this emulator implements: an Intel family-6 CPU with x86-64, NX, SSE/SSE2, CX8/CX16, CMOV, FXSR, PAT, PGE, PSE/PSE36, 1 GiB pages,
 /// SYSCALL/SYSENTER, RDTSCP, RDPID, IA32_ARCH_CAPABILITIES (immune to Meltdown, MDS and their kin), POPCNT, MOVBE, LZCNT (ABM), BMI1, LAHF in 64-bit mode,
-/// an invariant TSC, SMEP, SMAP, UMIP, PCID with INVPCID, CLFLUSHOPT/CLWB, and (with a local APIC) x2APIC and the TSC-deadline timer.
-/// It hides AVX, PKU, SSE3 and later, and has no hypervisor/KVM paravirt leaves (so Linux, which wants interrupt remapping or a
-/// hypervisor's word before it uses x2APIC, stays in xAPIC mode). XSAVE/XSAVEOPT manage x87 and SSE state.
+/// an invariant TSC, SMEP, SMAP, UMIP, PCID with INVPCID, CLFLUSHOPT/CLWB, PKU, and (with a local APIC) x2APIC and the TSC-deadline timer.
+/// It hides AVX, SSE3 and later, and has no hypervisor/KVM paravirt leaves (so Linux, which wants interrupt remapping or a
+/// hypervisor's word before it uses x2APIC, stays in xAPIC mode). XSAVE/XSAVEOPT manage x87, SSE and PKRU state.
 /// </summary>
 internal sealed unsafe partial class X86Cpu
 {
@@ -56,7 +56,11 @@ internal sealed unsafe partial class X86Cpu
 
     public const uint Leaf7Ecx =
         (1u << 2)    // UMIP
+        | (1u << 3)  // PKU (protection keys for user pages, RDPKRU/WRPKRU)
         | (1u << 22); // RDPID
+
+    /// <summary>OSPKE (leaf 7 ECX bit 4) mirrors CR4.PKE.</summary>
+    public const uint Leaf7EcxOspke = 1u << 4;
 
     /// <summary>
     /// IA32_ARCH_CAPABILITIES is readable. An interpreter never speculates, so it can truthfully say it is immune to
@@ -109,13 +113,15 @@ internal sealed unsafe partial class X86Cpu
             case 7:
                 // Structured extended features, subleaf 0 only: BMI1 (ANDN, BEXTR, BLSI, BLSMSK, BLSR, TZCNT), SMEP,
                 // INVPCID, SMAP, CLFLUSHOPT, CLWB; ECX: UMIP, RDPID. No BMI2/AVX2/ERMS... EDX: IA32_ARCH_CAPABILITIES.
-                if (sub == 0) { b = Leaf7Ebx; c = Leaf7Ecx; d = Leaf7Edx; }
+                if (sub == 0) { b = Leaf7Ebx; c = Leaf7Ecx | ((Cr4 & Cr4Pke) != 0 ? Leaf7EcxOspke : 0); d = Leaf7Edx; }
                 break;
             case 0xD:
-                // XSAVE state: sub-leaf 0 gives the supported components (x87, SSE) and the area size (legacy
-                // region + header, whatever XCR0 enables); sub-leaf 1 advertises XSAVEOPT and nothing else.
-                if (sub == 0) { a = (uint)XcrSupported; b = XsaveAreaSize; c = XsaveAreaSize; }
+                // XSAVE state: sub-leaf 0 gives the supported components (x87, SSE, PKRU) and the area sizes (for
+                // what XCR0 enables now, and for everything); sub-leaf 1 advertises XSAVEOPT and nothing else;
+                // sub-leaf 9 places PKRU (8 bytes) right after the header.
+                if (sub == 0) { a = (uint)XcrSupported; b = XsaveAreaSizeFor(Xcr0); c = XsaveAreaSizeFor(XcrSupported); }
                 else if (sub == 1) a = 1;
+                else if (sub == XcrPkruBit) { a = 8; b = XsavePkruOffset; }
                 break;
             case 0x8000_0000:
                 a = 0x8000_0008;

@@ -72,8 +72,8 @@ internal sealed unsafe partial class X86Cpu
                 return;
             case 4:
             {
-                // VME PVI TSD DE PSE PAE MCE PGE PCE OSFXSR OSXMMEXCPT UMIP PCIDE OSXSAVE SMEP SMAP: everything else is reserved here.
-                const ulong allowed = 0x1 | 0x2 | 0x4 | 0x8 | 0x10 | 0x20 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | Cr4Umip | Cr4Pcide | Cr4Osxsave | Cr4Smep | Cr4Smap;
+                // VME PVI TSD DE PSE PAE MCE PGE PCE OSFXSR OSXMMEXCPT UMIP PCIDE OSXSAVE SMEP SMAP PKE: everything else is reserved here.
+                const ulong allowed = 0x1 | 0x2 | 0x4 | 0x8 | 0x10 | 0x20 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | Cr4Umip | Cr4Pcide | Cr4Osxsave | Cr4Smep | Cr4Smap | Cr4Pke;
                 if ((v & ~allowed) != 0) throw Gp();
                 if (LongModeActive && (v & 0x20) == 0) throw Gp();
                 // PCIDE can be turned on only in IA-32e mode and with PCID 0 in CR3.
