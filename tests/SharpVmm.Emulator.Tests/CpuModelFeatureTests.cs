@@ -33,7 +33,7 @@ public class CpuModelFeatureTests
         var l1 = Cpuid(g, 1);
         Assert.NotEqual(0u, l1.C & (1u << 17));   // PCID
         Assert.Equal(0u, l1.C & (1u << 24));      // TSC-deadline: no local APIC in this guest
-        Assert.Equal(0u, l1.C & (1u << 21));      // no x2APIC
+        Assert.Equal(0u, l1.C & (1u << 21));      // x2APIC: no local APIC in this guest
         Assert.NotEqual(0u, l1.C & (1u << 26));   // XSAVE (XsaveTests)
         Assert.Equal(0u, l1.C & (1u << 27));      // OSXSAVE: CR4.OSXSAVE is off
         var l7 = Cpuid(g, 7);
@@ -41,14 +41,16 @@ public class CpuModelFeatureTests
         Assert.NotEqual(0u, l7.B & (1u << 20));   // SMAP (SmapTests)
         Assert.NotEqual(0u, l7.C & (1u << 2));    // UMIP
         Assert.NotEqual(0u, l7.C & (1u << 22));   // RDPID
-        Assert.Equal(0u, l7.C & (1u << 3));       // no PKU
+        Assert.NotEqual(0u, l7.C & (1u << 3));    // PKU (PkuTests)
     }
 
     [Fact]
-    public void Tsc_deadline_is_advertised_with_a_local_apic()
+    public void Tsc_deadline_and_x2apic_are_advertised_with_a_local_apic()
     {
         using var g = new TestGuest(options: new EmuOptions { LocalApicFactory = i => new FakeLocalApic(i) });
-        Assert.NotEqual(0u, Cpuid(g, 1).C & (1u << 24));
+        var l1 = Cpuid(g, 1);
+        Assert.NotEqual(0u, l1.C & (1u << 24));
+        Assert.NotEqual(0u, l1.C & (1u << 21));   // x2APIC mode itself: LocalApicX2ApicTests, X2ApicGuestTests
     }
 
     [Fact]

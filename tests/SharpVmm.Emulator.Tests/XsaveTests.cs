@@ -19,7 +19,7 @@ public class XsaveTests
     }
 
     [Fact]
-    public void Cpuid_leaf_0xd_describes_x87_and_sse_in_a_576_byte_area_and_osxsave_follows_cr4()
+    public void Cpuid_leaf_0xd_describes_x87_sse_and_pkru_and_osxsave_follows_cr4()
     {
         using var g = new TestGuest();
         g.Load64(a =>
@@ -35,9 +35,9 @@ public class XsaveTests
             a.hlt();
         });
         var s = g.RunToHalt();
-        Assert.Equal(3UL, s[Gpr.R8]);
-        Assert.Equal(576UL, s[Gpr.R9]);
-        Assert.Equal(576UL, s[Gpr.R10]);
+        Assert.Equal(0x203UL, s[Gpr.R8]);             // x87, SSE, PKRU (PkuTests)
+        Assert.Equal(576UL, s[Gpr.R9]);                // for XCR0 = x87: legacy region + header
+        Assert.Equal(584UL, s[Gpr.R10]);               // for everything: PKRU after the header
         Assert.Equal(1UL, s[Gpr.R11]);                 // XSAVEOPT only
         Assert.Equal(0UL, s[Gpr.R12] & (1UL << 27));
         Assert.NotEqual(0UL, s[Gpr.R13] & (1UL << 27));

@@ -30,6 +30,8 @@ public sealed class VcpuState
     public ulong ApicBase { get; set; } = 0xFEE0_0900;
     /// <summary>XCR0, the XSAVE feature mask (x87 always on): what XSAVE/XRSTOR manage and the OS has enabled.</summary>
     public ulong Xcr0 { get; set; } = 1;
+    /// <summary>PKRU, the protection-key rights register (two bits per key; 0 is its reset value).</summary>
+    public uint Pkru { get; set; }
 
     /// <summary>Model-specific registers beyond the ones above (STAR, LSTAR, KERNEL_GS_BASE, TSC, PAT, ...).</summary>
     public SortedDictionary<uint, ulong> Msrs { get; init; } = [];
@@ -55,7 +57,7 @@ public sealed class VcpuState
             Rip = Rip, Rflags = Rflags,
             Cs = Cs, Ds = Ds, Es = Es, Fs = Fs, Gs = Gs, Ss = Ss, Tr = Tr, Ldtr = Ldtr,
             Gdt = Gdt, Idt = Idt,
-            Cr0 = Cr0, Cr2 = Cr2, Cr3 = Cr3, Cr4 = Cr4, Cr8 = Cr8, Efer = Efer, ApicBase = ApicBase, Xcr0 = Xcr0,
+            Cr0 = Cr0, Cr2 = Cr2, Cr3 = Cr3, Cr4 = Cr4, Cr8 = Cr8, Efer = Efer, ApicBase = ApicBase, Xcr0 = Xcr0, Pkru = Pkru,
             Msrs = new SortedDictionary<uint, ulong>(Msrs),
             Fpu = Fpu.Clone(),
             Lapic = (byte[]?)Lapic?.Clone(),

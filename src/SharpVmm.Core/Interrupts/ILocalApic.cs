@@ -22,7 +22,20 @@ public interface ILocalApic : ICpuInterruptController
     /// <summary>A startup IPI arrived: the CPU starts in real mode at CS = vector &lt;&lt; 8, IP = 0.</summary>
     bool TryTakeStartup(out byte vector);
 
-    /// <summary>APIC MSRs that live in the APIC (IA32_TSC_DEADLINE 0x6E0); false if <paramref name="msr"/> is not one.</summary>
-    bool TryReadMsr(uint msr, out ulong value);
-    bool TryWriteMsr(uint msr, ulong value);
+    /// <summary>
+    /// MSRs that live in the APIC: IA32_APIC_BASE (0x1B), IA32_TSC_DEADLINE (0x6E0) and, in x2APIC mode, the register
+    /// MSRs 0x800-0x8FF. <see cref="ApicMsrResult.NotApic"/> if <paramref name="msr"/> is not one;
+    /// <see cref="ApicMsrResult.Fault"/> when the access must raise #GP (x2APIC registers outside x2APIC mode, a
+    /// write-only or read-only register, reserved bits, an invalid APIC-mode transition).
+    /// </summary>
+    ApicMsrResult ReadMsr(uint msr, out ulong value);
+    ApicMsrResult WriteMsr(uint msr, ulong value);
+}
+
+/// <summary>Outcome of an MSR access offered to the local APIC.</summary>
+public enum ApicMsrResult
+{
+    NotApic,
+    Done,
+    Fault,
 }

@@ -8,8 +8,11 @@ namespace SharpVmm.Core.State;
 /// </summary>
 public static class VcpuStateCodec
 {
-    /// <summary>Version 2 added XCR0 (after the APIC base); version 1 states read with XCR0 = x87 only.</summary>
-    public const int Version = 2;
+    /// <summary>
+    /// Version 2 added XCR0 (after the APIC base), version 3 PKRU (after XCR0); older states read with XCR0 = x87
+    /// only and PKRU = 0, their reset values.
+    /// </summary>
+    public const int Version = 3;
     private const int MaxMsrs = 4096;
 
     public static void Write(StateWriter w, VcpuState s)
@@ -27,6 +30,7 @@ public static class VcpuStateCodec
         w.WriteU64(s.Efer);
         w.WriteU64(s.ApicBase);
         w.WriteU64(s.Xcr0);
+        w.WriteU32(s.Pkru);
         w.WriteI32(s.Msrs.Count);
         foreach (var (index, value) in s.Msrs)
         {
@@ -49,7 +53,7 @@ public static class VcpuStateCodec
     public static VcpuState Read(StateReader r)
     {
         int version = r.ReadI32("vCPU state version");
-        if (version is not (1 or Version)) throw r.Error($"vCPU state version {version} is not supported (this SharpVmm reads version {Version})");
+        if (version is not (1 or 2 or Version)) throw r.Error($"vCPU state version {version} is not supported (this SharpVmm reads version {Version})");
         var s = new VcpuState();
         for (int i = 0; i < 16; i++) s.Gprs[i] = r.ReadU64("a general-purpose register");
         s.Rip = r.ReadU64("RIP");
@@ -66,6 +70,7 @@ public static class VcpuStateCodec
             s.Xcr0 = r.ReadU64("XCR0");
             if ((s.Xcr0 & 1) == 0) throw r.Error($"XCR0 0x{s.Xcr0:x} lacks the x87 bit, which is always set");
         }
+        if (version >= 3) s.Pkru = r.ReadU32("PKRU");
         int msrs = r.ReadInt(0, MaxMsrs, "MSR count");
         for (int i = 0; i < msrs; i++)
         {

@@ -67,5 +67,7 @@ public sealed class ApicBus
     }
 
     private static bool Matches(LocalApic apic, in ApicMessage message)
-        => message.LogicalDestination ? apic.MatchesLogical(message.Destination) : apic.MatchesPhysical(message.Destination);
+        => message.LogicalDestination
+            ? apic.MatchesLogical(message.Destination, message.X2ApicDestination)
+            : apic.MatchesPhysical(message.Destination, message.X2ApicDestination);
 }

@@ -21,11 +21,15 @@ public enum ApicShorthand : byte
     AllExcludingSelf = 3,
 }
 
-/// <summary>One interrupt message on the APIC bus, from an IOAPIC redirection entry or a local APIC's ICR.</summary>
+/// <summary>
+/// One interrupt message on the APIC bus, from an IOAPIC redirection entry or a local APIC's ICR. The destination
+/// is 8 bits (xAPIC ICR, IOAPIC) or, from an x2APIC-mode ICR, 32 bits (<paramref name="X2ApicDestination"/>).
+/// </summary>
 public readonly record struct ApicMessage(
     byte Vector,
     ApicDeliveryMode Mode,
     bool LogicalDestination,
-    byte Destination,
+    uint Destination,
     bool LevelTriggered,
-    ApicShorthand Shorthand = ApicShorthand.None);
+    ApicShorthand Shorthand = ApicShorthand.None,
+    bool X2ApicDestination = false);

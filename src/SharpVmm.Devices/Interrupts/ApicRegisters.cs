@@ -34,4 +34,10 @@ public static class ApicRegisters
     /// <summary>MSR numbers the local APIC answers.</summary>
     public const uint MsrApicBase = 0x1B;
     public const uint MsrTscDeadline = 0x6E0;
+
+    /// <summary>x2APIC mode: register at MMIO offset <c>o</c> is MSR <c>0x800 + (o &gt;&gt; 4)</c> (SDM table 11-6).</summary>
+    public const uint X2ApicMsrFirst = 0x800, X2ApicMsrLast = 0x8FF;
+
+    /// <summary>x2APIC-only: SELF IPI (MSR 0x83F), write-only.</summary>
+    public const uint SelfIpi = 0x3F0;
 }

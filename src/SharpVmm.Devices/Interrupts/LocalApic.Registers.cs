@@ -9,12 +9,12 @@ public sealed partial class LocalApic
     {
         switch (offset)
         {
-            case ApicRegisters.Id: return (uint)_id << 24;
+            case ApicRegisters.Id: return _x2apic ? _id : (uint)_id << 24;
             case ApicRegisters.Version: return VersionValue;
             case ApicRegisters.Tpr: return _tpr;
             case ApicRegisters.Apr: return ArbitrationPriorityRegisterLocked();
             case ApicRegisters.Ppr: return (uint)ProcessorPriorityLocked();
-            case ApicRegisters.Ldr: return _ldr;
+            case ApicRegisters.Ldr: return _x2apic ? X2ApicLdr : _ldr;
             case ApicRegisters.Dfr: return _dfr;
             case ApicRegisters.Svr: return _svr;
             case ApicRegisters.Esr: return _esr;
@@ -134,13 +134,15 @@ public sealed partial class LocalApic
                 UpdatePendingLocked();
                 return;
             }
+            // x2APIC: the ICR's high half is a 32-bit destination; xAPIC: bits 31:24 of ICR high.
             message = new ApicMessage(
                 (byte)icrLow,
                 mode,
                 (icrLow & (1u << 11)) != 0,
-                (byte)(_icrHigh >> 24),
+                _x2apic ? _icrHigh : _icrHigh >> 24,
                 LevelTriggered: false,
-                shorthand);
+                shorthand,
+                X2ApicDestination: _x2apic);
         }
         _bus.SendIpi(this, message);
     }

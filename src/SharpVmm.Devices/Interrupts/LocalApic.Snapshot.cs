@@ -38,6 +38,10 @@ public sealed partial class LocalApic
             _ldr = r.ReadU32("LDR"); _dfr = r.ReadU32("DFR"); _tpr = r.ReadU32("TPR") & 0xFF;
             _hwEnabled = r.ReadBool("APIC enabled"); _swEnabled = r.ReadBool("APIC software-enabled");
             _baseMsr = r.ReadU64("APIC base MSR"); _svr = r.ReadU32("SVR") & 0x3FF;
+            // x2APIC mode rides in the base MSR (EXTD); with it the ID is the fixed x2APIC ID.
+            _x2apic = (_baseMsr & BaseMsrX2Apic) != 0;
+            if (_x2apic && (_baseMsr & BaseMsrEnable) == 0) throw r.Error($"APIC base MSR 0x{_baseMsr:x} has x2APIC mode without the enable bit");
+            if (_x2apic && _id != _initialId) throw r.Error($"x2APIC ID {_id} differs from this vCPU's ID {_initialId}");
             r.ReadU32ArrayExactly(_irr, "IRR"); r.ReadU32ArrayExactly(_isr, "ISR"); r.ReadU32ArrayExactly(_tmr, "TMR");
             r.ReadU32ArrayExactly(_lvt, "LVT");
             _esr = r.ReadU32("ESR"); _esrAccumulated = r.ReadU32("accumulated ESR");

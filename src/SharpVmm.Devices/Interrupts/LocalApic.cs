@@ -6,8 +6,9 @@ using SharpVmm.Devices.Timers;
 namespace SharpVmm.Devices.Interrupts;
 
 /// <summary>
-/// One vCPU's xAPIC (version 0x14, 6 LVT entries): priorities, IRR/ISR/TMR, EOI (broadcast to the IOAPIC for
-/// level-triggered vectors), the LVT, the timer (one-shot, periodic, TSC-deadline) and the ICR for IPIs.
+/// One vCPU's local APIC (version 0x14, 6 LVT entries), in xAPIC or x2APIC mode (LocalApic.X2Apic.cs): priorities,
+/// IRR/ISR/TMR, EOI (broadcast to the IOAPIC for level-triggered vectors), the LVT, the timer (one-shot, periodic,
+/// TSC-deadline) and the ICR for IPIs.
 /// LINT0 in ExtINT mode passes the 8259's INT through (virtual-wire mode), as does a hardware-disabled APIC.
 /// Thread-safe: the vCPU thread, device threads and the timer thread may all call in; one lock per APIC, never held
 /// while calling into another controller. <see cref="HasInterrupt"/> is a single volatile load.
@@ -19,7 +20,9 @@ public sealed partial class LocalApic : ILocalApic
     public const ulong DefaultBaseAddress = 0xFEE0_0000;
 
     private const ulong BaseMsrBsp = 1ul << 8;
+    private const ulong BaseMsrX2Apic = 1ul << 10;
     private const ulong BaseMsrEnable = 1ul << 11;
+    private const ulong BaseMsrAddress = 0xF_FFFF_F000;
     private const uint SvrEnable = 1u << 8;
 
     private readonly object _gate = new();
@@ -28,6 +31,8 @@ public sealed partial class LocalApic : ILocalApic
 
     // Read without the lock by the bus (destination matching, lowest-priority arbitration).
     private volatile byte _id;
+    private readonly byte _initialId;   // the x2APIC ID (CPUID's initial APIC ID): fixed, whatever the guest wrote in xAPIC mode
+    private volatile bool _x2apic;
     private volatile uint _ldr;
     private volatile uint _dfr;
     private volatile uint _tpr;
@@ -64,6 +69,7 @@ public sealed partial class LocalApic : ILocalApic
         _timers = timers;
         _timer = timers.CreateTimer(OnTimerExpired);
         _id = (byte)apicId;
+        _initialId = (byte)apicId;
         IsBootstrapProcessor = isBsp;
         _baseMsr = DefaultBaseAddress | BaseMsrEnable | (isBsp ? BaseMsrBsp : 0);
         _hwEnabled = true;
@@ -84,7 +90,7 @@ public sealed partial class LocalApic : ILocalApic
     /// <summary>Guest-physical address of this APIC's register page (IA32_APIC_BASE bits 35:12).</summary>
     public ulong BaseAddress
     {
-        get { lock (_gate) return _baseMsr & 0xF_FFFF_F000; }
+        get { lock (_gate) return _baseMsr & BaseMsrAddress; }
     }
 
     /// <summary>IA32_APIC_BASE.EN: when clear the APIC is off and the PIC's INT goes straight to the CPU.</summary>
@@ -152,36 +158,47 @@ public sealed partial class LocalApic : ILocalApic
         }
     }
 
-    public bool TryReadMsr(uint msr, out ulong value)
+    public ApicMsrResult ReadMsr(uint msr, out ulong value)
     {
         switch (msr)
         {
             case ApicRegisters.MsrApicBase:
                 lock (_gate) value = _baseMsr;
-                return true;
+                return ApicMsrResult.Done;
             case ApicRegisters.MsrTscDeadline:
                 lock (_gate) value = TimerMode == TimerModeTscDeadline ? _tscDeadline : 0;
-                return true;
+                return ApicMsrResult.Done;
+            case >= ApicRegisters.X2ApicMsrFirst and <= ApicRegisters.X2ApicMsrLast:
+                return ReadX2ApicMsr(msr, out value);
             default:
                 value = 0;
-                return false;
+                return ApicMsrResult.NotApic;
         }
     }
 
-    public bool TryWriteMsr(uint msr, ulong value)
+    public ApicMsrResult WriteMsr(uint msr, ulong value)
     {
         switch (msr)
         {
             case ApicRegisters.MsrApicBase:
-                WriteBaseMsr(value);
-                return true;
+                return WriteBaseMsr(value) ? ApicMsrResult.Done : ApicMsrResult.Fault;
             case ApicRegisters.MsrTscDeadline:
                 lock (_gate) WriteTscDeadlineLocked(value);
-                return true;
+                return ApicMsrResult.Done;
+            case >= ApicRegisters.X2ApicMsrFirst and <= ApicRegisters.X2ApicMsrLast:
+                return WriteX2ApicMsr(msr, value);
             default:
-                return false;
+                return ApicMsrResult.NotApic;
         }
     }
+
+    /// <summary><see cref="ReadMsr"/> that succeeded (for callers that know the MSR is a valid access).</summary>
+    public bool TryReadMsr(uint msr, out ulong value) => ReadMsr(msr, out value) == ApicMsrResult.Done;
+
+    public bool TryWriteMsr(uint msr, ulong value) => WriteMsr(msr, value) == ApicMsrResult.Done;
+
+    /// <summary>IA32_APIC_BASE.EXTD: the APIC is in x2APIC mode (registers through MSRs, the MMIO page is off).</summary>
+    public bool IsX2ApicMode => _x2apic;
 
     public void Read(uint offset, Span<byte> data)
     {
@@ -302,22 +319,31 @@ public sealed partial class LocalApic : ILocalApic
         if (isNew) LocalInterruptLocked(5);
     }
 
-    private void WriteBaseMsr(ulong value)
+    /// <summary>IA32_APIC_BASE; false (#GP) for reserved bits or a mode transition the SDM forbids (11.12.5).</summary>
+    private bool WriteBaseMsr(ulong value)
     {
         bool wake;
         lock (_gate)
         {
-            // BSP is read-only; bits 35:12 base, bit 11 global enable (bit 10, x2APIC, is not offered).
-            _baseMsr = (value & (0xF_FFFF_F000 | BaseMsrEnable)) | (_baseMsr & BaseMsrBsp);
-            bool enable = (value & BaseMsrEnable) != 0;
+            // BSP (bit 8) is read-only; bits 35:12 base, bit 10 x2APIC enable (EXTD), bit 11 global enable.
+            if ((value & ~(BaseMsrAddress | BaseMsrEnable | BaseMsrX2Apic | BaseMsrBsp)) != 0) return false;
+            bool enable = (value & BaseMsrEnable) != 0, x2 = (value & BaseMsrX2Apic) != 0;
+            if (x2 && !enable) return false;                  // EXTD without EN is the invalid state
+            if (_x2apic && enable && !x2) return false;       // x2APIC -> xAPIC must go through disabled
+            if (!_hwEnabled && x2) return false;              // disabled -> x2APIC must go through xAPIC
+            _baseMsr = (value & (BaseMsrAddress | BaseMsrEnable | BaseMsrX2Apic)) | (_baseMsr & BaseMsrBsp);
             if (!enable && _hwEnabled)
             {
                 ResetRegistersLocked(); // re-enabling starts from the reset state (SDM 11.4.3)
+                _id = _initialId;
             }
+            if (x2 && !_x2apic) _id = _initialId; // the x2APIC ID is the initial APIC ID; the LDR follows from it
+            _x2apic = x2;
             _hwEnabled = enable;
             wake = UpdatePendingLocked();
         }
         if (wake) Wake?.Invoke();
+        return true;
     }
 
     private void ResetRegistersLocked()
@@ -391,16 +417,35 @@ public sealed partial class LocalApic : ILocalApic
         if (wake) Wake?.Invoke();
     }
 
-    internal bool MatchesPhysical(byte destination) => destination == 0xFF || destination == _id;
+    /// <summary>
+    /// Physical destination: the APIC ID, or the broadcast ID of the message's format (0xFF for an 8-bit xAPIC
+    /// destination — the IOAPIC's, whatever mode this APIC is in — 0xFFFFFFFF for an x2APIC ICR's 32-bit one).
+    /// </summary>
+    internal bool MatchesPhysical(uint destination, bool x2ApicFormat)
+        => destination == (x2ApicFormat ? 0xFFFF_FFFFu : 0xFFu) || destination == _id;
 
-    internal bool MatchesLogical(byte destination)
+    internal bool MatchesLogical(uint destination, bool x2ApicFormat)
     {
+        if (_x2apic)
+        {
+            // x2APIC cluster model: destination bits 31:16 the cluster, 15:0 a member bitmap, against the derived LDR.
+            if (destination == (x2ApicFormat ? 0xFFFF_FFFFu : 0xFFu)) return true;
+            uint ldr = X2ApicLdr;
+            return destination >> 16 == ldr >> 16 && (destination & ldr & 0xFFFF) != 0;
+        }
+        if (x2ApicFormat)
+        {
+            // From an x2APIC-mode sender to an xAPIC-mode receiver (a mixed system, only while CPUs switch modes):
+            // the low byte is all an xAPIC can compare.
+            if (destination == 0xFFFF_FFFF) return true;
+            destination &= 0xFF;
+        }
         byte logicalId = (byte)(_ldr >> 24);
         if ((_dfr >> 28) == 0xF)
             return (logicalId & destination) != 0; // flat model
         // cluster model: high nibble cluster (15 = all clusters), low nibble member bitmap
-        int cluster = destination >> 4;
-        return (cluster == 0xF || cluster == logicalId >> 4) && (destination & logicalId & 0xF) != 0;
+        uint cluster = (destination & 0xFF) >> 4;
+        return (cluster == 0xF || cluster == (uint)(logicalId >> 4)) && (destination & logicalId & 0xF) != 0;
     }
 
     /// <summary>Arbitration key for lowest-priority delivery (lower wins).</summary>

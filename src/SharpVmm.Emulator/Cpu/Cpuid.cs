@@ -3,8 +3,9 @@ namespace SharpVmm.Emulator;
 /// <summary>
 /// The CPU model guests see. It advertises exactly what this emulator implements: an Intel family-6 CPU with x86-64, NX, SSE/SSE2, CX8/CX16, CMOV, FXSR, PAT, PGE, PSE/PSE36, 1 GiB pages,
 /// SYSCALL/SYSENTER, RDTSCP, RDPID, IA32_ARCH_CAPABILITIES (immune to Meltdown, MDS and their kin), POPCNT, MOVBE, LZCNT (ABM), BMI1, LAHF in 64-bit mode,
-/// an invariant TSC, SMEP, SMAP, UMIP, PCID with INVPCID, CLFLUSHOPT/CLWB, and (with a local APIC) the TSC-deadline timer. It hides AVX,
-/// x2APIC, PKU, SSE3 and later, and has no hypervisor/KVM paravirt leaves. XSAVE/XSAVEOPT manage x87 and SSE state.
+/// an invariant TSC, SMEP, SMAP, UMIP, PCID with INVPCID, CLFLUSHOPT/CLWB, PKU, and (with a local APIC) x2APIC and the TSC-deadline timer.
+/// It hides AVX, SSE3 and later, and has no hypervisor/KVM paravirt leaves (so Linux, which wants interrupt remapping or a
+/// hypervisor's word before it uses x2APIC, stays in xAPIC mode). XSAVE/XSAVEOPT manage x87, SSE and PKRU state.
 /// </summary>
 internal sealed unsafe partial class X86Cpu
 {
@@ -42,6 +43,9 @@ internal sealed unsafe partial class X86Cpu
     /// <summary>The local APIC's timer has the TSC-deadline mode (IA32_TSC_DEADLINE); advertised only with an APIC.</summary>
     public const uint Leaf1EcxTscDeadline = 1u << 24;
 
+    /// <summary>The local APIC has x2APIC mode (IA32_APIC_BASE.EXTD, registers as MSRs 0x800-0x8FF); only with an APIC.</summary>
+    public const uint Leaf1EcxX2Apic = 1u << 21;
+
     public const uint Leaf7Ebx =
         (1u << 3)    // BMI1
         | (1u << 7)  // SMEP
@@ -52,7 +56,11 @@ internal sealed unsafe partial class X86Cpu
 
     public const uint Leaf7Ecx =
         (1u << 2)    // UMIP
+        | (1u << 3)  // PKU (protection keys for user pages, RDPKRU/WRPKRU)
         | (1u << 22); // RDPID
+
+    /// <summary>OSPKE (leaf 7 ECX bit 4) mirrors CR4.PKE.</summary>
+    public const uint Leaf7EcxOspke = 1u << 4;
 
     /// <summary>
     /// IA32_ARCH_CAPABILITIES is readable. An interpreter never speculates, so it can truthfully say it is immune to
@@ -94,7 +102,7 @@ internal sealed unsafe partial class X86Cpu
             case 1:
                 a = 0x0006_0663; // family 6, model 0x66 (no errata quirks keyed on it), stepping 3
                 b = (8u << 8) | (1u << 16) | ((uint)Index << 24); // CLFLUSH line 64 bytes, 1 logical CPU, APIC ID
-                c = Leaf1Ecx | Leaf1EcxXsave | (_apic is not null ? Leaf1EcxTscDeadline : 0) | ((Cr4 & Cr4Osxsave) != 0 ? Leaf1EcxOsxsave : 0);
+                c = Leaf1Ecx | Leaf1EcxXsave | (_apic is not null ? Leaf1EcxTscDeadline | Leaf1EcxX2Apic : 0) | ((Cr4 & Cr4Osxsave) != 0 ? Leaf1EcxOsxsave : 0);
                 d = Leaf1Edx | (_apic is not null ? 1u << 9 : 0);
                 break;
             case 2:
@@ -105,13 +113,15 @@ internal sealed unsafe partial class X86Cpu
             case 7:
                 // Structured extended features, subleaf 0 only: BMI1 (ANDN, BEXTR, BLSI, BLSMSK, BLSR, TZCNT), SMEP,
                 // INVPCID, SMAP, CLFLUSHOPT, CLWB; ECX: UMIP, RDPID. No BMI2/AVX2/ERMS... EDX: IA32_ARCH_CAPABILITIES.
-                if (sub == 0) { b = Leaf7Ebx; c = Leaf7Ecx; d = Leaf7Edx; }
+                if (sub == 0) { b = Leaf7Ebx; c = Leaf7Ecx | ((Cr4 & Cr4Pke) != 0 ? Leaf7EcxOspke : 0); d = Leaf7Edx; }
                 break;
             case 0xD:
-                // XSAVE state: sub-leaf 0 gives the supported components (x87, SSE) and the area size (legacy
-                // region + header, whatever XCR0 enables); sub-leaf 1 advertises XSAVEOPT and nothing else.
-                if (sub == 0) { a = (uint)XcrSupported; b = XsaveAreaSize; c = XsaveAreaSize; }
+                // XSAVE state: sub-leaf 0 gives the supported components (x87, SSE, PKRU) and the area sizes (for
+                // what XCR0 enables now, and for everything); sub-leaf 1 advertises XSAVEOPT and nothing else;
+                // sub-leaf 9 places PKRU (8 bytes) right after the header.
+                if (sub == 0) { a = (uint)XcrSupported; b = XsaveAreaSizeFor(Xcr0); c = XsaveAreaSizeFor(XcrSupported); }
                 else if (sub == 1) a = 1;
+                else if (sub == XcrPkruBit) { a = 8; b = XsavePkruOffset; }
                 break;
             case 0x8000_0000:
                 a = 0x8000_0008;

@@ -232,7 +232,7 @@ internal sealed unsafe partial class X86Cpu
             {
                 int slot = ReadSet + (int)((la >> 12) & (TlbSize - 1));
                 ref TlbEntry e = ref _tlb[slot];
-                if (SmapWindowBlocksCaching(slot)) return LoadHost(r.Host + (pa - r.GuestBase), size);
+                if (_walkKeyRestricted || SmapWindowBlocksCaching(slot)) return LoadHost(r.Host + (pa - r.GuestBase), size);
                 e.Tag = (la & ~0xFFFUL) | UserBit;
                 _tlbGlobal[slot] = _walkGlobal;
                 e.Addend = (long)(r.Host + ((pa & ~0xFFFUL) - r.GuestBase)) - (long)(la & ~0xFFFUL);
@@ -269,7 +269,7 @@ internal sealed unsafe partial class X86Cpu
             {
                 int slot = WriteSet + (int)((la >> 12) & (TlbSize - 1));
                 ref TlbEntry e = ref _tlb[slot];
-                if (SmapWindowBlocksCaching(slot)) return;
+                if (_walkKeyRestricted || SmapWindowBlocksCaching(slot)) return;
                 e.Tag = (la & ~0xFFFUL) | UserBit;
                 _tlbGlobal[slot] = _walkGlobal;
                 e.Addend = (long)(r.Host + ((pa & ~0xFFFUL) - r.GuestBase)) - (long)(la & ~0xFFFUL);
@@ -288,7 +288,8 @@ internal sealed unsafe partial class X86Cpu
         return null;
     }
 
-    private bool IsApicPage(ulong pa) => (ApicBase & 0x800) != 0 && (pa & ~0xFFFUL) == (ApicBase & 0xF_FFFF_F000UL);
+    /// <summary>The xAPIC register page; none when the APIC is disabled or in x2APIC mode (its registers are MSRs then).</summary>
+    private bool IsApicPage(ulong pa) => (ApicBase & 0xC00) == 0x800 && (pa & ~0xFFFUL) == (ApicBase & 0xF_FFFF_F000UL);
 
     private static ulong LoadHost(byte* p, int size) => size switch
     {
@@ -393,6 +394,7 @@ internal sealed unsafe partial class X86Cpu
     {
         _walkGlobal = false;
         _walkUserPage = false;
+        _walkKeyRestricted = false;
         if ((Cr0 & 0x8000_0000) == 0) return la & 0xFFFF_FFFF;
         // Only the slow path gets here (TLB tags are canonical addresses), so the check costs hits nothing.
         if ((Efer & 0x400) != 0 && !IsCanonical(la)) throw NonCanonicalFault();
@@ -424,6 +426,7 @@ internal sealed unsafe partial class X86Cpu
                 if (leaf)
                 {
                     CheckAccess(la, access, user, allowWrite, allowUser, noExec);
+                    if (allowUser) CheckProtectionKey(la, access, user, e);
                     SetAccessedDirty(entryPa, e, write, 8);
                     if (level > 1) _tlbHasLarge = true;
                     _walkGlobal = pge && (e & 0x100) != 0;
@@ -523,9 +526,10 @@ internal sealed unsafe partial class X86Cpu
         if (_cache.IsCodePage(entryPa)) _cache.InvalidatePage(entryPa);
     }
 
-    private CpuFaultException PageFault(ulong la, int access, bool user, bool reserved, bool present = false)
+    private CpuFaultException PageFault(ulong la, int access, bool user, bool reserved, bool present = false, bool protectionKey = false)
     {
         uint err = (present || reserved ? 1u : 0) | (access == AccWrite ? 2u : 0) | (user ? 4u : 0) | (reserved ? 8u : 0)
+                   | (protectionKey ? PageFaultPk : 0)
                    | (access == AccFetch && ((Efer & 0x800) != 0 || (Cr4 & Cr4Smep) != 0) ? 0x10u : 0);
         Cr2 = la;
         return Fault(14, err, true);

@@ -355,8 +355,10 @@ internal sealed unsafe partial class X86Cpu
     private void EnterWaitForSipi()
     {
         ulong apicBase = ApicBase;
+        uint pkru = Pkru; // INIT leaves PKRU alone (SDM vol. 3, table 10-1)
         ResetToPowerOn();
         ApicBase = apicBase;
+        Pkru = pkru;
         _waitForSipi = true;
     }
 }

@@ -20,7 +20,7 @@ internal sealed unsafe partial class X86Cpu
         s.Tr = Sreg[TR]; s.Ldtr = Sreg[LDTR];
         s.Gdt = Gdtr; s.Idt = Idtr;
         s.Cr0 = Cr0; s.Cr2 = Cr2; s.Cr3 = Cr3; s.Cr4 = Cr4; s.Cr8 = _apic is not null ? ReadTpr() : Cr8;
-        s.Efer = Efer; s.ApicBase = ApicBase; s.Xcr0 = Xcr0;
+        s.Efer = Efer; s.ApicBase = ApicBase; s.Xcr0 = Xcr0; s.Pkru = Pkru;
         foreach (uint m in ExportedMsrs)
             if (_msrs.TryGetValue(m, out var v)) s.Msrs[m] = v;
         foreach (var kv in _msrs)
@@ -63,6 +63,7 @@ internal sealed unsafe partial class X86Cpu
         if ((Efer & 0x100) != 0 && (Cr0 & 0x8000_0001) == 0x8000_0001) Efer |= 0x400; else Efer &= ~0x400UL;
         ApicBase = s.ApicBase;
         Xcr0 = (s.Xcr0 & XcrSupported) | 1; // components this CPU lacks (AVX from a KVM snapshot) cannot be restored
+        Pkru = s.Pkru; // the TLB is flushed below
         _msrs.Clear();
         foreach (var kv in s.Msrs)
         {

@@ -1,5 +1,6 @@
 using Iced.Intel;
 using SharpVmm.Core.Cpu;
+using SharpVmm.Core.Interrupts;
 
 namespace SharpVmm.Emulator;
 
@@ -71,8 +72,8 @@ internal sealed unsafe partial class X86Cpu
                 return;
             case 4:
             {
-                // VME PVI TSD DE PSE PAE MCE PGE PCE OSFXSR OSXMMEXCPT UMIP PCIDE OSXSAVE SMEP SMAP: everything else is reserved here.
-                const ulong allowed = 0x1 | 0x2 | 0x4 | 0x8 | 0x10 | 0x20 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | Cr4Umip | Cr4Pcide | Cr4Osxsave | Cr4Smep | Cr4Smap;
+                // VME PVI TSD DE PSE PAE MCE PGE PCE OSFXSR OSXMMEXCPT UMIP PCIDE OSXSAVE SMEP SMAP PKE: everything else is reserved here.
+                const ulong allowed = 0x1 | 0x2 | 0x4 | 0x8 | 0x10 | 0x20 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | Cr4Umip | Cr4Pcide | Cr4Osxsave | Cr4Smep | Cr4Smap | Cr4Pke;
                 if ((v & ~allowed) != 0) throw Gp();
                 if (LongModeActive && (v & 0x20) == 0) throw Gp();
                 // PCIDE can be turned on only in IA-32e mode and with PCID 0 in CR3.
@@ -133,7 +134,12 @@ internal sealed unsafe partial class X86Cpu
             case MsrArchCapabilities: return ArchCapabilities;
             case 0x1A0: return _msrs.TryGetValue(msr, out var me) ? me : 1; // fast strings
         }
-        if (_apic is not null && _apic.TryReadMsr(msr, out ulong av)) return av;
+        if (_apic is not null)
+        {
+            var result = _apic.ReadMsr(msr, out ulong av);
+            if (result == ApicMsrResult.Done) return av;
+            if (result == ApicMsrResult.Fault) throw Gp();
+        }
         if (IsStoredMsr(msr)) return ReadMsrOrZero(msr);
         throw Gp();
     }
@@ -146,8 +152,19 @@ internal sealed unsafe partial class X86Cpu
                 _tscOffset = (long)v - (long)_clock.ReadTsc();
                 return;
             case MsrApicBase:
-                if ((v & ~(0xF_FFFF_F000UL | 0x900)) != 0) throw Gp(); // no x2APIC mode
-                ApicBase = (v & ~0xFFUL & ~0x400UL) | (ApicBase & 0x100); // BSP flag is read-only; no x2APIC
+                // The APIC checks the mode transition (xAPIC/x2APIC/disabled); the MMIO page follows its answer.
+                var baseResult = _apic?.WriteMsr(msr, v) ?? ApicMsrResult.NotApic;
+                if (baseResult == ApicMsrResult.Fault) throw Gp();
+                if (baseResult == ApicMsrResult.Done)
+                {
+                    _apic!.ReadMsr(msr, out ApicBase);
+                    _attention = 1;
+                }
+                else
+                {
+                    if ((v & ~(0xF_FFFF_F000UL | 0x900)) != 0) throw Gp(); // no x2APIC without an APIC
+                    ApicBase = (v & ~0xFFUL) | (ApicBase & 0x100); // BSP flag is read-only
+                }
                 FlushTlb();
                 return;
             case MsrEfer:
@@ -181,7 +198,12 @@ internal sealed unsafe partial class X86Cpu
                 v &= 0xFFFF_FFFF;
                 break;
         }
-        if (_apic is not null && _apic.TryWriteMsr(msr, v)) { _attention = 1; return; }
+        if (_apic is not null)
+        {
+            var result = _apic.WriteMsr(msr, v);
+            if (result == ApicMsrResult.Fault) throw Gp();
+            if (result == ApicMsrResult.Done) { _attention = 1; return; } // an EOI, TPR or self-IPI may make one deliverable
+        }
         if (!IsStoredMsr(msr)) throw Gp();
         _msrs[msr] = v;
     }

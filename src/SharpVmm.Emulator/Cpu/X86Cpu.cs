@@ -88,6 +88,7 @@ internal sealed unsafe partial class X86Cpu : IVcpu
         for (int i = 0; i < RegSlots; i++) R[i] = 0;
         R[(int)Gpr.Rdx] = 0x600;
         Xcr0 = 1;
+        Pkru = 0;
         Rip = 0xFFF0;
         SetRflags(0x2);
         for (int i = 0; i < 6; i++) Sreg[i] = SegmentRegister.RealMode(0);

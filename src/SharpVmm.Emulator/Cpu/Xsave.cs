@@ -1,15 +1,22 @@
 namespace SharpVmm.Emulator;
 
 /// <summary>
-/// XSAVE with the components this CPU has: x87 (bit 0) and SSE (bit 1). XCR0 says which the OS enabled (XSETBV);
-/// XSAVE/XSAVEOPT store the requested ones in the standard (non-compacted) layout CPUID leaf 0xD describes: the
-/// 512-byte legacy region as FXSAVE lays it out, then the 64-byte header whose XSTATE_BV marks the stored
-/// components. XRSTOR loads each requested component from memory, or its initial state when XSTATE_BV says so.
+/// XSAVE with the components this CPU has: x87 (bit 0), SSE (bit 1) and PKRU (bit 9). XCR0 says which the OS enabled
+/// (XSETBV); XSAVE/XSAVEOPT store the requested ones in the standard (non-compacted) layout CPUID leaf 0xD describes:
+/// the 512-byte legacy region as FXSAVE lays it out, the 64-byte header whose XSTATE_BV marks the stored components,
+/// then PKRU (4 bytes and 4 reserved) at offset 576. XRSTOR loads each requested component from memory, or its
+/// initial state (PKRU 0) when XSTATE_BV says so.
 /// </summary>
 internal sealed unsafe partial class X86Cpu
 {
-    public const ulong XcrSupported = 3;        // x87 | SSE
-    public const uint XsaveAreaSize = 512 + 64; // legacy region + header; no extended components
+    public const int XcrPkruBit = 9;
+    public const ulong XcrPkru = 1UL << XcrPkruBit;
+    public const ulong XcrSupported = 3 | XcrPkru; // x87 | SSE | PKRU
+    public const uint XsaveAreaSize = 512 + 64;    // legacy region + header
+    public const uint XsavePkruOffset = XsaveAreaSize;
+
+    /// <summary>The standard-format area size for the components in <paramref name="xcr0"/> (CPUID 0xD.0 EBX/ECX).</summary>
+    public static uint XsaveAreaSizeFor(ulong xcr0) => (xcr0 & XcrPkru) != 0 ? XsavePkruOffset + 8 : XsaveAreaSize;
     public const ulong Cr4Osxsave = 1UL << 18;
 
     public ulong Xcr0 = 1;
@@ -42,13 +49,14 @@ internal sealed unsafe partial class X86Cpu
         ulong rfbm = mask & Xcr0;
         // Probe the area first so a fault leaves memory untouched.
         Translate(la, AccWrite, UserBit != 0);
-        Translate((la + XsaveAreaSize - 1) & LinMask, AccWrite, UserBit != 0);
+        Translate((la + XsaveAreaSizeFor(rfbm) - 1) & LinMask, AccWrite, UserBit != 0);
         if ((rfbm & 1) != 0) SaveX87(la);
         if ((rfbm & 2) != 0)
         {
             SaveMxcsr(la);
             SaveXmm(la);
         }
+        if ((rfbm & XcrPkru) != 0) Write64((la + XsavePkruOffset) & LinMask, Pkru);
         // XSTATE_BV: the stored components are marked in use (tracking them conservatively); others keep their bits.
         ulong bv = Read64((la + 512) & LinMask);
         Write64((la + 512) & LinMask, (bv & ~rfbm) | rfbm);
@@ -82,5 +90,6 @@ internal sealed unsafe partial class X86Cpu
             if ((bv & 2) != 0) RestoreXmm(la);
             else for (int i = 0; i < 32; i++) Xmm[i] = 0;
         }
+        if ((rfbm & XcrPkru) != 0) SetPkru((bv & XcrPkru) != 0 ? Read32((la + XsavePkruOffset) & LinMask) : 0);
     }
 }

@@ -246,6 +246,12 @@ internal static unsafe partial class Handlers
             case Mnemonic.Xgetbv:
                 SetEdxEax(c, c.Xgetbv((uint)c.R[1]));
                 return;
+            case Mnemonic.Rdpkru:
+                SetEdxEax(c, c.Rdpkru((uint)c.R[1]));
+                return;
+            case Mnemonic.Wrpkru:
+                c.Wrpkru((uint)c.R[1], (uint)c.R[2], (uint)c.R[0]);
+                return;
             case Mnemonic.Xsetbv:
                 c.Xsetbv((uint)c.R[1], ((ulong)(uint)c.R[2] << 32) | (uint)c.R[0]);
                 return;

@@ -59,6 +59,6 @@ public sealed class FakeLocalApic(int id) : ILocalApic
         return v >= 0;
     }
 
-    public bool TryReadMsr(uint msr, out ulong value) { value = 0; return false; }
-    public bool TryWriteMsr(uint msr, ulong value) => false;
+    public ApicMsrResult ReadMsr(uint msr, out ulong value) { value = 0; return ApicMsrResult.NotApic; }
+    public ApicMsrResult WriteMsr(uint msr, ulong value) => ApicMsrResult.NotApic;
 }
