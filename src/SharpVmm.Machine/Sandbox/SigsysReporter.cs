@@ -38,7 +38,9 @@ public static class SigsysReporter
             if (text.Length > Stride - 1)
             {
                 // Long names lose the advice, never the call's name.
-                text = Encoding.ASCII.GetBytes($"sharpvmm: sandbox: system call {SyscallTable.Name(i)} ({i}) is not allowed: stopping\n");
+                text = Encoding.ASCII.GetBytes(i < SyscallTable.Names.Length
+                    ? $"sharpvmm: sandbox: system call {SyscallTable.Name(i)} ({i}) is not allowed: stopping the VM process\n"
+                    : $"sharpvmm: sandbox: a system call numbered {i} or higher is not allowed: stopping the VM process\n");
             }
             table[i * Stride] = (byte)text.Length;
             text.CopyTo(table, i * Stride + 1);
