@@ -40,6 +40,8 @@ public sealed class QemuInvocation
     public bool MessageTimestamps { get; set; }
     public string? PidFile { get; set; }
     public bool Daemonize { get; set; }
+    /// <summary>-sandbox on: the seccomp filter, as <c>run --sandbox on</c> installs it. Off by default, as in QEMU.</summary>
+    public bool Sandbox { get; set; }
     public string? Incoming { get; set; }
     public Dictionary<string, QemuChardev> Chardevs { get; } = new(StringComparer.Ordinal);
     public List<QemuMonitor> Monitors { get; } = [];

@@ -9,6 +9,7 @@ using SharpVmm.Machine.Build;
 using SharpVmm.Machine.Config;
 using SharpVmm.Machine.Lifecycle;
 using SharpVmm.Machine.Migration;
+using SharpVmm.Machine.Sandbox;
 using SharpVmm.Monitor.Server;
 
 namespace SharpVmm.Cli.Qemu;
@@ -83,6 +84,8 @@ public static class QemuLauncher
         WritePidFile(q.PidFile);
         try
         {
+            // Before the manager hears "ready": nothing it asks afterwards runs unfiltered.
+            if (q.Sandbox) ProcessSandbox.Install();
             if (readyFd >= 0) QemuDaemon.SignalReady(readyFd);
             bool start = !q.Paused;
             if (q.Incoming is not null)

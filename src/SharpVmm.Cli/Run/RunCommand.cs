@@ -7,6 +7,7 @@ using SharpVmm.Core;
 using SharpVmm.Machine.Build;
 using SharpVmm.Machine.Config;
 using SharpVmm.Machine.Migration;
+using SharpVmm.Machine.Sandbox;
 using SharpVmm.Monitor.Server;
 
 namespace SharpVmm.Cli.Run;
@@ -42,6 +43,8 @@ public static class RunCommand
         var incoming = new Option<string?>("--incoming") { Description = "Wait for a live migration instead of booting: tcp:HOST:PORT, or defer (QMP migrate-incoming gives the address)", HelpName = "tcp:HOST:PORT|defer" };
         var paused = new Option<bool>("--paused", "-S") { Description = "Build the VM but leave its vCPUs stopped until QMP cont (QEMU's -S; query-status says prelaunch); needs --qmp" };
         var device = new Option<string[]>("--device") { Description = "An optional test device (repeatable), as QEMU's -device: pc-testdev, or isa-debug-exit[,iobase=PORT][,iosize=N] to move the debug-exit port from 0xF4", HelpName = DeviceSpec.Syntax, AllowMultipleArgumentsPerToken = false };
+        var sandbox = new Option<string>("--sandbox") { Description = "Once the VM is built, allow the process only the system calls a VMM needs (seccomp-BPF, as QEMU's -sandbox on); a refused call ends the process with a line naming it. Default on (SHARPVMM_SANDBOX=off changes the default)", DefaultValueFactory = _ => SandboxOption.Default(), HelpName = "on|off" };
+        sandbox.AcceptOnlyFromAmong("on", "off");
         var serial = new Option<string>("--serial") { Description = "Where COM1 goes: stdio, file:PATH, unix:PATH (we listen) or none", DefaultValueFactory = _ => "stdio", HelpName = "stdio|file:PATH|unix:PATH" };
 
         var cmd = new Command("run", "Boot a guest and run it until it powers off; the exit code is the guest's (debug-exit port) or 0.")
@@ -51,6 +54,7 @@ public static class RunCommand
         cmd.Add(device);
         cmd.Add(noReboot);
         cmd.Add(paused);
+        cmd.Add(sandbox);
         var configFile = ConfigFileOption.AddTo(cmd);
         cmd.SetAction(pr =>
         {
@@ -66,7 +70,7 @@ public static class RunCommand
             // Not a bad command line but a missing setup step: a VMM error (exit 1).
             if (config.Kernel is null && config.Flat is null && config.Initrd is null && config.Append is null)
                 config = DefaultGuest.Apply(config);
-            return Execute(config, pr.GetValue(qmp), pr.GetValue(restore), pr.GetValue(incoming), pr.GetValue(paused));
+            return Execute(config, pr.GetValue(qmp), pr.GetValue(restore), pr.GetValue(incoming), pr.GetValue(paused), pr.GetValue(sandbox) == "on");
         });
         return cmd;
 
@@ -100,7 +104,7 @@ public static class RunCommand
         }
     }
 
-    public static int Execute(VmConfig config, string? qmpAddress = null, string? restore = null, string? incoming = null, bool paused = false)
+    public static int Execute(VmConfig config, string? qmpAddress = null, string? restore = null, string? incoming = null, bool paused = false, bool sandbox = false)
     {
         if (restore is not null && incoming is not null)
         {
@@ -139,6 +143,9 @@ public static class RunCommand
             : QmpServer.Start(vm, qmpAddress, new QmpServerOptions { Logger = loggers.CreateLogger("SharpVmm.Qmp"), Migration = migration });
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, ctx => { ctx.Cancel = true; vm.Stop(); });
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => { ctx.Cancel = true; vm.Stop(); });
+        // Everything the VM needs from the host is open now; what comes later (QMP clients, snapshot and migration
+        // files, disk I/O) uses calls the filter allows.
+        if (sandbox) ProcessSandbox.Install();
         bool start = true;
         if (migration is not null)
         {

@@ -48,6 +48,8 @@ public static class HostFeatures
         Need.Tap => "tap devices",
         Need.Ksm => "KSM",
         Need.Libvirt => "libvirt",
+        Need.Seccomp => "seccomp",
+        Need.Gdb => "gdb",
         _ => need.ToString(),
     };
 
@@ -78,6 +80,9 @@ public static class HostFeatures
                 ? "libvirt is not installed (scripts/setup.sh installs libvirt-daemon-system and libvirt-clients)"
             : RepoFiles.NativeBinary is null
                 ? "no native sharpvmm binary (scripts/publish.sh builds artifacts/bin/sharpvmm, or set SHARPVMM_BIN)" : null,
+        Need.Seccomp => File.ReadAllText("/proc/self/status").Contains("\nSeccomp:", StringComparison.Ordinal)
+            ? null : "this kernel has no seccomp filters (CONFIG_SECCOMP_FILTER)",
+        Need.Gdb => HostTools.Exists("gdb") ? null : "gdb not installed (Debian package gdb)",
         _ => $"no probe for {need}",
     };
 

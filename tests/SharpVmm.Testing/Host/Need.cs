@@ -33,4 +33,8 @@ public enum Need
     /// and virsh installed, and the native binary (libvirt's scrubbed environment has no .NET runtime for the JIT build).
     /// </summary>
     Libvirt,
+    /// <summary>A kernel with seccomp filters (/proc/self/status has a Seccomp line), which --sandbox on installs.</summary>
+    Seccomp,
+    /// <summary>gdb (Debian gdb), to attach to a running VMM and make it call something, as an attacker with code execution would.</summary>
+    Gdb,
 }
