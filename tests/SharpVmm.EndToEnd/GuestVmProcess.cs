@@ -34,6 +34,7 @@ internal sealed class GuestVmProcess : IDisposable
     public string Name { get; }
     public int Pid => _p.Id;
     public bool HasExited => _p.HasExited;
+    public int ExitCode => _p.ExitCode;
 
     public string Output
     {

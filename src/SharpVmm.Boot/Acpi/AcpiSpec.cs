@@ -38,6 +38,16 @@ public sealed record AcpiSpec
     /// <summary>First port of the sleep/reset register window (see the type's summary).</summary>
     public ushort SleepPort { get; init; } = AcpiSleepRegisters.DefaultPort;
 
+    /// <summary>
+    /// The power button: a Generic Event Device (ACPI0013) whose event register is <see cref="AcpiGedSpec.Port"/>
+    /// and whose interrupt is <see cref="AcpiGedSpec.Gsi"/>, notifying a control-method power button (PNP0C0C).
+    /// Null: the machine has no power button.
+    /// </summary>
+    public AcpiGedSpec? Ged { get; init; }
+
+    /// <summary>The I/O port of a pvpanic device (QEMU0001) the guest reports a kernel panic to; null when there is none.</summary>
+    public ushort? PvPanicPort { get; init; }
+
     /// <summary>OEMID in every table header: 6 ASCII characters at most.</summary>
     public string OemId { get; init; } = "SHRPVM";
     /// <summary>OEM table ID in every table header: 8 ASCII characters at most.</summary>
@@ -53,6 +63,30 @@ public sealed record AcpiSpec
 /// </param>
 /// <param name="Size">Window size; 0x200 is the virtio-mmio register block.</param>
 public sealed record VirtioMmioDeviceSpec(ulong Base, uint Gsi, bool LevelTriggered = false, uint Size = 0x200);
+
+/// <summary>Where the Generic Event Device's event selector register is and which GSI it raises (level, active high).</summary>
+public sealed record AcpiGedSpec(ushort Port = AcpiGedRegisters.DefaultPort, uint Gsi = AcpiGedRegisters.DefaultGsi);
+
+/// <summary>
+/// The Generic Event Device's register, shared by the DSDT and SharpVmm.Devices.Acpi.AcpiGed: one 32-bit event
+/// selector; reading it returns the pending events and clears them. The event bits are QEMU's (hw/acpi/generic_event_device.h).
+/// </summary>
+public static class AcpiGedRegisters
+{
+    public const ushort DefaultPort = 0x604;
+    public const int WindowSize = 4;
+    /// <summary>GSI 9, the interrupt PCs give the ACPI SCI, which a hardware-reduced platform has no other use for.</summary>
+    public const uint DefaultGsi = 9;
+    public const uint PowerButtonEvent = 1u << 1;
+}
+
+/// <summary>QEMU's ISA pvpanic port (-device pvpanic, ioport=0x505).</summary>
+public static class PvPanicRegisters
+{
+    public const ushort DefaultPort = 0x505;
+    /// <summary>Bit 0 written by the guest: it panicked. Bit 1: a crash kernel was loaded (kdump will follow).</summary>
+    public const byte Panicked = 1, CrashLoaded = 2;
+}
 
 /// <summary>The register window shared by the ACPI tables and the device that implements it.</summary>
 public static class AcpiSleepRegisters

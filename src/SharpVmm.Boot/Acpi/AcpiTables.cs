@@ -55,6 +55,25 @@ public static class AcpiTables
         return rsdp;
     }
 
+    private static void ValidateGed(AcpiSpec spec)
+    {
+        if (spec.PvPanicPort is { } pv && ((spec.Com1 && pv >= Dsdt.Com1Port && pv < Dsdt.Com1Port + 8) || PortsOverlap(spec.SleepPort, pv, 1)))
+            throw new BootException($"the pvpanic port 0x{pv:x} collides with COM1 or the ACPI sleep registers");
+        if (spec.Ged is not { } ged) return;
+        if (ged.Port > 0xFFFF - AcpiGedRegisters.WindowSize + 1)
+            throw new BootException($"the ACPI event register needs {AcpiGedRegisters.WindowSize} ports from 0x{ged.Port:x}");
+        if (PortsOverlap(spec.SleepPort, ged.Port, AcpiGedRegisters.WindowSize) || (spec.Com1 && ged.Port < Dsdt.Com1Port + 8 && ged.Port + AcpiGedRegisters.WindowSize > Dsdt.Com1Port)
+            || (spec.CmosRtc && ged.Port < Dsdt.RtcPort + 2 && ged.Port + AcpiGedRegisters.WindowSize > Dsdt.RtcPort)
+            || (spec.PvPanicPort is { } p && p >= ged.Port && p < ged.Port + AcpiGedRegisters.WindowSize))
+            throw new BootException($"the ACPI event register at port 0x{ged.Port:x} collides with another device's ports: choose another (0x{AcpiGedRegisters.DefaultPort:x} is the default)");
+        if (ged.Gsi < spec.IoApicGsiBase || ged.Gsi >= spec.IoApicGsiBase + (uint)spec.IoApicPins)
+            throw new BootException($"the ACPI event device uses GSI {ged.Gsi}, but the IOAPIC serves GSIs {spec.IoApicGsiBase}-{spec.IoApicGsiBase + (uint)spec.IoApicPins - 1}");
+        if (ged.Gsi == spec.IoApicGsiBase + 2 || (spec.Com1 && ged.Gsi == spec.IoApicGsiBase + Dsdt.Com1Irq) || (spec.CmosRtc && ged.Gsi == spec.IoApicGsiBase + Dsdt.RtcIrq))
+            throw new BootException($"the ACPI event device uses GSI {ged.Gsi}, which the timer (2), COM1 (4) or the RTC (8) already use");
+        foreach (var d in spec.VirtioMmioDevices)
+            if (d.Gsi == ged.Gsi) throw new BootException($"the ACPI event device and a virtio-mmio device both use GSI {ged.Gsi}");
+    }
+
     private static bool PortsOverlap(ushort sleepPort, ushort start, int count)
         => sleepPort < start + count && sleepPort + AcpiSleepRegisters.WindowSize > start;
 
@@ -68,6 +87,8 @@ public static class AcpiTables
             throw new BootException($"the ACPI sleep/reset registers need {AcpiSleepRegisters.WindowSize} ports from 0x{spec.SleepPort:x}");
         if ((spec.Com1 && PortsOverlap(spec.SleepPort, Dsdt.Com1Port, 8)) || (spec.CmosRtc && PortsOverlap(spec.SleepPort, Dsdt.RtcPort, 2)))
             throw new BootException($"the ACPI sleep port 0x{spec.SleepPort:x} collides with COM1 (0x3F8) or the RTC (0x70): choose another (0x600 is the default)");
+
+        ValidateGed(spec);
 
         var devices = spec.VirtioMmioDevices;
         for (int i = 0; i < devices.Count; i++)

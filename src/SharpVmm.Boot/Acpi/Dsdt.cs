@@ -12,9 +12,20 @@ namespace SharpVmm.Boot.Acpi;
 ///                   Name (_CRS, ResourceTemplate () { Memory32Fixed (ReadWrite, base, 0x200)
 ///                                                     Interrupt (ResourceConsumer, Edge|Level, ActiveHigh, Exclusive) { gsi } }) }
 ///   ...
+///   Device (PWRB) { Name (_HID, EisaId ("PNP0C0C")) Name (_UID, Zero) }                 (with a GED)
+///   Device (GED_) { Name (_HID, "ACPI0013") Name (_UID, Zero)
+///                   Name (_CRS, ResourceTemplate () { Interrupt (ResourceConsumer, Level, ActiveHigh, Exclusive) { gsi } })
+///                   OperationRegion (EREG, SystemIO, port, 4)
+///                   Field (EREG, DWordAcc, NoLock, WriteAsZeros) { ESEL, 32 }
+///                   Method (_EVT, 1, Serialized) { Local0 = ESEL  If (Local0 &amp; 2) { Notify (PWRB, 0x80) } } }
+///   Device (PEVT) { Name (_HID, "QEMU0001") Name (_UID, Zero)                            (with pvpanic)
+///                   Name (_CRS, ResourceTemplate () { IO (Decode16, port, port, 0x01, 0x01) }) }
 /// }
 /// Name (\_S5, Package (0x04) { 0x05, Zero, Zero, Zero })
 /// </code>
+/// The power button is QEMU microvm's design: a hardware-reduced platform has no fixed-feature button and no SCI, so
+/// a Generic Event Device interrupt runs _EVT, which reads (and so clears) the pending events and notifies the
+/// control-method button; Linux's evged driver calls _EVT and its button driver turns the notify into KEY_POWER.
 /// Revision 2 so AML integers are 64 bits wide. The top-level names are written without the root prefix: the DSDT's
 /// own scope is the root, and that is the shorter encoding iasl produces too, so our bytes equal a compiled ASL file.
 /// </summary>
@@ -36,6 +47,12 @@ public static class Dsdt
         if (spec.CmosRtc) devices.Add(RtcDevice());
         for (int i = 0; i < spec.VirtioMmioDevices.Count; i++)
             devices.Add(VirtioMmioDevice(i, spec.VirtioMmioDevices[i]));
+        if (spec.Ged is { } ged)
+        {
+            devices.Add(PowerButtonDevice());
+            devices.Add(GedDevice(ged));
+        }
+        if (spec.PvPanicPort is { } pvpanic) devices.Add(PvPanicDevice(pvpanic));
 
         byte[] aml = Aml.Concat(
             Aml.Scope("_SB", [.. devices]),
@@ -82,6 +99,41 @@ public static class Dsdt
                 .Interrupt(consumer: true, edge: !device.LevelTriggered, activeLow: false, shared: false, device.Gsi)
                 .ToAml()));
     }
+
+    public const string GedHid = "ACPI0013";
+    public const string PowerButtonHid = "PNP0C0C";
+    public const string PvPanicHid = "QEMU0001";
+    /// <summary>The notify value of a power button press (ACPI spec, "Device Object Notification Values").</summary>
+    public const byte ButtonPressed = 0x80;
+
+    /// <summary>The control-method power button the GED notifies.</summary>
+    public static byte[] PowerButtonDevice() => Aml.Device("PWRB",
+        Aml.Name("_HID", Aml.EisaId(PowerButtonHid)),
+        Aml.Name("_UID", Aml.Integer(0)));
+
+    /// <summary>The Generic Event Device: its interrupt runs _EVT, which reads the event selector and presses PWRB.</summary>
+    public static byte[] GedDevice(AcpiGedSpec ged)
+    {
+        ArgumentNullException.ThrowIfNull(ged);
+        return Aml.Device("GED",
+            Aml.Name("_HID", Aml.String(GedHid)),
+            Aml.Name("_UID", Aml.Integer(0)),
+            Aml.Name("_CRS", new ResourceTemplate()
+                .Interrupt(consumer: true, edge: false, activeLow: false, shared: false, ged.Gsi)
+                .ToAml()),
+            Aml.OperationRegion("EREG", Aml.SystemIo, ged.Port, AcpiGedRegisters.WindowSize),
+            Aml.Field("EREG", Aml.DWordAcc | Aml.WriteAsZeros, ("ESEL", 32)),
+            Aml.Method("_EVT", 1, serialized: true,
+                Aml.Store(Aml.Ref("ESEL"), Aml.Local(0)),
+                Aml.If(Aml.And(Aml.Local(0), Aml.Integer(AcpiGedRegisters.PowerButtonEvent)),
+                    Aml.Notify("PWRB", ButtonPressed))));
+    }
+
+    /// <summary>QEMU's pvpanic as Linux's pvpanic-mmio driver finds it: _HID QEMU0001 with one I/O port.</summary>
+    public static byte[] PvPanicDevice(ushort port) => Aml.Device("PEVT",
+        Aml.Name("_HID", Aml.String(PvPanicHid)),
+        Aml.Name("_UID", Aml.Integer(0)),
+        Aml.Name("_CRS", new ResourceTemplate().Io(port, port, 0x01, 0x01).ToAml()));
 
     /// <summary>\_S5: SLP_TYPa for soft-off, then SLP_TYPb and two reserved values (unused on a hardware-reduced platform).</summary>
     public static byte[] S5Package() => Aml.Name("_S5", Aml.Package(

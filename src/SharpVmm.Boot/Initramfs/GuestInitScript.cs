@@ -18,8 +18,10 @@ public static class GuestInitScript
 # 1. mounts proc, sys and devtmpfs and installs the busybox applets;
 # 2. loads the kernel modules listed in /etc/sharpvmm/modules (paths below /lib/modules/<version>,
 #    already in dependency order) with insmod; a modules.dep is there too, so `modprobe` works later;
-# 3. prints  SHARPVMM-INIT-OK kernel=<uname -r> cpus=<nproc>
-# 4. runs the command, if there is one, prints  SHARPVMM-EXIT=<status>  and powers off;
+# 3. starts busybox acpid when there is an input device (the ACPI power button): a press prints
+#    SHARPVMM-POWER-BUTTON on the console and powers off (QMP system_powerdown, virsh shutdown);
+# 4. prints  SHARPVMM-INIT-OK kernel=<uname -r> cpus=<nproc>
+# 5. runs the command, if there is one, prints  SHARPVMM-EXIT=<status>  and powers off;
 #    otherwise starts a shell on the console and powers off when it exits.
 #
 # The command: `sharpvmm.cmd=<base64 of the UTF-8 shell command>` on the kernel command line (base64 so it
@@ -39,6 +41,15 @@ if [ -f /etc/sharpvmm/modules ]; then
         case "$module" in ''|'#'*) continue ;; esac
         insmod "/lib/modules/$kver/$module" || echo "SHARPVMM-MODULE-FAILED $module"
     done < /etc/sharpvmm/modules
+fi
+
+# The power button: the firmware notifies it (ACPI PNP0C0C), button.ko turns that into a KEY_POWER input event,
+# evdev gives it a /dev/input/event node, and acpid runs /etc/acpi/PWRF/00000080 for that key.
+if ls /dev/input/event* >/dev/null 2>&1; then
+    mkdir -p /etc/acpi/PWRF
+    printf '#!/bin/sh\necho SHARPVMM-POWER-BUTTON >/dev/console\nsync\npoweroff -f\n' > /etc/acpi/PWRF/00000080
+    chmod 755 /etc/acpi/PWRF/00000080
+    acpid -l /run/acpid.log -p /run/acpid.pid
 fi
 
 echo "SHARPVMM-INIT-OK kernel=$kver cpus=$(nproc)"

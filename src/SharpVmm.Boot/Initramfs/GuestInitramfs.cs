@@ -7,11 +7,15 @@ namespace SharpVmm.Boot.Initramfs;
 /// </summary>
 public static class GuestInitramfs
 {
-    /// <summary>The virtio drivers the SharpVmm devices need (virtio_mmio finds the devices through ACPI).</summary>
+    /// <summary>
+    /// The virtio drivers the SharpVmm devices need (virtio_mmio finds the devices through ACPI), the ACPI power
+    /// button's driver and evdev (acpid reads the button's key presses from /dev/input), and pvpanic (the guest
+    /// reports a kernel panic to the VMM through QEMU0001's port).
+    /// </summary>
     public static IReadOnlyList<string> DefaultModules { get; } =
     [
         "virtio_mmio", "virtio_blk", "virtio_net", "virtio_console", "virtio-rng", "virtio_balloon",
-        "vmw_vsock_virtio_transport",
+        "vmw_vsock_virtio_transport", "button", "evdev", "pvpanic-mmio",
     ];
 
     /// <summary>The default guest dir: $SHARPVMM_GUEST_DIR, else ~/.cache/sharpvmm/guest (as guest/fetch.sh).</summary>

@@ -128,6 +128,7 @@ public static partial class VmBuilder
             AddTestDevices(config, bus, irqs, control, named);
 
             ulong? rsdp = null;
+            AcpiGed? ged = null;
             if (platform)
             {
                 if (irqChip is not null && timers is not null)
@@ -157,6 +158,10 @@ public static partial class VmBuilder
                 });
                 bus.RegisterPort(AcpiSleepDevice.DefaultPort, AcpiSleepDevice.WindowSize, sleep, "acpi-sleep");
                 named.Add(("acpi-sleep", sleep));
+                // The power button (QMP system_powerdown), through a Generic Event Device as on QEMU's microvm.
+                ged = new AcpiGed(new IrqLine(irqs!, (int)AcpiGed.DefaultGsi));
+                bus.RegisterPort(AcpiGed.DefaultPort, AcpiGed.WindowSize, ged, "acpi-ged");
+                named.Add(("acpi-ged", ged));
                 bus.RegisterPort(FwCfg.SelectorPort, FwCfg.WindowSize,
                     FwCfg.ForMachine(config.Cpus, config.MemoryBytes, multiboot ? MultibootCommandLine(config) : config.Append), "fw_cfg");
                 bus.RegisterPort(EmptyPciBus.AddressPort, EmptyPciBus.WindowSize, new EmptyPciBus(), "pci-config");
@@ -167,6 +172,7 @@ public static partial class VmBuilder
                     IoApicId = irqChip?.IoApic.Id ?? 0,
                     I8042 = false,
                     VirtioMmioDevices = virtio,
+                    Ged = new AcpiGedSpec(AcpiGed.DefaultPort, AcpiGed.DefaultGsi),
                 }, memory);
             }
 
@@ -189,6 +195,7 @@ public static partial class VmBuilder
                 // which is inside the UART's write.
                 panicWatcher.PanicEnded += line => ThreadPool.QueueUserWorkItem(_ => vm.StopWith(VmExitResult.GuestPanic(line)));
             }
+            if (ged is not null) vm.OnReset(ged.Reset);
             ApplyRebootPolicy(vm, config);
             if (timers is not null)
             {

@@ -8,7 +8,7 @@ public sealed record QmpServerOptions
     public QmpVersion Version { get; init; } = QmpVersion.Default;
     public ILogger? Logger { get; init; }
 
-    /// <summary>Presses the guest's ACPI power button for system_powerdown; null (today) powers the VM off instead.</summary>
+    /// <summary>Presses a power button of the host's for system_powerdown; null presses the machine's ACPI power button.</summary>
     public Action? PowerButton { get; init; }
 
     /// <summary>Messages queued for one client before it is considered stuck and disconnected.</summary>

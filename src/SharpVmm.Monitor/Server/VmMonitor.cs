@@ -34,7 +34,7 @@ public sealed class VmMonitor : IDisposable
 
     public VirtualMachine Vm => _vm;
 
-    /// <summary>Presses the guest's power button (system_powerdown). Null until an ACPI power button exists: see <see cref="Powerdown"/>.</summary>
+    /// <summary>Presses the guest's power button (system_powerdown) instead of the machine's own ACPI button; null: the machine's.</summary>
     public Action? PowerButton { get; set; }
 
     /// <summary>Raised once per quit command, after the VM has stopped and the client's reply is queued.</summary>
@@ -135,9 +135,10 @@ public sealed class VmMonitor : IDisposable
     }
 
     /// <summary>
-    /// QEMU's system_powerdown: emits POWERDOWN and presses the power button. SharpVmm has no ACPI power button yet,
-    /// so unless the host set <see cref="PowerButton"/>, it powers the machine off the way an ACPI-obeying guest
-    /// would answer the button: the VM stops and clients get SHUTDOWN with reason guest-shutdown.
+    /// QEMU's system_powerdown: emits POWERDOWN and presses the power button (the ACPI Generic Event Device's, or the
+    /// host's <see cref="PowerButton"/>). What follows is up to the guest: one that acts on the button powers off
+    /// (SHUTDOWN, guest-shutdown); one that does not, or a machine without a button, goes on running, as under QEMU.
+    /// A paused or not yet started VM keeps the press pending until it runs.
     /// </summary>
     public void Powerdown()
     {
@@ -146,7 +147,7 @@ public sealed class VmMonitor : IDisposable
             if (_vm.State == VmState.Stopped) throw QmpException.Generic("The VM has already shut down");
             _emit("POWERDOWN", null);
             if (PowerButton is { } press) press();
-            else ((SharpVmm.Devices.Legacy.IVmControl)_vm).RequestPowerOff(0);
+            else foreach (var (_, ged) in _vm.Devices.OfType<SharpVmm.Devices.Acpi.AcpiGed>()) ged.PressPowerButton();
         }
     }
 

@@ -102,4 +102,14 @@ public class AmlTests
             new ResourceTemplate().Interrupt(consumer: true, edge: false, activeLow: false, shared: false, 16, 17).ToBytes());
         Assert.Throws<ArgumentOutOfRangeException>(() => new ResourceTemplate().Irq(true, false, false, 16));
     }
+
+    [Fact]
+    public void Field_widths_hold_the_plain_bit_count()
+    {
+        // Field (EREG, DWordAcc, NoLock, WriteAsZeros) { ESEL, 32, WIDE, 100 }: 100 bits needs a two-byte width.
+        var f = Aml.Field("EREG", Aml.DWordAcc | Aml.WriteAsZeros, ("ESEL", 32), ("WIDE", 100));
+        Assert.Equal(new byte[] { 0x5B, 0x81, 0x11, (byte)'E', (byte)'R', (byte)'E', (byte)'G', 0x43,
+            (byte)'E', (byte)'S', (byte)'E', (byte)'L', 0x20, (byte)'W', (byte)'I', (byte)'D', (byte)'E', 0x44, 0x06 }, f);
+        Assert.Throws<ArgumentException>(() => Aml.Field("EREG", 0, ("TOO.LONG", 8)));
+    }
 }

@@ -122,6 +122,77 @@ public sealed class IaslTests : IDisposable
     }
 
     [NeedsFact(Need.Iasl)]
+    public void The_power_button_and_pvpanic_equal_what_iasl_compiles_from_QEMU_microvm_style_ASL()
+    {
+        const string asl = """
+            DefinitionBlock ("", "DSDT", 2, "SHRPVM", "SHARPVMM", 1)
+            {
+                Scope (\_SB)
+                {
+                    Device (COM1)
+                    {
+                        Name (_HID, EisaId ("PNP0501"))
+                        Name (_UID, Zero)
+                        Name (_CRS, ResourceTemplate ()
+                        {
+                            IO (Decode16, 0x03F8, 0x03F8, 0x01, 0x08)
+                            IRQ (Edge, ActiveHigh, Exclusive) {4}
+                        })
+                    }
+                    Device (PWRB)
+                    {
+                        Name (_HID, EisaId ("PNP0C0C"))
+                        Name (_UID, Zero)
+                    }
+                    Device (GED)
+                    {
+                        Name (_HID, "ACPI0013")
+                        Name (_UID, Zero)
+                        Name (_CRS, ResourceTemplate ()
+                        {
+                            Interrupt (ResourceConsumer, Level, ActiveHigh, Exclusive) {9}
+                        })
+                        OperationRegion (EREG, SystemIO, 0x0604, 0x04)
+                        Field (EREG, DWordAcc, NoLock, WriteAsZeros)
+                        {
+                            ESEL, 32
+                        }
+                        Method (_EVT, 1, Serialized)
+                        {
+                            Local0 = ESEL
+                            If ((Local0 & 0x02))
+                            {
+                                Notify (PWRB, 0x80)
+                            }
+                        }
+                    }
+                    Device (PEVT)
+                    {
+                        Name (_HID, "QEMU0001")
+                        Name (_UID, Zero)
+                        Name (_CRS, ResourceTemplate ()
+                        {
+                            IO (Decode16, 0x0505, 0x0505, 0x01, 0x01)
+                        })
+                    }
+                }
+                Name (\_S5, Package (0x04) { 0x05, Zero, Zero, Zero })
+            }
+            """;
+        File.WriteAllText(_dir.File("ged.asl"), asl);
+        var (code, output) = Iasl.Run(_dir.Path, "-p", "ged", "ged.asl");
+        Assert.True(code == 0, output);
+        var reference = File.ReadAllBytes(_dir.File("ged.aml"));
+
+        var ours = Dsdt.Build(new AcpiSpec { CmosRtc = false, Ged = new AcpiGedSpec(), PvPanicPort = PvPanicRegisters.DefaultPort });
+        Assert.Equal(reference[36..], ours[36..]);
+        Assert.Equal(reference.Length, ours.Length);
+
+        string dsl = Disassemble("dsdt", ours);
+        Assert.Contains("Notify (PWRB, 0x80)", dsl);
+    }
+
+    [NeedsFact(Need.Iasl)]
     public void A_large_DSDT_round_trips_through_the_disassembler()
     {
         var devices = new VirtioMmioDeviceSpec[100];

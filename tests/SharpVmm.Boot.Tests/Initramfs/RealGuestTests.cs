@@ -15,7 +15,7 @@ public class RealGuestTests
         Assert.Equal(
             new[] { "virtio_ring", "virtio", "virtio_mmio", "virtio_blk", "failover", "net_failover", "virtio_net",
                 "virtio_console", "virtio_rng", "virtio_balloon", "vsock", "vmw_vsock_virtio_transport_common",
-                "vmw_vsock_virtio_transport" }.Order(),
+                "vmw_vsock_virtio_transport", "button", "evdev", "pvpanic", "pvpanic_mmio" }.Order(),
             names.Order());
         for (int i = 0; i < resolved.Count; i++)
         {
@@ -54,13 +54,13 @@ public class RealGuestTests
         Assert.Equal("echo hello", entries["etc/sharpvmm/cmd"].Text);
 
         var loadOrder = entries["etc/sharpvmm/modules"].Text.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        Assert.Equal(13, loadOrder.Length);
+        Assert.Equal(17, loadOrder.Length);
         Assert.Equal("kernel/drivers/virtio/virtio_ring.ko", loadOrder[0]);
         foreach (var m in loadOrder)
             Assert.True(entries.ContainsKey($"lib/modules/{version}/{m}"), m);
         var dep = entries[$"lib/modules/{version}/modules.dep"].Text;
         Assert.Contains("kernel/drivers/net/virtio_net.ko: ", dep, StringComparison.Ordinal);
-        Assert.Equal(13, dep.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
+        Assert.Equal(17, dep.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
     }
 
     [NeedsFact(Need.GuestPackages)]

@@ -6,7 +6,8 @@ namespace SharpVmm.Boot.Acpi;
 /// A small AML encoder (ACPI spec, "ACPI Machine Language (AML) Specification"): each method returns the bytes of one
 /// term, and terms that hold others (Scope, Device, Method, Package, Buffer) take their already-encoded contents, which
 /// is what lets every PkgLength be computed exactly. Enough of the language for a VMM's DSDT: names, scopes, devices,
-/// methods with Return, integers, strings, EISA IDs, packages and buffers.
+/// methods with Return, integers, strings, EISA IDs, packages and buffers, and what an event method needs: operation
+/// regions with their fields, Store, And, If and Notify on locals and named objects.
 /// </summary>
 public static class Aml
 {
@@ -15,6 +16,14 @@ public static class Aml
     public const byte ScopeOp = 0x10, BufferOp = 0x11, PackageOp = 0x12, MethodOp = 0x14;
     public const byte DualNamePrefix = 0x2E, MultiNamePrefix = 0x2F, RootChar = 0x5C, ParentPrefixChar = 0x5E;
     public const byte ExtOpPrefix = 0x5B, DeviceOp = 0x82, ReturnOp = 0xA4;
+    public const byte OpRegionOp = 0x80, FieldOp = 0x81, StoreOp = 0x70, AndOp = 0x7B, NotifyOp = 0x86, IfOp = 0xA0;
+    public const byte Local0Op = 0x60, Arg0Op = 0x68;
+
+    /// <summary>OperationRegion address spaces.</summary>
+    public const byte SystemMemory = 0x00, SystemIo = 0x01;
+
+    /// <summary>Field flags: access width (bits 3:0), lock rule (bit 4), update rule (bits 6:5).</summary>
+    public const byte ByteAcc = 1, WordAcc = 2, DWordAcc = 3, Lock = 0x10, Preserve = 0x00, WriteAsOnes = 0x20, WriteAsZeros = 0x40;
 
     /// <summary>
     /// An integer in the shortest encoding: Zero/One opcodes, then byte, word, dword or qword prefix — the choice iasl
@@ -157,6 +166,72 @@ public static class Aml
 
     /// <summary>Buffer() { bytes } with the size given as an integer term.</summary>
     public static byte[] Buffer(ReadOnlySpan<byte> data) => WithPkgLength([BufferOp], Concat(Integer((ulong)data.Length), data.ToArray()));
+
+    /// <summary>LocalN (0-7) as an operand or target.</summary>
+    public static byte[] Local(int n)
+    {
+        if (n is < 0 or > 7) throw new ArgumentOutOfRangeException(nameof(n), "AML has Local0 to Local7");
+        return [(byte)(Local0Op + n)];
+    }
+
+    /// <summary>ArgN (0-6) of the method being run.</summary>
+    public static byte[] Arg(int n)
+    {
+        if (n is < 0 or > 6) throw new ArgumentOutOfRangeException(nameof(n), "AML methods have Arg0 to Arg6");
+        return [(byte)(Arg0Op + n)];
+    }
+
+    /// <summary>A reference to a named object (a field unit, a device) as an operand.</summary>
+    public static byte[] Ref(string path) => NameString(path);
+
+    /// <summary>OperationRegion(name, space, offset, length).</summary>
+    public static byte[] OperationRegion(string name, byte space, ulong offset, ulong length)
+        => Concat([ExtOpPrefix, OpRegionOp], NameString(name), [space], Integer(offset), Integer(length));
+
+    /// <summary>Field(region, flags) { name, bits; ... }: named fields one after the other from bit 0 of the region.</summary>
+    public static byte[] Field(string region, byte flags, params (string Name, int Bits)[] fields)
+    {
+        ArgumentNullException.ThrowIfNull(fields);
+        var list = new List<byte[]> { NameString(region), new[] { flags } };
+        foreach (var (name, bits) in fields)
+        {
+            if (name.Length is 0 or > 4 || name.StartsWith('\\') || name.Contains('.'))
+                throw new ArgumentException($"a field name is one name segment, not \"{name}\"", nameof(fields));
+            if (bits < 1) throw new ArgumentOutOfRangeException(nameof(fields), "a field is at least one bit wide");
+            list.Add(Concat(NameString(name), FieldWidth(bits)));
+        }
+        return WithPkgLength([ExtOpPrefix, FieldOp], Concat([.. list]));
+    }
+
+    /// <summary>
+    /// A field's width in bits, in PkgLength's encoding but holding the plain number (a package's length also counts
+    /// its own bytes; a field width does not).
+    /// </summary>
+    private static byte[] FieldWidth(int bits)
+    {
+        if (bits <= 0x3F) return [(byte)bits];
+        for (int extra = 1; extra <= 3; extra++)
+        {
+            if (bits >= 1L << (4 + 8 * extra)) continue;
+            var b = new byte[1 + extra];
+            b[0] = (byte)((extra << 6) | (bits & 0xF));
+            for (int k = 1; k <= extra; k++) b[k] = (byte)(bits >> (4 + 8 * (k - 1)));
+            return b;
+        }
+        throw new ArgumentOutOfRangeException(nameof(bits), "a field is narrower than 2^28 bits");
+    }
+
+    /// <summary>Store(source, target): <c>target = source</c>.</summary>
+    public static byte[] Store(byte[] source, byte[] target) => Concat([StoreOp], source, target);
+
+    /// <summary>And(a, b) as an expression (no target): <c>a &amp; b</c>.</summary>
+    public static byte[] And(byte[] a, byte[] b) => Concat([AndOp], a, b, [ZeroOp]);
+
+    /// <summary>If(predicate) { terms }: the terms run when the predicate is non-zero.</summary>
+    public static byte[] If(byte[] predicate, params byte[][] terms) => WithPkgLength([IfOp], Concat(predicate, Concat(terms)));
+
+    /// <summary>Notify(object, value): tells the OS driver of the object about an event (0x80: a button was pressed).</summary>
+    public static byte[] Notify(string path, ulong value) => Concat([NotifyOp], NameString(path), Integer(value));
 
     private static byte[] WithPkgLength(byte[] opcode, byte[] content) => Concat(opcode, PkgLength(content.Length), content);
 
