@@ -87,7 +87,7 @@ public static class QemuLauncher
             bool start = !q.Paused;
             if (q.Incoming is not null)
             {
-                try { start = IncomingMigration.Receive(vm, migration, q.Incoming) && start; }
+                try { start = IncomingMigration.Receive(vm, migration, q.Incoming) && (start || monitor?.Monitor.StartAfterIncoming == true); }
                 catch (MigrationException ex)
                 {
                     Console.Error.WriteLine(Message(q, $"incoming migration failed: {ex.Message}"));
@@ -123,6 +123,8 @@ public static class QemuLauncher
             blk.WaitIdle(TimeSpan.FromSeconds(30));
         foreach (var (id, image) in vm.Devices.OfType<SharpVmm.Block.IBlockImage>())
         {
+            // A source that migrated away closed its disks for the target: nothing of them is cached here.
+            if (image is MigratableImage { IsActive: false }) continue;
             try { image.Flush(); }
             catch (Exception ex) when (ex is IOException or VmmException or ObjectDisposedException)
             {

@@ -27,8 +27,11 @@ public static class IncomingMigration
             uri = requested.Result;
         }
         using var target = migration.ListenIncoming(uri);
-        if (ExposureWarning(target.LocalEndPoint!) is { } warning) Console.Error.WriteLine(warning);
-        Console.Error.WriteLine($"sharpvmm: waiting for an incoming migration on {MigrationUri.Parse(uri, listening: true) with { Port = target.LocalEndPoint!.Port }}");
+        if (target.LocalEndPoint is { } listening)
+        {
+            if (ExposureWarning(listening) is { } warning) Console.Error.WriteLine(warning);
+            Console.Error.WriteLine($"sharpvmm: waiting for an incoming migration on {MigrationUri.Parse(uri, listening: true) with { Port = listening.Port }}");
+        }
         try
         {
             migration.ReceiveIncoming(target, stop.Token);
