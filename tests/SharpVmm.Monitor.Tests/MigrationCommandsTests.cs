@@ -114,8 +114,8 @@ public sealed class MigrationCommandsTests : IAsyncDisposable
         // migrate-incoming names the address once (the CLI's --incoming defer waits for it); then the VM listens.
         await b.ExecuteAsync("migrate-incoming", new JsonObject { ["uri"] = "tcp:127.0.0.1:0" });
         Assert.Contains("only be given once", await Error(b, "migrate-incoming", new JsonObject { ["uri"] = "tcp:127.0.0.1:0" }));
-        Assert.Equal("tcp:127.0.0.1:0", await incoming.IncomingUriRequested);
-        using var target = incoming.ListenIncoming(await incoming.IncomingUriRequested);
+        using var target = await incoming.IncomingTarget;
+        Assert.NotEqual(0, target.LocalEndPoint!.Port); // bound by the command itself
         var receive = Task.Run(() => incoming.ReceiveIncoming(target));
 
         ulong before = src.Memory.Read<ulong>(Counter);
@@ -329,8 +329,7 @@ public sealed class MigrationCommandsTests : IAsyncDisposable
             await b.ExecuteWithFdAsync("getfd", new JsonObject { ["fdname"] = "restore" }, fd);
         }
         await b.ExecuteAsync("migrate-incoming", new JsonObject { ["uri"] = "fd:restore" });
-        Assert.Matches("^fd:[0-9]+$", await incoming.IncomingUriRequested);
-        using var target = incoming.ListenIncoming(await incoming.IncomingUriRequested);
+        using var target = await incoming.IncomingTarget;
         Assert.Null(target.LocalEndPoint);
         await Task.Run(() => incoming.ReceiveIncoming(target)).WaitAsync(TimeSpan.FromSeconds(60));
         await NextEvent(b, "MIGRATION", e => e["data"]!["status"]!.GetValue<string>() == "completed");
@@ -357,7 +356,7 @@ public sealed class MigrationCommandsTests : IAsyncDisposable
         await b.ExecuteAsync("migrate-set-capabilities", Caps(("late-block-activate", true), ("return-path", true)));
         await b.ExecuteAsync("migrate-set-parameters", new JsonObject { ["tls-creds"] = "", ["tls-hostname"] = "" });
         await b.ExecuteAsync("migrate-incoming", new JsonObject { ["uri"] = "tcp:127.0.0.1:0" });
-        using var target = incoming.ListenIncoming(await incoming.IncomingUriRequested);
+        using var target = await incoming.IncomingTarget;
         var receive = Task.Run(() => incoming.ReceiveIncoming(target));
 
         await a.ExecuteAsync("migrate-set-capabilities", Caps(("pause-before-switchover", true), ("return-path", true)));

@@ -94,7 +94,11 @@ public static class QemuLauncher
                     return 1;
                 }
             }
-            if (start && vm.State == VmState.Created) vm.Start();
+            if (start && vm.State == VmState.Created)
+            {
+                if (q.Incoming is not null) migration.ActivateDisks();
+                vm.Start();
+            }
             var waitFor = new List<Task> { terminate.Task };
             if (monitor is not null) waitFor.Add(monitor.QuitTask);
             if (!q.NoShutdown) waitFor.Add(vm.Exited);

@@ -15,7 +15,7 @@ public sealed class MigrationManager
     private readonly VirtualMachine _vm;
     private readonly ILoggerFactory _loggers;
     private readonly object _gate = new();
-    private readonly TaskCompletionSource<string> _incomingUri = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource<MigrationTarget> _incomingTarget = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private MigrationParameters _parameters = new();
     private MigrationCapabilitySet _capabilities = new();
     private MigrationSource? _outgoing;
@@ -114,38 +114,43 @@ public sealed class MigrationManager
 
     public bool ExpectsIncoming { get { lock (_gate) return _expectIncoming && !_incomingDone; } }
 
-    /// <summary>QMP's migrate-incoming for a VM started with <c>--incoming defer</c>: where to listen.</summary>
+    /// <summary>
+    /// QMP's migrate-incoming for a VM started with <c>--incoming defer</c>: listens at once (as QEMU, so a source
+    /// may connect as soon as the command has returned) or takes the descriptor; whoever waits on
+    /// <see cref="IncomingTarget"/> then receives.
+    /// </summary>
     public void RequestIncoming(string uri)
     {
-        var parsed = MigrationUri.Parse(uri, listening: true);
+        MigrationUri.Parse(uri, listening: true);
         lock (_gate)
         {
             if (!_expectIncoming || _incomingDone)
                 throw new MigrationException("migrate-incoming is only for a VM started with --incoming defer that has not received a migration yet");
-            if (_incomingUri.Task.IsCompleted)
+            if (_incoming is not null)
                 throw new MigrationException("the incoming migration has already been set up: it can only be given once");
-            // A named descriptor is taken now, so a wrong name is this command's error; the receiver gets its number.
-            if (parsed.IsFd && parsed.FdNumber is null)
-                parsed = parsed with { Fd = TakeFd(parsed).ToString(System.Globalization.CultureInfo.InvariantCulture) };
-            _incomingUri.TrySetResult(parsed.ToString());
         }
+        ListenIncoming(uri);
     }
 
-    /// <summary>Completes with the URI given by migrate-incoming.</summary>
-    public Task<string> IncomingUriRequested => _incomingUri.Task;
+    /// <summary>Completes with the target once migrate-incoming (or <see cref="ListenIncoming"/>) has set it up.</summary>
+    public Task<MigrationTarget> IncomingTarget => _incomingTarget.Task;
 
     /// <summary>Listens on <paramref name="uri"/> (binds now, so a bad address fails at once) and returns the target, not yet receiving.</summary>
     public MigrationTarget ListenIncoming(string uri)
     {
         var parsed = MigrationUri.Parse(uri, listening: true);
         var target = new MigrationTarget(_vm, _loggers.CreateLogger("SharpVmm.Migration")) { ActivateDisksOnCompletion = !Capabilities.LateBlockActivate };
-        target.StatusChanged += s => StatusChanged?.Invoke(s);
+        target.StatusChanged += s =>
+        {
+            // Done before the event goes out: a manager that sends cont on it finds the VM out of inmigrate.
+            if (s == MigrationStatus.Completed) lock (_gate) _incomingDone = true;
+            StatusChanged?.Invoke(s);
+        };
         lock (_gate)
         {
             if (_incoming is not null) throw new MigrationException("an incoming migration is already set up");
             _expectIncoming = true;
             _incoming = target;
-            _incomingUri.TrySetResult(parsed.ToString());
         }
         try
         {
@@ -157,6 +162,7 @@ public sealed class MigrationManager
             lock (_gate) _incoming = null;
             throw;
         }
+        _incomingTarget.TrySetResult(target);
         return target;
     }
 
@@ -190,6 +196,12 @@ public sealed class MigrationManager
             _outgoing = source;
         }
         return source;
+    }
+
+    /// <summary>Opens the disks a target left closed (late-block-activate) before its guest starts; cont does the same.</summary>
+    public void ActivateDisks()
+    {
+        foreach (var (_, image) in _vm.Devices.OfType<MigratableImage>()) image.Activate();
     }
 
     /// <summary>QMP's migrate-continue: the outgoing migration leaves <paramref name="state"/> (pre-switchover).</summary>

@@ -48,6 +48,7 @@ public static class HostFeatures
         Need.Tap => "tap devices",
         Need.Ksm => "KSM",
         Need.Libvirt => "libvirt",
+        Need.MountNamespace => "private mount namespaces",
         _ => need.ToString(),
     };
 
@@ -78,8 +79,21 @@ public static class HostFeatures
                 ? "libvirt is not installed (scripts/setup.sh installs libvirt-daemon-system and libvirt-clients)"
             : RepoFiles.NativeBinary is null
                 ? "no native sharpvmm binary (scripts/publish.sh builds artifacts/bin/sharpvmm, or set SHARPVMM_BIN)" : null,
+        Need.MountNamespace => ProbeMountNamespace(),
         _ => $"no probe for {need}",
     };
+
+    private static string? ProbeMountNamespace()
+    {
+        if (Environment.UserName != "root") return "unshare --mount needs root (CAP_SYS_ADMIN)";
+        if (HostTools.Find("unshare") is not { } unshare) return "no 'unshare' command (Debian package util-linux)";
+        var psi = new System.Diagnostics.ProcessStartInfo(unshare) { RedirectStandardError = true, UseShellExecute = false };
+        foreach (string a in new[] { "--mount", "--propagation", "private", "true" }) psi.ArgumentList.Add(a);
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        string error = p.StandardError.ReadToEnd().Trim();
+        p.WaitForExit();
+        return p.ExitCode == 0 ? null : $"unshare --mount failed here (a container without CAP_SYS_ADMIN?): {error}";
+    }
 
     private static string? ProbeKvm()
     {

@@ -33,4 +33,9 @@ public enum Need
     /// and virsh installed, and the native binary (libvirt's scrubbed environment has no .NET runtime for the JIT build).
     /// </summary>
     Libvirt,
+    /// <summary>
+    /// Private mount namespaces (unshare --mount as root): tests that run their own libvirtd instances (migration
+    /// between two "hosts" on one machine) give each its own /run/libvirt, /var/lib/libvirt and /etc/libvirt.
+    /// </summary>
+    MountNamespace,
 }
