@@ -98,7 +98,7 @@ public sealed class SessionTests
         var names = ((JsonArray)(await c.ExecuteAsync("query-commands"))!).Select(n => n!["name"]!.GetValue<string>()).Order().ToArray();
         Assert.Equal(new[]
         {
-            "balloon", "cont", "human-monitor-command", "migrate", "migrate-incoming", "migrate-set-capabilities", "migrate-set-parameters", "migrate_cancel",
+            "balloon", "closefd", "cont", "getfd", "human-monitor-command", "migrate", "migrate-continue", "migrate-incoming", "migrate-set-capabilities", "migrate-set-parameters", "migrate_cancel",
             "qmp_capabilities", "query-balloon", "query-block", "query-commands", "query-cpus-fast", "query-memory-size-summary",
             "query-migrate", "query-migrate-capabilities", "query-migrate-parameters", "query-qmp-schema", "query-status", "query-version", "quit", "snapshot-load", "snapshot-save",
             "stop", "system_powerdown", "system_reset", "x-query-jit", "x-query-ksm",

@@ -395,7 +395,7 @@ public static class QemuArgParser
 
     private static string ParseIncoming(string text)
     {
-        if (text == "defer" || text.StartsWith("tcp:", StringComparison.Ordinal)) return text;
-        throw new QemuArgException("-incoming", $"'{text}' is not supported: use defer or tcp:HOST:PORT");
+        if (text == "defer" || text.StartsWith("tcp:", StringComparison.Ordinal) || text.StartsWith("fd:", StringComparison.Ordinal)) return text;
+        throw new QemuArgException("-incoming", $"'{text}' is not supported: use defer, tcp:HOST:PORT or fd:N");
     }
 }

@@ -90,14 +90,18 @@ public static class QemuLauncher
             bool start = !q.Paused;
             if (q.Incoming is not null)
             {
-                try { start = IncomingMigration.Receive(vm, migration, q.Incoming) && start; }
+                try { start = IncomingMigration.Receive(vm, migration, q.Incoming) && (start || monitor?.Monitor.StartAfterIncoming == true); }
                 catch (MigrationException ex)
                 {
                     Console.Error.WriteLine(Message(q, $"incoming migration failed: {ex.Message}"));
                     return 1;
                 }
             }
-            if (start && vm.State == VmState.Created) vm.Start();
+            if (start && vm.State == VmState.Created)
+            {
+                if (q.Incoming is not null) migration.ActivateDisks();
+                vm.Start();
+            }
             var waitFor = new List<Task> { terminate.Task };
             if (monitor is not null) waitFor.Add(monitor.QuitTask);
             if (!q.NoShutdown) waitFor.Add(vm.Exited);
@@ -126,6 +130,8 @@ public static class QemuLauncher
             blk.WaitIdle(TimeSpan.FromSeconds(30));
         foreach (var (id, image) in vm.Devices.OfType<SharpVmm.Block.IBlockImage>())
         {
+            // A source that migrated away closed its disks for the target: nothing of them is cached here.
+            if (image is MigratableImage { IsActive: false }) continue;
             try { image.Flush(); }
             catch (Exception ex) when (ex is IOException or VmmException or ObjectDisposedException)
             {

@@ -18,17 +18,21 @@ public static class IncomingMigration
         // Not disposed: the VM may exit (and cancel it) long after this returns.
         var stop = new CancellationTokenSource();
         _ = vm.Exited.ContinueWith(_ => stop.Cancel(), TaskScheduler.Default);
-        string uri = incoming;
+        MigrationTarget target;
         if (incoming == Defer)
         {
-            var requested = migration.IncomingUriRequested;
+            var requested = migration.IncomingTarget;
             Task.WaitAny(requested, vm.Exited);
             if (!requested.IsCompletedSuccessfully) return false;
-            uri = requested.Result;
+            target = requested.Result;
         }
-        using var target = migration.ListenIncoming(uri);
-        if (ExposureWarning(target.LocalEndPoint!) is { } warning) Console.Error.WriteLine(warning);
-        Console.Error.WriteLine($"sharpvmm: waiting for an incoming migration on {MigrationUri.Parse(uri, listening: true) with { Port = target.LocalEndPoint!.Port }}");
+        else target = migration.ListenIncoming(incoming);
+        using var owned = target;
+        if (target.LocalEndPoint is { } listening)
+        {
+            if (ExposureWarning(listening) is { } warning) Console.Error.WriteLine(warning);
+            Console.Error.WriteLine($"sharpvmm: waiting for an incoming migration on {new MigrationUri(listening.Address.ToString(), listening.Port)}");
+        }
         try
         {
             migration.ReceiveIncoming(target, stop.Token);

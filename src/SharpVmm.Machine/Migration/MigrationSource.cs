@@ -38,7 +38,8 @@ public sealed class MigrationSource
     private int _rounds;
     private string? _error, _note;
     private MigrationStreamWriter? _writer;
-    private Socket? _socket;
+    private MigrationChannel? _channel;
+    private readonly ManualResetEventSlim _continue = new();
 
     public MigrationSource(VirtualMachine vm, MigrationParameters parameters, ILogger? logger = null)
     {
@@ -55,6 +56,15 @@ public sealed class MigrationSource
     /// VM; a monitor passes one that does so without STOP/RESUME events.
     /// </summary>
     public Action<Action> Quiesce { get; init; }
+
+    /// <summary>
+    /// QEMU's pause-before-switchover: once the guest is paused for the last copy, wait in status pre-switchover
+    /// until <see cref="Continue"/> (the manager checks the target is still fine before the point of no return).
+    /// </summary>
+    public bool PauseBeforeSwitchover { get; init; }
+
+    /// <summary>Raised at the start of every pass over RAM with its number, from 1 (QMP's MIGRATION_PASS).</summary>
+    public event Action<int>? PassStarted;
 
     /// <summary>Raised on the migration thread at every status change (QMP's MIGRATION event).</summary>
     public event Action<MigrationStatus>? StatusChanged;
@@ -92,22 +102,40 @@ public sealed class MigrationSource
         }
     }
 
-    /// <summary>Begins migrating to <paramref name="uri"/> in the background; the VM must be running or paused.</summary>
-    public void Start(MigrationUri uri)
+    /// <summary>
+    /// Begins migrating to <paramref name="uri"/> in the background; the VM must be running or paused. For an
+    /// <c>fd:</c> URI the caller opens <paramref name="channel"/> (this migration then owns it).
+    /// </summary>
+    public void Start(MigrationUri uri, MigrationChannel? channel = null)
     {
         ArgumentNullException.ThrowIfNull(uri);
+        if (uri.IsFd && channel is null) throw new ArgumentException("an fd: migration needs its channel", nameof(channel));
         lock (_gate)
         {
             if (_task is not null) throw new InvalidOperationException("this migration was already started");
             var state = _vm.State;
             if (state is not (VmState.Running or VmState.Paused))
+            {
+                channel?.Dispose();
                 throw new MigrationException($"cannot migrate a VM that is {state.ToString().ToLowerInvariant()}: only a running or paused VM can be migrated");
+            }
             _since.Start();
+            _channel = channel;
             _task = new Task(() => Run(uri), CancellationToken.None, TaskCreationOptions.LongRunning);
         }
         // Reported before migrate returns, so query-migrate right after it already says "setup".
         SetStatus(MigrationStatus.Setup);
         _task.Start(TaskScheduler.Default);
+    }
+
+    /// <summary>QEMU's migrate-continue: leaves <paramref name="state"/> (only pre-switchover pauses) for the last copy.</summary>
+    public void Continue(MigrationStatus state)
+    {
+        lock (_gate)
+        {
+            if (_status != state) throw new MigrationException($"Migration not in expected state: {_status.Name()}");
+        }
+        _continue.Set();
     }
 
     /// <summary>Stops an unfinished migration; the guest goes on running on this side (status cancelled).</summary>
@@ -128,10 +156,12 @@ public sealed class MigrationSource
         bool pausedHere = false;
         try
         {
-            var socket = Connect(uri);
-            lock (_gate) _socket = socket;
-            using var onCancel = _cancel.Token.Register(() => socket.Dispose());
-            using var net = new NetworkStream(socket, ownsSocket: false);
+            MigrationChannel? channel;
+            lock (_gate) channel = _channel;
+            channel ??= MigrationChannel.ForSocket(Connect(uri), uri.ToString());
+            lock (_gate) _channel = channel;
+            using var onCancel = _cancel.Token.Register(() => channel.Dispose());
+            var net = channel.Stream;
             var writer = new MigrationStreamWriter(net);
             lock (_gate) _writer = writer;
             writer.WriteHeader(MigrationHeader.Describe(_vm));
@@ -151,8 +181,8 @@ public sealed class MigrationSource
             if (tracker.Reliable)
             {
                 long harvestedAt = Stopwatch.GetTimestamp();
-                SendRound(writer, socket, tracker.AllPages(), throttle: true);
-                AwaitRound(writer, socket, net);
+                SendRound(writer, channel, tracker.AllPages(), throttle: true);
+                AwaitRound(writer, channel);
                 while (true)
                 {
                     ThrowIfCancelled();
@@ -173,8 +203,8 @@ public sealed class MigrationSource
                             _rounds, dirty, expected);
                         break;
                     }
-                    SendRound(writer, socket, pending, throttle: true);
-                    AwaitRound(writer, socket, net);
+                    SendRound(writer, channel, pending, throttle: true);
+                    AwaitRound(writer, channel);
                 }
             }
             else
@@ -196,6 +226,12 @@ public sealed class MigrationSource
             if (_vm.State != VmState.Paused)
                 throw new MigrationException("the guest stopped during the migration (it powered off or failed); there is nothing left to migrate");
             long downtimeStart = Stopwatch.GetTimestamp();
+            if (PauseBeforeSwitchover)
+            {
+                SetStatus(MigrationStatus.PreSwitchover);
+                WaitHandle.WaitAny([_continue.WaitHandle, _cancel.Token.WaitHandle]);
+                ThrowIfCancelled();
+            }
             SetStatus(MigrationStatus.Device);
             if (tracker.Reliable)
             {
@@ -205,7 +241,7 @@ public sealed class MigrationSource
                     for (int w = 0; w < last[r].Length; w++) pending[r][w] |= last[r][w];
             }
             else pending = tracker.AllPages();
-            SendRound(writer, socket, pending, throttle: false);
+            SendRound(writer, channel, pending, throttle: false);
             lock (_gate) _remaining = 0;
 
             foreach (var (_, image) in _vm.Devices.OfType<MigratableImage>())
@@ -221,18 +257,21 @@ public sealed class MigrationSource
             }
             writer.WriteEnd();
             writer.Flush();
-            socket.ReceiveTimeout = (int)AckTimeout.TotalMilliseconds;
-            MigrationAck ack;
-            try
+            if (channel.Socket is { } socket)
             {
-                do ack = MigrationAck.ReadFrom(net);
-                while (ack.Round is not null); // the stop-and-copy round's own acknowledgement
+                socket.ReceiveTimeout = (int)AckTimeout.TotalMilliseconds;
+                MigrationAck ack;
+                try
+                {
+                    do ack = MigrationAck.ReadFrom(net);
+                    while (ack.Round is not null); // the stop-and-copy round's own acknowledgement
+                }
+                catch (IOException ex)
+                {
+                    throw new MigrationException($"no acknowledgement from the target within {AckTimeout.TotalSeconds:0} s or the connection dropped ({ex.Message})", ex);
+                }
+                if (!ack.Accepted) throw new MigrationException($"the target refused the migration: {ack.Message}");
             }
-            catch (IOException ex)
-            {
-                throw new MigrationException($"no acknowledgement from the target within {AckTimeout.TotalSeconds:0} s or the connection dropped ({ex.Message})", ex);
-            }
-            if (!ack.Accepted) throw new MigrationException($"the target refused the migration: {ack.Message}");
             lock (_gate) _downtimeMs = (long)Stopwatch.GetElapsedTime(downtimeStart).TotalMilliseconds;
             pausedHere = false;
             inactivated.Clear();
@@ -262,8 +301,8 @@ public sealed class MigrationSource
             tracker?.Dispose();
             lock (_gate)
             {
-                _socket?.Dispose();
-                _socket = null;
+                _channel?.Dispose();
+                _channel = null;
             }
         }
     }
@@ -282,7 +321,7 @@ public sealed class MigrationSource
     private string? TryReadRefusal()
     {
         Socket? s;
-        lock (_gate) s = _socket;
+        lock (_gate) s = _channel?.Socket;
         if (s is null) return null;
         try
         {
@@ -322,10 +361,12 @@ public sealed class MigrationSource
     /// fast source on a loaded host, and that backlog would land in the downtime; with it, a round's time (and so the
     /// bandwidth estimate) runs from the first page sent to the last page applied.
     /// </summary>
-    private void AwaitRound(MigrationStreamWriter writer, Socket socket, NetworkStream net)
+    private void AwaitRound(MigrationStreamWriter writer, MigrationChannel channel)
     {
         long start = Stopwatch.GetTimestamp();
         writer.Flush();
+        if (channel.Socket is not { } socket) return; // one-way (a file): nothing comes back
+        var net = channel.Stream;
         socket.ReceiveTimeout = (int)AckTimeout.TotalMilliseconds;
         MigrationAck ack;
         try
@@ -356,8 +397,11 @@ public sealed class MigrationSource
     }
 
     /// <summary>Sends the pages set in <paramref name="bitmaps"/> (zero pages as markers) and an iteration marker.</summary>
-    private void SendRound(MigrationStreamWriter writer, Socket socket, ulong[][] bitmaps, bool throttle)
+    private void SendRound(MigrationStreamWriter writer, MigrationChannel channel, ulong[][] bitmaps, bool throttle)
     {
+        try { PassStarted?.Invoke(_rounds + 1); }
+        catch (Exception ex) { _log.LogWarning(ex, "a migration pass listener failed"); }
+        var socket = channel.Socket;
         long start = Stopwatch.GetTimestamp();
         long startBytes = writer.BytesWritten;
         var regions = _vm.Memory.Regions;
@@ -382,7 +426,7 @@ public sealed class MigrationSource
                 while (p < pages && p - first < MaxRunPages && (bits[p >> 6] & (1UL << (int)(p & 63))) != 0) p++;
                 SendRun(writer, region, first, (int)(p - first));
                 if (throttle) Throttle(writer, start, startBytes);
-                CheckPeer(socket);
+                if (socket is not null) CheckPeer(socket);
                 ThrowIfCancelled();
             }
             Array.Clear(bits);

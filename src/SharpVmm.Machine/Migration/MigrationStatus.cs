@@ -6,6 +6,8 @@ public enum MigrationStatus
     None,
     Setup,
     Active,
+    /// <summary>The guest is paused before the last copy, waiting for migrate-continue (capability pause-before-switchover).</summary>
+    PreSwitchover,
     /// <summary>The guest is paused and the last pages and the machine state are on their way.</summary>
     Device,
     Cancelling,
@@ -16,12 +18,13 @@ public enum MigrationStatus
 
 public static class MigrationStatusNames
 {
-    /// <summary>QEMU's wire name ("none", "setup", "active", "device", "cancelling", "cancelled", "completed", "failed").</summary>
+    /// <summary>QEMU's wire name ("none", "setup", "active", "pre-switchover", "device", "cancelling", "cancelled", "completed", "failed").</summary>
     public static string Name(this MigrationStatus s) => s switch
     {
         MigrationStatus.None => "none",
         MigrationStatus.Setup => "setup",
         MigrationStatus.Active => "active",
+        MigrationStatus.PreSwitchover => "pre-switchover",
         MigrationStatus.Device => "device",
         MigrationStatus.Cancelling => "cancelling",
         MigrationStatus.Cancelled => "cancelled",

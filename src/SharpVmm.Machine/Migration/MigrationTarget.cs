@@ -21,7 +21,8 @@ public sealed class MigrationTarget : IDisposable
     private readonly ILogger _log;
     private readonly object _gate = new();
     private readonly Stopwatch _since = new();
-    private Socket? _listener, _connection;
+    private Socket? _listener;
+    private MigrationChannel? _channel;
     private MigrationStatus _status = MigrationStatus.None;
     private long _received, _normal, _duplicate, _totalMs = -1;
     private int _rounds;
@@ -38,6 +39,12 @@ public sealed class MigrationTarget : IDisposable
     public event Action<MigrationStatus>? StatusChanged;
 
     public MigrationStatus Status { get { lock (_gate) return _status; } }
+
+    /// <summary>
+    /// Whether the disks are opened as soon as the stream has arrived (true, QEMU's default) or left for the caller
+    /// to open when the guest is started (false: QEMU's late-block-activate).
+    /// </summary>
+    public bool ActivateDisksOnCompletion { get; init; } = true;
 
     /// <summary>The address actually listened on (with the real port when 0 was asked), once <see cref="Listen"/> ran.</summary>
     public IPEndPoint? LocalEndPoint { get; private set; }
@@ -88,44 +95,71 @@ public sealed class MigrationTarget : IDisposable
         SetStatus(MigrationStatus.Setup);
     }
 
+    /// <summary>Receives from an already open channel (<c>fd:</c>: a descriptor inherited or handed over); the target owns it.</summary>
+    public void Attach(MigrationChannel channel)
+    {
+        ArgumentNullException.ThrowIfNull(channel);
+        lock (_gate)
+        {
+            if (_listener is not null || _channel is not null)
+            {
+                channel.Dispose();
+                throw new InvalidOperationException("already listening");
+            }
+            _channel = channel;
+        }
+        SetStatus(MigrationStatus.Setup);
+    }
+
     /// <summary>
     /// Waits for the source, receives RAM and state, and returns once the VM is ready to <see cref="VirtualMachine.Start"/>.
     /// Throws <see cref="MigrationException"/> when the stream is refused; <paramref name="cancel"/> stops the wait.
     /// </summary>
     public void Receive(CancellationToken cancel = default)
     {
-        Socket listener;
-        lock (_gate) listener = _listener ?? throw new InvalidOperationException("call Listen first");
+        Socket? listener;
+        MigrationChannel? channel;
+        lock (_gate)
+        {
+            listener = _listener;
+            channel = _channel;
+        }
+        if (listener is null && channel is null) throw new InvalidOperationException("call Listen or Attach first");
         if (_vm.State != VmState.Created)
             throw new MigrationException($"an incoming migration needs a VM that has not started; this one is {_vm.State.ToString().ToLowerInvariant()}");
-        var accepting = listener.AcceptAsync(cancel);
-        StateCodeWarmup.Run(); // while no source is there yet
-        Socket connection;
-        try
+        if (listener is not null)
         {
-            connection = accepting.AsTask().GetAwaiter().GetResult();
+            var accepting = listener.AcceptAsync(cancel);
+            StateCodeWarmup.Run(); // while no source is there yet
+            Socket connection;
+            try
+            {
+                connection = accepting.AsTask().GetAwaiter().GetResult();
+            }
+            catch (Exception ex) when (ex is SocketException or ObjectDisposedException or OperationCanceledException)
+            {
+                Fail("no migration arrived: " + (ex is OperationCanceledException ? "the wait was cancelled" : ex.Message));
+                throw new MigrationException($"no migration arrived: {(ex is OperationCanceledException ? "the wait was cancelled" : ex.Message)}", ex);
+            }
+            listener.Dispose(); // one source per incoming migration, as QEMU
+            connection.NoDelay = true;
+            channel = MigrationChannel.ForSocket(connection, "incoming migration");
+            lock (_gate) _channel = channel;
         }
-        catch (Exception ex) when (ex is SocketException or ObjectDisposedException or OperationCanceledException)
-        {
-            Fail("no migration arrived: " + (ex is OperationCanceledException ? "the wait was cancelled" : ex.Message));
-            throw new MigrationException($"no migration arrived: {(ex is OperationCanceledException ? "the wait was cancelled" : ex.Message)}", ex);
-        }
-        lock (_gate) _connection = connection;
-        listener.Dispose(); // one source per incoming migration, as QEMU
-        connection.NoDelay = true;
+        else StateCodeWarmup.Run();
         _since.Restart();
         SetStatus(MigrationStatus.Active);
-        using var net = new NetworkStream(connection, ownsSocket: true);
-        using var onCancel = cancel.Register(connection.Dispose);
+        using var owned = channel!;
+        using var onCancel = cancel.Register(channel!.Dispose);
         try
         {
-            ReceiveStream(net);
+            ReceiveStream(channel);
         }
         catch (Exception ex) when (ex is MigrationException or IOException or ObjectDisposedException or Core.VmmException or InvalidDataException or EndOfStreamException)
         {
             var error = ex as MigrationException ?? new MigrationException(
                 ex is IOException or ObjectDisposedException ? $"the migration connection failed: {ex.Message}" : $"the machine state could not be loaded: {ex.Message}", ex);
-            Refuse(net, connection, error.Message);
+            Refuse(channel, error.Message);
             Fail(error.Message);
             throw error;
         }
@@ -133,8 +167,9 @@ public sealed class MigrationTarget : IDisposable
         SetStatus(MigrationStatus.Completed);
     }
 
-    private void ReceiveStream(NetworkStream net)
+    private void ReceiveStream(MigrationChannel channel)
     {
+        var net = channel.Stream;
         var reader = new MigrationStreamReader(net);
         lock (_gate) _reader = reader;
         var header = reader.ReadHeader();
@@ -171,7 +206,7 @@ public sealed class MigrationTarget : IDisposable
                 }
                 case MigrationRecordKind.IterationEnd:
                     lock (_gate) _rounds = reader.Round;
-                    MigrationAck.RoundReceived(reader.Round).WriteTo(net);
+                    if (channel.TwoWay) MigrationAck.RoundReceived(reader.Round).WriteTo(net);
                     break;
                 case MigrationRecordKind.State:
                     if (state is not null) throw new MigrationException("the migration stream is corrupt: it carries the machine state twice; refusing it");
@@ -179,7 +214,7 @@ public sealed class MigrationTarget : IDisposable
                     break;
                 case MigrationRecordKind.End:
                     if (state is null) throw new MigrationException("the migration stream ended without the machine state (vCPUs and devices); refusing it");
-                    Complete(net, state);
+                    Complete(channel, state);
                     lock (_gate) _received = reader.Offset;
                     return;
             }
@@ -187,7 +222,7 @@ public sealed class MigrationTarget : IDisposable
     }
 
     /// <summary>Loads the state, takes the disks over from the source (which closed them before sending the end) and acks.</summary>
-    private void Complete(NetworkStream net, byte[] state)
+    private void Complete(MigrationChannel channel, byte[] state)
     {
         using (var s = new MemoryStream(state, writable: false))
         {
@@ -195,17 +230,19 @@ public sealed class MigrationTarget : IDisposable
             if (s.Position != s.Length)
                 throw new MigrationException($"the migration stream is corrupt: {s.Length - s.Position} bytes follow the machine state in its record; refusing it");
         }
-        foreach (var (_, image) in _vm.Devices.OfType<MigratableImage>()) image.Activate();
-        new MigrationAck(true, "loaded").WriteTo(net);
+        if (ActivateDisksOnCompletion)
+            foreach (var (_, image) in _vm.Devices.OfType<MigratableImage>()) image.Activate();
+        if (channel.TwoWay) new MigrationAck(true, "loaded").WriteTo(channel.Stream);
         _log.LogInformation("incoming migration complete: {Bytes} bytes, {Normal} pages, {Zero} zero pages, {Rounds} rounds", _reader?.Offset, _normal, _duplicate, _rounds);
     }
 
     /// <summary>Tells the source why, then drains what it still sends for a moment so the close does not reset the connection before it reads the reason.</summary>
-    private void Refuse(NetworkStream net, Socket connection, string message)
+    private void Refuse(MigrationChannel channel, string message)
     {
+        if (channel.Socket is not { } connection) return; // a file or pipe: nobody to tell
         try
         {
-            new MigrationAck(false, message).WriteTo(net);
+            new MigrationAck(false, message).WriteTo(channel.Stream);
             connection.Shutdown(SocketShutdown.Send);
             connection.ReceiveTimeout = 2000;
             var sink = new byte[64 * 1024];
@@ -242,7 +279,7 @@ public sealed class MigrationTarget : IDisposable
         lock (_gate)
         {
             _listener?.Dispose();
-            _connection?.Dispose();
+            _channel?.Dispose();
         }
     }
 }

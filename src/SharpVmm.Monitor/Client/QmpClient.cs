@@ -81,7 +81,20 @@ public sealed class QmpClient : IAsyncDisposable
     }
 
     /// <summary>Runs a command and returns its "return" value; an error reply throws <see cref="QmpException"/> with its class and desc.</summary>
-    public async Task<JsonNode?> ExecuteAsync(string command, JsonObject? arguments = null, CancellationToken ct = default)
+    public Task<JsonNode?> ExecuteAsync(string command, JsonObject? arguments = null, CancellationToken ct = default)
+        => ExecuteCoreAsync(command, arguments, -1, ct);
+
+    /// <summary>
+    /// Runs a command with a descriptor attached (SCM_RIGHTS, UNIX sockets only), as for QEMU's getfd; the server
+    /// gets its own copy, the caller keeps <paramref name="fd"/>.
+    /// </summary>
+    public Task<JsonNode?> ExecuteWithFdAsync(string command, JsonObject? arguments, int fd, CancellationToken ct = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(fd);
+        return ExecuteCoreAsync(command, arguments, fd, ct);
+    }
+
+    private async Task<JsonNode?> ExecuteCoreAsync(string command, JsonObject? arguments, int fd, CancellationToken ct)
     {
         await _oneAtATime.WaitAsync(ct);
         try
@@ -90,7 +103,12 @@ public sealed class QmpClient : IAsyncDisposable
             var request = new JsonObject { ["execute"] = command };
             if (arguments is not null) request["arguments"] = arguments.DeepClone();
             request["id"] = id;
-            await SendAsync(QmpJson.ToLine(request), ct);
+            if (fd >= 0)
+            {
+                try { UnixFdPassing.Send(_socket, QmpJson.ToLine(request), fd); }
+                catch (SocketException ex) { throw new QmpConnectionException($"the QMP connection failed: {ex.Message}", ex); }
+            }
+            else await SendAsync(QmpJson.ToLine(request), ct);
             while (true)
             {
                 var message = await NextMessageAsync(ct);

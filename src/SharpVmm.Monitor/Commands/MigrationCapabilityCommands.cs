@@ -1,38 +1,41 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using SharpVmm.Machine.Migration;
 using SharpVmm.Monitor.Protocol;
 using static SharpVmm.Monitor.Commands.QmpParameter;
 
 namespace SharpVmm.Monitor.Commands;
 
 /// <summary>
-/// query-migrate-capabilities and migrate-set-capabilities. SharpVmm's only switchable capability is "events"
-/// (whether MIGRATION events are sent; on by default here, since SharpVmm always sent them). QEMU's other
-/// capabilities may be set to false, which is what SharpVmm's migration is; asking for one of them on is refused.
+/// query-migrate-capabilities and migrate-set-capabilities over the manager's <see cref="MigrationCapabilitySet"/>:
+/// events, return-path, pause-before-switchover and late-block-activate are listed and switchable. QEMU's other
+/// capabilities are not listed (so libvirt does not ask for them); setting one false is accepted (that is what
+/// SharpVmm's migration is), setting one true is refused. A list is applied whole or not at all.
 /// </summary>
-public sealed class MigrationCapabilities
+public static class MigrationCapabilityCommands
 {
     private static readonly string[] QemuCapabilities =
     [
         "xbzrle", "rdma-pin-all", "auto-converge", "zero-blocks", "compress", "events", "postcopy-ram", "x-colo",
         "release-ram", "block", "return-path", "pause-before-switchover", "multifd", "dirty-bitmaps", "postcopy-blocktime",
         "late-block-activate", "x-ignore-shared", "validate-uuid", "background-snapshot", "zero-copy-send", "postcopy-preempt",
+        "switchover-ack", "dirty-limit", "mapped-ram",
     ];
 
-    private volatile bool _events = true;
-
-    /// <summary>Whether MIGRATION events go out.</summary>
-    public bool Events => _events;
-
-    public static MigrationCapabilities Register(QmpCommandTable table)
+    public static void Register(QmpCommandTable table, MigrationManager migration)
     {
-        var caps = new MigrationCapabilities();
         table.Register("query-migrate-capabilities", _ =>
-            new JsonArray(new JsonObject { ["state"] = caps._events, ["capability"] = "events" }));
+        {
+            var caps = migration.Capabilities;
+            var list = new JsonArray();
+            foreach (string name in MigrationCapabilitySet.Names)
+                list.Add((JsonNode)new JsonObject { ["state"] = caps.Get(name), ["capability"] = name });
+            return list;
+        });
         table.Register("migrate-set-capabilities", call =>
         {
             var list = (JsonArray)call.Arguments["capabilities"]!;
-            bool? events = null;
+            var caps = migration.Capabilities;
             foreach (var item in list)
             {
                 if (item is not JsonObject o || o["capability"] is not JsonValue name || name.GetValueKind() != JsonValueKind.String
@@ -42,12 +45,12 @@ public sealed class MigrationCapabilities
                 bool on = state.GetValue<bool>();
                 if (Array.IndexOf(QemuCapabilities, cap) < 0)
                     throw QmpException.Generic($"Parameter 'capability' does not accept value '{cap}'");
-                if (cap == "events") events = on;
-                else if (on) throw QmpException.Generic($"Migration capability '{cap}' is not supported by SharpVmm");
+                if (Array.IndexOf(MigrationCapabilitySet.Names, cap) >= 0) caps = caps.With(cap, on);
+                else if (on) throw QmpException.Generic($"Migration capability '{cap}' is not supported by this emulator (SharpVmm)");
             }
-            if (events is { } e) caps._events = e;
+            try { migration.Capabilities = caps; }
+            catch (MigrationException ex) { throw QmpException.Generic(ex.Message); }
             return null;
         }, Req("capabilities", QmpType.Array));
-        return caps;
     }
 }

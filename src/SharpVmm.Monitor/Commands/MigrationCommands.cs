@@ -13,18 +13,27 @@ namespace SharpVmm.Monitor.Commands;
 /// </summary>
 public static class MigrationCommands
 {
-    public static void Register(QmpCommandTable table, VmMonitor monitor, Action<string, JsonObject?> emit, MigrationManager migration)
+    public static void Register(QmpCommandTable table, VmMonitor monitor, Action<string, JsonObject?> emit, MigrationManager migration, QmpFdTable? fds = null)
     {
+        if (fds is not null)
+        {
+            migration.NamedFds = name => fds.TryTake(name, out int fd) ? fd
+                : throw new MigrationException($"File descriptor named '{name}' has not been found");
+        }
         migration.Quiesce ??= action => monitor.WithQuiescentVm(() =>
         {
             action();
             return 0;
         });
         monitor.RunStateOverride = () => migration.RunStateOverride;
-        var capabilities = MigrationCapabilities.Register(table);
+        MigrationCapabilityCommands.Register(table, migration);
         migration.StatusChanged += status =>
         {
-            if (capabilities.Events) emit("MIGRATION", new JsonObject { ["status"] = status.Name() });
+            if (migration.Capabilities.Events) emit("MIGRATION", new JsonObject { ["status"] = status.Name() });
+        };
+        migration.PassStarted += pass =>
+        {
+            if (migration.Capabilities.Events) emit("MIGRATION_PASS", new JsonObject { ["pass"] = pass });
         };
 
         table.Register("migrate", call =>
@@ -46,14 +55,30 @@ public static class MigrationCommands
             return null;
         });
 
+        table.Register("migrate-continue", call =>
+        {
+            string state = call.GetString("state")!;
+            MigrationStatus? wanted = null;
+            foreach (var s in Enum.GetValues<MigrationStatus>())
+                if (s.Name() == state) wanted = s;
+            if (wanted is null) throw QmpException.Generic($"Parameter 'state' does not accept value '{state}'");
+            Guard(() => migration.ContinueOutgoing(wanted.Value));
+            return null;
+        }, Req("state", QmpType.String));
+
         table.Register("migrate-set-parameters", call =>
         {
+            // No TLS here: an empty name (what libvirt sends to say "none") is accepted, any other refused.
+            foreach (string tls in TlsParameters)
+                if (call.GetString(tls) is { Length: > 0 } v)
+                    throw QmpException.Generic($"Parameter '{tls}': TLS migration is not supported by SharpVmm ('{v}' cannot be used); migrate over a trusted link");
             var p = migration.Parameters;
             if (call.GetInt("downtime-limit") is { } d) p = p with { DowntimeLimitMs = d };
             if (call.GetInt("max-bandwidth") is { } b) p = p with { MaxBandwidth = b };
             Guard(() => migration.Parameters = p);
             return null;
-        }, Opt("downtime-limit", QmpType.Integer), Opt("max-bandwidth", QmpType.Integer));
+        }, Opt("downtime-limit", QmpType.Integer), Opt("max-bandwidth", QmpType.Integer),
+            Opt("tls-creds", QmpType.String), Opt("tls-hostname", QmpType.String), Opt("tls-authz", QmpType.String));
 
         table.Register("query-migrate-parameters", _ =>
         {
@@ -62,6 +87,8 @@ public static class MigrationCommands
             {
                 ["downtime-limit"] = p.DowntimeLimitMs,
                 ["max-bandwidth"] = p.MaxBandwidth,
+                ["tls-creds"] = "",
+                ["tls-hostname"] = "",
             };
         });
 
@@ -71,6 +98,8 @@ public static class MigrationCommands
             return null;
         }, Req("uri", QmpType.String));
     }
+
+    private static readonly string[] TlsParameters = ["tls-creds", "tls-hostname", "tls-authz"];
 
     /// <summary>query-migrate's MigrationInfo: {} before any migration, as QEMU.</summary>
     public static JsonObject QueryMigrate(MigrationStats? s)

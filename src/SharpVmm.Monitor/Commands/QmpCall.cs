@@ -22,6 +22,16 @@ public sealed class QmpCall(string command, JsonObject arguments)
         return v.TryGetValue(out long l) ? l : throw QmpException.Generic($"Parameter '{name}' is out of range");
     }
 
+    /// <summary>Takes the descriptor the client sent with this command (SCM_RIGHTS); -1 if none. Set by the session.</summary>
+    internal Func<int>? ReceivedFd { get; init; }
+
+    /// <summary>The descriptor that came with this command, now the caller's; throws QEMU's error when none did.</summary>
+    public int TakeReceivedFd()
+    {
+        int fd = ReceivedFd?.Invoke() ?? -1;
+        return fd >= 0 ? fd : throw QmpException.Generic("No file descriptor supplied via SCM_RIGHTS");
+    }
+
     /// <summary>Runs <paramref name="action"/> after the reply has been queued (quit: the host may exit once the client has its answer).</summary>
     public void AfterReply(Action action) => (_afterReply ??= []).Add(action);
 

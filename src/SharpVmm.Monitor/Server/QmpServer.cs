@@ -48,7 +48,8 @@ public sealed class QmpServer : IAsyncDisposable, IDisposable
         BlockCommands.Register(Commands, Monitor);
         BlockCommands.RegisterEvents(vm, Broadcast);
         SnapshotCommands.Register(Commands, Monitor);
-        MigrationCommands.Register(Commands, Monitor, Broadcast, options.Migration ?? new Machine.Migration.MigrationManager(vm));
+        Fds = QmpFdTable.Register(Commands);
+        MigrationCommands.Register(Commands, Monitor, Broadcast, options.Migration ?? new Machine.Migration.MigrationManager(vm), Fds);
         MemoryCommands.Register(Commands, Monitor, Broadcast);
         JitCommands.Register(Commands, Monitor);
         _acceptLoop = Task.Run(AcceptLoopAsync);
@@ -92,6 +93,9 @@ public sealed class QmpServer : IAsyncDisposable, IDisposable
 
     /// <summary>The VM as the commands see it (run-state names, lifecycle with QEMU's answers).</summary>
     public VmMonitor Monitor { get; }
+
+    /// <summary>Descriptors clients passed with getfd, by name.</summary>
+    public QmpFdTable Fds { get; }
 
     /// <summary>The command table: register commands of features built later here (they then appear in query-commands).</summary>
     public QmpCommandTable Commands { get; }
@@ -257,6 +261,7 @@ public sealed class QmpServer : IAsyncDisposable, IDisposable
         // Sessions flush what is queued (the quit reply, SHUTDOWN) within FlushTimeout, then close.
         await Task.WhenAll(running).ConfigureAwait(false);
         Monitor.Dispose();
+        Fds.Dispose();
         if (Address.SocketPath is { } path)
         {
             try { File.Delete(path); } catch (IOException) { }

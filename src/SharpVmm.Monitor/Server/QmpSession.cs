@@ -22,6 +22,8 @@ internal sealed class QmpSession
     private readonly ILogger _log;
     private readonly int _id;
     private volatile bool _negotiated;
+    // Descriptors that came with the client's bytes (SCM_RIGHTS), for getfd; only the read loop's thread touches it.
+    private readonly List<int> _fds = [];
 
     public QmpSession(QmpServer server, Socket socket, int id, int maxQueued, ILogger log)
     {
@@ -53,6 +55,8 @@ internal sealed class QmpSession
         {
             _log.LogError(ex, "QMP client {Id}: session failed", _id);
         }
+        foreach (int fd in _fds) UnixFdPassing.Close(fd);
+        _fds.Clear();
         _out.Writer.TryComplete();
         await Task.WhenAny(writer, Task.Delay(_server.FlushTimeout, CancellationToken.None));
         Close();
@@ -64,10 +68,23 @@ internal sealed class QmpSession
         var splitter = new JsonStreamSplitter();
         var chunks = new List<JsonChunk>();
         var buffer = new byte[8192];
+        var peek = new byte[1];
+        var arrived = new List<int>();
         while (true)
         {
-            int n = await _socket.ReceiveAsync(buffer, SocketFlags.None, stop);
+            // Wait for data without taking it, then take it with recvmsg so descriptors sent along are kept.
+            if (await _socket.ReceiveAsync(peek, SocketFlags.Peek, stop) == 0) return;
+            arrived.Clear();
+            int n = UnixFdPassing.Receive(_socket, buffer, arrived);
+            if (n < 0) continue;
             if (n == 0) return;
+            if (arrived.Count > 0)
+            {
+                // As QEMU: descriptors no command claimed before the next ones arrived are closed.
+                foreach (int old in _fds) UnixFdPassing.Close(old);
+                _fds.Clear();
+                _fds.AddRange(arrived);
+            }
             chunks.Clear();
             splitter.Feed(buffer.AsSpan(0, n), chunks);
             foreach (var chunk in chunks)
@@ -107,7 +124,7 @@ internal sealed class QmpSession
             return;
         }
 
-        var call = new QmpCall(request.Command, request.Arguments);
+        var call = new QmpCall(request.Command, request.Arguments) { ReceivedFd = TakeFd };
         JsonNode? result;
         try
         {
@@ -138,6 +155,15 @@ internal sealed class QmpSession
         {
             _log.LogError(ex, "QMP command {Command}: a follow-up action failed", request.Command);
         }
+    }
+
+    /// <summary>The last descriptor the client sent and no command claimed yet; -1 if none.</summary>
+    private int TakeFd()
+    {
+        if (_fds.Count == 0) return -1;
+        int fd = _fds[^1];
+        _fds.RemoveAt(_fds.Count - 1);
+        return fd;
     }
 
     /// <summary>No capabilities are offered (no "oob"), so the only valid "enable" is an empty list.</summary>

@@ -43,6 +43,9 @@ public sealed class VmMonitor : IDisposable
     /// <summary>A run-state name that wins over the VM's own while it applies (migration's "inmigrate", "postmigrate"); null when none.</summary>
     public Func<string?>? RunStateOverride { get; set; }
 
+    /// <summary>cont came while the VM waited for an incoming migration: start it once that has arrived.</summary>
+    public bool StartAfterIncoming { get; private set; }
+
     /// <summary>QEMU's RunState name: prelaunch, running, paused, shutdown, guest-panicked or internal-error (or <see cref="RunStateOverride"/>'s).</summary>
     public string StatusName => RunStateOverride?.Invoke() ?? _vm.State switch
     {
@@ -79,7 +82,15 @@ public sealed class VmMonitor : IDisposable
             {
                 switch (_vm.State)
                 {
-                    case VmState.Created: _vm.Start(); break;
+                    case VmState.Created when RunStateOverride?.Invoke() == "inmigrate":
+                        // As QEMU: the guest starts once the incoming migration has arrived.
+                        StartAfterIncoming = true;
+                        break;
+                    case VmState.Created:
+                        // A target that received its state with late-block-activate opens the disks now, as QEMU's cont.
+                        ActivateDisks();
+                        _vm.Start();
+                        break;
                     case VmState.Paused:
                         ActivateDisks();
                         _vm.Resume();

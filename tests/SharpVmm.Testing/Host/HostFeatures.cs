@@ -50,6 +50,7 @@ public static class HostFeatures
         Need.Libvirt => "libvirt",
         Need.Seccomp => "seccomp",
         Need.Gdb => "gdb",
+        Need.MountNamespace => "private mount namespaces",
         _ => need.ToString(),
     };
 
@@ -83,8 +84,21 @@ public static class HostFeatures
         Need.Seccomp => File.ReadAllText("/proc/self/status").Contains("\nSeccomp:", StringComparison.Ordinal)
             ? null : "this kernel has no seccomp filters (CONFIG_SECCOMP_FILTER)",
         Need.Gdb => HostTools.Exists("gdb") ? null : "gdb not installed (Debian package gdb)",
+        Need.MountNamespace => ProbeMountNamespace(),
         _ => $"no probe for {need}",
     };
+
+    private static string? ProbeMountNamespace()
+    {
+        if (Environment.UserName != "root") return "unshare --mount needs root (CAP_SYS_ADMIN)";
+        if (HostTools.Find("unshare") is not { } unshare) return "no 'unshare' command (Debian package util-linux)";
+        var psi = new System.Diagnostics.ProcessStartInfo(unshare) { RedirectStandardError = true, UseShellExecute = false };
+        foreach (string a in new[] { "--mount", "--propagation", "private", "true" }) psi.ArgumentList.Add(a);
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        string error = p.StandardError.ReadToEnd().Trim();
+        p.WaitForExit();
+        return p.ExitCode == 0 ? null : $"unshare --mount failed here (a container without CAP_SYS_ADMIN?): {error}";
+    }
 
     private static string? ProbeKvm()
     {

@@ -37,4 +37,9 @@ public enum Need
     Seccomp,
     /// <summary>gdb (Debian gdb), to attach to a running VMM and make it call something, as an attacker with code execution would.</summary>
     Gdb,
+    /// <summary>
+    /// Private mount namespaces (unshare --mount as root): tests that run their own libvirtd instances (migration
+    /// between two "hosts" on one machine) give each its own /run/libvirt, /var/lib/libvirt and /etc/libvirt.
+    /// </summary>
+    MountNamespace,
 }
