@@ -22,6 +22,7 @@ internal sealed class BlockCompiler
     {
         output = default;
         var ops = b.Ops;
+        bool long64 = (int)(b.Key >> 56) == 64;
         int covered = 0;
         bool written = false, needsIn = false, ofUndefined = false, hasMemory = false, lastIsShift = false;
         int instrs = 0;
@@ -29,20 +30,20 @@ internal sealed class BlockCompiler
         {
             ref Op op = ref ops[covered];
             var (form, alu) = OpForms.Of(ref op);
-            if (!Supported(ref op, form)) break;
+            if (!Supported(ref op, form, alu, long64)) break;
             // A shift by more than one leaves OF undefined on the host: a Jcc that reads it is left to the interpreter.
             if (form is OpForm.Jcc or OpForm.SetccR or OpForm.CmovRR && ofUndefined && op.Cc is 0 or 1 or >= 12) break;
             if (ReadsFlags(form, alu) && !written) needsIn = true;
             if (WritesFlags(form, alu))
             {
                 written = true;
-                ofUndefined = form == OpForm.ShiftImm && op.Imm > 1;
+                ofUndefined = form == OpForm.ShiftImm && op.Imm > 1; // the other writers leave exact flags
                 lastIsShift = form == OpForm.ShiftImm;
             }
             instrs += form is OpForm.FusedRR or OpForm.FusedRI ? 2 : 1;
-            hasMemory |= form is OpForm.MovRM or OpForm.MovMR or OpForm.MovMI or OpForm.MovxRM or OpForm.BinRM;
+            hasMemory |= IsMemory(form);
             covered++;
-            if (form is OpForm.Jcc or OpForm.JmpRel or OpForm.FusedRR or OpForm.FusedRI) break; // always last
+            if (IsClosing(form)) break; // always last
         }
         if (covered == 0) return false;
 
@@ -97,8 +98,29 @@ internal sealed class BlockCompiler
                 case OpForm.MovMI:
                 case OpForm.MovxRM:
                 case OpForm.BinRM:
+                case OpForm.BinMR:
+                case OpForm.BinMI:
+                case OpForm.UnM:
+                case OpForm.ImulRM:
                     EmitMemory(a, ref op, form, alu, s, i);
                     break;
+                case OpForm.ImulRR:
+                    EmitImul(a, ref op, Slot(op.Rm));
+                    break;
+                case OpForm.ShiftR:
+                    EmitShiftR(a, ref op, s);
+                    break;
+                case OpForm.PushR:
+                case OpForm.PushI:
+                case OpForm.PopR:
+                    EmitStack(a, ref op, form, s, i);
+                    break;
+                case OpForm.CallRel:
+                case OpForm.Ret:
+                case OpForm.JmpR:
+                case OpForm.CallR:
+                    EmitTransfer(a, ref op, form, s, i, ops.Length);
+                    continue;
                 case OpForm.Jcc:
                 case OpForm.JmpRel:
                 case OpForm.FusedRR:
@@ -109,7 +131,12 @@ internal sealed class BlockCompiler
                     continue;
             }
             if (WritesFlags(form, alu)) s.FlagsLive = true;
-            if (form == OpForm.ShiftImm)
+            if (form is OpForm.ImulRR or OpForm.ImulRM or OpForm.ShiftR)
+            {
+                s.Written = true;
+                s.Last = LastWriter.Arith; // made exact where emitted
+            }
+            else if (form == OpForm.ShiftImm)
             {
                 s.Written = true;
                 s.Last = op.Cc is 4 or 6 ? LastWriter.Shl : op.Cc == 5 && op.Imm == 1 ? LastWriter.Shr1 : LastWriter.ShrOrSar;
@@ -117,7 +144,7 @@ internal sealed class BlockCompiler
             else if (WritesFlags(form, alu)) { s.Written = true; s.Last = alu is AluOp.And or AluOp.Or or AluOp.Xor or AluOp.Test ? LastWriter.Logic : LastWriter.Arith; }
         }
         var last = OpForms.Of(ref ops[covered - 1]).Form;
-        if (last is not (OpForm.Jcc or OpForm.JmpRel or OpForm.FusedRR or OpForm.FusedRI))
+        if (!IsClosing(last))
         {
             Capture(a, s);
             Finish(a, s, covered);
@@ -150,10 +177,33 @@ internal sealed class BlockCompiler
 
     // ---------------------------------------------------------------- what is supported
 
-    private static bool Supported(ref Op op, OpForm form)
+    private static bool Supported(ref Op op, OpForm form, AluOp alu, bool long64)
     {
         switch (form)
         {
+            case OpForm.ImulRR:
+                return op.Size is 2 or 4 or 8 && (op.Cc == 0 || op.Size != 8 || (long)op.Imm == (int)(long)op.Imm);
+            case OpForm.ImulRM:
+                return MemoryOk(ref op) && op.Size is 2 or 4 or 8 && (op.Cc == 0 || op.Size != 8 || (long)op.Imm == (int)(long)op.Imm);
+            case OpForm.ShiftR:
+                return op.Size is 4 or 8 && op.Cc is 4 or 5 or 6 or 7;
+            case OpForm.BinMR:
+            case OpForm.UnM:
+                return RmwOk(ref op, form, alu) && op.Size is 1 or 2 or 4 or 8;
+            case OpForm.BinMI:
+                return RmwOk(ref op, form, alu) && (op.Size is 1 or 2 or 4 || (op.Size == 8 && (long)op.Imm == (int)(long)op.Imm));
+            case OpForm.PushR:
+            case OpForm.PopR:
+                return long64 && op.Size == 8 && op.Reg < 16;
+            case OpForm.PushI:
+                return long64 && op.Size == 8 && (long)op.Imm == (int)(long)op.Imm;
+            case OpForm.CallRel:
+                return long64 && op.Size == 8 && BranchFits(8, op.Imm);
+            case OpForm.Ret:
+                return long64 && op.Size == 8;
+            case OpForm.JmpR:
+            case OpForm.CallR:
+                return long64 && op.Size == 8 && op.Reg < 16;
             case OpForm.BinRR:
             case OpForm.UnR:
             case OpForm.MovRR:
@@ -196,15 +246,32 @@ internal sealed class BlockCompiler
     private static bool MemoryOk(ref Op op)
         => (op.Flags & OpFlags.Mem) != 0 && (op.Flags & OpFlags.Lock) == 0 && op.Base != X86Cpu.WideDispReg && op.Index != X86Cpu.WideDispReg;
 
+    /// <summary>A read-modify-write destination: LOCK is fine (a host LOCK instruction on an aligned TLB hit), except on CMP/TEST.</summary>
+    private static bool RmwOk(ref Op op, OpForm form, AluOp alu)
+        => (op.Flags & OpFlags.Mem) != 0 && op.Base != X86Cpu.WideDispReg && op.Index != X86Cpu.WideDispReg
+           && ((op.Flags & OpFlags.Lock) == 0 || (form == OpForm.UnM || Stores(alu)));
+
+    private static bool IsMemory(OpForm form)
+        => form is OpForm.MovRM or OpForm.MovMR or OpForm.MovMI or OpForm.MovxRM or OpForm.BinRM or OpForm.BinMR or OpForm.BinMI
+            or OpForm.UnM or OpForm.ImulRM or OpForm.PushR or OpForm.PushI or OpForm.PopR or OpForm.CallRel or OpForm.Ret or OpForm.CallR;
+
+    /// <summary>Forms that end the block (they set the next RIP).</summary>
+    private static bool IsClosing(OpForm form)
+        => form is OpForm.Jcc or OpForm.JmpRel or OpForm.FusedRR or OpForm.FusedRI or OpForm.CallRel or OpForm.Ret or OpForm.JmpR or OpForm.CallR;
+
     /// <summary>A block-relative target must fit LEA's 32-bit displacement (narrower IPs are masked afterwards anyway).</summary>
     private static bool BranchFits(int size, ulong rel) => size is 2 or 4 || (size == 8 && (long)rel == (int)(long)rel);
 
+    // A shift by CL reads the flags: a zero count leaves them as they were.
     private static bool ReadsFlags(OpForm form, AluOp alu)
-        => form is OpForm.Jcc or OpForm.SetccR or OpForm.CmovRR || (form is OpForm.BinRR or OpForm.BinRI or OpForm.BinRM && alu is AluOp.Adc or AluOp.Sbb)
-           || (form == OpForm.UnR && alu is AluOp.Inc or AluOp.Dec);
+        => form is OpForm.Jcc or OpForm.SetccR or OpForm.CmovRR or OpForm.ShiftR
+           || (form is OpForm.BinRR or OpForm.BinRI or OpForm.BinRM or OpForm.BinMR or OpForm.BinMI && alu is AluOp.Adc or AluOp.Sbb)
+           || (form is OpForm.UnR or OpForm.UnM && alu is AluOp.Inc or AluOp.Dec);
 
     private static bool WritesFlags(OpForm form, AluOp alu)
-        => form is OpForm.BinRR or OpForm.BinRI or OpForm.BinRM or OpForm.FusedRR or OpForm.FusedRI or OpForm.ShiftImm || (form == OpForm.UnR && alu != AluOp.Not);
+        => form is OpForm.BinRR or OpForm.BinRI or OpForm.BinRM or OpForm.BinMR or OpForm.BinMI or OpForm.FusedRR or OpForm.FusedRI
+               or OpForm.ShiftImm or OpForm.ShiftR or OpForm.ImulRR or OpForm.ImulRM
+           || (form is OpForm.UnR or OpForm.UnM && alu != AluOp.Not);
 
     // ---------------------------------------------------------------- operands
 
@@ -341,48 +408,27 @@ internal sealed class BlockCompiler
     /// path does it (tag = page | user bit; the access must not cross the page), then the access at host address =
     /// linear + addend. A miss (or a crossing, an unmapped, MMIO or code page...) leaves before the op has done anything:
     /// the interpreter runs it, with its slow path, faults included. Host flags live across the probe are kept in R9.
+    /// Write-TLB entries exist only for plain RAM without cached code while dirty logging is off, so stores through
+    /// them need no SMC or dirty-log check (the interpreter's fast path relies on the same).
     /// </summary>
     private static void EmitMemory(Assembler a, ref Op op, OpForm form, AluOp alu, EmitState s, int index)
     {
-        bool write = form is OpForm.MovMR or OpForm.MovMI;
+        bool write = form is OpForm.MovMR or OpForm.MovMI or OpForm.UnM || (form is OpForm.BinMR or OpForm.BinMI && Stores(alu));
+        bool locked = (op.Flags & OpFlags.Lock) != 0;
         int size = form == OpForm.MovxRM ? op.Size2 : op.Size;
         var miss = a.CreateLabel();
         var done = a.CreateLabel();
-        if (s.FlagsLive)
-        {
-            a.lahf();
-            a.seto(al);
-            a.mov(r9d, eax);
-        }
-        // RAX = linear address.
-        Ins(a, Instruction.Create(Load(8), Register.RAX, Slot(op.Base)));
-        Ins(a, Instruction.Create(Load(8), Register.RCX, Slot(op.Index)));
-        Ins(a, Instruction.Create(Code.Lea_r64_m, Register.RAX, new MemoryOperand(Register.RAX, Register.RCX, 1 << op.Scale, op.Disp, 1)));
-        if (op.AddrShift == 32) a.mov(eax, eax);
-        else if (op.AddrShift == 48) a.movzx(eax, ax);
-        a.add(rax, __qword_ptr[rdi + 8 * (X86Cpu.SegBaseSlot + op.Seg)]);
-        a.and(rax, __qword_ptr[rdi + 8 * X86Cpu.JitLinMaskSlot]);
-        // RCX = &tlb[set + ((la >> 12) & 511)], 16-byte entries {tag, addend}.
-        a.mov(rcx, rax);
-        a.shr(rcx, 12);
-        a.and(ecx, X86Cpu.TlbSize - 1);
-        a.shl(ecx, 4);
-        if (write) a.add(ecx, X86Cpu.TlbSize * 16);
-        a.add(rcx, __qword_ptr[rdi + 8 * X86Cpu.JitTlbSlot]);
-        a.mov(rdx, rax);
-        a.and(rdx, -4096);
-        a.or(rdx, __qword_ptr[rdi + 8 * X86Cpu.JitUserBitSlot]);
-        a.cmp(rdx, __qword_ptr[rcx]);
-        a.jne(miss);
-        if (size > 1)
-        {
-            a.mov(edx, eax);
-            a.and(edx, 0xFFF);
-            a.cmp(edx, 0x1000 - size);
-            a.ja(miss);
-        }
-        a.add(rax, __qword_ptr[rcx + 8]);
+        SaveFlags(a, s);
+        EffectiveAddress(a, ref op);
+        Probe(a, write, size, locked, miss);
         var host = new MemoryOperand(Register.RAX);
+        if (form is OpForm.BinMR or OpForm.BinMI or OpForm.UnM)
+        {
+            // RestoreFlags goes through EAX.
+            a.mov(rdx, rax);
+            host = new MemoryOperand(Register.RDX);
+        }
+        bool flagsFromOp = false;
         switch (form)
         {
             case OpForm.MovRM:
@@ -411,40 +457,358 @@ internal sealed class BlockCompiler
                 Ins(a, Instruction.Create(Store(size), host, Rcx(size)));
                 break;
             case OpForm.MovMI:
-                switch (size)
+                StoreImm(a, host, size, op.Imm);
+                break;
+            case OpForm.BinRM:
+                // The loaded value in RCX; the ALU op sets the guest's flags itself (ADC/SBB read CF: restored first).
+                Ins(a, Instruction.Create(Load(size), Rcx(size), host));
+                if (alu is AluOp.Adc or AluOp.Sbb) RestoreFlags(a, s);
+                if (size == 4)
                 {
-                    case 1: Ins(a, Instruction.Create(Code.Mov_rm8_imm8, host, (byte)op.Imm)); break;
-                    case 2: Ins(a, Instruction.Create(Code.Mov_rm16_imm16, host, (ushort)op.Imm)); break;
-                    case 4: Ins(a, Instruction.Create(Code.Mov_rm32_imm32, host, (int)(uint)op.Imm)); break;
-                    default: Ins(a, Instruction.Create(Code.Mov_rm64_imm32, host, (int)(long)op.Imm)); break;
+                    Ins(a, Instruction.Create(Load(4), Register.EAX, Slot(op.Reg)));
+                    Ins(a, Instruction.Create(HostCodes.RegForm(alu, 4), Register.EAX, Register.ECX));
+                    if (Stores(alu)) Ins(a, Instruction.Create(Store(8), Slot(op.Reg), Register.RAX));
                 }
+                else Ins(a, Instruction.Create(HostCodes.RegForm(alu, size), Slot(op.Reg), Rcx(size)));
+                flagsFromOp = true;
+                break;
+            case OpForm.BinMR:
+            {
+                // The guest's own instruction on the host address (with LOCK when the guest has it).
+                Ins(a, Instruction.Create(Load(size), Rcx(size), Slot(op.Reg)));
+                if (alu is AluOp.Adc or AluOp.Sbb) RestoreFlags(a, s);
+                var i = Instruction.Create(HostCodes.RegForm(alu, size), host, Rcx(size));
+                i.HasLockPrefix = locked;
+                Ins(a, i);
+                flagsFromOp = true;
+                break;
+            }
+            case OpForm.BinMI:
+            {
+                if (alu is AluOp.Adc or AluOp.Sbb) RestoreFlags(a, s);
+                var i = Instruction.Create(HostCodes.ImmForm(alu, size), host, Imm(op.Imm, size));
+                i.HasLockPrefix = locked;
+                Ins(a, i);
+                flagsFromOp = true;
+                break;
+            }
+            case OpForm.UnM:
+            {
+                // INC/DEC keep CF, NOT keeps everything: the guest's flags go back first.
+                RestoreFlags(a, s);
+                var i = Instruction.Create(HostCodes.UnaryForm(alu, size), host);
+                i.HasLockPrefix = locked;
+                Ins(a, i);
+                flagsFromOp = true; // NOT leaves the flags just restored
+                break;
+            }
+            case OpForm.ImulRM:
+                a.mov(rcx, rax);
+                EmitImul(a, ref op, new MemoryOperand(Register.RCX));
+                flagsFromOp = true;
                 break;
         }
-        if (form == OpForm.BinRM)
-        {
-            // The loaded value in RCX; the ALU op sets the guest's flags itself (ADC/SBB read CF: restored first).
-            Ins(a, Instruction.Create(Load(size), Rcx(size), host));
-            if (alu is AluOp.Adc or AluOp.Sbb && s.FlagsLive) RestoreFlags(a);
-            if (size == 4)
-            {
-                Ins(a, Instruction.Create(Load(4), Register.EAX, Slot(op.Reg)));
-                Ins(a, Instruction.Create(HostCodes.RegForm(alu, 4), Register.EAX, Register.ECX));
-                if (Stores(alu)) Ins(a, Instruction.Create(Store(8), Slot(op.Reg), Register.RAX));
-            }
-            else Ins(a, Instruction.Create(HostCodes.RegForm(alu, size), Slot(op.Reg), Rcx(size)));
-            a.jmp(done);
-        }
-        else
-        {
-            if (s.FlagsLive) RestoreFlags(a);
-            a.jmp(done);
-        }
+        if (!flagsFromOp) RestoreFlags(a, s);
+        a.jmp(done);
         a.Label(ref miss);
-        if (s.FlagsLive) RestoreFlags(a);
+        RestoreFlags(a, s);
         Capture(a, s);
         Finish(a, s, index);
         a.Label(ref done);
         a.nop(); // one label per instruction
+    }
+
+    private static void StoreImm(Assembler a, MemoryOperand m, int size, ulong imm)
+    {
+        switch (size)
+        {
+            case 1: Ins(a, Instruction.Create(Code.Mov_rm8_imm8, m, (byte)imm)); break;
+            case 2: Ins(a, Instruction.Create(Code.Mov_rm16_imm16, m, (ushort)imm)); break;
+            case 4: Ins(a, Instruction.Create(Code.Mov_rm32_imm32, m, (int)(uint)imm)); break;
+            default: Ins(a, Instruction.Create(Code.Mov_rm64_imm32, m, (int)(long)imm)); break;
+        }
+    }
+
+    /// <summary>Host flags that are the guest's go to R9 (<c>lahf; seto al</c>) before the probe's compares.</summary>
+    private static void SaveFlags(Assembler a, EmitState s)
+    {
+        if (!s.FlagsLive) return;
+        a.lahf();
+        a.seto(al);
+        a.mov(r9d, eax);
+    }
+
+    private static void RestoreFlags(Assembler a, EmitState s)
+    {
+        if (s.FlagsLive) RestoreFlags(a);
+    }
+
+    /// <summary>RAX := the op's linear address (offset masked to the address size, plus the segment base, masked to the linear size).</summary>
+    private static void EffectiveAddress(Assembler a, ref Op op)
+    {
+        Ins(a, Instruction.Create(Load(8), Register.RAX, Slot(op.Base)));
+        Ins(a, Instruction.Create(Load(8), Register.RCX, Slot(op.Index)));
+        Ins(a, Instruction.Create(Code.Lea_r64_m, Register.RAX, new MemoryOperand(Register.RAX, Register.RCX, 1 << op.Scale, op.Disp, 1)));
+        if (op.AddrShift == 32) a.mov(eax, eax);
+        else if (op.AddrShift == 48) a.movzx(eax, ax);
+        a.add(rax, __qword_ptr[rdi + 8 * (X86Cpu.SegBaseSlot + op.Seg)]);
+        a.and(rax, __qword_ptr[rdi + 8 * X86Cpu.JitLinMaskSlot]);
+    }
+
+    /// <summary>RAX := linear address of RSP + <paramref name="delta"/> (64-bit mode: the stack pointer is not masked).</summary>
+    private static void StackAddress(Assembler a, int delta)
+    {
+        a.mov(rax, __qword_ptr[rdi + 8 * 4]);
+        if (delta != 0) a.lea(rax, __[rax + delta]);
+        a.add(rax, __qword_ptr[rdi + 8 * (X86Cpu.SegBaseSlot + X86Cpu.SS)]);
+        a.and(rax, __qword_ptr[rdi + 8 * X86Cpu.JitLinMaskSlot]);
+    }
+
+    /// <summary>
+    /// RAX (linear) := host address when the read or write TLB maps the page for this privilege and the access stays
+    /// inside it (locked ones: naturally aligned, as the interpreter's atomic path wants); else to <paramref name="miss"/>.
+    /// Clobbers RCX, RDX and the flags.
+    /// </summary>
+    private static void Probe(Assembler a, bool write, int size, bool aligned, Label miss)
+    {
+        // RCX = &tlb[set + ((la >> 12) & 511)], 16-byte entries {tag, addend}.
+        a.mov(rcx, rax);
+        a.shr(rcx, 12);
+        a.and(ecx, X86Cpu.TlbSize - 1);
+        a.shl(ecx, 4);
+        if (write) a.add(ecx, X86Cpu.TlbSize * 16);
+        a.add(rcx, __qword_ptr[rdi + 8 * X86Cpu.JitTlbSlot]);
+        a.mov(rdx, rax);
+        a.and(rdx, -4096);
+        a.or(rdx, __qword_ptr[rdi + 8 * X86Cpu.JitUserBitSlot]);
+        a.cmp(rdx, __qword_ptr[rcx]);
+        a.jne(miss);
+        if (aligned && size > 1)
+        {
+            a.test(eax, size - 1);
+            a.jne(miss);
+        }
+        else if (size > 1)
+        {
+            a.mov(edx, eax);
+            a.and(edx, 0xFFF);
+            a.cmp(edx, 0x1000 - size);
+            a.ja(miss);
+        }
+        a.add(rax, __qword_ptr[rcx + 8]);
+    }
+
+    /// <summary>
+    /// IMUL dest, src (or dest, src, imm) at 2, 4 or 8 bytes, then the flags as the interpreter leaves them: CF = OF =
+    /// the host's overflow, SF/ZF/PF from the truncated result, AF 0 (the host leaves those four undefined).
+    /// </summary>
+    private static void EmitImul(Assembler a, ref Op op, MemoryOperand src)
+    {
+        int sz = op.Size;
+        var r = Rax(sz);
+        if (op.Cc != 0)
+        {
+            Code c = sz switch { 2 => Code.Imul_r16_rm16_imm16, 4 => Code.Imul_r32_rm32_imm32, _ => Code.Imul_r64_rm64_imm32 };
+            Ins(a, Instruction.Create(c, r, src, Imm(op.Imm, sz)));
+        }
+        else
+        {
+            Ins(a, Instruction.Create(Load(sz), r, Slot(op.Reg)));
+            Code c = sz switch { 2 => Code.Imul_r16_rm16, 4 => Code.Imul_r32_rm32, _ => Code.Imul_r64_rm64 };
+            Ins(a, Instruction.Create(c, r, src));
+        }
+        Ins(a, Instruction.Create(Store(sz == 4 ? 8 : sz), Slot(op.Reg), sz == 4 ? Register.RAX : r));
+        a.seto(cl);
+        Ins(a, Instruction.Create(HostCodes.RegForm(AluOp.Test, sz), r, r));
+        a.lahf();
+        a.and(ah, 0xEF);
+        a.or(ah, cl);
+        a.mov(al, cl);
+        a.add(al, 0x7F);
+        a.sahf();
+    }
+
+    /// <summary>
+    /// SHL/SHR/SAR by CL (or by an immediate) at 4 or 8 bytes. A zero count (after masking) leaves the flags alone,
+    /// as on the host; otherwise AF becomes 0 and OF what the interpreter computes for every count (SHL: MSB(result)
+    /// XOR CF; SHR: the host's for a count of 1, else 0; SAR: 0). The flags before must be exact for the zero count.
+    /// </summary>
+    private static void EmitShiftR(Assembler a, ref Op op, EmitState s)
+    {
+        MakeExact(a, s);
+        if (op.Size2 != 0) a.mov(cl, __byte_ptr[rdi + 8 * 1]);
+        else a.mov(ecx, (int)(op.Imm & 0xFF));
+        bool q = op.Size == 8;
+        Code c = (op.Cc, q) switch
+        {
+            (5, true) => Code.Shr_rm64_CL,
+            (7, true) => Code.Sar_rm64_CL,
+            (_, true) => Code.Shl_rm64_CL,
+            (5, false) => Code.Shr_rm32_CL,
+            (7, false) => Code.Sar_rm32_CL,
+            _ => Code.Shl_rm32_CL,
+        };
+        Ins(a, Instruction.Create(Load(op.Size), q ? Register.RAX : Register.EAX, Slot(op.Reg)));
+        Ins(a, Instruction.Create(c, q ? Register.RAX : Register.EAX, Register.CL));
+        Ins(a, Instruction.Create(Store(8), Slot(op.Reg), Register.RAX));
+        var keep = a.CreateLabel();
+        a.pushfq();
+        a.pop(rdx);
+        a.and(ecx, q ? 63 : 31);
+        a.je(keep);
+        a.and(edx, ~(int)X86Cpu.AF);
+        if (op.Cc is 4 or 6) ShlOverflow(a);
+        else
+        {
+            a.cmp(ecx, 1);
+            a.je(keep);
+            a.and(edx, ~(int)X86Cpu.OF);
+        }
+        a.Label(ref keep);
+        a.push(rdx);
+        a.popfq();
+    }
+
+    /// <summary>EDX (flags): OF := SF XOR CF (the interpreter's SHL rule for every count).</summary>
+    private static void ShlOverflow(Assembler a)
+    {
+        a.mov(eax, edx);
+        a.shr(eax, 7);
+        a.xor(eax, edx);
+        a.and(eax, 1);
+        a.shl(eax, 11);
+        a.and(edx, ~(int)X86Cpu.OF);
+        a.or(edx, eax);
+    }
+
+    /// <summary>Host flags := exactly the interpreter's, when the last writer left bits undefined (a flag-keeping op follows).</summary>
+    private static void MakeExact(Assembler a, EmitState s)
+    {
+        if (!s.Written || s.Last == LastWriter.Arith) return;
+        a.pushfq();
+        a.pop(rdx);
+        FixUndefined(a, s.Last);
+        a.push(rdx);
+        a.popfq();
+        s.Last = LastWriter.Arith;
+    }
+
+    /// <summary>EDX (flags): the bits the host leaves undefined after <paramref name="last"/>, as the interpreter sets them.</summary>
+    private static void FixUndefined(Assembler a, LastWriter last)
+    {
+        switch (last)
+        {
+            case LastWriter.Logic:
+            case LastWriter.Shr1:
+                a.and(edx, ~(int)X86Cpu.AF);
+                break;
+            case LastWriter.Shl:
+                a.and(edx, ~(int)X86Cpu.AF);
+                ShlOverflow(a);
+                break;
+            case LastWriter.ShrOrSar:
+                a.and(edx, ~(int)(X86Cpu.AF | X86Cpu.OF));
+                break;
+        }
+    }
+
+    /// <summary>PUSH r64 / PUSH imm / POP r64 in 64-bit mode, through the write (push) or read (pop) TLB.</summary>
+    private static void EmitStack(Assembler a, ref Op op, OpForm form, EmitState s, int index)
+    {
+        var miss = a.CreateLabel();
+        var done = a.CreateLabel();
+        SaveFlags(a, s);
+        bool pop = form == OpForm.PopR;
+        StackAddress(a, pop ? 0 : -8);
+        Probe(a, !pop, 8, false, miss);
+        if (pop)
+        {
+            a.mov(rcx, __qword_ptr[rax]);
+            a.mov(rdx, __qword_ptr[rdi + 8 * 4]);
+            a.lea(rdx, __[rdx + 8]);
+            a.mov(__qword_ptr[rdi + 8 * 4], rdx);
+            a.mov(__qword_ptr[rdi + 8 * op.Reg], rcx); // after RSP: POP RSP loads the popped value
+        }
+        else
+        {
+            // PUSH RSP stores the value before the decrement.
+            if (form == OpForm.PushR)
+            {
+                a.mov(rcx, __qword_ptr[rdi + 8 * op.Reg]);
+                a.mov(__qword_ptr[rax], rcx);
+            }
+            else StoreImm(a, new MemoryOperand(Register.RAX), 8, op.Imm);
+            a.mov(rdx, __qword_ptr[rdi + 8 * 4]);
+            a.lea(rdx, __[rdx - 8]);
+            a.mov(__qword_ptr[rdi + 8 * 4], rdx);
+        }
+        RestoreFlags(a, s);
+        a.jmp(done);
+        a.Label(ref miss);
+        RestoreFlags(a, s);
+        Capture(a, s);
+        Finish(a, s, index);
+        a.Label(ref done);
+        a.nop();
+    }
+
+    /// <summary>
+    /// CALL rel / RET [imm] / JMP r / CALL r in 64-bit mode: the block's last op; the next RIP goes to the exit slot.
+    /// A non-canonical target or a TLB miss leaves before the op, for the interpreter to fault or take the slow path.
+    /// </summary>
+    private static void EmitTransfer(Assembler a, ref Op op, OpForm form, EmitState s, int index, int opCount)
+    {
+        var miss = a.CreateLabel();
+        SaveFlags(a, s);
+        if (form is OpForm.JmpR or OpForm.CallR)
+        {
+            a.mov(r10, __qword_ptr[rdi + 8 * op.Reg]);
+            Canonical(a, r10, miss);
+        }
+        if (form == OpForm.Ret)
+        {
+            StackAddress(a, 0);
+            Probe(a, false, 8, false, miss);
+            a.mov(r10, __qword_ptr[rax]);
+            Canonical(a, r10, miss);
+            a.mov(rdx, __qword_ptr[rdi + 8 * 4]);
+            a.lea(rdx, __[rdx + 8 + (int)(op.Imm & 0xFFFF)]);
+            a.mov(__qword_ptr[rdi + 8 * 4], rdx);
+        }
+        else if (form is OpForm.CallRel or OpForm.CallR)
+        {
+            StackAddress(a, -8);
+            Probe(a, true, 8, false, miss);
+            a.mov(rcx, __qword_ptr[rdi + 8 * X86Cpu.BlockRipReg]);
+            a.lea(rcx, __[rcx + (int)op.NextOff]);
+            a.mov(__qword_ptr[rax], rcx);
+            a.mov(rdx, __qword_ptr[rdi + 8 * 4]);
+            a.lea(rdx, __[rdx - 8]);
+            a.mov(__qword_ptr[rdi + 8 * 4], rdx);
+            if (form == OpForm.CallRel)
+            {
+                a.mov(r10, __qword_ptr[rdi + 8 * X86Cpu.BlockRipReg]);
+                a.lea(r10, __[r10 + (int)op.Imm]);
+            }
+        }
+        a.mov(__qword_ptr[rdi + 8 * X86Cpu.JitRipSlot], r10);
+        RestoreFlags(a, s);
+        Capture(a, s);
+        Finish(a, s, opCount);
+        a.Label(ref miss);
+        RestoreFlags(a, s);
+        Capture(a, s);
+        Finish(a, s, index);
+    }
+
+    /// <summary>To <paramref name="bad"/> unless <paramref name="r"/> is canonical (48-bit), with RDX as scratch.</summary>
+    private static void Canonical(Assembler a, AssemblerRegister64 r, Label bad)
+    {
+        a.mov(rdx, r);
+        a.shl(rdx, 16);
+        a.sar(rdx, 16);
+        a.cmp(rdx, r);
+        a.jne(bad);
     }
 
     /// <summary>Host flags := what <c>lahf; seto al</c> saved in R9 (OF through ADD AL, 0x7F; the rest through SAHF).</summary>

@@ -14,6 +14,8 @@ internal sealed unsafe partial class X86Cpu
 
     /// <summary>Entries into translated code; of them, exits before the block's end (an op the translator does not cover).</summary>
     public ulong JitEntries, JitPrefixExits;
+    /// <summary>Of the early exits, those at a translated op (a TLB miss, a page-crossing or misaligned locked access, a non-canonical target) rather than at the first op not translated.</summary>
+    public ulong JitMissExits;
     /// <summary>Guest instructions retired in translated code.</summary>
     public ulong JitRetired;
 
@@ -77,6 +79,7 @@ internal sealed unsafe partial class X86Cpu
         else
         {
             JitPrefixExits++;
+            if (k < t.Covered) JitMissExits++;
         }
         return k;
     }

@@ -21,6 +21,10 @@ public sealed record JitStatistics
     public ulong Entries { get; init; }
     /// <summary>Exits before a block's end: an instruction not translated, or a memory access that missed the TLB.</summary>
     public ulong PrefixExits { get; init; }
+    /// <summary>Of <see cref="PrefixExits"/>: at a translated op whose fast path did not apply (TLB miss, page crossing, misaligned LOCK, non-canonical target).</summary>
+    public ulong MissExits { get; init; }
+    /// <summary>Of <see cref="PrefixExits"/>: at the first op the translator does not cover.</summary>
+    public ulong UntranslatedExits => PrefixExits - MissExits;
 
     public double TranslatedShare => InstructionsRetired == 0 ? 0 : (double)InstructionsTranslated / InstructionsRetired;
 }

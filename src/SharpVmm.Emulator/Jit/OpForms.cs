@@ -27,6 +27,23 @@ internal enum OpForm : byte
     BinRM,
     SetccR,
     CmovRR,
+    /// <summary>IMUL r, r (and r, r, imm): CF/OF from the host, SF/ZF/PF from the result, AF 0, as the interpreter sets them.</summary>
+    ImulRR,
+    ImulRM,
+    /// <summary>SHL/SHR/SAR r, CL (or an immediate the fast shift forms do not take): flags made exact right after.</summary>
+    ShiftR,
+    /// <summary>op [m], r / op [m], imm / op [m] (read-modify-write through the write TLB; CMP/TEST only read).</summary>
+    BinMR,
+    BinMI,
+    UnM,
+    PushR,
+    PushI,
+    PopR,
+    /// <summary>Closing transfers that leave the next RIP in the exit slot (64-bit mode only).</summary>
+    CallRel,
+    Ret,
+    JmpR,
+    CallR,
 }
 
 /// <summary>Integer operations, in the order of the code tables in <see cref="HostCodes"/>.</summary>
@@ -61,12 +78,15 @@ internal static unsafe class OpForms
             t[P(&BinRI64<T>)] = (OpForm.BinRI, a);
             t[P(&BinRI32<T>)] = (OpForm.BinRI, a);
             t[P(&BinRM<T>)] = (OpForm.BinRM, a);
+            t[P(&BinMR<T>)] = (OpForm.BinMR, a);
+            t[P(&BinMI<T>)] = (OpForm.BinMI, a);
         }
         void Un<T>(AluOp a) where T : struct, IUnOp
         {
             t[P(&UnR<T>)] = (OpForm.UnR, a);
             t[P(&UnR64<T>)] = (OpForm.UnR, a);
             t[P(&UnR32<T>)] = (OpForm.UnR, a);
+            t[P(&UnM<T>)] = (OpForm.UnM, a);
         }
         Bin<OpAdd>(AluOp.Add);
         Bin<OpOr>(AluOp.Or);
@@ -113,6 +133,16 @@ internal static unsafe class OpForms
         t[P(&CmpJccRI32)] = (OpForm.FusedRI, AluOp.Cmp);
         t[P(&TestJccRI64)] = (OpForm.FusedRI, AluOp.Test);
         t[P(&TestJccRI32)] = (OpForm.FusedRI, AluOp.Test);
+        t[P(&ImulR)] = (OpForm.ImulRR, default);
+        t[P(&ImulM)] = (OpForm.ImulRM, default);
+        t[P(&Handlers.ShiftR)] = (OpForm.ShiftR, default);
+        t[P(&Handlers.PushR)] = (OpForm.PushR, default);
+        t[P(&Handlers.PushI)] = (OpForm.PushI, default);
+        t[P(&Handlers.PopR)] = (OpForm.PopR, default);
+        t[P(&Handlers.CallRel)] = (OpForm.CallRel, default);
+        t[P(&Handlers.Ret)] = (OpForm.Ret, default);
+        t[P(&Handlers.JmpR)] = (OpForm.JmpR, default);
+        t[P(&Handlers.CallR)] = (OpForm.CallR, default);
         return t;
     }
 }

@@ -88,8 +88,20 @@ internal sealed class RandomProgram
         int size = _rng.Next(4) switch { 0 => 1, 1 => 2, 2 => 4, _ => 8 };
         int d = _rng.Next(R64.Length), s = _rng.Next(R64.Length), d8 = _rng.Next(R8.Length), s8 = _rng.Next(R8.Length);
         ulong v = Value();
-        switch (_rng.Next(12))
+        switch (_rng.Next(16))
         {
+            case 11:
+                Multiply(a, size, d, s, v);
+                break;
+            case 12:
+                ShiftByCl(a, d);
+                break;
+            case 13:
+                ReadModifyWrite(a, size, d, d8, v);
+                break;
+            case 14:
+                Stack(a, d, v);
+                break;
             case 10:
                 CondMove(a, size, d, s, d8);
                 break;
@@ -177,6 +189,112 @@ internal sealed class RandomProgram
                 break;
             }
             default: a.nop(); break;
+        }
+    }
+
+    private void Multiply(Assembler a, int size, int d, int s, ulong v)
+    {
+        int off = _rng.Next(0x800 - 8);
+        switch ((size, _rng.Next(3)))
+        {
+            case (1 or 2, 0): a.imul(R16[d], R16[s]); break;
+            case (1 or 2, 1): a.imul(R16[d], R16[s], (short)v); break;
+            case (1 or 2, _): a.imul(R16[d], __word_ptr[rbp + off]); break;
+            case (4, 0): a.imul(R32[d], R32[s]); break;
+            case (4, 1): a.imul(R32[d], R32[s], (int)v); break;
+            case (4, _): a.imul(R32[d], __dword_ptr[rbp + off], (int)v); break;
+            case (_, 0): a.imul(R64[d], R64[s]); break;
+            case (_, 1): a.imul(R64[d], R64[s], _rng.Next(2) == 0 ? (int)v : (sbyte)v); break;
+            default: a.imul(R64[d], __qword_ptr[rbp + off]); break;
+        }
+    }
+
+    private void ShiftByCl(Assembler a, int d)
+    {
+        if (_rng.Next(4) == 0) a.mov(cl, (byte)(_rng.Next(3) == 0 ? _rng.Next(0, 3) * 32 : _rng.Next(256)));
+        switch (_rng.Next(6))
+        {
+            case 0: a.shl(R64[d], cl); break;
+            case 1: a.shr(R64[d], cl); break;
+            case 2: a.sar(R64[d], cl); break;
+            case 3: a.shl(R32[d], cl); break;
+            case 4: a.shr(R32[d], cl); break;
+            default: a.sar(R32[d], cl); break;
+        }
+    }
+
+    /// <summary>ALU ops with a memory destination (some LOCK'ed, aligned or not), CMP/TEST of memory, INC/DEC/NOT/NEG of memory.</summary>
+    private void ReadModifyWrite(Assembler a, int size, int d, int d8, ulong v)
+    {
+        int off = _rng.Next(8) == 0 ? 0x800 - _rng.Next(1, 8) : _rng.Next(0x800 - 8) & ~(_rng.Next(2) == 0 ? 7 : 0);
+        var m = size switch { 1 => __byte_ptr[rbp + off], 2 => __word_ptr[rbp + off], 4 => __dword_ptr[rbp + off], _ => __qword_ptr[rbp + off] };
+        Register reg = size switch { 1 => R8[d8], 2 => R16[d], 4 => R32[d], _ => (Register)R64[d] };
+        int op = _rng.Next(11);
+        bool locked = op < 7 && _rng.Next(4) == 0;
+        var mem = new MemoryOperand(Register.RBP, off);
+        Instruction ins;
+        if (op < 9)
+        {
+            bool imm = _rng.Next(2) == 0;
+            var aluOp = (Emulator.Jit.AluOp)op;
+            if (imm)
+            {
+                int iv = size switch { 1 => (byte)v, 2 => (ushort)v, _ => (int)v };
+                ins = Instruction.Create(Emulator.Jit.HostCodes.ImmForm(aluOp, size), mem, iv);
+            }
+            else ins = Instruction.Create(Emulator.Jit.HostCodes.RegForm(aluOp, size), mem, reg);
+        }
+        else ins = Instruction.Create(Emulator.Jit.HostCodes.UnaryForm((Emulator.Jit.AluOp)(9 + _rng.Next(4)), size), mem);
+        if (op >= 9 && _rng.Next(4) == 0) locked = true;
+        ins.HasLockPrefix = locked;
+        a.AddInstruction(ins);
+        _ = m;
+    }
+
+    /// <summary>PUSH/POP of registers and immediates, CALL to the next instruction, RET to a label pushed first, JMP/CALL through a register.</summary>
+    private void Stack(Assembler a, int d, ulong v)
+    {
+        switch (_rng.Next(7))
+        {
+            case 0: a.push(R64[d]); break;
+            case 1: a.push((int)v); break;
+            case 2: a.pop(R64[d]); break;
+            case 3:
+            {
+                var l = a.CreateLabel();
+                a.call(l);
+                a.Label(ref l);
+                a.pop(R64[d]);
+                break;
+            }
+            case 4:
+            {
+                var l = a.CreateLabel();
+                a.lea(R64[d], __[l]);
+                a.push(R64[d]);
+                if (_rng.Next(2) == 0) a.ret(); else { a.ret(8); }
+                a.Label(ref l);
+                if (_rng.Next(2) == 0) a.nop(); else a.push(R64[d]); // RET 8 dropped one more slot
+                break;
+            }
+            case 5:
+            {
+                var l = a.CreateLabel();
+                a.lea(R64[d], __[l]);
+                a.jmp(R64[d]);
+                a.Label(ref l);
+                a.nop();
+                break;
+            }
+            default:
+            {
+                var l = a.CreateLabel();
+                a.lea(R64[d], __[l]);
+                a.call(R64[d]);
+                a.Label(ref l);
+                a.pop(R64[d]);
+                break;
+            }
         }
     }
 

@@ -41,6 +41,40 @@ public class TranslatedBlockTests
         a => a.movsxd(rdi, r15d),
         a => a.sub(ch, 3),
         a => a.nop(),
+        a => a.imul(r9, rcx),
+        a => a.imul(edx, esi, 0x1234),
+        a => a.imul(r10w, __word_ptr[0x60000]),
+        a => a.shl(r11, cl),
+        a => a.sar(r12d, cl),
+        a => a.add(__qword_ptr[0x60008], rcx),
+        a => a.sub(__dword_ptr[0x6000c], 0x55),
+        a => a.cmp(__byte_ptr[0x60001], 0x40),
+        a => a.test(__qword_ptr[0x60000], rdx),
+        a => a.inc(__word_ptr[0x60010]),
+        a => a.not(__qword_ptr[0x60018]),
+        a => a.@lock.add(__dword_ptr[0x60020], eax),
+        a => a.@lock.xor(__dword_ptr[0x60022], ecx), // misaligned: the interpreter's locked path
+        a => a.adc(__dword_ptr[0x60ffe], ecx),         // crosses a page: the interpreter's slow path
+        a => a.push(rcx),
+        a => a.push(0x1234),
+        a => a.pop(r13),
+        a => a.pop(r14),
+        a =>
+        {
+            var l = a.CreateLabel();
+            a.call(l);
+            a.Label(ref l);
+            a.pop(r15);
+        },
+        a =>
+        {
+            var l = a.CreateLabel();
+            a.lea(r15, __[l]);
+            a.push(r15);
+            a.ret();
+            a.Label(ref l);
+            a.neg(r15);
+        },
         a => a.xor(r8, r8),
     ];
 
