@@ -83,7 +83,8 @@ public sealed class StateCodecTests
     public void A_vcpu_state_round_trips_field_for_field()
     {
         var s = Busy();
-        s.Xcr0 = 3;
+        s.Xcr0 = 0x203;
+        s.Pkru = 0x5555_5554;
         var w = new StateWriter();
         VcpuStateCodec.Write(w, s);
         var r = new StateReader(w.ToArray());
@@ -99,7 +100,8 @@ public sealed class StateCodecTests
         Assert.Equal(s.Fpu.St, back.Fpu.St); Assert.Equal(s.Fpu.Xmm, back.Fpu.Xmm);
         Assert.Equal(s.Lapic, back.Lapic);
         Assert.Equal(s.Events, back.Events);
-        Assert.Equal(3UL, back.Xcr0);
+        Assert.Equal(0x203UL, back.Xcr0);
+        Assert.Equal(0x5555_5554u, back.Pkru);
 
         byte[] all = w.ToArray();
         for (int cut = 0; cut < all.Length; cut += 37)
@@ -107,17 +109,27 @@ public sealed class StateCodecTests
     }
 
     [Fact]
-    public void A_version_1_vcpu_state_without_xcr0_still_reads_with_xcr0_x87_only()
+    public void Version_1_and_2_vcpu_states_still_read_with_the_reset_values_of_what_they_lack()
     {
+        var s = Busy();
+        s.Xcr0 = 3;
+        s.Pkru = 0x0C;
         var w = new StateWriter();
-        VcpuStateCodec.Write(w, Busy());
-        byte[] v2 = w.ToArray();
-        // Version 1 is version 2 without the XCR0 field that follows the APIC base.
+        VcpuStateCodec.Write(w, s);
+        byte[] v3 = w.ToArray();
+        // Version 2 is version 3 without PKRU (after XCR0); version 1 also lacks XCR0 (after the APIC base).
         int xcr0At = 4 + 16 * 8 + 8 + 8 + 8 * 17 + 2 * 10 + 6 * 8 + 8;
-        byte[] v1 = [.. v2[..xcr0At], .. v2[(xcr0At + 8)..]];
+        byte[] v2 = [.. v3[..(xcr0At + 8)], .. v3[(xcr0At + 12)..]];
+        v2[0] = 2;
+        var back2 = VcpuStateCodec.Read(new StateReader(v2));
+        Assert.Equal(3UL, back2.Xcr0);
+        Assert.Equal(0u, back2.Pkru);
+        Assert.Equal(Busy().Msrs, back2.Msrs);
+        byte[] v1 = [.. v3[..xcr0At], .. v3[(xcr0At + 12)..]];
         v1[0] = 1;
-        var back = VcpuStateCodec.Read(new StateReader(v1));
-        Assert.Equal(1UL, back.Xcr0);
-        Assert.Equal(Busy().Msrs, back.Msrs);
+        var back1 = VcpuStateCodec.Read(new StateReader(v1));
+        Assert.Equal(1UL, back1.Xcr0);
+        Assert.Equal(0u, back1.Pkru);
+        Assert.Equal(Busy().Msrs, back1.Msrs);
     }
 }
