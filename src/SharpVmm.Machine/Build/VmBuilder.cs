@@ -114,7 +114,7 @@ public static partial class VmBuilder
             IIrqRouter? irqs = accel.IrqRouter;
 
             // A Linux guest's console is watched for a kernel panic, which ends the run (see GuestPanicWatcher).
-            var backend = CharBackends.Create(config.Serial);
+            var backend = CharBackendSpec.Parse(config.Serial).Create();
             var panicWatcher = linux ? new GuestPanicWatcher(backend) : null;
             ICharBackend? serial = panicWatcher ?? backend;
             var uart = new Uart16550(serial, irqs is null ? null : new IrqLine(irqs, Com1Gsi));
@@ -240,7 +240,7 @@ public static partial class VmBuilder
                 throw new ConfigurationException($"--disk {d.Path}: {ex.Message}");
             }
             disposables.Add(image);
-            var blk = new VirtioBlk(image, serial: $"sharpvmm-disk{i}", readOnly: d.ReadOnly, loggers.CreateLogger("SharpVmm.VirtioBlk"), ioThread: BlkIoThread);
+            var blk = new VirtioBlk(image, serial: $"sharpvmm-disk{i}", readOnly: d.ReadOnly, loggers.CreateLogger("SharpVmm.VirtioBlk"), ioThread: d.IoThread);
             disposables.Add(blk); // the VM disposes in reverse: the worker stops before the image closes
             Add(blk, $"virtio-blk{i}");
             named.Add(($"virtio-blk{i}.drive", new BlockDeviceInfo($"virtio{i}", $"virtio-blk{i}", d, image)));
