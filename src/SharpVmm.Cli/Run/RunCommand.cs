@@ -4,7 +4,7 @@ using Microsoft.Extensions.Logging;
 using SharpVmm.Boot.Flat;
 using SharpVmm.Boot.Linux;
 using SharpVmm.Core;
-using SharpVmm.Machine.Build;
+using SharpVmm.Machine.Board;
 using SharpVmm.Machine.Config;
 using SharpVmm.Machine.Migration;
 using SharpVmm.Monitor.Server;

@@ -3,7 +3,7 @@ using SharpVmm.Devices.Serial;
 using SharpVmm.Devices.Virtio.Console;
 using SharpVmm.Machine.Config;
 
-namespace SharpVmm.Machine.Build;
+namespace SharpVmm.Machine.Board;
 
 public static partial class VmBuilder
 {
