@@ -1,3 +1,5 @@
+using SharpVmm.Core.Platform;
+
 namespace SharpVmm.Boot;
 
 /// <summary>
@@ -43,6 +45,6 @@ public static class LowMemoryLayout
     /// <summary>The legacy VGA window and option ROM area [0xA0000, 0xE0000) is neither RAM nor reserved in the map.</summary>
     public const ulong VgaStart = 0xA_0000;
     /// <summary>The BIOS area [0xE0000, 1 MiB): reserved in the e820 map; ACPI tables go here by default.</summary>
-    public const ulong BiosAreaStart = 0xE_0000;
+    public const ulong BiosAreaStart = PcLayout.AcpiTablesBase;
     public const ulong OneMiB = 0x10_0000;
 }

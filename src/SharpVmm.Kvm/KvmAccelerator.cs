@@ -11,7 +11,7 @@ namespace SharpVmm.Kvm;
 /// (slot = <see cref="MemoryRegion.Slot"/>), with vCPUs that send port I/O and MMIO to the given <see cref="IIoBus"/>.
 /// Dispose it before the GuestMemory: KVM maps the regions' host pages until the VM is gone.
 /// </summary>
-public sealed unsafe partial class KvmAccelerator : IAccelerator, IIrqRouter
+public sealed unsafe partial class KvmAccelerator : IAccelerator, IIrqRouter, IDirtyLog
 {
     private readonly KvmVcpu?[] _vcpus;
     private readonly bool[] _dirtyLogging;
@@ -48,6 +48,9 @@ public sealed unsafe partial class KvmAccelerator : IAccelerator, IIrqRouter
 
     /// <summary>This accelerator when the in-kernel irqchip is on (GSIs go to KVM_IRQ_LINE), otherwise null.</summary>
     public IIrqRouter? IrqRouter => Options.IrqChip ? this : null;
+
+    /// <summary>KVM's dirty log: the guest writes RAM natively, so only the kernel sees its stores.</summary>
+    public IDirtyLog? DirtyLog => this;
 
     /// <summary>
     /// Opens KVM, creates the VM, registers every RAM region as a memory slot and, with <see cref="KvmOptions.IrqChip"/>,

@@ -1,10 +1,10 @@
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using SharpVmm.Core.Cpu;
+using SharpVmm.Core.Io;
 using SharpVmm.Core.Time;
 using SharpVmm.Devices.Bus;
 using SharpVmm.Devices.Legacy;
-using SharpVmm.Devices.Virtio.Blk;
 using SharpVmm.Machine.Lifecycle;
 using SharpVmm.Memory;
 
@@ -146,16 +146,12 @@ public sealed partial class VirtualMachine : IVmControl, IDisposable
         Changed(VmState.Paused);
     }
 
-    /// <summary>
-    /// Devices with an I/O thread go on completing requests (and writing guest RAM) after the vCPUs park. A paused VM
-    /// must be still, for snapshots and for migration's last RAM pass, so pause waits for them, as QEMU drains block
-    /// I/O when it stops a VM.
-    /// </summary>
+    /// <summary>Waits for the devices that work on after the vCPUs park (<see cref="IDrainOnPause"/>): a paused VM is still.</summary>
     private void DrainDeviceIo()
     {
-        foreach (var (id, blk) in Devices.OfType<VirtioBlk>())
-            if (!blk.WaitIdle(TimeSpan.FromSeconds(30)))
-                _log.LogWarning("{Device}: disk I/O still in flight 30 s after pause", id);
+        foreach (var (id, device) in Devices.OfType<IDrainOnPause>())
+            if (!device.WaitIdle(TimeSpan.FromSeconds(30)))
+                _log.LogWarning("{Device}: I/O still in flight 30 s after pause", id);
     }
 
     public void Resume()

@@ -1,4 +1,16 @@
+using SharpVmm.Core.State;
+
 namespace SharpVmm.Machine;
+
+/// <summary>One device of a VM under its id, and what the machine may ask of it.</summary>
+public readonly record struct VmDevice(string Id, object Device)
+{
+    /// <summary>The device's saved state, for snapshots and migration; null for a device that has none to save.</summary>
+    public IStateful? State => Device as IStateful;
+
+    /// <summary>What the device is, as a snapshot's header lists it: its state id, else its type's name.</summary>
+    public string Kind => State?.StateId ?? Device.GetType().Name;
+}
 
 /// <summary>
 /// The devices a VM was built with, by id ("com1", "virtio-blk0", ...), in build order. The monitor finds the devices
@@ -7,7 +19,7 @@ namespace SharpVmm.Machine;
 /// </summary>
 public sealed class VmDevices
 {
-    private readonly List<(string Id, object Device)> _items = [];
+    private readonly List<VmDevice> _items = [];
     private readonly object _gate = new();
 
     /// <summary>
@@ -25,12 +37,12 @@ public sealed class VmDevices
         {
             foreach (var (existing, _) in _items)
                 if (existing == id) throw new ArgumentException($"device id '{id}' is already taken", nameof(id));
-            _items.Add((id, device));
+            _items.Add(new VmDevice(id, device));
         }
     }
 
     /// <summary>Every device, in the order it was added.</summary>
-    public IReadOnlyList<(string Id, object Device)> All
+    public IReadOnlyList<VmDevice> All
     {
         get { lock (_gate) return [.. _items]; }
     }

@@ -1,7 +1,7 @@
 using SharpVmm.Boot.Flat;
 using SharpVmm.Core;
 using SharpVmm.Emulator;
-using SharpVmm.Machine.Build;
+using SharpVmm.Machine.Board;
 using SharpVmm.Machine.Config;
 
 namespace SharpVmm.Machine.Tests;

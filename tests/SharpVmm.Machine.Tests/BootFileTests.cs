@@ -1,5 +1,5 @@
 using SharpVmm.Boot.Initramfs;
-using SharpVmm.Machine.Build;
+using SharpVmm.Machine.Board;
 using SharpVmm.Machine.Config;
 
 namespace SharpVmm.Machine.Tests;

@@ -1,7 +1,7 @@
 using SharpVmm.Block;
 using SharpVmm.Core;
 using SharpVmm.Boot.Initramfs;
-using SharpVmm.Machine.Build;
+using SharpVmm.Machine.Board;
 using SharpVmm.Machine.Config;
 
 namespace SharpVmm.Machine.Tests;

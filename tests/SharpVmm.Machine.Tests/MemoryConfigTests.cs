@@ -1,7 +1,7 @@
 using SharpVmm.Boot.Flat;
 using SharpVmm.Core;
 using SharpVmm.Devices.Virtio.Balloon;
-using SharpVmm.Machine.Build;
+using SharpVmm.Machine.Board;
 using SharpVmm.Machine.Config;
 
 namespace SharpVmm.Machine.Tests;
@@ -44,7 +44,7 @@ public sealed class MemoryConfigTests
                 Kernel = bin,
                 Rng = true,
                 Balloon = true,
-                Disks = [.. Enumerable.Range(0, Devices.Virtio.VirtioMmioLayout.MaxDevices - 1).Select(_ => new DiskSpec(bin))],
+                Disks = [.. Enumerable.Range(0, Core.Platform.PcLayout.VirtioMmioSlots - 1).Select(_ => new DiskSpec(bin))],
             };
             Assert.Contains("at most", Assert.Throws<ConfigurationException>(many.Validate).Message);
         }

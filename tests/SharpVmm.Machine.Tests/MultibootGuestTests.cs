@@ -1,7 +1,7 @@
 using System.Text;
 using Iced.Intel;
 using SharpVmm.Boot.Multiboot;
-using SharpVmm.Machine.Build;
+using SharpVmm.Machine.Board;
 using SharpVmm.Machine.Config;
 using SharpVmm.Machine.Lifecycle;
 using static Iced.Intel.AssemblerRegisters;

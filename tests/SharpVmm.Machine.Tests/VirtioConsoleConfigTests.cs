@@ -2,7 +2,7 @@ using SharpVmm.Boot.Initramfs;
 using SharpVmm.Core;
 using SharpVmm.Devices.Virtio;
 using SharpVmm.Devices.Virtio.Console;
-using SharpVmm.Machine.Build;
+using SharpVmm.Machine.Board;
 using SharpVmm.Machine.Config;
 
 namespace SharpVmm.Machine.Tests;
@@ -44,7 +44,7 @@ public sealed class VirtioConsoleConfigTests : IDisposable
         e = Assert.Throws<ConfigurationException>(() => new VmConfig
         {
             Kernel = kernel,
-            Disks = [.. Enumerable.Range(0, VirtioMmioLayout.MaxDevices).Select(_ => new DiskSpec(disk, "raw", false))],
+            Disks = [.. Enumerable.Range(0, SharpVmm.Core.Platform.PcLayout.VirtioMmioSlots).Select(_ => new DiskSpec(disk, "raw", false))],
             Console = "none",
         }.Validate());
         Assert.Contains("at most", e.Message);

@@ -2,7 +2,7 @@ using System.Text.Json.Nodes;
 using SharpVmm.Block;
 using SharpVmm.Boot.Initramfs;
 using SharpVmm.Machine;
-using SharpVmm.Machine.Build;
+using SharpVmm.Machine.Board;
 using SharpVmm.Machine.Config;
 using SharpVmm.Monitor.Client;
 using SharpVmm.Monitor.Commands;

@@ -3,7 +3,7 @@ using System.Text.Json.Nodes;
 using SharpVmm.Block;
 using SharpVmm.Block.Qcow2;
 using SharpVmm.Machine;
-using SharpVmm.Machine.Build;
+using SharpVmm.Machine.Board;
 using SharpVmm.Machine.Config;
 using SharpVmm.Monitor.Client;
 using SharpVmm.Monitor.Commands;

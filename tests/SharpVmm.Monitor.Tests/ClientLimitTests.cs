@@ -2,7 +2,7 @@ using System.Net.Sockets;
 using Iced.Intel;
 using SharpVmm.Boot.Flat;
 using SharpVmm.Machine;
-using SharpVmm.Machine.Build;
+using SharpVmm.Machine.Board;
 using SharpVmm.Machine.Config;
 using SharpVmm.Monitor.Protocol;
 using SharpVmm.Monitor.Server;

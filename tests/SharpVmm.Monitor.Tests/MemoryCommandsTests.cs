@@ -2,7 +2,7 @@ using System.Text.Json.Nodes;
 using SharpVmm.Boot.Flat;
 using SharpVmm.Devices.Virtio.Balloon;
 using SharpVmm.Machine;
-using SharpVmm.Machine.Build;
+using SharpVmm.Machine.Board;
 using SharpVmm.Machine.Config;
 using SharpVmm.Monitor.Client;
 using SharpVmm.Monitor.Protocol;

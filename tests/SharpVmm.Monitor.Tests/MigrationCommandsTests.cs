@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Text.Json.Nodes;
 using SharpVmm.Boot.Flat;
 using SharpVmm.Machine;
-using SharpVmm.Machine.Build;
+using SharpVmm.Machine.Board;
 using SharpVmm.Machine.Config;
 using SharpVmm.Machine.Lifecycle;
 using SharpVmm.Machine.Migration;

@@ -2,7 +2,7 @@ using Iced.Intel;
 using SharpVmm.Boot.Flat;
 using SharpVmm.Boot.Linux;
 using SharpVmm.Machine;
-using SharpVmm.Machine.Build;
+using SharpVmm.Machine.Board;
 using SharpVmm.Machine.Config;
 using SharpVmm.Monitor.Server;
 

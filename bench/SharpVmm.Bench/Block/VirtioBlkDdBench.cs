@@ -11,7 +11,7 @@ namespace SharpVmm.Bench.Block;
 /// In-guest sequential throughput of a virtio-blk qcow2 disk: the Debian guest runs busybox dd with O_DIRECT (write
 /// then read back, 1 MiB blocks) on /dev/vda, under SharpVmm on emu and under QEMU TCG microvm with the same kernel,
 /// initramfs and a fresh image of the same size for each run; alternating, medians of the guest-measured MB/s.
-/// <c>--no-iothread</c> runs SharpVmm with SHARPVMM_BLK_IOTHREAD=0 (requests served on the vCPU thread).
+/// <c>--no-iothread</c> runs SharpVmm with <c>--disk ...,iothread=off</c> (requests served on the vCPU thread).
 /// </summary>
 public sealed partial class VirtioBlkDdBench : IBench
 {
@@ -74,9 +74,10 @@ public sealed partial class VirtioBlkDdBench : IBench
                                 "-kernel", kernel, "-initrd", initrd,
                                 "-drive", $"id=d0,file={image},format=qcow2,if=none", "-device", "virtio-blk-device,drive=d0",
                                 "-append", $"console=ttyS0 panic=-1 tsc_early_khz={tscKhz} tsc=reliable {cmd}"], mib)
-                        : Measure(sharpvmm, new Dictionary<string, string> { ["SHARPVMM_BLK_IOTHREAD"] = name.EndsWith("iothread", StringComparison.Ordinal) ? "1" : "0" },
+                        : Measure(sharpvmm, new Dictionary<string, string>(),
                             ["run", "--accel", "emu", "--memory", "256M", "--kernel", kernel, "--initrd", initrd,
-                                "--disk", $"{image},format=qcow2", "--append", $"console=ttyS0 {cmd}"], mib);
+                                "--disk", $"{image},format=qcow2,iothread={(name.EndsWith("iothread", StringComparison.Ordinal) ? "on" : "off")}",
+                                "--append", $"console=ttyS0 {cmd}"], mib);
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                         $"  run {i + 1} {name,-18} write {r.WriteMBs,7:0.0} MB/s  read {r.ReadMBs,7:0.0} MB/s  wall {r.WallSeconds,6:0.0} s  {(r.Ok ? "ok" : "FAILED: " + r.Why)}"));
                     results.Add(r);

@@ -5,7 +5,7 @@ using Iced.Intel;
 using SharpVmm.Boot.Flat;
 using SharpVmm.Boot.Initramfs;
 using SharpVmm.Machine;
-using SharpVmm.Machine.Build;
+using SharpVmm.Machine.Board;
 using SharpVmm.Machine.Config;
 using SharpVmm.Machine.Lifecycle;
 using SharpVmm.Machine.Migration;

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using SharpVmm.Boot.Flat;
 using SharpVmm.Machine;
-using SharpVmm.Machine.Build;
+using SharpVmm.Machine.Board;
 using SharpVmm.Machine.Config;
 using SharpVmm.Machine.State;
 

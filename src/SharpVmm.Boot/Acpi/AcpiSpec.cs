@@ -1,3 +1,5 @@
+using SharpVmm.Core.Platform;
+
 namespace SharpVmm.Boot.Acpi;
 
 /// <summary>
@@ -14,14 +16,14 @@ public sealed record AcpiSpec
     /// <summary>vCPUs, each described by a Local APIC entry with APIC ID and processor UID = its index.</summary>
     public int CpuCount { get; init; } = 1;
 
-    public uint LocalApicAddress { get; init; } = 0xFEE0_0000;
+    public uint LocalApicAddress { get; init; } = (uint)PcLayout.LocalApicBase;
 
     /// <summary>KVM's in-kernel IOAPIC resets its ID register to 0; keep the two in agreement.</summary>
     public byte IoApicId { get; init; }
-    public uint IoApicAddress { get; init; } = 0xFEC0_0000;
+    public uint IoApicAddress { get; init; } = (uint)PcLayout.IoApicBase;
     public uint IoApicGsiBase { get; init; }
     /// <summary>Redirection entries of the IOAPIC (24 for the 82093AA and KVM's model).</summary>
-    public int IoApicPins { get; init; } = 24;
+    public int IoApicPins { get; init; } = PcLayout.IoApicPins;
 
     /// <summary>The machine has a pair of 8259 PICs (MADT PCAT_COMPAT flag).</summary>
     public bool LegacyPic { get; init; } = true;
@@ -73,10 +75,9 @@ public sealed record AcpiGedSpec(ushort Port = AcpiGedRegisters.DefaultPort, uin
 /// </summary>
 public static class AcpiGedRegisters
 {
-    public const ushort DefaultPort = 0x604;
+    public const ushort DefaultPort = PcLayout.AcpiGedPort;
     public const int WindowSize = 4;
-    /// <summary>GSI 9, the interrupt PCs give the ACPI SCI, which a hardware-reduced platform has no other use for.</summary>
-    public const uint DefaultGsi = 9;
+    public const uint DefaultGsi = PcLayout.AcpiGedGsi;
     public const uint PowerButtonEvent = 1u << 1;
 }
 
@@ -91,7 +92,7 @@ public static class PvPanicRegisters
 /// <summary>The register window shared by the ACPI tables and the device that implements it.</summary>
 public static class AcpiSleepRegisters
 {
-    public const ushort DefaultPort = 0x600;
+    public const ushort DefaultPort = PcLayout.AcpiSleepPort;
     public const int ControlOffset = 0, StatusOffset = 1, ResetOffset = 2;
     public const int WindowSize = 3;
     /// <summary>The value written to RESET_REG to reset the machine (FADT RESET_VALUE).</summary>

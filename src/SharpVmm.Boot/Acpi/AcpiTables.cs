@@ -1,4 +1,5 @@
 using SharpVmm.Memory;
+using SharpVmm.Core.Platform;
 
 namespace SharpVmm.Boot.Acpi;
 
@@ -10,7 +11,7 @@ namespace SharpVmm.Boot.Acpi;
 /// </summary>
 public static class AcpiTables
 {
-    public const ulong DefaultBaseAddress = LowMemoryLayout.BiosAreaStart;
+    public const ulong DefaultBaseAddress = PcLayout.AcpiTablesBase;
     private const ulong Align = 16;
 
     /// <summary>Writes the tables at <paramref name="baseAddress"/> and returns the RSDP address (= the base).</summary>

@@ -1,3 +1,5 @@
+using SharpVmm.Core.Platform;
+
 namespace SharpVmm.Boot.Acpi;
 
 /// <summary>
@@ -33,10 +35,10 @@ public static class Dsdt
 {
     public const string Signature = "DSDT";
     public const byte Revision = 2;
-    public const ushort Com1Port = 0x3F8;
-    public const int Com1Irq = 4;
-    public const ushort RtcPort = 0x70;
-    public const int RtcIrq = 8;
+    public const ushort Com1Port = PcLayout.Com1Port;
+    public const int Com1Irq = PcLayout.Com1Gsi;
+    public const ushort RtcPort = PcLayout.RtcPort;
+    public const int RtcIrq = PcLayout.RtcGsi;
     public const string VirtioMmioHid = "LNRO0005";
 
     public static byte[] Build(AcpiSpec spec)

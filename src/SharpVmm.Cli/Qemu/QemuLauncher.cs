@@ -5,7 +5,7 @@ using Microsoft.Extensions.Logging;
 using SharpVmm.Cli.Run;
 using SharpVmm.Core;
 using SharpVmm.Machine;
-using SharpVmm.Machine.Build;
+using SharpVmm.Machine.Board;
 using SharpVmm.Machine.Config;
 using SharpVmm.Machine.Lifecycle;
 using SharpVmm.Machine.Migration;

@@ -1,6 +1,6 @@
 using SharpVmm.Core;
 using SharpVmm.Devices.Net;
-using SharpVmm.Machine.Build;
+using SharpVmm.Machine.Board;
 using SharpVmm.Machine.Config;
 
 namespace SharpVmm.Cli.Qemu;

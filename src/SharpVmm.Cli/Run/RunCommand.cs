@@ -4,7 +4,7 @@ using Microsoft.Extensions.Logging;
 using SharpVmm.Boot.Flat;
 using SharpVmm.Boot.Linux;
 using SharpVmm.Core;
-using SharpVmm.Machine.Build;
+using SharpVmm.Machine.Board;
 using SharpVmm.Machine.Config;
 using SharpVmm.Machine.Migration;
 using SharpVmm.Machine.Sandbox;
@@ -32,7 +32,7 @@ public static class RunCommand
         var flat = new Option<string?>("--flat") { Description = "Raw binary loaded at a guest-physical address, e.g. hello.bin@0x1000", HelpName = "FILE@ADDR" };
         var entry = new Option<string>("--entry-mode") { Description = "CPU mode a --flat binary starts in", DefaultValueFactory = _ => "real", HelpName = "real|protected|long" };
         entry.AcceptOnlyFromAmong("real", "protected", "long");
-        var disk = new Option<string[]>("--disk") { Description = "A virtio-blk disk (repeatable): PATH[,format=raw|qcow2][,readonly=on]", HelpName = "PATH[,format=...][,readonly=on]", AllowMultipleArgumentsPerToken = false };
+        var disk = new Option<string[]>("--disk") { Description = "A virtio-blk disk (repeatable): PATH[,format=raw|qcow2][,readonly=on][,iothread=off]", HelpName = "PATH[,format=...][,readonly=on]", AllowMultipleArgumentsPerToken = false };
         var rng = new Option<bool>("--rng") { Description = "Add a virtio-rng device fed from the host's random number generator" };
         var net = new Option<string[]>("--net") { Description = "A virtio-net NIC (repeatable): tap,ifname=NAME or user (libslirp; the gateway 10.0.2.2 is the host's loopback), each with [,mac=52:54:00:xx:xx:xx]", HelpName = "tap,ifname=NAME|user[,mac=MAC]", AllowMultipleArgumentsPerToken = false };
         var console = new Option<string?>("--console") { Description = "Add a virtio-console (the guest's /dev/hvc0) on stdio, file:PATH, unix:PATH (we listen) or none", HelpName = "stdio|file:PATH|unix:PATH|none" };

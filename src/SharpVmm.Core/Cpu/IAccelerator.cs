@@ -13,4 +13,7 @@ public interface IAccelerator : IDisposable
 
     /// <summary>The GSI router interrupts from devices go through (KVM's in-kernel irqchip, or the emulated PIC/IOAPIC).</summary>
     Interrupts.IIrqRouter? IrqRouter { get; }
+
+    /// <summary>The accelerator's own record of guest stores, or null when every store reaches <see cref="SharpVmm.Memory.MemoryRegion.Dirty"/> (the emulator).</summary>
+    IDirtyLog? DirtyLog => null;
 }

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using SharpVmm.Core.Interrupts;
 using SharpVmm.Core.Io;
+using SharpVmm.Core.Platform;
 
 namespace SharpVmm.Devices.Acpi;
 
@@ -14,9 +15,9 @@ namespace SharpVmm.Devices.Acpi;
 /// </summary>
 public sealed partial class AcpiGed : IIoDevice
 {
-    public const ushort DefaultPort = 0x604;
+    public const ushort DefaultPort = PcLayout.AcpiGedPort;
     public const int WindowSize = 4;
-    public const uint DefaultGsi = 9;
+    public const uint DefaultGsi = PcLayout.AcpiGedGsi;
     /// <summary>The power-button event bit (QEMU's ACPI_GED_PWR_DOWN_EVT): _EVT notifies PWRB with 0x80.</summary>
     public const uint PowerButtonEvent = 1u << 1;
 

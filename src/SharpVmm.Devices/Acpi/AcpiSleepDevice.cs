@@ -1,4 +1,5 @@
 using SharpVmm.Core.Io;
+using SharpVmm.Core.Platform;
 
 namespace SharpVmm.Devices.Acpi;
 
@@ -25,7 +26,7 @@ public enum AcpiPowerRequest
 /// </summary>
 public sealed partial class AcpiSleepDevice : IIoDevice
 {
-    public const ushort DefaultPort = 0x600;
+    public const ushort DefaultPort = PcLayout.AcpiSleepPort;
     public const int ControlOffset = 0, StatusOffset = 1, ResetOffset = 2;
     public const int WindowSize = 3;
     public const byte ResetValue = 0x01;

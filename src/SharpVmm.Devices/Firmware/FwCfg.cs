@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Text;
 using SharpVmm.Core.Io;
+using SharpVmm.Core.Platform;
 
 namespace SharpVmm.Devices.Firmware;
 
@@ -12,7 +13,7 @@ namespace SharpVmm.Devices.Firmware;
 /// </summary>
 public sealed class FwCfg : IIoDevice
 {
-    public const ushort SelectorPort = 0x510;
+    public const ushort SelectorPort = PcLayout.FwCfgPort;
     /// <summary>Selector (2 bytes) then data (1 byte): 0x510-0x511.</summary>
     public const ushort WindowSize = 2;
 

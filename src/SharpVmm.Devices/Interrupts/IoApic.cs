@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using SharpVmm.Core.Io;
+using SharpVmm.Core.Platform;
 
 namespace SharpVmm.Devices.Interrupts;
 
@@ -12,7 +13,7 @@ namespace SharpVmm.Devices.Interrupts;
 /// </summary>
 public sealed partial class IoApic : IIoDevice
 {
-    public const ulong DefaultBaseAddress = 0xFEC0_0000;
+    public const ulong DefaultBaseAddress = PcLayout.IoApicBase;
     public const ulong MmioSize = 0x1000;
     public const int PinCount = 24;
     public const uint VersionValue = 0x20 | (PinCount - 1) << 16;

@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Numerics;
 using SharpVmm.Core.Interrupts;
 using SharpVmm.Devices.Timers;
+using SharpVmm.Core.Platform;
 
 namespace SharpVmm.Devices.Interrupts;
 
@@ -17,7 +18,7 @@ namespace SharpVmm.Devices.Interrupts;
 public sealed partial class LocalApic : ILocalApic
 {
     public const uint VersionValue = 0x0005_0014; // version 0x14, max LVT entry 5
-    public const ulong DefaultBaseAddress = 0xFEE0_0000;
+    public const ulong DefaultBaseAddress = PcLayout.LocalApicBase;
 
     private const ulong BaseMsrBsp = 1ul << 8;
     private const ulong BaseMsrX2Apic = 1ul << 10;

@@ -1,4 +1,5 @@
 using SharpVmm.Core.Io;
+using SharpVmm.Core.Platform;
 
 namespace SharpVmm.Devices.Legacy;
 
@@ -8,7 +9,7 @@ namespace SharpVmm.Devices.Legacy;
 /// </summary>
 public sealed class DebugExitPort(IVmControl control) : IIoDevice
 {
-    public const ushort DefaultPort = 0xF4;
+    public const ushort DefaultPort = PcLayout.DebugExitPort;
 
     public void Read(ulong offset, Span<byte> data) => data.Fill(0xFF);
 

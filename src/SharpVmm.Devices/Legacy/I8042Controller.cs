@@ -1,4 +1,5 @@
 using SharpVmm.Core.Io;
+using SharpVmm.Core.Platform;
 
 namespace SharpVmm.Devices.Legacy;
 
@@ -10,8 +11,8 @@ namespace SharpVmm.Devices.Legacy;
 /// </summary>
 public sealed partial class I8042Controller
 {
-    public const ushort DataPortNumber = 0x60;
-    public const ushort CommandPortNumber = 0x64;
+    public const ushort DataPortNumber = PcLayout.I8042DataPort;
+    public const ushort CommandPortNumber = PcLayout.I8042CommandPort;
 
     private const int DataOffset = 0, CommandOffset = 4;
     private const byte StatusOutputFull = 0x01, StatusSystemFlag = 0x04, StatusCommandLast = 0x08;

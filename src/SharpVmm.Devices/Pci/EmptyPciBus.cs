@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using SharpVmm.Core.Io;
+using SharpVmm.Core.Platform;
 
 namespace SharpVmm.Devices.Pci;
 
@@ -11,7 +12,7 @@ namespace SharpVmm.Devices.Pci;
 /// </summary>
 public sealed class EmptyPciBus : IIoDevice
 {
-    public const ushort AddressPort = 0xCF8;
+    public const ushort AddressPort = PcLayout.PciConfigPort;
     public const ushort WindowSize = 8;
 
     private uint _address;

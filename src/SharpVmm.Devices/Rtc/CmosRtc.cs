@@ -1,6 +1,7 @@
 using SharpVmm.Core.Interrupts;
 using SharpVmm.Core.Io;
 using SharpVmm.Devices.Timers;
+using SharpVmm.Core.Platform;
 
 namespace SharpVmm.Devices.Rtc;
 
@@ -14,9 +15,9 @@ namespace SharpVmm.Devices.Rtc;
 /// </summary>
 public sealed partial class CmosRtc : IIoDevice
 {
-    public const ushort BasePort = 0x70;
+    public const ushort BasePort = PcLayout.RtcPort;
     public const ushort PortCount = 2;
-    public const int Gsi = 8;
+    public const int Gsi = PcLayout.RtcGsi;
 
     public const byte RegSeconds = 0x00, RegSecondsAlarm = 0x01, RegMinutes = 0x02, RegMinutesAlarm = 0x03;
     public const byte RegHours = 0x04, RegHoursAlarm = 0x05, RegDayOfWeek = 0x06, RegDayOfMonth = 0x07;

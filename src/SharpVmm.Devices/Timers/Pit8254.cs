@@ -1,5 +1,6 @@
 using SharpVmm.Core.Interrupts;
 using SharpVmm.Core.Io;
+using SharpVmm.Core.Platform;
 
 namespace SharpVmm.Devices.Timers;
 
@@ -13,9 +14,9 @@ namespace SharpVmm.Devices.Timers;
 /// </summary>
 public sealed partial class Pit8254 : IIoDevice
 {
-    public const ushort BasePort = 0x40;
+    public const ushort BasePort = PcLayout.PitPort;
     public const ushort PortCount = 4;
-    public const int Gsi = 0;
+    public const int Gsi = PcLayout.PitGsi;
     public const long FrequencyHz = PitChannel.FrequencyHz;
     public const long MinPeriodicIntervalNs = 100_000;
 

@@ -81,8 +81,8 @@ public sealed record VmConfig
         foreach (var d in Disks) RequireFile(d.Path, "--disk");
         if (Kernel is null && VirtioDeviceCount > 0)
             throw new ConfigurationException("virtio devices (--disk, --rng, --net, --console, --balloon) need --kernel: guests find them through ACPI");
-        if (VirtioDeviceCount > Devices.Virtio.VirtioMmioLayout.MaxDevices)
-            throw new ConfigurationException($"at most {Devices.Virtio.VirtioMmioLayout.MaxDevices} virtio devices (--disk, --rng, --net, --console and --balloon together)");
+        if (VirtioDeviceCount > Core.Platform.PcLayout.VirtioMmioSlots)
+            throw new ConfigurationException($"at most {Core.Platform.PcLayout.VirtioMmioSlots} virtio devices (--disk, --rng, --net, --console and --balloon together)");
         NetSpec.ValidateAll(Nets);
         int testdevs = 0, debugExits = 0;
         foreach (var d in TestDevices)

@@ -1,26 +1,28 @@
 using System.Numerics;
-using SharpVmm.Kvm;
+using SharpVmm.Core;
+using SharpVmm.Core.Cpu;
 using SharpVmm.Memory;
 
 namespace SharpVmm.Machine.Migration;
 
 /// <summary>
 /// Which guest pages changed since the last harvest. Every write the VMM and the emulator make lands in the regions'
-/// <see cref="DirtyBitmap"/>s; on KVM, the guest's own stores are in KVM's dirty log, which is probed first and, where
-/// it is unreliable (PVM's in-kernel emulator here never sets a bit), not trusted: <see cref="Reliable"/> is then
+/// <see cref="DirtyBitmap"/>s; where the accelerator has a dirty log of its own (<see cref="IAccelerator.DirtyLog"/>:
+/// KVM, whose guest stores only the kernel sees), that log is probed first and, where it is unreliable (PVM's
+/// in-kernel emulator here never sets a bit), not trusted: <see cref="Reliable"/> is then
 /// false and the caller must copy all RAM once the guest is paused.
 /// </summary>
 internal sealed class DirtyTracker : IDisposable
 {
     private readonly GuestMemory _memory;
-    private readonly KvmAccelerator? _kvm;
+    private readonly IDirtyLog? _log;
     private readonly ulong[][] _scratch;
-    private bool _kvmLogging, _started;
+    private bool _logging, _started;
 
     public DirtyTracker(VirtualMachine vm)
     {
         _memory = vm.Memory;
-        _kvm = vm.Accelerator as KvmAccelerator;
+        _log = vm.Accelerator.DirtyLog;
         _scratch = new ulong[_memory.Regions.Count][];
         for (int i = 0; i < _scratch.Length; i++) _scratch[i] = new ulong[_memory.Regions[i].Dirty.WordCount];
         Reliable = true;
@@ -29,7 +31,7 @@ internal sealed class DirtyTracker : IDisposable
     /// <summary>False when guest stores may go unseen (see the class remarks).</summary>
     public bool Reliable { get; private set; }
 
-    /// <summary>What the KVM dirty-log probe found, when one ran.</summary>
+    /// <summary>What the dirty-log probe found, when one ran.</summary>
     public string? Note { get; private set; }
 
     /// <summary>
@@ -39,16 +41,16 @@ internal sealed class DirtyTracker : IDisposable
     /// </summary>
     public void Start(Action<Action> quiesce)
     {
-        if (_kvm is not null)
+        if (_log is not null)
         {
-            bool works = _kvm.ProbeDirtyLogWorks(out string detail);
+            bool works = _log.ProbeDirtyLogWorks(out string detail);
             Note = works ? null : detail;
             Reliable = works;
             if (works)
             {
-                _kvm.SetDirtyLogging(true);
-                _kvmLogging = true;
-                for (int i = 0; i < _scratch.Length; i++) _kvm.HarvestDirtyLog(_memory.Regions[i], _scratch[i]); // start clean
+                _log.SetDirtyLogging(true);
+                _logging = true;
+                for (int i = 0; i < _scratch.Length; i++) _log.HarvestDirtyLog(_memory.Regions[i], _scratch[i]); // start clean
             }
         }
         quiesce(() =>
@@ -72,10 +74,10 @@ internal sealed class DirtyTracker : IDisposable
         {
             var bits = into[i];
             regions[i].Dirty.Harvest(bits);
-            if (_kvmLogging)
+            if (_logging)
             {
                 var k = _scratch[i];
-                _kvm!.HarvestDirtyLog(regions[i], k);
+                _log!.HarvestDirtyLog(regions[i], k);
                 for (int w = 0; w < bits.Length; w++) bits[w] |= k[w];
             }
             foreach (ulong w in bits) count += BitOperations.PopCount(w);
@@ -107,11 +109,11 @@ internal sealed class DirtyTracker : IDisposable
     public void Dispose()
     {
         foreach (var r in _memory.Regions) r.Dirty.Enabled = false;
-        if (_kvmLogging)
+        if (_logging)
         {
-            _kvmLogging = false;
-            try { _kvm!.SetDirtyLogging(false); }
-            catch (KvmException) { } // the VM is going away; nothing is left to track
+            _logging = false;
+            try { _log!.SetDirtyLogging(false); }
+            catch (VmmException) { } // the VM is going away; nothing is left to track
         }
     }
 }

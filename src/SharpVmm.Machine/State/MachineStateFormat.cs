@@ -52,16 +52,16 @@ public static class MachineStateFormat
         using (w.Section("devices"))
         {
             int count = 0;
-            foreach (var (id, device) in devices)
+            foreach (var d in devices)
             {
-                if (device is IStateful) count++;
+                if (d.State is not null) count++;
                 else
                     throw new StateFormatException(
-                        $"device '{id}' ({device.GetType().Name}) cannot save its state, so this VM cannot be snapshotted or migrated without losing it");
+                        $"device '{d.Id}' ({d.Kind}) cannot save its state, so this VM cannot be snapshotted or migrated without losing it");
             }
             w.WriteI32(count);
-            foreach (var (id, device) in devices)
-                using (w.Section(id)) WriteComponent(w, (IStateful)device);
+            foreach (var d in devices)
+                using (w.Section(d.Id)) WriteComponent(w, d.State!);
         }
 
         var body = w.WrittenSpan;
@@ -210,12 +210,12 @@ public sealed class SavedMachine
         var present = vm.Devices.All;
         var byId = new Dictionary<string, Component>();
         foreach (var c in Devices) byId[c.Id] = c;
-        foreach (var (id, device) in present)
+        foreach (var d in present)
         {
-            if (!byId.Remove(id, out var saved))
-                throw new StateFormatException($"this VM has device '{id}' but the saved machine has no state for it: build the VM with the same options as the saved one");
-            if (device is not IStateful s)
-                throw new StateFormatException($"device '{id}' ({device.GetType().Name}) cannot load saved state");
+            if (!byId.Remove(d.Id, out var saved))
+                throw new StateFormatException($"this VM has device '{d.Id}' but the saved machine has no state for it: build the VM with the same options as the saved one");
+            if (d.State is not { } s)
+                throw new StateFormatException($"device '{d.Id}' ({d.Kind}) cannot load saved state");
             CheckKind(saved, s);
         }
         foreach (var id in byId.Keys)

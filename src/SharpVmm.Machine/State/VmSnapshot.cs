@@ -91,8 +91,7 @@ public static class VmSnapshot
                 long checksumOffset = offset;
                 WriteChecksums(handle, vm.Memory, checksumOffset);
                 var devices = new List<(string, string)>();
-                foreach (var (id, device) in vm.Devices.All)
-                    devices.Add((id, device is IStateful s ? s.StateId : device.GetType().Name));
+                foreach (var device in vm.Devices.All) devices.Add((device.Id, device.Kind));
                 var header = new SnapshotFormat.Header
                 {
                     Accelerator = vm.Accelerator.Name, Cpus = vm.VcpuCount, RamBytes = vm.Memory.TotalSize, Devices = devices,

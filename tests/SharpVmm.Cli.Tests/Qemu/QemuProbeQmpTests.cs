@@ -1,7 +1,7 @@
 using System.Text.Json.Nodes;
 using SharpVmm.Cli.Qemu;
 using SharpVmm.Machine;
-using SharpVmm.Machine.Build;
+using SharpVmm.Machine.Board;
 using SharpVmm.Machine.Config;
 using SharpVmm.Monitor.Client;
 using SharpVmm.Monitor.Commands;

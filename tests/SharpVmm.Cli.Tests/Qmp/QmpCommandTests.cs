@@ -4,7 +4,7 @@ using SharpVmm.Boot.Flat;
 using SharpVmm.Boot.Linux;
 using SharpVmm.Cli.Qmp;
 using SharpVmm.Machine;
-using SharpVmm.Machine.Build;
+using SharpVmm.Machine.Board;
 using SharpVmm.Machine.Config;
 using SharpVmm.Monitor.Server;
 

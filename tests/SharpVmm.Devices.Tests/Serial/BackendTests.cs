@@ -51,6 +51,18 @@ public sealed class BackendTests
         => Assert.Throws<ConfigurationException>(() => CharBackends.Create(spec));
 
     [Fact]
+    public void Backend_specs_parse_into_their_fields_without_opening_anything()
+    {
+        Assert.Equal(new CharBackendSpec(CharBackendKind.Unix, "/tmp/s.sock"), CharBackendSpec.Parse("unix:/tmp/s.sock"));
+        Assert.Equal(new CharBackendSpec(CharBackendKind.File, "/no/such/dir/x.log"), CharBackendSpec.Parse("file:/no/such/dir/x.log"));
+        Assert.Equal(new CharBackendSpec(CharBackendKind.Pty, null, "/tmp/l", true), CharBackendSpec.Parse("pty,logfile=/tmp/l,logappend=on"));
+        Assert.Equal(new CharBackendSpec(CharBackendKind.Pty, LogFd: 7), CharBackendSpec.Parse("pty,logfd=7"));
+        Assert.Equal(CharBackendKind.None, CharBackendSpec.Parse("none").Kind);
+        Assert.Null(CharBackendSpec.Parse("none").Create());
+        Assert.Throws<ConfigurationException>(() => CharBackendSpec.Parse("pty,logfd=7,logfile=/tmp/l"));
+    }
+
+    [Fact]
     public void A_file_backend_in_a_missing_directory_is_a_configuration_error()
         => Assert.Throws<ConfigurationException>(() => new FileBackend("/nonexistent-dir/x.log"));
 }

@@ -208,14 +208,14 @@ public sealed class LayoutTests
     public void Slots_are_distinct_pages_in_the_mmio_hole_on_free_ioapic_pins()
     {
         var seen = new HashSet<ulong>();
-        for (int i = 0; i < VirtioMmioLayout.MaxDevices; i++)
+        for (int i = 0; i < SharpVmm.Core.Platform.PcLayout.VirtioMmioSlots; i++)
         {
-            var (b, gsi) = VirtioMmioLayout.Slot(i);
+            var (b, gsi) = SharpVmm.Core.Platform.PcLayout.VirtioMmioSlot(i);
             Assert.True(b >= SharpVmm.Memory.MemoryLayout.MmioHoleStart && b + VirtioMmioRegisters.WindowSize <= 0xFEC0_0000);
             Assert.InRange(gsi, 16, 23);
             Assert.True(seen.Add(b));
         }
-        Assert.Throws<SharpVmm.Core.ConfigurationException>(() => VirtioMmioLayout.Slot(VirtioMmioLayout.MaxDevices));
+        Assert.Throws<SharpVmm.Core.ConfigurationException>(() => SharpVmm.Core.Platform.PcLayout.VirtioMmioSlot(SharpVmm.Core.Platform.PcLayout.VirtioMmioSlots));
     }
 
     [Fact]
@@ -223,7 +223,7 @@ public sealed class LayoutTests
     {
         using var ring = new Ring();
         var bus = new SharpVmm.Devices.Bus.IoBus();
-        var (b, _) = VirtioMmioLayout.Slot(0);
+        var (b, _) = SharpVmm.Core.Platform.PcLayout.VirtioMmioSlot(0);
         bus.RegisterMmio(b, VirtioMmioRegisters.WindowSize,
             new VirtioMmioTransport(new SharpVmm.Devices.Virtio.Rng.VirtioRng(), ring.Memory, new LevelLine()), "virtio-rng");
         Span<byte> v = stackalloc byte[4];

@@ -1,6 +1,6 @@
 using SharpVmm.Boot.Flat;
 using SharpVmm.Core.State;
-using SharpVmm.Machine.Build;
+using SharpVmm.Machine.Board;
 using SharpVmm.Machine.Config;
 using SharpVmm.Machine.Lifecycle;
 using SharpVmm.Machine.State;

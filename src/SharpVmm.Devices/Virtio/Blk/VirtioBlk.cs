@@ -4,6 +4,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using SharpVmm.Block;
 using SharpVmm.Core;
+using SharpVmm.Core.Io;
 using static SharpVmm.Devices.Virtio.Blk.VirtioBlkConstants;
 
 namespace SharpVmm.Devices.Virtio.Blk;
@@ -17,7 +18,7 @@ namespace SharpVmm.Devices.Virtio.Blk;
 /// device reset waits for the request in flight (<see cref="VirtioDeviceContext.RunQueueWork"/>). Every request gets a status byte: a bad sector range, a malformed request or an image error is IOERR,
 /// an unknown or unnegotiated type UNSUPP; only a request with nowhere to put its status is a protocol error.
 /// </summary>
-public sealed partial class VirtioBlk : IVirtioDevice, IDisposable
+public sealed partial class VirtioBlk : IVirtioDevice, IDrainOnPause, IDisposable
 {
     public const ushort QueueSize = 256;
     /// <summary>Data segments per request the driver may use (seg_max): the queue minus header and status.</summary>

@@ -3,7 +3,7 @@ using SharpVmm.Devices.Serial;
 using SharpVmm.Devices.Virtio.Console;
 using SharpVmm.Machine.Config;
 
-namespace SharpVmm.Machine.Build;
+namespace SharpVmm.Machine.Board;
 
 public static partial class VmBuilder
 {
@@ -13,18 +13,21 @@ public static partial class VmBuilder
     /// </summary>
     private static VirtioConsole? CreateConsole(VmConfig config, List<IDisposable> disposables)
     {
-        if (config.Console is not { } spec) return null;
-        bool known = spec is "stdio" or "none"
-            || (spec.Length > 5 && (spec.StartsWith("file:", StringComparison.Ordinal) || spec.StartsWith("unix:", StringComparison.Ordinal)));
-        if (!known) throw new ConfigurationException($"unknown --console backend '{spec}': use stdio, file:PATH, unix:PATH or none");
+        if (config.Console is not { } text) return null;
+        // The serial grammar less pty: a virtio console has no terminal to offer.
+        CharBackendSpec? spec = null;
+        try { spec = CharBackendSpec.Parse(text); }
+        catch (ConfigurationException) { }
+        if (spec is null || spec.Kind == CharBackendKind.Pty)
+            throw new ConfigurationException($"unknown --console backend '{text}': use stdio, file:PATH, unix:PATH or none");
         ICharBackend? backend;
         try
         {
-            backend = CharBackends.Create(spec);
+            backend = spec.Create();
         }
         catch (ConfigurationException ex)
         {
-            throw new ConfigurationException($"--console {spec}: {ex.Message}");
+            throw new ConfigurationException($"--console {text}: {ex.Message}");
         }
         var console = new VirtioConsole(backend ?? new DiscardBackend());
         disposables.Add(console);

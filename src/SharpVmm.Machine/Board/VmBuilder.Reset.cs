@@ -1,7 +1,7 @@
 using SharpVmm.Machine.Config;
 using SharpVmm.Machine.Lifecycle;
 
-namespace SharpVmm.Machine.Build;
+namespace SharpVmm.Machine.Board;
 
 public static partial class VmBuilder
 {

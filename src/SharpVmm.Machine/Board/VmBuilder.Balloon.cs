@@ -6,7 +6,7 @@ using SharpVmm.Machine.Config;
 using SharpVmm.Memory;
 using SharpVmm.Memory.Host;
 
-namespace SharpVmm.Machine.Build;
+namespace SharpVmm.Machine.Board;
 
 public static partial class VmBuilder
 {

@@ -6,7 +6,7 @@ using SharpVmm.Devices.Virtio;
 using SharpVmm.Devices.Virtio.Net;
 using SharpVmm.Machine.Config;
 
-namespace SharpVmm.Machine.Build;
+namespace SharpVmm.Machine.Board;
 
 public static partial class VmBuilder
 {

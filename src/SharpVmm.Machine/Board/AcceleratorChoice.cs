@@ -1,7 +1,7 @@
 using SharpVmm.Kvm;
 using SharpVmm.Machine.Config;
 
-namespace SharpVmm.Machine.Build;
+namespace SharpVmm.Machine.Board;
 
 /// <summary>
 /// Resolves <c>--accel auto</c>. KVM is used when /dev/kvm opens and speaks KVM's API, except for Linux kernels on a PVM host:

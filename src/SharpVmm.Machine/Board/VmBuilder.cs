@@ -29,7 +29,7 @@ using SharpVmm.Machine.Lifecycle;
 using SharpVmm.Machine.Migration;
 using SharpVmm.Memory;
 
-namespace SharpVmm.Machine.Build;
+namespace SharpVmm.Machine.Board;
 
 /// <summary>
 /// Assembles a <see cref="VirtualMachine"/> from a <see cref="VmConfig"/>: RAM, bus, accelerator, platform
@@ -37,9 +37,6 @@ namespace SharpVmm.Machine.Build;
 /// </summary>
 public static partial class VmBuilder
 {
-    public const ushort Com1Port = 0x3F8;
-    public const int Com1Gsi = 4;
-
     public static VirtualMachine Build(VmConfig config, ILoggerFactory? loggers = null)
     {
         loggers ??= NullLoggerFactory.Instance;
@@ -111,69 +108,26 @@ public static partial class VmBuilder
                     Logger = loggers.CreateLogger("SharpVmm.Emulator"),
                 }),
             };
-            IIrqRouter? irqs = accel.IrqRouter;
-
+            var board = new PcBoard(memory, bus, named, loggers) { Irqs = accel.IrqRouter };
             // A Linux guest's console is watched for a kernel panic, which ends the run (see GuestPanicWatcher).
-            var backend = CharBackends.Create(config.Serial);
+            var backend = CharBackendSpec.Parse(config.Serial).Create();
             var panicWatcher = linux ? new GuestPanicWatcher(backend) : null;
-            ICharBackend? serial = panicWatcher ?? backend;
-            var uart = new Uart16550(serial, irqs is null ? null : new IrqLine(irqs, Com1Gsi));
-            disposables.Add(uart);
-            bus.RegisterPort(Com1Port, 8, uart, "COM1");
-            named.Add(("com1", uart));
-            var i8042 = new I8042Controller(control);
-            named.Add(("i8042", i8042));
-            bus.RegisterPort(I8042Controller.DataPortNumber, 1, i8042.DataPort, "i8042-data");
-            bus.RegisterPort(I8042Controller.CommandPortNumber, 1, i8042.CommandPort, "i8042-command");
-            AddTestDevices(config, bus, irqs, control, named);
+            disposables.Add(board.AddCom1(panicWatcher ?? backend));
+            board.AddI8042(control);
+            AddTestDevices(config, bus, board.Irqs, control, named);
 
             ulong? rsdp = null;
             AcpiGed? ged = null;
             if (platform)
             {
-                if (irqChip is not null && timers is not null)
-                {
-                    bus.RegisterPort(0x20, 2, irqChip.Pic.MasterPorts, "pic-master");
-                    bus.RegisterPort(0xA0, 2, irqChip.Pic.SlavePorts, "pic-slave");
-                    bus.RegisterPort(0x4D0, 2, irqChip.Pic.ElcrPorts, "pic-elcr");
-                    var pit = new Pit8254(timers, new IrqLine(irqChip, Pit8254.Gsi));
-                    bus.RegisterPort(0x40, 4, pit, "pit");
-                    named.Add(("irqchip", irqChip));
-                    named.Add(("pit", pit));
-                    var port61 = new SystemControlPort(pit);
-                    bus.RegisterPort(0x61, 1, port61, "port61");
-                    named.Add(("port61", port61));
-                    bus.RegisterMmio(0xFEC0_0000, 0x1000, irqChip.IoApic, "ioapic");
-                }
-                // KVM has no RTC of its own, so both paths get ours.
+                if (irqChip is not null && timers is not null) board.AddInterruptControllers(irqChip, timers);
                 if (timers is null) { timers = new TimerService(clock); disposables.Add(timers); }
-                var rtc = new CmosRtc(timers, new IrqLine(irqs!, CmosRtc.Gsi));
-                rtc.SetMemorySize(Math.Min(config.MemoryBytes, MemoryLayout.MmioHoleStart), config.MemoryBytes > MemoryLayout.MmioHoleStart ? config.MemoryBytes - MemoryLayout.MmioHoleStart : 0);
-                bus.RegisterPort(0x70, 2, rtc, "rtc");
-                named.Add(("rtc", rtc));
-                var sleep = new AcpiSleepDevice(r =>
-                {
-                    if (r == AcpiPowerRequest.PowerOff) control.RequestPowerOff(0);
-                    else control.RequestReset();
-                });
-                bus.RegisterPort(AcpiSleepDevice.DefaultPort, AcpiSleepDevice.WindowSize, sleep, "acpi-sleep");
-                named.Add(("acpi-sleep", sleep));
-                // The power button (QMP system_powerdown), through a Generic Event Device as on QEMU's microvm.
-                ged = new AcpiGed(new IrqLine(irqs!, (int)AcpiGed.DefaultGsi));
-                bus.RegisterPort(AcpiGed.DefaultPort, AcpiGed.WindowSize, ged, "acpi-ged");
-                named.Add(("acpi-ged", ged));
-                bus.RegisterPort(FwCfg.SelectorPort, FwCfg.WindowSize,
-                    FwCfg.ForMachine(config.Cpus, config.MemoryBytes, multiboot ? MultibootCommandLine(config) : config.Append), "fw_cfg");
-                bus.RegisterPort(EmptyPciBus.AddressPort, EmptyPciBus.WindowSize, new EmptyPciBus(), "pci-config");
-                var virtio = AddVirtioDevices(config, memory, bus, irqs!, disposables, named, loggers);
-                rsdp = AcpiTables.Build(new AcpiSpec
-                {
-                    CpuCount = config.Cpus,
-                    IoApicId = irqChip?.IoApic.Id ?? 0,
-                    I8042 = false,
-                    VirtioMmioDevices = virtio,
-                    Ged = new AcpiGedSpec(AcpiGed.DefaultPort, AcpiGed.DefaultGsi),
-                }, memory);
+                board.AddRtc(timers, config.MemoryBytes);
+                board.AddAcpiSleep(control);
+                ged = board.AddPowerButton();
+                board.AddFirmwareInterfaces(config.Cpus, config.MemoryBytes, multiboot ? MultibootCommandLine(config) : config.Append);
+                AddVirtioDevices(config, memory, board, disposables, named, loggers);
+                rsdp = board.WriteAcpiTables(config.Cpus, irqChip?.IoApic.Id ?? 0);
             }
 
             Func<VcpuState[]> load = multiboot
@@ -215,24 +169,11 @@ public static partial class VmBuilder
         }
     }
 
-    /// <summary>
-    /// One virtio-mmio transport per device, in the fixed layout (window i at 0xD000_0000 + i * 0x1000 on GSI 16 + i),
-    /// announced to the guest as ACPI devices. Level-triggered: the transport holds its line until the driver acks.
-    /// </summary>
-    private static List<VirtioMmioDeviceSpec> AddVirtioDevices(VmConfig config, GuestMemory memory, IoBus bus, IIrqRouter irqs,
+    /// <summary>The virtio devices the options ask for, each in the board's next virtio-mmio slot: disks, rng, NICs, console, balloon.</summary>
+    private static void AddVirtioDevices(VmConfig config, GuestMemory memory, PcBoard board,
         List<IDisposable> disposables, List<(string Id, object Device)> named, ILoggerFactory loggers)
     {
-        var specs = new List<VirtioMmioDeviceSpec>();
-        void Add(IVirtioDevice device, string name)
-        {
-            var (b, gsi) = VirtioMmioLayout.Slot(specs.Count);
-            var transport = new VirtioMmioTransport(device, memory, new IrqLine(irqs, gsi), loggers.CreateLogger("SharpVmm.Virtio"));
-            bus.RegisterMmio(b, VirtioMmioRegisters.WindowSize, transport, name);
-            // The device under its own name; its transport (queues, negotiation) beside it.
-            named.Add((name, device));
-            named.Add((name + ".transport", transport));
-            specs.Add(new VirtioMmioDeviceSpec(b, (uint)gsi, LevelTriggered: true));
-        }
+        var add = board.AddVirtio;
         for (int i = 0; i < config.Disks.Count; i++)
         {
             var d = config.Disks[i];
@@ -247,17 +188,16 @@ public static partial class VmBuilder
                 throw new ConfigurationException($"--disk {d.Path}: {ex.Message}");
             }
             disposables.Add(image);
-            var blk = new VirtioBlk(image, serial: $"sharpvmm-disk{i}", readOnly: d.ReadOnly, loggers.CreateLogger("SharpVmm.VirtioBlk"), ioThread: BlkIoThread);
+            var blk = new VirtioBlk(image, serial: $"sharpvmm-disk{i}", readOnly: d.ReadOnly, loggers.CreateLogger("SharpVmm.VirtioBlk"), ioThread: d.IoThread);
             disposables.Add(blk); // the VM disposes in reverse: the worker stops before the image closes
-            Add(blk, $"virtio-blk{i}");
+            add(blk, $"virtio-blk{i}");
             named.Add(($"virtio-blk{i}.drive", new BlockDeviceInfo($"virtio{i}", $"virtio-blk{i}", d, image)));
             named.Add(($"virtio-blk{i}.image", image)); // migration hands the image file over through this
         }
-        if (config.Rng) Add(new VirtioRng(), "virtio-rng");
-        AddNetDevices(config, Add, disposables, loggers);
-        if (CreateConsole(config, disposables) is { } console) Add(console, "virtio-console");
-        AddBalloon(config, memory, Add, loggers);
-        return specs;
+        if (config.Rng) add(new VirtioRng(), "virtio-rng");
+        AddNetDevices(config, add, disposables, loggers);
+        if (CreateConsole(config, disposables) is { } console) add(console, "virtio-console");
+        AddBalloon(config, memory, add, loggers);
     }
 
     /// <summary>QEMU's none machine: RAM, an empty bus and vCPUs at their power-on state (nothing loaded, nothing to run).</summary>

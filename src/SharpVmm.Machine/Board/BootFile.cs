@@ -3,7 +3,7 @@ using Microsoft.Win32.SafeHandles;
 using SharpVmm.Core;
 using SharpVmm.Memory;
 
-namespace SharpVmm.Machine.Build;
+namespace SharpVmm.Machine.Board;
 
 /// <summary>
 /// A kernel or initrd kept open rather than in memory. It is read when the VM starts and again at every reset (the
