@@ -29,7 +29,8 @@ out=artifacts/fuzz/$target
 rm -rf "$bin"
 dotnet tool restore >/dev/null
 # Built where the tests build it (a no-op when up to date), then copied: instrumenting rewrites the assemblies.
-dotnet build tests/SharpVmm.Fuzz -c Release --verbosity quiet -nologo
+dotnet build tests/SharpVmm.Fuzz -c Release --verbosity quiet -nologo >/dev/null
+mkdir -p artifacts/fuzz
 cp -r tests/SharpVmm.Fuzz/bin/Release/net10.0 "$bin"
 for dll in $instrument; do dotnet sharpfuzz "$bin/$dll" >/dev/null; done
 

@@ -18,6 +18,12 @@ internal static unsafe partial class Native
     public static partial int munmap(nint addr, nuint length);
 
     [LibraryImport("libc", SetLastError = true)]
+    public static partial int mprotect(nint addr, nuint length, int prot);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial long syscall(long number, nint a1, nint a2, nint a3, nint a4);
+
+    [LibraryImport("libc", SetLastError = true)]
     public static partial int madvise(nint addr, nuint length, int advice);
 
     [LibraryImport("libc", SetLastError = true)]
