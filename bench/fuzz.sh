@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # bench/fuzz.sh TARGET SECONDS: one coverage-guided campaign (AFL++ driving SharpFuzz-instrumented assemblies) on a
 # fuzz target of tests/SharpVmm.Fuzz, seeded from its committed corpus. By hand only: CI replays the corpora as unit
-# tests (tests/SharpVmm.Fuzz.Tests) and needs neither AFL++ nor the instrumentation. Run one campaign at a time,
-# niced: `nice -n 19 bench/fuzz.sh qcow2 600`. Results in artifacts/fuzz/TARGET/ (queue, crashes, hangs); the
+# tests (tests/SharpVmm.Fuzz.Tests) and needs neither AFL++ nor the instrumentation. Run one campaign at a time; afl-fuzz
+# runs at nice 19 (FUZZ_NICE= changes it), the build before it at normal priority. Results in artifacts/fuzz/TARGET/ (queue, crashes, hangs); the
 # summary line gives execs/s, coverage edges and findings. Reproduce a finding without AFL:
-#   dotnet artifacts/fuzz/bin/SharpVmm.Fuzz.dll TARGET artifacts/fuzz/TARGET/default/crashes/id:...
+#   dotnet artifacts/fuzz/bin-TARGET/SharpVmm.Fuzz.dll TARGET artifacts/fuzz/TARGET/default/crashes/id:...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 targets="qcow2 img-check virtqueue qmp config snapshot migration"
@@ -40,7 +40,7 @@ mkdir -p "$out"
 export AFL_SKIP_BIN_CHECK=1 AFL_NO_AFFINITY=1 AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_NO_UI=1
 export AFL_AUTORESUME=1
 # The runtime itself needs far more than AFL's default memory limit; a slow first run (JIT) needs a long time-out.
-afl-fuzz -V "$seconds" -t 10000 -m none -i "tests/SharpVmm.Fuzz/Corpus/$target" -o "$out" -- dotnet "$bin/SharpVmm.Fuzz.dll" "$target" >"$out/afl.log" 2>&1 || {
+nice -n "${FUZZ_NICE:-19}" afl-fuzz -V "$seconds" -t 10000 -m none -i "tests/SharpVmm.Fuzz/Corpus/$target" -o "$out" -- dotnet "$bin/SharpVmm.Fuzz.dll" "$target" >"$out/afl.log" 2>&1 || {
   echo "bench/fuzz.sh: afl-fuzz failed; its log:" >&2; tail -30 "$out/afl.log" >&2; exit 1; }
 
 stats=$out/default/fuzzer_stats
