@@ -13,7 +13,13 @@ if [ $# -ne 2 ] || ! [[ " $targets " == *" $1 "* ]] || ! [[ "$2" =~ ^[0-9]+$ ]];
   exit 2
 fi
 target=$1 seconds=$2
-command -v afl-fuzz >/dev/null || { echo "bench/fuzz.sh: needs afl-fuzz (Debian package afl++)" >&2; exit 1; }
+if ! command -v afl-fuzz >/dev/null; then
+  # Only campaigns need AFL++ (CI replays the corpora without it), so it is installed here rather than by setup.sh.
+  echo "bench/fuzz.sh: installing afl++ (Debian package)" >&2
+  as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends afl++ >/dev/null
+fi
 
 # The assemblies whose code the target exercises: instrumenting only those keeps the coverage map about them.
 case $target in
