@@ -3,13 +3,14 @@
 # installs nothing and finishes in seconds.
 #   - Debian packages: QEMU's tools (reference oracles in tests and benches), libvirt (tests of SharpVmm as
 #     libvirt's emulator; scripts/libvirt-up.sh starts its daemons), gcc + kernel headers (KVM struct
-#     layout probe; gcc and zlib1g-dev also link the native-AOT binary), busybox-static, cpio, acpica-tools;
+#     layout probe; gcc and zlib1g-dev also link the native-AOT binary), busybox-static, cpio, acpica-tools, gdb
+#     (the sandbox test makes a running VMM call execve through it); afl++ only for bench/fuzz.sh, which installs it;
 #   - NuGet packages (dotnet restore);
 #   - the guest kernel + initramfs (guest/setup.sh), when SHARPVMM_SKIP_GUEST is not set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(qemu-utils qemu-system-x86 busybox-static gcc libc6-dev linux-libc-dev cpio acpica-tools zstd libzstd1 libslirp0 iproute2 iputils-ping e2fsprogs zlib1g-dev libvirt-daemon-system libvirt-clients)
+packages=(qemu-utils qemu-system-x86 busybox-static gcc libc6-dev linux-libc-dev cpio acpica-tools zstd libzstd1 libslirp0 iproute2 iputils-ping e2fsprogs zlib1g-dev libvirt-daemon-system libvirt-clients gdb)
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 

@@ -91,6 +91,13 @@ internal static unsafe partial class Libc
     [LibraryImport(Library, EntryPoint = "mprotect", SetLastError = true)]
     public static partial int Mprotect(nint addr, nuint length, int prot);
 
+    [LibraryImport(Library, EntryPoint = "prctl", SetLastError = true)]
+    public static partial int Prctl(int option, nuint a2, nuint a3, nuint a4, nuint a5);
+
+    /// <summary>A raw system call, for calls glibc wraps differently from the kernel (rt_sigaction's kernel sigaction layout, seccomp).</summary>
+    [LibraryImport(Library, EntryPoint = "syscall", SetLastError = true)]
+    public static partial long Syscall(long number, nint a1, nint a2, nint a3, nint a4);
+
     [LibraryImport(Library, EntryPoint = "madvise", SetLastError = true)]
     public static partial int Madvise(nint addr, nuint length, int advice);
 

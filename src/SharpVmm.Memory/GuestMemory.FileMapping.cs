@@ -50,15 +50,23 @@ public sealed unsafe partial class GuestMemory
         {
             if (added) file.DangerousRelease();
         }
+        FileMappingFaults.Watch((nint)region.Host, region.Size, FileName(file), region.GuestBase);
         // Advice is best effort here: a file-backed mapping may not take it, and the guest runs either way.
         if (Options.Merge) Libc.Madvise((nint)region.Host, (nuint)region.Size, Libc.MadvMergeable);
         if (Options.HugePages) Libc.Madvise((nint)region.Host, (nuint)region.Size, Libc.MadvHugepage);
         WriteObserver?.Invoke(region.GuestBase, region.Size);
     }
 
+    private static string FileName(SafeFileHandle file)
+    {
+        try { return new FileInfo($"/proc/self/fd/{(int)file.DangerousGetHandle()}").LinkTarget ?? "the snapshot file"; }
+        catch (IOException) { return "the snapshot file"; }
+    }
+
     /// <summary>Gives <paramref name="region"/> fresh zeroed anonymous memory at the same host address.</summary>
     private static void RemapAnonymous(MemoryRegion region)
     {
+        FileMappingFaults.Forget((nint)region.Host);
         nint p = Libc.Mmap((nint)region.Host, (nuint)region.Size, Libc.ProtRead | Libc.ProtWrite,
             Libc.MapPrivate | Libc.MapAnonymous | Libc.MapFixed | Libc.MapNoReserve, -1, 0);
         if (p != (nint)region.Host)

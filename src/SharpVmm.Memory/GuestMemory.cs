@@ -258,6 +258,6 @@ public sealed unsafe partial class GuestMemory : IDisposable
     {
         if (_disposed) return;
         _disposed = true;
-        foreach (var r in _regions) Libc.Munmap((nint)r.Host, (nuint)r.Size);
+        foreach (var r in _regions) { FileMappingFaults.Forget((nint)r.Host); Libc.Munmap((nint)r.Host, (nuint)r.Size); }
     }
 }

@@ -55,6 +55,43 @@ public sealed class SnapshotRestoreTests : IDisposable
         Assert.Equal(CountingGuest.FullOutput(ticks), before + after);
     }
 
+    [Fact]
+    public async Task A_snapshot_truncated_under_the_vm_restored_from_it_stops_it_with_a_clear_line_not_sigbus()
+    {
+        // Guest RAM is mapped from the snapshot file; truncating the file takes those pages away (even copied ones),
+        // and the next guest access faults. The VMM must say so and exit 1, not die of SIGBUS with nothing said.
+        string bin = Path.Combine(_dir, "count.bin");
+        File.WriteAllBytes(bin, CountingGuest.Assemble(200, 2_000_000));
+        string snap = Path.Combine(_dir, "vm.snap");
+        string[] vmArgs = ["--accel", "emu", "--memory", "64M", "--flat", $"{bin}@0x1000", "--entry-mode", "real"];
+        string qmp = Path.Combine(_dir, "qmp.sock");
+        using (var first = Start([.. vmArgs, "--serial", $"file:{Path.Combine(_dir, "a.txt")}", "--qmp", $"unix:{qmp}"]))
+        {
+            await using var client = await Connect(qmp, first);
+            await WaitForLines("a.txt", 2, first);
+            await client.ExecuteAsync("stop");
+            await client.ExecuteAsync("snapshot-save", new JsonObject { ["file"] = snap });
+            await client.ExecuteAsync("quit");
+            Assert.True(first.WaitForExit(60_000), "the first sharpvmm did not quit");
+        }
+        string qmp2 = Path.Combine(_dir, "qmp2.sock");
+        var psi = SharpVmmProcess.StartInfo(["run", .. vmArgs, "--serial", $"file:{Path.Combine(_dir, "b.txt")}", "--qmp", $"unix:{qmp2}", "--restore", snap, "-S"]);
+        psi.WorkingDirectory = _dir;
+        using var restored = Process.Start(psi)!;
+        restored.StandardInput.Close();
+        _ = restored.StandardOutput.ReadToEndAsync();
+        var stderr = restored.StandardError.ReadToEndAsync();
+        await using (var client = await Connect(qmp2, restored))
+        {
+            using (var f = new FileStream(snap, FileMode.Open, FileAccess.Write)) f.SetLength(4096);
+            await client.ExecuteAsync("cont");
+        }
+        Assert.True(restored.WaitForExit(60_000), "the restored VM kept running on a truncated snapshot");
+        string err = await stderr;
+        Assert.True(restored.ExitCode == 1, $"exit {restored.ExitCode} (135 is SIGBUS); stderr: {err}");
+        Assert.Contains($"is mapped from '{snap}', which was truncated while the VM ran", err);
+    }
+
     [Theory, KvmInlineData("kvm"), InlineData("emu")]
     public void A_corrupt_or_mismatched_snapshot_is_one_clear_line_and_a_nonzero_exit(string accel)
     {

@@ -20,12 +20,12 @@ public static unsafe class ProcessSandbox
         if (Interlocked.Exchange(ref s_installed, 1) != 0) return;
         SockFilter[] program = SeccompProgram.Build(Environment.ProcessId);
         InstallSigsysReporter();
-        if (SandboxNative.Prctl(SandboxNative.PrSetNoNewPrivs, 1, 0, 0, 0) != 0)
+        if (Libc.Prctl(SandboxNative.PrSetNoNewPrivs, 1, 0, 0, 0) != 0)
             throw new VmmException($"sandbox: prctl(PR_SET_NO_NEW_PRIVS) failed: {SandboxNative.LastError()} (--sandbox off runs without the filter)");
         fixed (SockFilter* filter = program)
         {
             var prog = new SandboxNative.SockFprog { Length = (ushort)program.Length, Filter = filter };
-            long r = SandboxNative.Syscall(SandboxNative.SysSeccomp, Seccomp.SetModeFilter, (nint)Seccomp.FilterFlagTsync, (nint)(&prog), 0);
+            long r = Libc.Syscall(SandboxNative.SysSeccomp, Seccomp.SetModeFilter, (nint)Seccomp.FilterFlagTsync, (nint)(&prog), 0);
             if (r < 0)
                 throw new VmmException($"sandbox: the kernel refused the seccomp filter: {SandboxNative.LastError()} (--sandbox off runs without it)");
             if (r > 0)
@@ -47,14 +47,14 @@ public static unsafe class ProcessSandbox
         // Code first (one page), then the message table; the whole mapping ends read+execute, never writable.
         nuint page = 4096;
         nuint size = page + ((nuint)table.Length + page - 1) / page * page;
-        nint mem = SandboxNative.Mmap(0, size, SandboxNative.ProtRead | SandboxNative.ProtWrite, SandboxNative.MapPrivate | SandboxNative.MapAnonymous, -1, 0);
+        nint mem = Libc.Mmap(0, size, Libc.ProtRead | Libc.ProtWrite, Libc.MapPrivate | Libc.MapAnonymous, -1, 0);
         if (mem == -1) throw new VmmException($"sandbox: cannot map the SIGSYS reporter: {SandboxNative.LastError()}");
         byte[] code = SigsysReporter.BuildCode((ulong)(mem + (nint)page));
         byte[] restorer = SigsysReporter.RestorerCode;
         code.CopyTo(new Span<byte>((void*)mem, code.Length));
         restorer.CopyTo(new Span<byte>((void*)(mem + SigsysReporter.RestorerOffset), restorer.Length));
         table.CopyTo(new Span<byte>((void*)(mem + (nint)page), table.Length));
-        if (SandboxNative.Mprotect(mem, size, SandboxNative.ProtRead | SandboxNative.ProtExec) != 0)
+        if (Libc.Mprotect(mem, size, Libc.ProtRead | Libc.ProtExec) != 0)
             throw new VmmException($"sandbox: cannot protect the SIGSYS reporter: {SandboxNative.LastError()}");
         var act = new SandboxNative.KernelSigaction
         {
@@ -65,7 +65,7 @@ public static unsafe class ProcessSandbox
             Restorer = mem + SigsysReporter.RestorerOffset,
             Mask = 0,
         };
-        if (SandboxNative.Syscall(SandboxNative.SysRtSigaction, SandboxNative.Sigsys, (nint)(&act), 0, 8) != 0)
+        if (Libc.Syscall(SandboxNative.SysRtSigaction, SandboxNative.Sigsys, (nint)(&act), 0, 8) != 0)
             throw new VmmException($"sandbox: cannot install the SIGSYS handler: {SandboxNative.LastError()}");
     }
 }

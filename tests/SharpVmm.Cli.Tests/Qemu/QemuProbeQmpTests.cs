@@ -115,7 +115,7 @@ public sealed class QemuProbeQmpTests : IAsyncLifetime
     {
         var options = (await Array("query-command-line-options")).Select(o => (string)o!["option"]!).ToList();
         Assert.Contains("machine", options);
-        Assert.DoesNotContain("sandbox", options); // SharpVmm refuses -sandbox on
+        Assert.DoesNotContain("sandbox", options); // so libvirt adds no -sandbox on (see QemuCommandLineOptions)
         Assert.IsType<JsonArray>(await C.ExecuteAsync("query-migrate-capabilities"));
         Assert.Equal("CommandNotFound", (await Fails("query-tpm-models")).ErrorClass);
         Assert.Equal("CommandNotFound", (await Fails("query-tpm-types")).ErrorClass);
