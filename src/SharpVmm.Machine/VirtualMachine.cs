@@ -81,7 +81,18 @@ public sealed partial class VirtualMachine : IVmControl, IDisposable
     /// <summary>How the VM ended, set at the moment it stops (before <see cref="StateChanged"/> reports Stopped); null until then.</summary>
     public VmExitResult? StopResult { get { lock (_gate) return _stopResult; } }
 
-    /// <summary>Completes once, when the VM stops, with how it ended, after StateChanged listeners have heard of it.</summary>
+    /// <summary>
+    /// QEMU's -no-shutdown: when the guest ends the run itself (powers off, panics, resets under --no-reboot), the
+    /// vCPU threads park instead of leaving, and <see cref="Reset"/> can bring the stopped VM back to
+    /// <see cref="VmState.Created"/> (QEMU's prelaunch) for <see cref="Start"/> to boot it again, as libvirt's
+    /// reboot of a guest that powered off does (system_reset, then cont). A host stop still ends the VM for good.
+    /// </summary>
+    public bool KeepAfterGuestStop { get; set; }
+
+    /// <summary>True unless the VM stopped for good (a host stop, an error, or a guest stop without <see cref="KeepAfterGuestStop"/>).</summary>
+    public bool CanReset { get { lock (_gate) return !_stopRequested; } }
+
+    /// <summary>Completes once, when the VM first stops, with how it ended, after StateChanged listeners have heard of it.</summary>
     public Task<VmExitResult> Exited => _exit.Task;
 
     /// <summary>Hands an object to the VM to dispose with it (devices, backends).</summary>
@@ -166,11 +177,15 @@ public sealed partial class VirtualMachine : IVmControl, IDisposable
         Changed(VmState.Running);
     }
 
-    /// <summary>Power-cycles the guest: devices reset, payload reloaded, vCPUs at their entry state. A paused VM stays paused.</summary>
+    /// <summary>
+    /// Power-cycles the guest: devices reset, payload reloaded, vCPUs at their entry state. A paused VM stays paused;
+    /// one that the guest stopped under <see cref="KeepAfterGuestStop"/> returns to <see cref="VmState.Created"/>.
+    /// </summary>
     public void Reset()
     {
         lock (_gate)
         {
+            if (_stopRequested) throw new InvalidVmTransitionException(_state, VmTransition.Reset);
             VmLifecycle.Next(_state, VmTransition.Reset);
             _resetPending = true;
             KickAll();
@@ -181,7 +196,7 @@ public sealed partial class VirtualMachine : IVmControl, IDisposable
     /// <summary>Runs the reset once every vCPU has parked; <see cref="_resetPending"/> keeps them parked meanwhile.</summary>
     private void CompleteReset()
     {
-        bool paused;
+        VmState now;
         lock (_gate)
         {
             try
@@ -191,16 +206,22 @@ public sealed partial class VirtualMachine : IVmControl, IDisposable
                 foreach (var h in _resetHandlers) h();
                 ApplyStates(_loadPayload());
                 Array.Clear(_halted);
+                if (_state == VmState.Stopped)
+                {
+                    // Back to prelaunch: the threads stay parked until Start.
+                    _state = VmLifecycle.Next(_state, VmTransition.Reset);
+                    _stopResult = null;
+                }
             }
             finally
             {
                 _resetPending = false;
                 Monitor.PulseAll(_gate);
             }
-            paused = _state == VmState.Paused;
+            now = _state;
         }
         _log.LogInformation("VM reset");
-        Changed(paused ? VmState.Paused : VmState.Running);
+        Changed(now);
     }
 
     /// <summary>Stops the VM (terminal) and waits for its vCPU threads to leave the guest.</summary>
@@ -360,14 +381,19 @@ public sealed partial class VirtualMachine : IVmControl, IDisposable
     {
         lock (_gate)
         {
-            if (!_stopRequested && !_pauseRequested && !_resetPending && !_halted[index]) return true;
+            if (_stopRequested) return false;
+            if (!MustPark(index)) return true;
             _parked++;
             Monitor.PulseAll(_gate);
-            while (!_stopRequested && (_pauseRequested || _resetPending || _halted[index])) Monitor.Wait(_gate);
+            while (MustPark(index)) Monitor.Wait(_gate);
             _parked--;
             return !_stopRequested;
         }
     }
+
+    /// <summary>A vCPU parks while paused, halted, during a reset, and while stopped (or back in prelaunch) under KeepAfterGuestStop.</summary>
+    private bool MustPark(int index) => !_stopRequested
+        && (_pauseRequested || _resetPending || _halted[index] || _state is VmState.Stopped or VmState.Created);
 
     private void WaitAllParked()
     {
@@ -390,7 +416,18 @@ public sealed partial class VirtualMachine : IVmControl, IDisposable
     private bool FinishLocked(VmExitResult result)
     {
         if (_stopRequested) return false;
-        _stopRequested = true;
+        if (_state == VmState.Stopped)
+        {
+            // Stopped by the guest and kept (KeepAfterGuestStop): only the host can end it now, silently (it was reported).
+            if (IsHostOrError(result.Reason))
+            {
+                _stopRequested = true;
+                KickAll();
+                Monitor.PulseAll(_gate);
+            }
+            return false;
+        }
+        _stopRequested = !KeepAfterGuestStop || IsHostOrError(result.Reason);
         _stopResult = result;
         _state = VmState.Stopped;
         Clock.Pause();
@@ -400,6 +437,8 @@ public sealed partial class VirtualMachine : IVmControl, IDisposable
         else _log.LogInformation("VM stopped: {Message}", result.Message);
         return true;
     }
+
+    private static bool IsHostOrError(VmStopReason reason) => reason is VmStopReason.HostRequest or VmStopReason.InternalError or VmStopReason.DeviceError;
 
     /// <summary>
     /// Tells listeners (QMP's SHUTDOWN event) before completing <see cref="Exited"/>, synchronously, so whoever

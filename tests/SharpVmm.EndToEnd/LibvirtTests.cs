@@ -7,8 +7,9 @@ namespace SharpVmm.EndToEnd;
 /// <summary>
 /// A real libvirtd (Debian's 9.0) runs SharpVmm as the QEMU of a microvm domain of type 'qemu' with a qcow2 disk, a
 /// user-mode NIC and a pty serial console logged through virtlogd, and virsh drives it: define (the capability
-/// probe), start, the guest's console output, suspend, resume, domstats, dominfo, shutdown, the disk's content
-/// afterwards, start again, a libvirtd restart while it runs (reconnect), suspend and resume after it, destroy. The daemons are started by scripts/libvirt-up.sh (no systemd here); libvirt's
+/// probe), start, the guest's console output, an interactive virsh console, suspend, resume, domstats, dominfo, reset
+/// and reboot (each boots the guest again), shutdown (an ACPI power-button press the guest acts on), the disk's
+/// content afterwards, start again, a libvirtd restart while it runs (reconnect), suspend and resume after it, destroy. The daemons are started by scripts/libvirt-up.sh (no systemd here); libvirt's
 /// default NAT network is never started.
 /// </summary>
 public sealed class LibvirtTests : IDisposable
@@ -66,19 +67,58 @@ public sealed class LibvirtTests : IDisposable
         Assert.Fail($"domain state is '{state}', not '{expected}', after {seconds} s");
     }
 
-    private static bool WaitForConsole(string text, int seconds)
+    private static bool WaitForConsole(string text, int seconds, int count = 1)
     {
         var deadline = DateTime.UtcNow.AddSeconds(seconds);
         while (DateTime.UtcNow < deadline)
         {
-            try
-            {
-                if (File.Exists(SerialLog) && File.ReadAllText(SerialLog, Encoding.Latin1).Contains(text, StringComparison.Ordinal)) return true;
-            }
-            catch (IOException) { }
+            if (ConsoleCount(text) >= count) return true;
             Thread.Sleep(500);
         }
         return false;
+    }
+
+    private static int ConsoleCount(string text)
+    {
+        try
+        {
+            if (!File.Exists(SerialLog)) return 0;
+            string log = File.ReadAllText(SerialLog, Encoding.Latin1);
+            int n = 0;
+            for (int at = log.IndexOf(text, StringComparison.Ordinal); at >= 0; at = log.IndexOf(text, at + text.Length, StringComparison.Ordinal)) n++;
+            return n;
+        }
+        catch (IOException) { return 0; }
+    }
+
+    /// <summary>
+    /// virsh console as a person uses it: it needs a terminal, which script(1) gives it; a line typed into it runs in
+    /// the guest's shell, and Ctrl-] leaves it.
+    /// </summary>
+    private void TypeIntoVirshConsole(string line, string expected)
+    {
+        var psi = new ProcessStartInfo("/usr/bin/script", ["-q", "-c", $"virsh -c qemu:///system console {Domain} --force", "/dev/null"])
+        {
+            RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
+        };
+        using var p = Process.Start(psi)!;
+        var output = new StringBuilder();
+        p.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (output) output.Append(e.Data).Append('\n'); };
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        Thread.Sleep(2000); // virsh connects to the console stream
+        p.StandardInput.Write(line + "\r");
+        p.StandardInput.Flush();
+        bool seen = WaitForConsole(expected, 60);
+        p.StandardInput.Write("\u001d"); // Ctrl-]
+        p.StandardInput.Flush();
+        if (!p.WaitForExit(TimeSpan.FromSeconds(20))) p.Kill(entireProcessTree: true);
+        p.WaitForExit();
+        string text;
+        lock (output) text = output.ToString();
+        _out.WriteLine($"virsh console: {text}");
+        Assert.True(seen, $"'{line}' typed into virsh console did not print {expected}: {text}");
+        Assert.Contains(expected, text); // and virsh showed it
     }
 
     [LibvirtFact]
@@ -111,7 +151,7 @@ public sealed class LibvirtTests : IDisposable
             // virtio_blk probes asynchronously: until /dev/vda is a block device, "> /dev/vda" would make a plain file
             // in the initramfs and the disk would stay empty (seen as lost data after shutdown before this wait).
             "echo hello-from-guest; i=0; while [ ! -b /dev/vda ] && [ $i -lt 60 ]; do sleep 1; i=$((i+1)); done; "
-            + "echo sharpvmm-disk-data > /dev/vda; sync; echo DISK-WRITTEN; ip link | grep -c eth0; sleep 600"));
+            + "echo sharpvmm-disk-data > /dev/vda; sync; echo DISK-WRITTEN; ip link | grep -c eth0; exec sh"));
         string xml = $"""
             <domain type='qemu'>
               <name>{Domain}</name>
@@ -153,6 +193,7 @@ public sealed class LibvirtTests : IDisposable
         Assert.True(WaitForConsole("hello-from-guest", 240), "the guest's console output reached the serial log");
         _out.WriteLine($"start -> first guest output: {clock.Elapsed.TotalSeconds:F2} s");
         Assert.True(WaitForConsole("DISK-WRITTEN", 60), "the guest wrote its disk");
+        TypeIntoVirshConsole("echo CONSOLE-$((6*7))", "CONSOLE-42");
 
         Ok("suspend", Domain);
         WaitForState("paused (user)");
@@ -161,7 +202,21 @@ public sealed class LibvirtTests : IDisposable
         Assert.Contains("State:          running", Ok("dominfo", Domain));
         Assert.Contains("state.state=1", Ok("domstats", Domain));
 
+        // reset: system_reset, the guest boots again at once (RESET, no SHUTDOWN), the domain keeps running.
+        Ok("reset", Domain);
+        Assert.True(WaitForConsole("hello-from-guest", 300, count: 2), "the guest booted again after virsh reset");
+        WaitForState("running (booted)");
+        Assert.True(WaitForConsole("DISK-WRITTEN", 60, count: 2), "the guest wrote its disk after the reset");
+        // reboot: libvirt presses the power button; the guest powers off (SHUTDOWN); libvirt resets and continues it.
+        Ok("reboot", Domain);
+        Assert.True(WaitForConsole("SHARPVMM-POWER-BUTTON", 120), "the guest acted on the power button of virsh reboot");
+        Assert.True(WaitForConsole("hello-from-guest", 300, count: 3), "the guest booted again after virsh reboot");
+        WaitForState("running (booted)");
+        Assert.True(WaitForConsole("DISK-WRITTEN", 60, count: 3), "the guest wrote its disk after the reboot");
+
+        // shutdown: the power button again; the guest's handler prints its marker, syncs and powers off.
         Ok("shutdown", Domain);
+        Assert.True(WaitForConsole("SHARPVMM-POWER-BUTTON", 120, count: 2), "the guest acted on the power button of virsh shutdown");
         WaitForState("shut off (shutdown)");
         // The guest's raw write sends no FLUSH (sync on a block device only writes it back): its L1/L2 updates are in
         // the emulator's qcow2 cache until the emulator flushes at stop, before libvirt's SIGTERM/SIGKILL.

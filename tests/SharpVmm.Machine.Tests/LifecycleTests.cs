@@ -10,6 +10,7 @@ public sealed class LifecycleTests
     [InlineData(VmState.Paused, VmTransition.Resume, VmState.Running)]
     [InlineData(VmState.Running, VmTransition.Reset, VmState.Running)]
     [InlineData(VmState.Paused, VmTransition.Reset, VmState.Paused)]
+    [InlineData(VmState.Stopped, VmTransition.Reset, VmState.Created)]
     [InlineData(VmState.Created, VmTransition.Stop, VmState.Stopped)]
     [InlineData(VmState.Running, VmTransition.Stop, VmState.Stopped)]
     [InlineData(VmState.Paused, VmTransition.Stop, VmState.Stopped)]

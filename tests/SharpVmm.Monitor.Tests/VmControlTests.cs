@@ -154,6 +154,44 @@ public sealed class VmControlTests
     }
 
     [Fact]
+    public async Task Under_no_shutdown_a_VM_the_guest_stopped_is_reset_to_prelaunch_and_boots_again()
+    {
+        await using var t = TestVm.Halting();
+        t.Vm.KeepAfterGuestStop = true; // QEMU's -no-shutdown
+        using var q = RawQmp.Negotiated(t.SocketPath);
+        t.Vm.Start();
+        var shutdown = q.ReadObject();
+        if (EventName(shutdown) == "RESUME") shutdown = q.ReadObject();
+        Assert.Equal("{\"guest\":true,\"reason\":\"guest-shutdown\"}", shutdown["data"]!.ToJsonString());
+        Assert.Equal("shutdown", Status(q));
+        Assert.True(t.Vm.CanReset);
+        var cont = q.Execute("{\"execute\": \"cont\"}");
+        Assert.Equal("Resetting the Virtual Machine is required", cont["error"]!["desc"]!.GetValue<string>());
+
+        // libvirt's reboot of a guest that powered off: system_reset, then cont.
+        q.Send("{\"execute\": \"system_reset\"}\n");
+        var (reply, events) = q.ReadReply();
+        Assert.Equal("{}", reply["return"]!.ToJsonString());
+        Assert.Equal("{\"guest\":false,\"reason\":\"host-qmp-system-reset\"}", Assert.Single(events)["data"]!.ToJsonString());
+        Assert.Equal("prelaunch", Status(q));
+        Assert.Equal(VmState.Created, t.Vm.State);
+
+        q.Send("{\"execute\": \"cont\"}\n");
+        (_, events) = q.ReadReply();
+        var next = events.Count > 0 ? events[0] : q.ReadObject();
+        Assert.Equal("RESUME", EventName(next));
+        // The payload ran again from its entry and halted again: a second SHUTDOWN.
+        var again = events.Count > 1 ? events[1] : q.ReadObject();
+        Assert.Equal("SHUTDOWN", EventName(again));
+        Assert.Equal("shutdown", Status(q));
+
+        // A host stop ends it for good.
+        t.Vm.Stop();
+        Assert.False(t.Vm.CanReset);
+        Assert.Equal("GenericError", q.Execute("{\"execute\": \"system_reset\"}")["error"]!["class"]!.GetValue<string>());
+    }
+
+    [Fact]
     public async Task A_guest_that_stops_itself_is_reported_as_guest_shutdown()
     {
         await using var t = TestVm.Halting();

@@ -62,6 +62,7 @@ public static class QemuLauncher
         using var loggers = Logging.CreateFactory();
         bool kvmPresent = QemuVmConfig.KvmUsable();
         using var vm = VmBuilder.Build(config, loggers);
+        vm.KeepAfterGuestStop = q.NoShutdown && monitorSpec is not null;
         var migration = new MigrationManager(vm, loggers);
         if (q.Incoming is not null) migration.ExpectIncoming();
         var options = new QmpServerOptions { Logger = loggers.CreateLogger("SharpVmm.Qmp"), Migration = migration };
@@ -106,8 +107,8 @@ public static class QemuLauncher
             if (monitor is not null) waitFor.Add(monitor.QuitTask);
             if (!q.NoShutdown) waitFor.Add(vm.Exited);
             Task.WaitAny([.. waitFor]);
-            if (vm.State != VmState.Stopped) vm.Stop();
-            var result = vm.Exited.GetAwaiter().GetResult();
+            vm.Stop(); // also ends a VM kept after the guest stopped it (-no-shutdown)
+            var result = vm.StopResult ?? vm.Exited.GetAwaiter().GetResult();
             FlushDisks(vm);
             if (result.IsError) Console.Error.WriteLine(Message(q, result.Message));
             return terminate.Task.IsCompleted || q.NoShutdown ? 0 : result.ExitCode;

@@ -145,6 +145,7 @@ public static partial class VmBuilder
             if (panicWatcher is not null)
             {
                 vm.ResetPolicy = () => panicWatcher.PanicLine is { } line ? VmExitResult.GuestPanic(line) : null;
+                vm.OnReset(panicWatcher.Reset);
                 // panic=0: no reset ever comes; the closing banner is the last word. Stopped off the vCPU thread,
                 // which is inside the UART's write.
                 panicWatcher.PanicEnded += line => ThreadPool.QueueUserWorkItem(_ => vm.StopWith(VmExitResult.GuestPanic(line)));

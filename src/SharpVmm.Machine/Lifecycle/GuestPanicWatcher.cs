@@ -63,6 +63,16 @@ public sealed class GuestPanicWatcher : ICharBackend
         if (at >= 0 && _panicLine is null) _panicLine = text[at..].TrimEnd();
     }
 
+    /// <summary>Forgets a panic seen before the machine was reset: the next boot starts clean.</summary>
+    public void Reset()
+    {
+        lock (_gate)
+        {
+            _length = 0;
+            _panicLine = null;
+        }
+    }
+
     public void Start(Action<ReadOnlySpan<byte>> onInput) => Inner?.Start(onInput);
 
     public void Dispose() => Inner?.Dispose();

@@ -121,10 +121,14 @@ public sealed class VmMonitor : IDisposable
         }
     }
 
-    private static QmpException NeedsReset() => QmpException.Generic(
-        "Resetting the Virtual Machine is required (SharpVmm cannot reset a VM after shutdown: start a new one)");
+    private QmpException NeedsReset() => QmpException.Generic(_vm.CanReset
+        ? "Resetting the Virtual Machine is required"
+        : "Resetting the Virtual Machine is required (SharpVmm cannot reset a VM after shutdown: start a new one)");
 
-    /// <summary>QEMU's system_reset: power-cycles the guest (RESET event); a paused VM stays paused.</summary>
+    /// <summary>
+    /// QEMU's system_reset: power-cycles the guest (RESET event); a paused VM stays paused, and one the guest shut down
+    /// under -no-shutdown goes back to prelaunch, for cont to boot it again (libvirt's reboot).
+    /// </summary>
     public void Reset()
     {
         lock (_control)
@@ -135,7 +139,7 @@ public sealed class VmMonitor : IDisposable
                     // Nothing has run: the machine is already in its power-on state. QEMU still reports the reset.
                     EmitReset(guest: false);
                     return;
-                case VmState.Stopped:
+                case VmState.Stopped when !_vm.CanReset:
                     throw NeedsReset();
             }
             _qmpReset = true;
@@ -222,10 +226,14 @@ public sealed class VmMonitor : IDisposable
         {
             if (_disposed) return;
             var previous = _last;
-            if (previous == VmState.Stopped) return;
+            if (previous == VmState.Stopped && state != VmState.Created) return;
             _last = state;
             switch (state)
             {
+                case VmState.Created:
+                    // Reset after a guest shutdown: prelaunch again (its RESET is out); the next stop is a new SHUTDOWN.
+                    _shutdownSent = false;
+                    break;
                 case VmState.Running when previous is VmState.Paused or VmState.Created && !_suppressPauseEvents:
                     _emit("RESUME", null);
                     break;
