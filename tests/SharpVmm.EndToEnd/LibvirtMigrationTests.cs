@@ -35,10 +35,13 @@ public sealed partial class LibvirtMigrationTests(ITestOutputHelper output)
     }
 
     /// <summary>A microvm domain (TCG: SharpVmm's emulator) with a qcow2 disk and a console counter, logged where the test reads it.</summary>
-    public static string DomainXml(string name, string emulator, string disk, string serialLog, int memoryMiB = 128, string? cmd = null)
+    public static string DomainXml(string name, string emulator, string disk, string serialLog, int memoryMiB = 128, int fillMiB = 0)
     {
-        cmd ??= "echo hello-from-guest; i=0; while [ ! -b /dev/vda ] && [ $i -lt 60 ]; do sleep 1; i=$((i+1)); done; "
-            + "echo sharpvmm-disk-data > /dev/vda; sync; echo DISK-WRITTEN; n=0; while :; do echo CNT=$n; n=$((n+1)); sleep 0.2; done";
+        // fillMiB of RAM holding data (tmpfs), so a migration has that much to send beyond the zero pages.
+        string cmd = "echo hello-from-guest; i=0; while [ ! -b /dev/vda ] && [ $i -lt 60 ]; do sleep 1; i=$((i+1)); done; "
+            + "echo sharpvmm-disk-data > /dev/vda; sync; echo DISK-WRITTEN; "
+            + (fillMiB > 0 ? $"yes sharpvmm-fill | dd of=/fill bs=1M count={fillMiB} iflag=fullblock && echo FILLED; " : "")
+            + "n=0; while :; do echo CNT=$n; n=$((n+1)); sleep 0.2; done";
         string b64 = Convert.ToBase64String(Encoding.UTF8.GetBytes(cmd));
         string dir = Path.GetDirectoryName(emulator)!;
         return $"""
@@ -174,11 +177,15 @@ public sealed partial class LibvirtMigrationTests(ITestOutputHelper output)
         Assert.StartsWith("sharpvmm-disk-data", Encoding.ASCII.GetString(File.ReadAllBytes($"{disk}.head")));
     }
 
+    /// <summary>
+    /// virsh migrate over loopback. --unsafe: the disk is shared (both "hosts" are this machine) but on a local file
+    /// system, which libvirt cannot tell from storage only the source sees.
+    /// </summary>
     private static string[] MigrateArgs(string domain, PrivateLibvirtd to, params string[] extra)
-        => ["migrate", "--live", domain, to.Uri, "--migrateuri", "tcp://127.0.0.1", "--listen-address", "127.0.0.1", .. extra];
+        => ["migrate", "--live", "--unsafe", domain, to.Uri, "--migrateuri", "tcp://127.0.0.1", "--listen-address", "127.0.0.1", .. extra];
 
     [NeedsFact(Need.Libvirt, Need.MountNamespace, Need.QemuUtils, Need.LinuxGuest)]
-    public void Virsh_migrate_live_moves_a_running_guest_between_two_libvirtds_and_back_and_survives_failures()
+    public void Virsh_migrate_live_moves_a_running_guest_between_two_libvirtds_and_back_and_survives_refusals()
     {
         const string Domain = PrivateLibvirtd.DomainPrefix + "live";
         string emulator = PrepareShared();
@@ -188,10 +195,11 @@ public sealed partial class LibvirtMigrationTests(ITestOutputHelper output)
         using var a = PrivateLibvirtd.Start("live-a", UuidA, _out);
         using var b = PrivateLibvirtd.Start("live-b", UuidB, _out);
         string xml = Path.Combine(PrivateLibvirtd.SharedDir, Domain + ".xml");
-        File.WriteAllText(xml, DomainXml(Domain, emulator, disk, serial));
+        File.WriteAllText(xml, DomainXml(Domain, emulator, disk, serial, fillMiB: 32));
         a.Ok("create", xml);
         a.WaitForState(Domain, "running (booted)");
         WaitForCount(serial, 5);
+        Assert.Contains("FILLED", ReadLog(serial));
 
         // There and back: the source's domain is gone, the destination's runs, the counter goes on.
         foreach (var (from, to) in new[] { (a, b), (b, a) })
@@ -219,37 +227,11 @@ public sealed partial class LibvirtMigrationTests(ITestOutputHelper output)
 
         // A different memory size is refused (libvirt's ABI check) before anything moves.
         string bigger = Path.Combine(PrivateLibvirtd.SharedDir, Domain + "-bigger.xml");
-        File.WriteAllText(bigger, DomainXml(Domain, emulator, disk, serial, memoryMiB: 192).Replace("<name>", $"<uuid>{a.Ok("domuuid", Domain)}</uuid><name>", StringComparison.Ordinal));
+        File.WriteAllText(bigger, DomainXml(Domain, emulator, disk, serial, memoryMiB: 192, fillMiB: 32).Replace("<name>", $"<uuid>{a.Ok("domuuid", Domain)}</uuid><name>", StringComparison.Ordinal));
         (code, text) = a.Virsh(MigrateArgs(Domain, b, "--xml", bigger));
         Assert.True(code != 0, "a migration to a bigger guest succeeded");
         Assert.Contains("memory", text, StringComparison.OrdinalIgnoreCase);
         Assert.StartsWith("running", a.DomState(Domain), StringComparison.Ordinal);
-
-        // The connection is cut mid-way (the destination's emulator dies): the migration fails, the source runs on.
-        var psi = new ProcessStartInfo("/usr/bin/virsh") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (string arg in (string[])["-c", a.Uri, .. MigrateArgs(Domain, b, "--bandwidth", "1")]) psi.ArgumentList.Add(arg);
-        using (var migrate = Process.Start(psi)!)
-        {
-            var stderr = migrate.StandardError.ReadToEndAsync();
-            var deadline = DateTime.UtcNow.AddSeconds(120);
-            int? pid = null;
-            while (DateTime.UtcNow < deadline && !migrate.HasExited)
-            {
-                // Running in the destination's job means the stream flows (1 MiB/s: many seconds for this guest).
-                if (a.Virsh("domjobinfo", Domain).Output.Contains("Data processed", StringComparison.Ordinal) && (pid = b.EmulatorPid(Domain)) is not null) break;
-                Thread.Sleep(200);
-            }
-            Assert.False(migrate.HasExited, $"the throttled migration ended before it could be cut: {stderr.Result}");
-            Assert.NotNull(pid);
-            Thread.Sleep(1000);
-            using (var dst = Process.GetProcessById(pid!.Value)) dst.Kill();
-            Assert.True(migrate.WaitForExit(TimeSpan.FromSeconds(120)), "virsh migrate did not end after the cut");
-            _out.WriteLine($"virsh migrate (cut): {migrate.ExitCode}: {stderr.Result.Trim()}");
-            Assert.NotEqual(0, migrate.ExitCode);
-        }
-        Assert.StartsWith("running", a.DomState(Domain), StringComparison.Ordinal);
-        last = LastCount(serial);
-        WaitForCount(serial, last + 5);
 
         a.Ok("destroy", Domain);
         CheckDisk(disk);

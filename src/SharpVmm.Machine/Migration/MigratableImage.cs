@@ -56,7 +56,14 @@ public sealed class MigratableImage : IBlockImage, IStateful
     public long Size { get; private set; }
     public bool IsReadOnly => _options.ReadOnly;
     public IBlockImage? Backing => _inner?.Backing;
-    public long ActualSize => Image.ActualSize;
+    /// <summary>While inactive (the other side of a migration has it), the file's length: management still asks (query-block).</summary>
+    public long ActualSize => _inner is { } image ? image.ActualSize : FileLength();
+
+    private long FileLength()
+    {
+        try { return new FileInfo(Path).Length; }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { return 0; }
+    }
 
     /// <summary>Flushes and closes the image: from now on the other side of the migration may open it.</summary>
     public void Inactivate()
