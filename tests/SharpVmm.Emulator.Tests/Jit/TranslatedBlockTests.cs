@@ -46,6 +46,8 @@ public class TranslatedBlockTests
         a => a.imul(r10w, __word_ptr[0x60000]),
         a => a.shl(r11, cl),
         a => a.sar(r12d, cl),
+        a => a.rol(r12, cl),
+        a => a.ror(ebx, 5),
         a => a.add(__qword_ptr[0x60008], rcx),
         a => a.sub(__dword_ptr[0x6000c], 0x55),
         a => a.cmp(__byte_ptr[0x60001], 0x40),
