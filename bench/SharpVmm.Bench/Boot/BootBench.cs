@@ -67,7 +67,7 @@ public sealed class BootBench : IBench
     }
 
     private static string Line(string who, int i, BootRun.Result r) => string.Create(CultureInfo.InvariantCulture,
-        $"  run {i + 1} {who,-13} {r.Seconds,7:0.00} s  {r.PeakRssKiB / 1024.0,7:0.0} MiB  {(r.Ok ? "ok" : "FAILED: " + r.Why)}");
+        $"  run {i + 1} {who,-13} {r.Seconds,7:0.00} s  {r.PeakRssKiB / 1024.0,7:0.0} MiB  {(r.Ok ? "ok" : "FAILED: " + r.Why)}{(r.Jit.Length > 0 ? "  (" + r.Jit + ")" : "")}");
 
     internal static double Median(IEnumerable<double> values)
     {

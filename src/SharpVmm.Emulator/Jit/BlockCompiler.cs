@@ -186,7 +186,7 @@ internal sealed class BlockCompiler
             case OpForm.ImulRM:
                 return MemoryOk(ref op) && op.Size is 2 or 4 or 8 && (op.Cc == 0 || op.Size != 8 || (long)op.Imm == (int)(long)op.Imm);
             case OpForm.ShiftR:
-                return op.Size is 4 or 8 && op.Cc is 4 or 5 or 6 or 7;
+                return op.Size is 4 or 8 && op.Cc is 0 or 1 or 4 or 5 or 6 or 7;
             case OpForm.BinMR:
             case OpForm.UnM:
                 return RmwOk(ref op, form, alu) && op.Size is 1 or 2 or 4 or 8;
@@ -629,9 +629,11 @@ internal sealed class BlockCompiler
     }
 
     /// <summary>
-    /// SHL/SHR/SAR by CL (or by an immediate) at 4 or 8 bytes. A zero count (after masking) leaves the flags alone,
-    /// as on the host; otherwise AF becomes 0 and OF what the interpreter computes for every count (SHL: MSB(result)
-    /// XOR CF; SHR: the host's for a count of 1, else 0; SAR: 0). The flags before must be exact for the zero count.
+    /// ROL/ROR/SHL/SHR/SAR by CL (or by an immediate) at 4 or 8 bytes. A zero count (after masking) leaves the flags
+    /// alone, as on the host; otherwise OF becomes what the interpreter computes for every count (the host defines it
+    /// for a count of 1 only): SHL MSB(result) XOR CF, SHR the host's for 1 else 0, SAR 0, ROL MSB(result) XOR CF,
+    /// ROR the XOR of the result's two top bits; and AF 0 after shifts (rotates keep it, as both tiers do).
+    /// The flags before must be exact for the zero count.
     /// </summary>
     private static void EmitShiftR(Assembler a, ref Op op, EmitState s)
     {
@@ -641,6 +643,10 @@ internal sealed class BlockCompiler
         bool q = op.Size == 8;
         Code c = (op.Cc, q) switch
         {
+            (0, true) => Code.Rol_rm64_CL,
+            (1, true) => Code.Ror_rm64_CL,
+            (0, false) => Code.Rol_rm32_CL,
+            (1, false) => Code.Ror_rm32_CL,
             (5, true) => Code.Shr_rm64_CL,
             (7, true) => Code.Sar_rm64_CL,
             (_, true) => Code.Shl_rm64_CL,
@@ -656,13 +662,33 @@ internal sealed class BlockCompiler
         a.pop(rdx);
         a.and(ecx, q ? 63 : 31);
         a.je(keep);
-        a.and(edx, ~(int)X86Cpu.AF);
-        if (op.Cc is 4 or 6) ShlOverflow(a);
+        if (op.Cc is 0 or 1)
+        {
+            // OF from the result in RAX (bit 31 or 63; the upper half of a 32-bit result is zero).
+            int top = q ? 63 : 31;
+            a.mov(rcx, rax);
+            a.shr(rcx, (byte)top);
+            if (op.Cc == 0) a.xor(ecx, edx); // ROL: with CF (bit 0 of the flags)
+            else
+            {
+                a.shr(rax, (byte)(top - 1));
+                a.xor(ecx, eax);
+            }
+            a.and(ecx, 1);
+            a.shl(ecx, 11);
+            a.and(edx, ~(int)X86Cpu.OF);
+            a.or(edx, ecx);
+        }
         else
         {
-            a.cmp(ecx, 1);
-            a.je(keep);
-            a.and(edx, ~(int)X86Cpu.OF);
+            a.and(edx, ~(int)X86Cpu.AF);
+            if (op.Cc is 4 or 6) ShlOverflow(a);
+            else
+            {
+                a.cmp(ecx, 1);
+                a.je(keep);
+                a.and(edx, ~(int)X86Cpu.OF);
+            }
         }
         a.Label(ref keep);
         a.push(rdx);

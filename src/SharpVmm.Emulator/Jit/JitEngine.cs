@@ -91,6 +91,7 @@ internal sealed unsafe class JitEngine : IDisposable
             b.Jit = t;
             // Invalidation clears Valid before Jit: seeing Valid still set here means any later invalidation clears our store.
             if (!b.Valid) { b.Jit = null; return; }
+            if (JitLog.Enabled) JitLog.Translated(b, exec, o.Code, o.Covered);
             Interlocked.Increment(ref _blocksTranslated);
             Interlocked.Add(ref _codeBytes, o.Code.Length);
             Interlocked.Add(ref _guestInstrsTranslated, o.GuestInstrs);

@@ -212,8 +212,12 @@ internal sealed class RandomProgram
     private void ShiftByCl(Assembler a, int d)
     {
         if (_rng.Next(4) == 0) a.mov(cl, (byte)(_rng.Next(3) == 0 ? _rng.Next(0, 3) * 32 : _rng.Next(256)));
-        switch (_rng.Next(6))
+        switch (_rng.Next(10))
         {
+            case 6: a.rol(R64[d], cl); break;
+            case 7: a.ror(R32[d], cl); break;
+            case 8: if (_rng.Next(2) == 0) a.rol(R32[d], (byte)_rng.Next(32)); else a.ror(R64[d], (byte)_rng.Next(64)); break;
+            case 9: a.ror(R64[d], cl); break;
             case 0: a.shl(R64[d], cl); break;
             case 1: a.shr(R64[d], cl); break;
             case 2: a.sar(R64[d], cl); break;

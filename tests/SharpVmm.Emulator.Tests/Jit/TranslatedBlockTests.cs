@@ -46,6 +46,8 @@ public class TranslatedBlockTests
         a => a.imul(r10w, __word_ptr[0x60000]),
         a => a.shl(r11, cl),
         a => a.sar(r12d, cl),
+        a => a.rol(r12, cl),
+        a => a.ror(ebx, 5),
         a => a.add(__qword_ptr[0x60008], rcx),
         a => a.sub(__dword_ptr[0x6000c], 0x55),
         a => a.cmp(__byte_ptr[0x60001], 0x40),
@@ -275,5 +277,35 @@ public class TranslatedBlockTests
         // RDX: each pass runs the immediate it has just written: 6 + 5 + ... + 1.
         Assert.Equal(expectRax, s.Gprs[0]);
         Assert.Equal(21UL, s.Gprs[2]);
+    }
+    [Theory]
+    [InlineData(JitMode.Forced, false)]
+    [InlineData(JitMode.Forced, true)]
+    [InlineData(JitMode.On, false)]
+    [InlineData(JitMode.On, true)]
+    [InlineData(JitMode.Off, true)]
+    public void A_read_modify_write_of_the_running_block_takes_effect_at_once(JitMode mode, bool locked)
+    {
+        // INC of the immediate of the ADD right after it, in the same block: the INC's write-TLB probe misses (a code
+        // page is never in the write TLB), the interpreter runs it, drops the block, and the ADD runs its new bytes.
+        using var g = new TestGuest(options: new EmuOptions { Jit = mode, JitThreshold = 2 });
+        g.Load64(a =>
+        {
+            var top = a.CreateLabel();
+            var add2 = a.CreateLabel();
+            a.xor(edx, edx);
+            a.mov(ecx, 6);
+            a.lea(rdi, __[add2]);
+            a.Label(ref top);
+            a.add(rbx, rcx);
+            if (locked) a.@lock.inc(__byte_ptr[rdi + 3]); else a.inc(__byte_ptr[rdi + 3]);
+            a.Label(ref add2);
+            a.db(0x48, 0x83, 0xC2, 0x01); // ADD RDX, imm8 (at add2 + 3)
+            a.dec(ecx);
+            a.jnz(top);
+            a.hlt();
+        });
+        var s = g.RunToHalt();
+        Assert.Equal(2UL + 3 + 4 + 5 + 6 + 7, s.Gprs[2]);
     }
 }
