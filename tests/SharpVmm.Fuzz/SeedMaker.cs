@@ -4,7 +4,7 @@ using SharpVmm.Block;
 using SharpVmm.Boot.Flat;
 using SharpVmm.Core;
 using SharpVmm.Machine;
-using SharpVmm.Machine.Build;
+using SharpVmm.Machine.Board;
 using SharpVmm.Machine.Config;
 using SharpVmm.Machine.Migration;
 using SharpVmm.Machine.State;

@@ -1,6 +1,6 @@
 using System.Buffers.Binary;
 using Iced.Intel;
-using SharpVmm.Machine.Build;
+using SharpVmm.Machine.Board;
 using SharpVmm.Machine.Config;
 using SharpVmm.Machine.Lifecycle;
 using static Iced.Intel.AssemblerRegisters;

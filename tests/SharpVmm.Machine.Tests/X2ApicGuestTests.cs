@@ -1,5 +1,5 @@
 using Iced.Intel;
-using SharpVmm.Machine.Build;
+using SharpVmm.Machine.Board;
 using SharpVmm.Machine.Config;
 using SharpVmm.Machine.Lifecycle;
 using static Iced.Intel.AssemblerRegisters;

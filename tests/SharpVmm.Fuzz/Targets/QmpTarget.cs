@@ -2,7 +2,7 @@ using Iced.Intel;
 using SharpVmm.Boot.Flat;
 using SharpVmm.Core;
 using SharpVmm.Machine;
-using SharpVmm.Machine.Build;
+using SharpVmm.Machine.Board;
 using SharpVmm.Machine.Config;
 using SharpVmm.Monitor.Commands;
 using SharpVmm.Monitor.Protocol;
