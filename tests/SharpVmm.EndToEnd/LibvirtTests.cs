@@ -205,7 +205,7 @@ public sealed class LibvirtTests : IDisposable
         // reset: system_reset, the guest boots again at once (RESET, no SHUTDOWN), the domain keeps running.
         Ok("reset", Domain);
         Assert.True(WaitForConsole("hello-from-guest", 300, count: 2), "the guest booted again after virsh reset");
-        WaitForState("running (booted)");
+        WaitForState("running (unpaused)"); // a reset keeps the state's reason, as with QEMU
         Assert.True(WaitForConsole("DISK-WRITTEN", 60, count: 2), "the guest wrote its disk after the reset");
         // reboot: libvirt presses the power button; the guest powers off (SHUTDOWN); libvirt resets and continues it.
         Ok("reboot", Domain);

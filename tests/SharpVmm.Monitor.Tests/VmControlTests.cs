@@ -192,6 +192,25 @@ public sealed class VmControlTests
     }
 
     [Fact]
+    public async Task Under_no_shutdown_a_guest_panic_pauses_in_guest_panicked_without_SHUTDOWN_as_QEMU()
+    {
+        await using var t = TestVm.Counting();
+        t.Vm.KeepAfterGuestStop = true;
+        t.Vm.Start();
+        using var q = RawQmp.Negotiated(t.SocketPath);
+        t.WaitForCount(100);
+        t.Vm.StopWith(VmExitResult.GuestPanic("reported through pvpanic"));
+        var panicked = q.ReadObject();
+        Assert.Equal("GUEST_PANICKED", EventName(panicked));
+        Assert.Equal("{\"action\":\"pause\"}", panicked["data"]!.ToJsonString());
+        Assert.Equal("STOP", EventName(q.ReadObject()));
+        Assert.True(q.IsQuiet(300)); // no SHUTDOWN: libvirt applies the domain's on_crash
+        Assert.Equal("guest-panicked", Status(q));
+        q.Execute("{\"execute\": \"system_reset\"}");
+        Assert.Equal("prelaunch", Status(q));
+    }
+
+    [Fact]
     public async Task A_guest_that_stops_itself_is_reported_as_guest_shutdown()
     {
         await using var t = TestVm.Halting();

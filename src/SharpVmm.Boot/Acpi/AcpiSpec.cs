@@ -84,7 +84,7 @@ public static class AcpiGedRegisters
 /// <summary>QEMU's ISA pvpanic port (-device pvpanic, ioport=0x505).</summary>
 public static class PvPanicRegisters
 {
-    public const ushort DefaultPort = 0x505;
+    public const ushort DefaultPort = PcLayout.PvPanicPort;
     /// <summary>Bit 0 written by the guest: it panicked. Bit 1: a crash kernel was loaded (kdump will follow).</summary>
     public const byte Panicked = 1, CrashLoaded = 2;
 }

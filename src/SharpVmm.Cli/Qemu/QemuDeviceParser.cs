@@ -18,7 +18,7 @@ public static class QemuDeviceParser
         "virtio-net-pci", "virtio-net-device",
         "virtio-rng-pci", "virtio-rng-device",
         "virtio-balloon-pci", "virtio-balloon-device",
-        DeviceSpec.PcTestDev, DeviceSpec.IsaDebugExit,
+        DeviceSpec.PcTestDev, DeviceSpec.IsaDebugExit, DeviceSpec.PvPanic,
     ];
 
     private static readonly string[] BusKeys = ["bus", "addr", "id", "bootindex", "multifunction"];
@@ -83,6 +83,12 @@ public static class QemuDeviceParser
                     + (o.Get("iosize") is { } iosize ? ",iosize=" + iosize : "");
                 o.Accept(BusKeys);
                 try { q.TestDevices.Add(DeviceSpec.Parse(spec)); }
+                catch (ConfigurationException e) { throw new QemuArgException("-device", e.Message); }
+                break;
+            case DeviceSpec.PvPanic:
+                // libvirt's <panic model='isa'/>: the ISA pvpanic, described in ACPI for the guest's pvpanic driver.
+                o.Accept(BusKeys);
+                try { q.TestDevices.Add(DeviceSpec.Parse(DeviceSpec.PvPanic + (o.Get("ioport") is { } ioport ? ",ioport=" + ioport : ""))); }
                 catch (ConfigurationException e) { throw new QemuArgException("-device", e.Message); }
                 break;
             default:

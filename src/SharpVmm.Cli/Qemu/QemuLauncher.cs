@@ -80,7 +80,8 @@ public static class QemuLauncher
         if (monitor is not null && q.NoShutdown)
         {
             // -no-shutdown: the guest powering off leaves the process, stopped, as QEMU says with STOP after SHUTDOWN.
-            vm.StateChanged += state => { if (state == VmState.Stopped && vm.StopResult?.Reason != VmStopReason.HostRequest) monitor.Broadcast("STOP", null); };
+            // A panic's STOP comes with its GUEST_PANICKED (the monitor sends both).
+            vm.StateChanged += state => { if (state == VmState.Stopped && vm.StopResult?.Reason is not (VmStopReason.HostRequest or VmStopReason.GuestPanic or null)) monitor.Broadcast("STOP", null); };
         }
         WritePidFile(q.PidFile);
         try

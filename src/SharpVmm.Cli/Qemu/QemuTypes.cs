@@ -37,6 +37,7 @@ public static class QemuTypes
         new("virtio-balloon-device", "device", false, []),
         new("pc-testdev", "device", false, []),
         new("isa-debug-exit", "device", false, [("iobase", "uint32"), ("iosize", "uint32")]),
+        new("pvpanic", "device", false, [("ioport", "uint16")]),
         new("secret", "object", false, [("file", "str"), ("data", "str"), ("format", "QCryptoSecretFormat")]),
         new("memory-backend", "object", true, [("size", "int")]),
         new("memory-backend-ram", "memory-backend", false, [("size", "int"), ("share", "bool"), ("prealloc", "bool")]),

@@ -51,6 +51,8 @@ public static class PcLayout
     public const ushort DebugExitPort = 0xF4;
     public const ushort Com1Port = 0x3F8;
     public const ushort FwCfgPort = 0x510;
+    /// <summary>QEMU's ISA pvpanic port, where <c>--device pvpanic</c> puts it unless <c>ioport=</c> moves it.</summary>
+    public const ushort PvPanicPort = 0x505;
     /// <summary>The ACPI sleep/reset register window (3 ports: control, status, reset).</summary>
     public const ushort AcpiSleepPort = 0x600;
     /// <summary>The Generic Event Device's event selector (the power button), 4 ports.</summary>

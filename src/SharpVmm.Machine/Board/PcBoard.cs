@@ -119,7 +119,7 @@ internal sealed class PcBoard(GuestMemory memory, IoBus bus, List<(string Id, ob
     }
 
     /// <summary>What the ACPI tables say of this board: the layout's addresses and ports, and the virtio slots handed out.</summary>
-    public AcpiSpec DescribeAcpi(int cpus, byte ioApicId) => new()
+    public AcpiSpec DescribeAcpi(int cpus, byte ioApicId, ushort? pvPanicPort = null) => new()
     {
         CpuCount = cpus,
         LocalApicAddress = (uint)PcLayout.LocalApicBase,
@@ -130,8 +130,9 @@ internal sealed class PcBoard(GuestMemory memory, IoBus bus, List<(string Id, ob
         SleepPort = PcLayout.AcpiSleepPort,
         VirtioMmioDevices = [.. _virtio],
         Ged = _ged ? new AcpiGedSpec(PcLayout.AcpiGedPort, PcLayout.AcpiGedGsi) : null,
+        PvPanicPort = pvPanicPort,
     };
 
     /// <summary>Writes the tables at <see cref="PcLayout.AcpiTablesBase"/>; returns the RSDP's address for the loader.</summary>
-    public ulong WriteAcpiTables(int cpus, byte ioApicId) => AcpiTables.Build(DescribeAcpi(cpus, ioApicId), memory, PcLayout.AcpiTablesBase);
+    public ulong WriteAcpiTables(int cpus, byte ioApicId, ushort? pvPanicPort = null) => AcpiTables.Build(DescribeAcpi(cpus, ioApicId, pvPanicPort), memory, PcLayout.AcpiTablesBase);
 }

@@ -118,6 +118,21 @@ public static partial class VmBuilder
 
             ulong? rsdp = null;
             AcpiGed? ged = null;
+            DeviceSpec? pvpanic = null;
+            foreach (var d in config.TestDevices) if (d.Driver == DeviceSpec.PvPanic) pvpanic = d;
+            GuestPanicWatcher? panicSource = null;
+            VirtualMachine? built = null;
+            if (pvpanic is not null)
+            {
+                // A panic the guest reports ends the run as one its console shows does (QEMU's default panic action);
+                // a crash kernel taking over is only logged.
+                bus.RegisterPort(pvpanic.IoBase, 1, new PvPanicPort(events =>
+                {
+                    if ((events & PvPanicPort.Panicked) != 0)
+                        built?.StopWith(VmExitResult.GuestPanic(panicSource?.PanicLine ?? "reported through pvpanic"));
+                    else log.LogWarning("the guest reported a crash through pvpanic; its crash kernel takes over");
+                }), "pvpanic");
+            }
             if (platform)
             {
                 if (irqChip is not null && timers is not null) board.AddInterruptControllers(irqChip, timers);
@@ -127,7 +142,7 @@ public static partial class VmBuilder
                 ged = board.AddPowerButton();
                 board.AddFirmwareInterfaces(config.Cpus, config.MemoryBytes, multiboot ? MultibootCommandLine(config) : config.Append);
                 AddVirtioDevices(config, memory, board, disposables, named, loggers);
-                rsdp = board.WriteAcpiTables(config.Cpus, irqChip?.IoApic.Id ?? 0);
+                rsdp = board.WriteAcpiTables(config.Cpus, irqChip?.IoApic.Id ?? 0, pvpanic?.IoBase);
             }
 
             Func<VcpuState[]> load = multiboot
@@ -138,6 +153,8 @@ public static partial class VmBuilder
 
             var vm = new VirtualMachine(memory, bus, accel, config.Cpus, load, clock, log);
             control.Target = vm;
+            built = vm;
+            panicSource = panicWatcher;
             foreach (var (id, device) in named) vm.Devices.Add(id, device);
             vm.Devices.SerialBackend = backend;
             // Ctrl-A x on a stdio console stops the VM as a host request (off the input thread: Stop joins vCPUs).

@@ -84,13 +84,16 @@ public sealed record VmConfig
         if (VirtioDeviceCount > Core.Platform.PcLayout.VirtioMmioSlots)
             throw new ConfigurationException($"at most {Core.Platform.PcLayout.VirtioMmioSlots} virtio devices (--disk, --rng, --net, --console and --balloon together)");
         NetSpec.ValidateAll(Nets);
-        int testdevs = 0, debugExits = 0;
+        int testdevs = 0, debugExits = 0, pvpanics = 0;
         foreach (var d in TestDevices)
         {
             if (d.Driver == DeviceSpec.PcTestDev) testdevs++;
             else if (d.Driver == DeviceSpec.IsaDebugExit) debugExits++;
+            else if (d.Driver == DeviceSpec.PvPanic) pvpanics++;
         }
-        if (testdevs > 1 || debugExits > 1) throw new ConfigurationException("--device pc-testdev and --device isa-debug-exit can each be given once");
+        if (testdevs > 1 || debugExits > 1 || pvpanics > 1) throw new ConfigurationException("--device pc-testdev, isa-debug-exit and pvpanic can each be given once");
+        if (pvpanics > 0 && Kernel is null)
+            throw new ConfigurationException("--device pvpanic needs --kernel: guests find it through ACPI");
         if (Console == "stdio" && Serial == "stdio")
             throw new ConfigurationException("--console stdio needs the terminal that --serial already uses: give --serial none or file:PATH, or --console file:PATH");
         if (Flat is not null && Flat.Address >= MemoryBytes)

@@ -242,11 +242,14 @@ public sealed class VmMonitor : IDisposable
                     break;
                 case VmState.Stopped:
                     // QEMU's default panic action (shutdown): GUEST_PANICKED, the STOP of entering guest-panicked,
-                    // then SHUTDOWN with reason guest-panic.
+                    // then SHUTDOWN with reason guest-panic. Under -no-shutdown (the VM is kept) QEMU pauses
+                    // instead: GUEST_PANICKED with action pause, STOP, and no SHUTDOWN (libvirt then applies on_crash).
                     if (_vm.StopResult?.Reason == VmStopReason.GuestPanic && !_quit && !_shutdownSent)
                     {
-                        _emit("GUEST_PANICKED", new JsonObject { ["action"] = "poweroff" });
+                        bool kept = _vm.KeepAfterGuestStop; // (not CanReset: that takes the VM's lock, which its reset hook holds while it takes ours)
+                        _emit("GUEST_PANICKED", new JsonObject { ["action"] = kept ? "pause" : "poweroff" });
                         if (previous == VmState.Running) _emit("STOP", null);
+                        if (kept) break;
                     }
                     EmitShutdownLocked(force: false);
                     break;

@@ -88,6 +88,18 @@ public sealed class QemuArgParserTests
     }
 
     [Fact]
+    public void Libvirts_isa_panic_device_becomes_the_pvpanic_port()
+    {
+        // <panic model='isa'><address type='isa' iobase='0x506'/></panic>, in libvirt's JSON -device form.
+        var q = QemuArgParser.Parse(["-device", "{\"driver\":\"pvpanic\",\"ioport\":1286}"]);
+        Assert.Equal(new DeviceSpec(DeviceSpec.PvPanic, 0x506, 1), Assert.Single(q.TestDevices));
+        q = QemuArgParser.Parse(["-device", "pvpanic"]);
+        Assert.Equal(new DeviceSpec(DeviceSpec.PvPanic, 0x505, 1), Assert.Single(q.TestDevices));
+        Assert.Equal("-device: --device 'pvpanic,ioport=70000': the port must lie in 0..0xFFFF", Refusal(["-device", "pvpanic,ioport=70000"]));
+        Assert.Contains(QemuTypes.All, t => t.Name == "pvpanic");
+    }
+
+    [Fact]
     public void No_acpi_is_refused_with_what_to_change_in_the_domain()
     {
         var q = QemuArgParser.Parse(Without(Fixture("start-argv-microvm.txt"), "-sandbox"));
@@ -200,7 +212,7 @@ public sealed class QemuArgParserTests
     [InlineData(new[] { "-vnc", ":0" }, "-vnc: is not supported by SharpVmm")]
     [InlineData(new[] { "-machine", "q35" }, "-machine: type 'q35' (a PC with PCI and firmware) is not supported by SharpVmm: use machine type 'microvm'")]
     [InlineData(new[] { "-machine", "microvm,pit=off" }, "-machine: 'pit' is not supported by SharpVmm")]
-    [InlineData(new[] { "-device", "e1000,netdev=n0" }, "-device: 'e1000' is not supported by SharpVmm (supported: isa-serial, virtio-blk-pci, virtio-blk-device, virtio-net-pci, virtio-net-device, virtio-rng-pci, virtio-rng-device, virtio-balloon-pci, virtio-balloon-device, pc-testdev, isa-debug-exit)")]
+    [InlineData(new[] { "-device", "e1000,netdev=n0" }, "-device: 'e1000' is not supported by SharpVmm (supported: isa-serial, virtio-blk-pci, virtio-blk-device, virtio-net-pci, virtio-net-device, virtio-rng-pci, virtio-rng-device, virtio-balloon-pci, virtio-balloon-device, pc-testdev, isa-debug-exit, pvpanic)")]
     [InlineData(new[] { "-chardev", "pty,id=c0", "-device", "isa-serial,chardev=c0,iobase=0x2f8" }, "-device: isa-serial: 'iobase' is not supported by SharpVmm")]
     [InlineData(new[] { "-object", "iothread,id=io1" }, "-object: type 'iothread' is not supported by SharpVmm (supported: secret, memory-backend-ram)")]
     [InlineData(new[] { "-overcommit", "mem-lock=on" }, "-overcommit: mem-lock=on is not supported by SharpVmm (supported: off)")]
