@@ -26,7 +26,7 @@ case $target in
   qcow2|img-check) instrument="SharpVmm.Block.dll" ;;
   virtqueue) instrument="SharpVmm.Devices.dll" ;;
   qmp) instrument="SharpVmm.Monitor.dll" ;;
-  config) instrument="SharpVmm.Cli.dll" ;;
+  config) instrument="sharpvmm.dll" ;;   # the Cli project's assembly
   snapshot|migration) instrument="SharpVmm.Machine.dll" ;;
 esac
 

@@ -12,6 +12,13 @@ public sealed record QmpRequest(string Command, JsonObject Arguments, JsonNode? 
     {
         id = null;
         hasId = false;
+        // System.Text.Json checks UTF-8 only when a name or string is read, after Parse returned (found by fuzzing:
+        // invalid bytes in a member name threw out of here); QEMU refuses such input as a parse error.
+        if (!System.Text.Unicode.Utf8.IsValid(text))
+        {
+            error = QmpException.Generic("JSON parse error, invalid UTF-8 sequence in string");
+            return null;
+        }
         JsonNode? node;
         try
         {
