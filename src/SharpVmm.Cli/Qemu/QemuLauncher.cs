@@ -63,11 +63,14 @@ public static class QemuLauncher
         using var vm = VmBuilder.Build(config, loggers);
         var migration = new MigrationManager(vm, loggers);
         if (q.Incoming is not null) migration.ExpectIncoming();
-        var options = new QmpServerOptions { Logger = loggers.CreateLogger("SharpVmm.Qmp"), Migration = migration };
+        var options = new QmpServerOptions { Logger = loggers.CreateLogger("SharpVmm.Qmp"), Migration = migration, StartClosed = true };
         string filename = "";
         using var monitor = monitorSpec is null ? null : StartMonitor(q, vm, monitorSpec, options, out filename);
         if (monitor is not null)
+        {
             QemuQmpCommands.Register(monitor.Commands, new QemuQmpContext(q, vm, config.Accelerator, kvmPresent, filename));
+            monitor.Open(); // only now: a client that connected at once would otherwise miss these commands
+        }
         // The vCPU threads exist from here on, as in QEMU, so a manager can read their ids before it lets the guest run.
         vm.StartVcpuThreads();
 
