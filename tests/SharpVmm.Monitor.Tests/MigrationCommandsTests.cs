@@ -399,4 +399,20 @@ public sealed class MigrationCommandsTests : IAsyncDisposable
         var pass = Assert.Single(passes); // the stop-and-copy pass; the pre-copy ones were read above
         Assert.True(pass >= 2, $"pass {pass}");
     }
+
+    [LinuxGuestFact]
+    public async Task Query_block_answers_for_the_inactive_disk_of_a_vm_waiting_for_its_migration()
+    {
+        string disk = Path.Combine(_dir, "d.raw");
+        SharpVmm.Block.ImageFactory.Create(disk, "raw", 1 << 20).Dispose();
+        var dstVm = Build(incoming: true, disk);
+        var incoming = new MigrationManager(dstVm);
+        incoming.ExpectIncoming();
+        var (_, b) = await Serve("b.sock", incoming: true, incoming, dstVm);
+        // libvirt asks at the destination's start, long before the source hands the disk over.
+        var inserted = (await b.ExecuteAsync("query-block"))!.AsArray()[0]!["inserted"]!.AsObject();
+        Assert.Equal(disk, inserted["file"]!.GetValue<string>());
+        Assert.Equal(1 << 20, inserted["image"]!["virtual-size"]!.GetValue<long>());
+        Assert.Equal(1 << 20, inserted["image"]!["actual-size"]!.GetValue<long>());
+    }
 }

@@ -65,11 +65,14 @@ public static class QemuLauncher
         vm.KeepAfterGuestStop = q.NoShutdown && monitorSpec is not null;
         var migration = new MigrationManager(vm, loggers);
         if (q.Incoming is not null) migration.ExpectIncoming();
-        var options = new QmpServerOptions { Logger = loggers.CreateLogger("SharpVmm.Qmp"), Migration = migration };
+        var options = new QmpServerOptions { Logger = loggers.CreateLogger("SharpVmm.Qmp"), Migration = migration, StartClosed = true };
         string filename = "";
         using var monitor = monitorSpec is null ? null : StartMonitor(q, vm, monitorSpec, options, out filename);
         if (monitor is not null)
+        {
             QemuQmpCommands.Register(monitor.Commands, new QemuQmpContext(q, vm, config.Accelerator, kvmPresent, filename));
+            monitor.Open(); // only now: a client that connected at once would otherwise miss these commands
+        }
         // The vCPU threads exist from here on, as in QEMU, so a manager can read their ids before it lets the guest run.
         vm.StartVcpuThreads();
 

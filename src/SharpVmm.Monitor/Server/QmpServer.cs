@@ -25,7 +25,7 @@ public sealed class QmpServer : IAsyncDisposable, IDisposable
     private readonly TaskCompletionSource _quit = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly int _maxQueued;
     private readonly int _maxClients;
-    private readonly Task _acceptLoop;
+    private Task? _acceptLoop;
     private int _nextId, _disposed;
 
     private QmpServer(VirtualMachine vm, Socket listener, QmpAddress address, QmpServerOptions options)
@@ -52,7 +52,13 @@ public sealed class QmpServer : IAsyncDisposable, IDisposable
         MigrationCommands.Register(Commands, Monitor, Broadcast, options.Migration ?? new Machine.Migration.MigrationManager(vm), Fds);
         MemoryCommands.Register(Commands, Monitor, Broadcast);
         JitCommands.Register(Commands, Monitor);
-        _acceptLoop = Task.Run(AcceptLoopAsync);
+        if (!options.StartClosed) Open();
+    }
+
+    /// <summary>Starts serving clients (once); see <see cref="QmpServerOptions.StartClosed"/>.</summary>
+    public void Open()
+    {
+        lock (_sessions) _acceptLoop ??= Task.Run(AcceptLoopAsync);
     }
 
     /// <summary>Binds <paramref name="address"/> (socket path, unix:PATH or tcp:127.0.0.1:PORT; port 0 picks one) and starts serving.</summary>
@@ -255,7 +261,9 @@ public sealed class QmpServer : IAsyncDisposable, IDisposable
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         _stop.Cancel();
         _listener.Dispose();
-        try { await _acceptLoop; } catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException) { }
+        Task? accepting;
+        lock (_sessions) accepting = _acceptLoop;
+        try { if (accepting is not null) await accepting; } catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException) { }
         Task[] running;
         lock (_sessions) running = [.. _sessionTasks.Values];
         // Sessions flush what is queued (the quit reply, SHUTDOWN) within FlushTimeout, then close.

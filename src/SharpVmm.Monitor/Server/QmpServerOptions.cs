@@ -23,6 +23,12 @@ public sealed record QmpServerOptions
     /// <summary>How long closing the server waits for queued replies and events to reach clients.</summary>
     public TimeSpan FlushTimeout { get; init; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>
+    /// Listen but serve nobody until <see cref="QmpServer.Open"/>: the creator registers more commands first, so a
+    /// client that connects at once (libvirt) never finds one missing. Connections wait in the listen backlog.
+    /// </summary>
+    public bool StartClosed { get; init; }
+
     /// <summary>The VM's migrations, shared with whoever started it (<c>--incoming</c>); null: the server makes its own.</summary>
     public SharpVmm.Machine.Migration.MigrationManager? Migration { get; init; }
 }
