@@ -41,11 +41,10 @@ public sealed record DeviceSpec(string Driver, ushort IoBase = 0, ushort IoSize 
             case PvPanic:
             {
                 uint ioport = PcLayout.PvPanicPort;
-                foreach (var p in parts[1..])
+                foreach (var (key, value, _, p) in list.Items)
                 {
-                    int eq = p.IndexOf('=');
-                    if (eq < 0 || p[..eq] != "ioport") throw new ConfigurationException($"--device pvpanic option '{p}' is not understood: use ioport=PORT");
-                    ioport = Number(p[(eq + 1)..], text);
+                    if (key != "ioport") throw new ConfigurationException($"--device pvpanic option '{p}' is not understood: use ioport=PORT");
+                    ioport = Number(value, text);
                 }
                 if (ioport > 0xFFFF) throw new ConfigurationException($"--device '{text}': the port must lie in 0..0xFFFF");
                 return new DeviceSpec(PvPanic, (ushort)ioport, 1);
