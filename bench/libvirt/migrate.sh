@@ -48,8 +48,13 @@ now() { date +%s.%N; }
 # Stamps every line of the serial log with the host's time as it arrives (bash's EPOCHREALTIME: no fork a line).
 stamp() { tail -n +1 -F "$1" 2>/dev/null | while IFS= read -r l; do printf '%s %s\n' "$EPOCHREALTIME" "$l"; done > "$2"; }
 # The longest gap between two consecutive counter lines stamped between $2 and $3 (seconds), and the median gap.
-gaps() { awk -v a="$2" -v b="$3" '/CNT=/ { t=$1+0; if (t>=a && t<=b) { if (p) g[n++]=t-p; p=t } else if (t<a) p=t }
-  END { m=0; for (i=0;i<n;i++) if (g[i]>m) m=g[i]; asort(g); printf "%.0f ms (median gap %.0f ms)", m*1000, (n? g[int((n+1)/2)]*1000 : 0) }' "$1"; }
+# (POSIX awk only: Debian's default awk is mawk, which has no asort; the median comes from sort -n.)
+gaps() {
+  local g; g=$(awk -v a="$2" -v b="$3" '/CNT=/ { t=$1+0; if (t>=a && t<=b) { if (p) print t-p; p=t } else if (t<a) p=t }' "$1" | sort -g)
+  if [ -z "$g" ]; then printf 'no counter lines'; return; fi
+  local n max med; n=$(printf '%s\n' "$g" | wc -l); max=$(printf '%s\n' "$g" | tail -1); med=$(printf '%s\n' "$g" | sed -n "$(( (n + 1) / 2 ))p")
+  awk -v m="$max" -v d="$med" 'BEGIN { printf "%.0f ms (median gap %.0f ms)", m*1000, d*1000 }'
+}
 
 for who in $WHO; do
   for load in idle dirty; do
