@@ -211,7 +211,7 @@ public sealed class LibvirtTests : IDisposable
         Ok("reboot", Domain);
         Assert.True(WaitForConsole("SHARPVMM-POWER-BUTTON", 120), "the guest acted on the power button of virsh reboot");
         Assert.True(WaitForConsole("hello-from-guest", 300, count: 3), "the guest booted again after virsh reboot");
-        WaitForState("running (booted)");
+        WaitForState("running (unpaused)"); // the reason from before the reboot stays, as with QEMU 7.2 (measured)
         Assert.True(WaitForConsole("DISK-WRITTEN", 60, count: 3), "the guest wrote its disk after the reboot");
 
         // shutdown: the power button again; the guest's handler prints its marker, syncs and powers off.
