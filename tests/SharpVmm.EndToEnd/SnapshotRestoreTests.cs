@@ -84,7 +84,9 @@ public sealed class SnapshotRestoreTests : IDisposable
         await using (var client = await Connect(qmp2, restored))
         {
             using (var f = new FileStream(snap, FileMode.Open, FileAccess.Write)) f.SetLength(4096);
-            await client.ExecuteAsync("cont");
+            // The first guest access after cont faults and the process exits, which may come before cont's reply.
+            try { await client.ExecuteAsync("cont"); }
+            catch (QmpConnectionException) { }
         }
         Assert.True(restored.WaitForExit(60_000), "the restored VM kept running on a truncated snapshot");
         string err = await stderr;
