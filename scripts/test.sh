@@ -41,6 +41,13 @@ skips=$(cat "$results"/*/*.trx 2>/dev/null | awk '
   }
   /<\/UnitTestResult>/ { skipped = 0 }
   END { for (k in n) printf "%s%s: %d", (c++ ? ", " : ""), k, n[k] }')
+# The console logger at quiet verbosity names a failed test but not why; print each failure's message and the top of
+# its stack from the TRX files, which the trap deletes.
+cat "$results"/*/*.trx 2>/dev/null | awk '
+  /<UnitTestResult .*outcome="Failed"/ { failing = 1; n = 0; t = $0; sub(/.*testName="/, "", t); sub(/".*/, "", t); print "--- failed: " t }
+  failing && /<Message>|<StackTrace>/ { show = 1 }
+  failing && show && n < 40 { l = $0; gsub(/<\/?(Message|StackTrace|ErrorInfo|Output)>/, "", l); gsub(/&lt;/, "<", l); gsub(/&gt;/, ">", l); gsub(/&quot;/, "\"", l); gsub(/&amp;/, "\\&", l); sub(/^[ \t]+/, "", l); if (l ~ /[^ ]/) { print "    " l; n++ } }
+  failing && /<\/StackTrace>|<\/UnitTestResult>/ { failing = 0; show = 0 }'
 echo "skipped by reason: ${skips:-none}"
 echo "tests: ${passed} passed, ${failed} failed, ${skipped} skipped"
 if [ "$passed" -eq 0 ]; then echo "no test ran" >&2; exit 1; fi

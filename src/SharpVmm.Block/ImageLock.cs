@@ -31,6 +31,8 @@ public static partial class ImageLock
     private const int ConsistentRead = 1, Write = 2, Resize = 8, AllPerms = 15;
     private static readonly string[] Names = ["consistent read", "write", "write unchanged", "resize"];
 
+    private const int ConflictPatienceMs = 2000;
+
     private const int F_OFD_GETLK = 36;
     private const int F_OFD_SETLK = 37;
     private const short F_RDLCK = 0, F_WRLCK = 1, F_UNLCK = 2;
@@ -57,13 +59,16 @@ public static partial class ImageLock
             if (!Set(fh, path, SharedBase + i, (shared & (1 << i)) == 0 ? F_RDLCK : F_UNLCK)) return;
         }
         // A child this process just forked holds a copy of every descriptor until it execs (the files are
-        // close-on-exec), so a file this process closed a moment ago can still look locked: look again briefly.
+        // close-on-exec), so a file this process closed a moment ago can still look locked: look again for a while.
+        // On a loaded host fork-to-exec took over the 100 ms once allowed here; a real conflict costs two seconds.
         string? conflict = null;
-        for (var attempt = 0; attempt < 20; attempt++)
+        var started = Environment.TickCount64;
+        for (var wait = 5; ; wait = Math.Min(wait * 2, 100))
         {
             conflict = Conflict(fh, perm, shared);
             if (conflict == null) return;
-            Thread.Sleep(5);
+            if (Environment.TickCount64 - started >= ConflictPatienceMs) break;
+            Thread.Sleep(wait);
         }
         Release(fh);
         var holder = HeldElsewhere(fh, PermBase + 1) ? "another program (or another disk of this VM) has it open read-write"

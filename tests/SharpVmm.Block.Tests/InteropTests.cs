@@ -215,6 +215,7 @@ public class InteropTests
         var p = dir["c.qcow2"];
         const int threads = 8;
         const int perThread = 3 << 20;
+        var errors = new System.Collections.Concurrent.ConcurrentQueue<string>();
         using (var img = ImageFactory.Create(p, "qcow2", threads * (long)perThread, new CreateOptions { ClusterSize = 4096 }))
         {
             var ts = new Thread[threads];
@@ -223,22 +224,29 @@ public class InteropTests
                 var id = t;
                 ts[t] = new Thread(() =>
                 {
-                    var rng = new Random(id);
-                    var baseOff = (long)id * perThread;
-                    for (var i = 0; i < 300; i++)
+                    // An exception escaping a thread would kill the test host; collect it for the assertion below.
+                    try
                     {
-                        var off = baseOff + rng.Next(perThread - 9000);
-                        var len = rng.Next(1, 9000);
-                        img.Write(off, Pattern.Make(off, len, id));
-                        var back = new byte[len];
-                        img.Read(off, back);
-                        Assert.True(back.AsSpan().SequenceEqual(Pattern.Make(off, len, id)));
-                        if (i % 50 == 0) img.Flush();
+                        var rng = new Random(id);
+                        var baseOff = (long)id * perThread;
+                        for (var i = 0; i < 300; i++)
+                        {
+                            var off = baseOff + rng.Next(perThread - 9000);
+                            var len = rng.Next(1, 9000);
+                            img.Write(off, Pattern.Make(off, len, id));
+                            var back = new byte[len];
+                            img.Read(off, back);
+                            if (!back.AsSpan().SequenceEqual(Pattern.Make(off, len, id)))
+                                errors.Enqueue($"thread {id}: {len} bytes at {off} read back differently");
+                            if (i % 50 == 0) img.Flush();
+                        }
                     }
+                    catch (Exception e) { errors.Enqueue($"thread {id}: {e}"); }
                 });
                 ts[t].Start();
             }
             foreach (var t in ts) t.Join();
+            Assert.True(errors.IsEmpty, string.Join('\n', errors));
             img.Flush();
         }
         using (var ro = ImageFactory.OpenQcow2(p, new ImageOpenOptions { ReadOnly = true }))
