@@ -22,7 +22,10 @@ public sealed class CheckResult
 
 /// <summary>
 /// Recomputes every cluster's refcount from the tables that reference it and compares with the stored refcounts,
-/// as qemu-img check does; optionally repairs leaks (refcount too high) or everything.
+/// as qemu-img check does; optionally repairs leaks (refcount too high) or everything. Refcount structures broken
+/// beyond fixing single refcounts (a refcount block outside the file, misaligned, with reserved bits, or sharing its
+/// cluster with other metadata or data) are rebuilt from scratch with -r all, as qemu-img does
+/// (<see cref="Qcow2RefcountRebuild"/>).
 /// </summary>
 internal static class Qcow2Checker
 {
@@ -40,7 +43,31 @@ internal static class Qcow2Checker
             r.Result.Messages.Add($"ERROR the image was not repaired (nothing was written): {r.Unsafe[0]}{(r.Unsafe.Count > 1 ? $" (and {r.Unsafe.Count - 1} more)" : "")}; its data may be copied out with 'sharpvmm img convert'");
             return r.Result;
         }
-        Repair(img, r, repair);
+        var fixing = r;
+        if (r.Rebuild.Count > 0)
+        {
+            if (repair != CheckRepair.All)
+            {
+                // As qemu-img: only -r all may replace the refcount structures.
+                r.Result.Messages.Add($"ERROR need to rebuild refcount structures ({r.Rebuild[0]}); nothing was written: use -r all");
+                r.Result.CheckErrors++;
+                return r.Result;
+            }
+            r.Result.Messages.Add("Rebuilding refcount structure");
+            if (!Qcow2RefcountRebuild.Run(img, r, out var why))
+            {
+                r.Result.Messages.Add($"ERROR the image was not repaired (the file is as it was): {why}");
+                r.Result.CheckErrors++;
+                return r.Result;
+            }
+            fixing = Scan(img);
+        }
+        if (fixing.Result.Leaks > 0 || fixing.Result.Corruptions > 0)
+        {
+            if (fixing.Unsafe.Count > 0 || fixing.Rebuild.Count > 0)
+                throw new BlockImageException($"'{img.Path}': the rebuilt refcount structure is still broken: {(fixing.Unsafe.Count > 0 ? fixing.Unsafe[0] : fixing.Rebuild[0])}");
+            Repair(img, fixing, repair);
+        }
         var after = Scan(img).Result;
         after.LeaksFixed = Math.Max(0, r.Result.Leaks - after.Leaks);
         after.CorruptionsFixed = Math.Max(0, r.Result.Corruptions - after.Corruptions);
@@ -58,7 +85,7 @@ internal static class Qcow2Checker
         return after;
     }
 
-    private sealed class ScanState
+    internal sealed class ScanState
     {
         public readonly CheckResult Result = new();
         public uint[] Expected = [];
@@ -68,7 +95,16 @@ internal static class Qcow2Checker
         public readonly List<string> Unsafe = [];
         /// <summary>What each file cluster is used as (<see cref="RoleData"/> and so on), to find clusters used twice over.</summary>
         public byte[] Roles = [];
+        /// <summary>Why the refcount structures must be rebuilt rather than fixed refcount by refcount.</summary>
+        public readonly List<string> Rebuild = [];
+        /// <summary>Clusters counted as refcount blocks (valid offsets inside the file), for the rebuild to discount.</summary>
+        public readonly List<long> RefBlockClusters = [];
+        /// <summary>Stored refcounts that differ from the references (leaks and refcount corruptions).</summary>
+        public long RefcountMismatches;
     }
+
+    /// <summary>A refcount table not (yet) named by the header: the rebuild checks its new structures through this.</summary>
+    internal sealed record RefcountTableView(long Offset, int Clusters, ulong[] Entries);
 
     private const byte RoleData = 1, RoleL2 = 2, RoleRefBlock = 4, RoleFixed = 8;
 
@@ -77,7 +113,7 @@ internal static class Qcow2Checker
     private const ulong L2Reserved = 0x3f00_0000_0000_01feUL;
     private const ulong RefTableReserved = 0x1ffUL;
 
-    private static ScanState Scan(Qcow2Image img)
+    internal static ScanState Scan(Qcow2Image img, RefcountTableView? refcounts = null)
     {
         var s = new ScanState();
         var r = s.Result;
@@ -114,7 +150,7 @@ internal static class Qcow2Checker
         }
 
         Inc(0, cs, "header", RoleFixed);
-        Inc(h.RefcountTableOffset, (long)h.RefcountTableClusters * cs, "refcount table", RoleFixed);
+        Inc(refcounts?.Offset ?? h.RefcountTableOffset, (long)(refcounts?.Clusters ?? h.RefcountTableClusters) * cs, "refcount table", RoleFixed);
         if (h.SnapshotCount > 0) Inc(h.SnapshotsOffset, Qcow2Snapshot.TableBytes(img.Snapshots), "snapshot table", RoleFixed);
         if (img.L1.Length > 0) Inc(h.L1TableOffset, img.L1.Length * 8L, "L1 table", RoleFixed);
         var l2 = new byte[cs];
@@ -202,7 +238,7 @@ internal static class Qcow2Checker
         }
 
         // Stored refcounts, read straight from disk (the caller flushed), tolerating broken pointers.
-        var rt = img.RefcountTable;
+        var rt = refcounts?.Entries ?? img.RefcountTable;
         var rbBits = img.RefcountBlockBits;
         var covered = (long)rt.Length << rbBits;
         s.Stored = new ulong[Math.Min(covered, s.FileClusters + 65536)];
@@ -214,19 +250,22 @@ internal static class Qcow2Checker
             {
                 Msg($"ERROR refcount table entry {i} has reserved bits set");
                 r.Corruptions++;
-                Unsafe($"refcount table entry {i} has reserved bits set");
+                s.Rebuild.Add($"refcount table entry {i} has reserved bits set");
                 continue;
             }
             var off = (long)(rt[i] & Qcow2Image.OffsetMask);
             if (off == 0) continue;
             if ((off & (cs - 1)) != 0 || off < cs || off + cs > fileLen)
             {
-                Msg($"ERROR refcount block {i} offset 0x{off:x} is invalid");
+                Msg(off + cs > fileLen && (off & (cs - 1)) == 0 && off >= cs
+                    ? $"ERROR refcount block {i} is outside image"
+                    : $"ERROR refcount block {i} offset 0x{off:x} is invalid");
                 r.Corruptions++;
-                Unsafe($"refcount block {i} has an invalid offset 0x{off:x}");
+                s.Rebuild.Add($"refcount block {i} has an invalid offset 0x{off:x}");
                 continue;
             }
             Inc(off, cs, "refcount block", RoleRefBlock);
+            s.RefBlockClusters.Add(off >> cb);
             ImageFile.ReadFully(img.Handle, off, block);
             var basec = (long)i << rbBits;
             var per = 1 << rbBits;
@@ -251,7 +290,16 @@ internal static class Qcow2Checker
             else
                 Msg($"ERROR cluster {c} is used as {RoleName(role, s.Expected[c])}");
             r.Corruptions++;
-            Unsafe($"cluster {c} (offset 0x{c << cb:x}) is used as {RoleName(role, s.Expected[c])}");
+            // A refcount block sharing its cluster is fixed by new refcount structures elsewhere, which leave the
+            // other user's bytes alone; two other users of one cluster cannot be separated without changing data.
+            // (Data or an L2 table counted more than once is normal: snapshots share them.)
+            var others = (byte)(role & ~RoleRefBlock);
+            long refBlocks = 0;
+            foreach (var b in s.RefBlockClusters) if (b == c) refBlocks++;
+            if ((role & RoleRefBlock) != 0 && (others & (others - 1)) == 0 && !(others == RoleFixed && s.Expected[c] - refBlocks > 1))
+                s.Rebuild.Add($"cluster {c} (offset 0x{c << cb:x}) is used as {RoleName(role, s.Expected[c])}");
+            else
+                Unsafe($"cluster {c} (offset 0x{c << cb:x}) is used as {RoleName(role, s.Expected[c])}");
         }
 
         long highest = -1;
@@ -262,6 +310,7 @@ internal static class Qcow2Checker
             var ex = c < s.Expected.Length ? s.Expected[c] : 0u;
             if (st != 0 || ex != 0) highest = c;
             if (st == ex) continue;
+            s.RefcountMismatches++;
             if (st > ex)
             {
                 Msg($"Leaked cluster {c} refcount={st} reference={ex}");
