@@ -63,7 +63,7 @@ public static class QemuArgParser
                 case "-drive": QemuBlockParser.ParseDrive(q, Value()); break;
                 case "-netdev": QemuDeviceParser.ParseNetdev(q, Value()); break;
                 case "-audiodev": ParseAudiodev(Value()); break;
-                case "-sandbox": q.Sandbox = ParseSandbox(Value()); break;
+                case "-sandbox": q.Sandbox = QemuSandbox.Parse(Value()); break;
                 case "-msg": ParseMsg(q, Value()); break;
                 case "-pidfile": q.PidFile = Value(); break;
                 case "-incoming": q.Incoming = ParseIncoming(Value()); break;
@@ -368,21 +368,6 @@ public static class QemuArgParser
         // SharpVmm has no sound card: an audio backend that plays nothing is all a guest could use.
         o.Allow("driver", "none");
         o.RejectUnused("-audiodev");
-    }
-
-    private static bool ParseSandbox(string text)
-    {
-        var o = QemuOptions.Parse("-sandbox", text, "enable");
-        bool on = o.GetBool("enable") ?? false;
-        // QEMU's filter is a deny-list these keys extend; SharpVmm's is an allow-list of what the VMM needs, and
-        // obsolete calls, privilege changes, new processes and scheduling/resource changes are never on it: every
-        // value is accepted, "deny" is what happens either way.
-        o.Allow("obsolete", "allow", "deny");
-        o.Allow("elevateprivileges", "allow", "deny", "children");
-        o.Allow("spawn", "allow", "deny");
-        o.Allow("resourcecontrol", "allow", "deny");
-        o.RejectUnused("-sandbox");
-        return on;
     }
 
     private static void ParseMsg(QemuInvocation q, string text)

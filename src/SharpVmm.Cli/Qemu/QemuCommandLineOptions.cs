@@ -4,8 +4,8 @@ namespace SharpVmm.Cli.Qemu;
 
 /// <summary>
 /// query-command-line-options: the key=value options the parser takes and their keys. libvirt turns some into
-/// capabilities. "sandbox" is not listed yet: libvirt would then add -sandbox on to every domain, which the
-/// personality takes (the seccomp filter, as run --sandbox on) but which the libvirt end-to-end tests have not run with.
+/// capabilities: "sandbox" (listed where the seccomp filter can be installed, with the keys <see cref="QemuSandbox"/>
+/// parses) makes it add <c>-sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny</c>.
 /// </summary>
 public static class QemuCommandLineOptions
 {
@@ -26,11 +26,17 @@ public static class QemuCommandLineOptions
         ("memory", [("size", "size")]),
     ];
 
+    private static IEnumerable<(string Option, (string Name, string Type)[] Parameters)> All()
+    {
+        foreach (var o in Options) yield return o;
+        if (QemuSandbox.Available) yield return ("sandbox", QemuSandbox.Parameters);
+    }
+
     public static JsonArray Query(string? option)
     {
         var list = new JsonArray();
         bool found = false;
-        foreach (var (name, parameters) in Options)
+        foreach (var (name, parameters) in All())
         {
             if (option is not null && option != name) continue;
             found = true;

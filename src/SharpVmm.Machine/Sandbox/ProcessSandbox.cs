@@ -12,6 +12,17 @@ public static unsafe class ProcessSandbox
 {
     private static int s_installed;
 
+    /// <summary>Whether <see cref="Install"/> can work here: Linux on x86-64 with a kernel that has seccomp.</summary>
+    public static bool IsSupported
+    {
+        get
+        {
+            if (!OperatingSystem.IsLinux() || RuntimeInformation.ProcessArchitecture != Architecture.X64) return false;
+            try { return File.ReadAllText("/proc/self/status").Contains("\nSeccomp:", StringComparison.Ordinal); }
+            catch (IOException) { return false; }
+        }
+    }
+
     /// <summary>Installs the filter; throws <see cref="VmmException"/> with the kernel's reason when it cannot.</summary>
     public static void Install()
     {

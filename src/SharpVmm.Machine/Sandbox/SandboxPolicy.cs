@@ -44,4 +44,29 @@ public static class SandboxPolicy
     public static readonly string[] Enosys = ["clone3"];
 
     public const ulong CloneThread = 0x0001_0000;
+
+    /// <summary>
+    /// QEMU's -sandbox groups (7.2's deny-list, by its key names) and the x86-64 calls each covers. None is on the
+    /// allow-list above, so this filter refuses every group whatever -sandbox says, except for
+    /// <see cref="QemuGroupExceptions"/>; the tests check both against the BPF program.
+    /// </summary>
+    public static readonly (string Key, string[] Calls)[] QemuGroups =
+    [
+        ("obsolete", ["_sysctl", "uselib", "ustat", "sysfs", "create_module", "get_kernel_syms", "query_module"]),
+        ("elevateprivileges", ["setuid", "setgid", "setpgid", "setsid", "setreuid", "setregid", "setresuid", "setresgid", "setfsuid", "setfsgid"]),
+        ("spawn", ["fork", "vfork", "execve", "execveat", "setns", "unshare"]),
+        ("resourcecontrol", ["setpriority", "sched_setparam", "sched_setscheduler", "sched_setaffinity"]),
+    ];
+
+    /// <summary>
+    /// Where this filter is narrower than QEMU's resourcecontrol=deny: the .NET runtime sets up each thread it
+    /// starts (the process's CPU set, the default policy), so a thread may set its own affinity and SCHED_OTHER; no
+    /// thread can become real-time, change priorities, or change another thread's or process's scheduling.
+    /// (Spawn's clone is allowed for threads only, as in QEMU.)
+    /// </summary>
+    public static readonly (string Call, string Allowed)[] QemuGroupExceptions =
+    [
+        ("sched_setaffinity", "on the calling thread (pid 0)"),
+        ("sched_setscheduler", "to SCHED_OTHER"),
+    ];
 }

@@ -115,10 +115,23 @@ public sealed class QemuProbeQmpTests : IAsyncLifetime
     {
         var options = (await Array("query-command-line-options")).Select(o => (string)o!["option"]!).ToList();
         Assert.Contains("machine", options);
-        Assert.DoesNotContain("sandbox", options); // so libvirt adds no -sandbox on (see QemuCommandLineOptions)
+        // Where the filter can be installed, libvirt is told, and then adds -sandbox on,... to every domain.
+        Assert.Equal(QemuSandbox.Available, options.Contains("sandbox"));
         Assert.IsType<JsonArray>(await C.ExecuteAsync("query-migrate-capabilities"));
         Assert.Equal("CommandNotFound", (await Fails("query-tpm-models")).ErrorClass);
         Assert.Equal("CommandNotFound", (await Fails("query-tpm-types")).ErrorClass);
+    }
+
+    [NeedsFact(Need.Seccomp)]
+    public async Task Sandbox_is_listed_with_exactly_the_keys_the_parser_takes()
+    {
+        var reply = Assert.Single(await Array("query-command-line-options", new JsonObject { ["option"] = "sandbox" }));
+        var parameters = reply!["parameters"]!.AsArray().Select(p => ((string)p!["name"]!, (string)p!["type"]!)).ToList();
+        // QEMU 7.2's keys and types, which libvirt looks for.
+        Assert.Equal([("enable", "boolean"), ("obsolete", "string"), ("elevateprivileges", "string"), ("spawn", "string"), ("resourcecontrol", "string")], parameters);
+        foreach (var (name, type) in parameters)
+            Assert.True(QemuArgParser.Parse(["-sandbox", type == "boolean" ? $"{name}=on" : $"on,{name}=deny"]).Sandbox);
+        Assert.Throws<QemuArgException>(() => QemuArgParser.Parse(["-sandbox", "on,fork=deny"]));
     }
 
     [Fact]

@@ -80,6 +80,23 @@ public sealed class SeccompProgramTests
     }
 
     [Fact]
+    public void Every_call_of_qemus_sandbox_groups_is_refused_but_the_listed_exceptions()
+    {
+        // What -sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny maps to: arguments a
+        // hostile caller would use (another process, a real-time policy) never pass.
+        foreach (var (key, calls) in SandboxPolicy.QemuGroups)
+            foreach (string call in calls)
+            {
+                Assert.True(Seccomp.RetTrap == Verdict(call, Pid + 1, 1 /* SCHED_FIFO */, 0x7ffd_0000), $"{key}: {call} is not refused");
+                Assert.DoesNotContain(call, SandboxPolicy.Unconditional);
+            }
+        foreach (var (call, _) in SandboxPolicy.QemuGroupExceptions)
+            Assert.Contains(SandboxPolicy.QemuGroups, g => Array.IndexOf(g.Calls, call) >= 0);
+        Assert.Equal(Seccomp.RetAllow, Verdict("sched_setaffinity", 0, 8, 0x7ffd_0000));
+        Assert.Equal(Seccomp.RetAllow, Verdict("sched_setscheduler", 0, 0 /* SCHED_OTHER */));
+    }
+
+    [Fact]
     public void Foreign_architectures_and_x32_calls_kill_the_process()
     {
         Assert.Equal(Seccomp.RetKillProcess, BpfInterpreter.Run(Program, SyscallTable.Number("read"), arch: 0x4000_0003 /* AUDIT_ARCH_I386 */));
