@@ -137,6 +137,59 @@ public class RefcountRebuildTests
     }
 
     [QemuFact]
+    public void Random_damage_to_the_refcount_structures_is_repaired_keeping_the_data_or_refused_writing_nothing()
+    {
+        using var d = new TempDir();
+        var p = Make(d);
+        var active = View(d, p);
+        var snap = View(d, p, "s1");
+        var pristine = File.ReadAllBytes(p);
+        var clusters = pristine.Length / Cs;
+        var rng = new Random(16);
+        int repaired = 0;
+        for (var round = 0; round < 24; round++)
+        {
+            var img = d[$"r{round}.qcow2"];
+            File.WriteAllBytes(img, pristine);
+            // Refcount table entries pointing anywhere (any cluster, past the end, misaligned, reserved bits), and
+            // refcount block entries overwritten with random values.
+            for (var n = rng.Next(1, 3); n > 0; n--)
+            {
+                var target = rng.Next(4) switch
+                {
+                    0 => (ulong)rng.Next(0, clusters + 8) * Cs,
+                    1 => (ulong)rng.Next(1, clusters) * Cs + (uint)rng.Next(1, 512),
+                    2 => Get64(img, Rt(img)) | (uint)rng.Next(1, 512),
+                    _ => 0UL,
+                };
+                Put64(img, Rt(img) + rng.Next(0, 2) * 8, target);
+            }
+            if (rng.Next(2) == 0)
+            {
+                var block = (long)(Get64(p, Rt(p)) & Qcow2Image.OffsetMask);
+                Put64(img, block + rng.Next(0, 16) * 8, (ulong)rng.NextInt64());
+            }
+            var before = File.ReadAllBytes(img);
+            CheckResult r;
+            try { r = ImageCheck.Run(img, CheckRepair.All); }
+            catch (BlockImageException) { Assert.Equal(before, File.ReadAllBytes(img)); continue; }
+            if (r.Corruptions == 0 && r.Leaks == 0 && r.CheckErrors == 0)
+            {
+                repaired++;
+                Qemu.CheckClean(img);
+                Assert.Equal(active, View(d, img));
+                Assert.Equal(snap, View(d, img, "s1"));
+            }
+            else
+            {
+                Assert.Equal(before, File.ReadAllBytes(img));
+            }
+            File.Delete(img);
+        }
+        Assert.True(repaired >= 20, $"only {repaired} of 24 damaged images were repaired");
+    }
+
+    [QemuFact]
     public void Leaks_mode_does_not_rebuild_and_writes_nothing()
     {
         using var d = new TempDir();
