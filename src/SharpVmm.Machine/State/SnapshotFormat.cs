@@ -104,7 +104,8 @@ public static class SnapshotFormat
         if (version is not (1 or Version))
             throw new StateFormatException($"{where} has format version {version}; this SharpVmm reads versions 1 and {Version}");
         int n = BinaryPrimitives.ReadInt32LittleEndian(page[12..]);
-        if (n < 0 || 16 + n + HashBytes > HeaderSize) throw new StateFormatException($"{where} has a corrupt header (payload length {n})");
+        // Compared without adding to n: a length near int.MaxValue would wrap the sum negative and pass.
+        if (n < 0 || n > HeaderSize - 16 - HashBytes) throw new StateFormatException($"{where} has a corrupt header (payload length {n})");
         var payload = page.Slice(16, n);
         Span<byte> hash = stackalloc byte[HashBytes];
         SHA256.HashData(payload, hash);

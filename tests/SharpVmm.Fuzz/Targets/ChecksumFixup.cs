@@ -22,7 +22,7 @@ public static class ChecksumFixup
     {
         if (page.Length < SnapshotFormat.HeaderSize) return;
         int n = BinaryPrimitives.ReadInt32LittleEndian(page[12..]);
-        if (n < 0 || 16 + n + ShaBytes > SnapshotFormat.HeaderSize) return;
+        if (n < 0 || n > SnapshotFormat.HeaderSize - 16 - ShaBytes) return;
         SHA256.HashData(page.Slice(16, n), page.Slice(16 + n, ShaBytes));
     }
 

@@ -188,6 +188,20 @@ public sealed class SnapshotTests : IDisposable
         }
     }
 
+    [Theory]
+    [InlineData(int.MaxValue)]
+    [InlineData(0x7fff_ffe0)] // 16 + n + 32 wraps negative: the fuzzer's finding (an ArgumentOutOfRangeException)
+    [InlineData(4096 - 48 + 1)]
+    public void A_header_payload_length_past_the_page_is_refused_with_a_clear_error(int length)
+    {
+        var page = new byte[SnapshotFormat.HeaderSize];
+        SnapshotFormat.Magic.CopyTo(page);
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(page.AsSpan(8), SnapshotFormat.Version);
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(page.AsSpan(12), length);
+        var e = Assert.Throws<StateFormatException>(() => SnapshotFormat.Decode(page, 1L << 30, "s.snap"));
+        Assert.Equal($"snapshot 's.snap' has a corrupt header (payload length {length})", e.Message);
+    }
+
     [Fact]
     public void Corrupt_and_truncated_snapshots_are_refused_with_a_clear_error()
     {
