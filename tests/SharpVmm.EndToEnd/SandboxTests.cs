@@ -90,6 +90,45 @@ public sealed class SandboxTests : IDisposable
         }
     }
 
+    /// <summary>libvirt 9.0's argument once query-command-line-options lists "sandbox" (see ../shared/LIBVIRT.md).</summary>
+    private const string LibvirtSandbox = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny";
+
+    [NeedsFact(Need.Seccomp, Need.LinuxGuest)]
+    public async Task The_qemu_personality_boots_linux_under_libvirts_sandbox_argument()
+    {
+        string qmp = Path.Combine(_dir, "q.sock");
+        string cmd = Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes("uname -s; exit 5"));
+        var psi = SharpVmmProcess.StartInfo(["qemu-system-x86_64", "-S", "-machine", "microvm", "-accel", "tcg", "-m", "256",
+            "-nodefaults", "-display", "none", "-serial", "stdio", "-qmp", $"unix:{qmp},server=on,wait=off",
+            "-kernel", LinuxGuestTests.Kernel, "-initrd", LinuxGuestTests.Initrd, "-append", "console=ttyS0 sharpvmm.cmd=" + cmd,
+            "-sandbox", LibvirtSandbox]);
+        psi.WorkingDirectory = _dir;
+        using var vm = Process.Start(psi)!;
+        vm.StandardInput.Close();
+        var stdout = vm.StandardOutput.ReadToEndAsync();
+        var stderr = vm.StandardError.ReadToEndAsync();
+        await using (var client = await SharpVmmProcess.ConnectQmpAsync(qmp, vm, 60))
+        {
+            // The filter is on before the guest runs its first instruction (the monitor may answer just before it is).
+            for (int i = 0; i < 100 && Status(vm.Id)["Seccomp"] != "2"; i++) await Task.Delay(100);
+            Assert.Equal("2", Status(vm.Id)["Seccomp"]);
+            Assert.Equal("1", Status(vm.Id)["NoNewPrivs"]);
+            await client.ExecuteAsync("cont");
+            if (!vm.WaitForExit(600_000))
+            {
+                vm.Kill(entireProcessTree: true);
+                Assert.Fail("the guest did not power off within 600 s under the sandbox");
+            }
+        }
+        vm.WaitForExit();
+        string output = (await stdout).Replace("\r", "", StringComparison.Ordinal);
+        Assert.True(vm.ExitCode == 0, $"exit {vm.ExitCode}\n{await stderr}\n{output}");
+        Assert.Contains("SHARPVMM-INIT-OK", output);
+        Assert.Contains("\nLinux\n", output);
+        Assert.Contains("SHARPVMM-EXIT=5", output);
+        Assert.DoesNotContain("sandbox", await stderr);
+    }
+
     [NeedsFact(Need.Seccomp, Need.Gdb)]
     public async Task Execve_made_inside_the_running_vmm_kills_it_with_a_line_naming_the_call()
     {
