@@ -285,17 +285,17 @@ internal static class Qcow2Checker
             var mixed = (role & (role - 1)) != 0;
             if (!mixed && (role & (RoleRefBlock | RoleFixed)) == 0) continue;
             if (!mixed && s.Expected[c] == 1) continue;
+            var others = (byte)(role & ~RoleRefBlock);
+            long refBlocks = 0;
+            foreach (var b in s.RefBlockClusters) if (b == c) refBlocks++;
             if ((role & RoleRefBlock) != 0)
-                Msg($"ERROR refcount block at cluster {c} refcount={s.Expected[c]} (it is also used as {RoleName((byte)(role & ~RoleRefBlock), s.Expected[c])})");
+                Msg($"ERROR refcount block at cluster {c} refcount={s.Expected[c]}{(others != 0 ? $" (it is also used as {RoleName(others, (uint)(s.Expected[c] - refBlocks))})" : "")}");
             else
                 Msg($"ERROR cluster {c} is used as {RoleName(role, s.Expected[c])}");
             r.Corruptions++;
             // A refcount block sharing its cluster is fixed by new refcount structures elsewhere, which leave the
             // other user's bytes alone; two other users of one cluster cannot be separated without changing data.
             // (Data or an L2 table counted more than once is normal: snapshots share them.)
-            var others = (byte)(role & ~RoleRefBlock);
-            long refBlocks = 0;
-            foreach (var b in s.RefBlockClusters) if (b == c) refBlocks++;
             if ((role & RoleRefBlock) != 0 && (others & (others - 1)) == 0 && !(others == RoleFixed && s.Expected[c] - refBlocks > 1))
                 s.Rebuild.Add($"cluster {c} (offset 0x{c << cb:x}) is used as {RoleName(role, s.Expected[c])}");
             else
