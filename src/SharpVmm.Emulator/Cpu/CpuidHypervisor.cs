@@ -7,7 +7,7 @@ namespace SharpVmm.Emulator;
 /// true of every port here).
 /// Why at all: Linux enables x2APIC without interrupt remapping only on a hypervisor it recognises (the hypervisor's
 /// x2apic_available, which for KVM is merely "the signature is there"), and then in physical destination mode, which
-/// our IOAPIC and MSI routing address exactly. Off (<c>--accel emu,hypervisor=off</c>), the CPU looks like bare metal
+/// our IOAPIC and the IPIs address by x2APIC ID. Off (<c>--accel emu,hypervisor=off</c>), the CPU looks like bare metal
 /// and Linux stays in xAPIC mode.
 /// </summary>
 internal sealed partial class X86Cpu
