@@ -50,11 +50,14 @@ public sealed class EmuAccelerator : IAccelerator
             foreach (var c in _cpus)
                 if (c.Index == index) throw new InvalidOperationException($"vCPU {index} already exists in this VM");
             var apic = _options.LocalApicFactory?.Invoke(index);
-            var cpu = new X86Cpu(index, _memory, _bus, _cache, _clock, apic, _options.Logger, _jit);
+            var cpu = new X86Cpu(index, _memory, _bus, _cache, _clock, apic, _options.Logger, _jit) { HypervisorLeaves = _options.HypervisorLeaves };
             _cpus.Add(cpu);
             return cpu;
         }
     }
+
+    /// <summary>Whether the vCPUs' CPUID shows the hypervisor bit and leaves (<see cref="EmuOptions.HypervisorLeaves"/>).</summary>
+    public bool HypervisorLeaves => _options.HypervisorLeaves;
 
     /// <summary>Decoded blocks currently cached (for tests and diagnostics).</summary>
     internal int CachedBlockCount => _cache.Count;

@@ -18,6 +18,12 @@ public sealed record EmuOptions
     /// <summary>Where the CPU logs what it does not implement (debug level). Null = no logging.</summary>
     public ILogger? Logger { get; init; }
 
+    /// <summary>
+    /// CPUID says the CPU runs under a hypervisor (CPUID.1:ECX[31]) and names it in leaves 0x40000000/0x40000001
+    /// with KVM's signature and no paravirtual features; Linux then uses x2APIC. Off: the CPU looks like bare metal.
+    /// </summary>
+    public bool HypervisorLeaves { get; init; } = true;
+
     /// <summary>Default <see cref="CodeCacheBudgetBytes"/>.</summary>
     public const long DefaultCodeCacheBudgetBytes = 4L << 20;
 

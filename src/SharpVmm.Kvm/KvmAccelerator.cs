@@ -34,6 +34,7 @@ public sealed unsafe partial class KvmAccelerator : IAccelerator, IIrqRouter, ID
         HasVcpuEvents = vm.HasCapability(KvmCap.VcpuEvents);
         HasXsave = vm.HasCapability(KvmCap.Xsave);
         HasXcrs = vm.HasCapability(KvmCap.Xcrs);
+        PkruXsaveOffset = HasXsave ? State.XsavePkru.OffsetFrom(_supportedCpuid) : null;
     }
 
     public string Name => "kvm";
@@ -45,6 +46,9 @@ public sealed unsafe partial class KvmAccelerator : IAccelerator, IIrqRouter, ID
     internal bool HasVcpuEvents { get; }
     internal bool HasXsave { get; }
     internal bool HasXcrs { get; }
+
+    /// <summary>Where PKRU lies in the XSAVE image (CPUID.0xD.9 as KVM reports it); null when KVM has no PKRU state.</summary>
+    internal int? PkruXsaveOffset { get; }
 
     /// <summary>This accelerator when the in-kernel irqchip is on (GSIs go to KVM_IRQ_LINE), otherwise null.</summary>
     public IIrqRouter? IrqRouter => Options.IrqChip ? this : null;

@@ -255,6 +255,7 @@ public sealed unsafe class KvmVcpu : IVcpu
         {
             _fd.GetXsave(out var xsave);
             s.Fpu = FxsaveArea.Read(xsave);
+            if (_owner.PkruXsaveOffset is int pkruAt) s.Pkru = XsavePkru.Read(xsave, pkruAt);
         }
         else
         {
@@ -272,6 +273,9 @@ public sealed unsafe class KvmVcpu : IVcpu
         if (_owner.HasVcpuEvents) s.Events = VcpuStateMapper.ToState(_fd.GetVcpuEvents(), halted);
         return s;
     }
+
+    private static KvmException NoPkru(uint pkru)
+        => new(KvmErrorKind.InvalidArgument, $"the state has PKRU 0x{pkru:x8}, but KVM on this host has no protection-key state (no PKU)");
 
     /// <summary>XCR0 from KVM_GET_XCRS (x87 only if KVM lists no XCR0).</summary>
     private ulong ReadXcr0()
@@ -306,6 +310,8 @@ public sealed unsafe class KvmVcpu : IVcpu
         ArgumentNullException.ThrowIfNull(state);
         if (state.Gprs.Length != 16)
             throw new KvmException(KvmErrorKind.InvalidArgument, $"vCPU state must have 16 general registers, got {state.Gprs.Length}");
+        // Refused before anything is loaded, so a state this host cannot hold leaves the vCPU as it was.
+        if (state.Pkru != 0 && _owner.PkruXsaveOffset is null) throw NoPkru(state.Pkru);
         _fd.SetSregs(VcpuStateMapper.ToSregs(state));
         _fd.SetRegs(VcpuStateMapper.ToRegs(state));
         if (_owner.HasXsave)
@@ -313,6 +319,7 @@ public sealed unsafe class KvmVcpu : IVcpu
             // Read-modify-write keeps the AVX and other components VcpuState does not carry.
             _fd.GetXsave(out var xsave);
             FxsaveArea.Write(state.Fpu, ref xsave);
+            if (_owner.PkruXsaveOffset is int pkruAt) XsavePkru.Write(state.Pkru, ref xsave, pkruAt);
             _fd.SetXsave(xsave);
         }
         else

@@ -32,7 +32,18 @@ public sealed class AccelSpecTests
     }
 
     [Theory]
+    [InlineData("emu", null)]
+    [InlineData("emu,hypervisor=on", true)]
+    [InlineData("emu,hypervisor=OFF", false)]
+    [InlineData("auto,jit=on,hypervisor=off", false)]
+    public void The_hypervisor_leaves_option_parses(string text, bool? expected)
+        => Assert.Equal(expected, AccelSpec.Parse(text).HypervisorLeaves);
+
+    [Theory]
     [InlineData("", "not an accelerator")]
+    [InlineData("emu,hypervisor=yes", "not on or off")]
+    [InlineData("emu,hypervisor=on,hypervisor=off", "twice")]
+    [InlineData("kvm,hypervisor=off", "does not apply to kvm")]
     [InlineData("emu,jit=fast", "not on, off or forced")]
     [InlineData("emu,jit=on,jit=off", "twice")]
     [InlineData("emu,jit-threshold=0", "not a count")]
@@ -69,6 +80,32 @@ public sealed class AccelSpecTests
                 Serial = "none",
             });
             Assert.Equal(expected, Assert.IsType<EmuAccelerator>(vm.Accelerator).CodeCacheBudgetBytes);
+        }
+        finally
+        {
+            File.Delete(bin);
+        }
+    }
+
+    [Theory]
+    [InlineData(null, true)]
+    [InlineData(true, true)]
+    [InlineData(false, false)]
+    public void The_emulator_gets_the_hypervisor_leaves_asked_for(bool? asked, bool expected)
+    {
+        string bin = Path.GetTempFileName();
+        try
+        {
+            File.WriteAllBytes(bin, [0xF4]); // hlt
+            using var vm = VmBuilder.Build(new VmConfig
+            {
+                Accelerator = AcceleratorKind.Emu,
+                HypervisorLeaves = asked,
+                Flat = new FlatImageSpec(bin, 0x1000, EntryMode.Real),
+                MemoryBytes = 16UL << 20,
+                Serial = "none",
+            });
+            Assert.Equal(expected, Assert.IsType<EmuAccelerator>(vm.Accelerator).HypervisorLeaves);
         }
         finally
         {

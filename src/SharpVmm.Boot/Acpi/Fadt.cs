@@ -34,6 +34,12 @@ public static class Fadt
     public const uint SlpButton = 1u << 5;
     public const uint ResetRegSup = 1u << 10;
     public const uint HwReducedAcpi = 1u << 20;
+    /// <summary>
+    /// FORCE_APIC_PHYSICAL_DESTINATION_MODE, deliberately left clear: Linux already routes in physical mode when it
+    /// runs x2APIC without interrupt remapping (as on emu), and the flag would also move xAPIC-mode guests (emu with
+    /// hypervisor=off, KVM's guests) from flat logical to physical flat, where nothing requires it.
+    /// </summary>
+    public const uint ForceApicPhysicalDestinationMode = 1u << 19;
 
     // IA-PC boot architecture flags.
     public const ushort LegacyDevices = 1 << 0;

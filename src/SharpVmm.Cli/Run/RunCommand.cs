@@ -17,7 +17,7 @@ public static class RunCommand
 {
     public static Command Create()
     {
-        var accel = new Option<string>("--accel") { Description = "Accelerator: kvm, emu (our x86-64 CPU) or auto (KVM where /dev/kvm is usable, else emu, saying why); tb-size caps emu's decoded-code cache (MiB, 0 = unbounded); jit= turns emu's translation of hot code to host code on, off or forced (every block), jit-threshold= sets how hot", DefaultValueFactory = _ => "auto", HelpName = AccelSpec.Syntax };
+        var accel = new Option<string>("--accel") { Description = "Accelerator: kvm, emu (our x86-64 CPU) or auto (KVM where /dev/kvm is usable, else emu, saying why); tb-size caps emu's decoded-code cache (MiB, 0 = unbounded); jit= turns emu's translation of hot code to host code on, off or forced (every block), jit-threshold= sets how hot; hypervisor=off hides emu's hypervisor CPUID leaves (then Linux keeps xAPIC mode)", DefaultValueFactory = _ => "auto", HelpName = AccelSpec.Syntax };
         // Checked while parsing, so a bad value is blamed on --accel (or on the config file's "accel" key).
         accel.Validators.Add(r =>
         {
@@ -82,6 +82,7 @@ public static class RunCommand
                 CodeCacheBytes = AccelSpec.Parse(pr.GetValue(accel)!).CodeCacheBytes,
                 Jit = AccelSpec.Parse(pr.GetValue(accel)!).Jit,
                 JitThreshold = AccelSpec.Parse(pr.GetValue(accel)!).JitThreshold,
+                HypervisorLeaves = AccelSpec.Parse(pr.GetValue(accel)!).HypervisorLeaves,
                 MemoryBytes = MemorySpec.Parse(pr.GetValue(memory)!).Bytes,
                 MemoryOptions = MemorySpec.Parse(pr.GetValue(memory)!).Options,
                 Cpus = pr.GetValue(cpus),

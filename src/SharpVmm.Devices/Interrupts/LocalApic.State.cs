@@ -19,6 +19,8 @@ public sealed partial class LocalApic
     /// <summary>
     /// Writes the register page in the layout of <c>VcpuState.Lapic</c> (the same KVM uses), including the current
     /// timer count at 0x390. The TSC deadline is the IA32_TSC_DEADLINE MSR, saved with the other MSRs.
+    /// In x2APIC mode the page is KVM's x2APIC form (with KVM_X2APIC_API_USE_32BIT_IDS): the ID register holds the
+    /// whole 32-bit x2APIC ID, the LDR the logical ID derived from it, and 0x310 the ICR's 32-bit destination.
     /// </summary>
     public void SaveState(Span<byte> page)
     {
@@ -40,6 +42,8 @@ public sealed partial class LocalApic
     /// <summary>
     /// Loads a page written by <see cref="SaveState"/> (or KVM_GET_LAPIC). A running one-shot or periodic timer
     /// resumes from the saved current count. Restore IA32_TSC_DEADLINE after this, since it depends on the timer mode.
+    /// Restore IA32_APIC_BASE before it: as KVM_SET_LAPIC does, the page is read in the mode the APIC is in, and in
+    /// x2APIC mode its ID must be this APIC's fixed x2APIC ID (the LDR is derived, whatever the page says).
     /// </summary>
     public void LoadState(ReadOnlySpan<byte> page)
     {
@@ -47,9 +51,13 @@ public sealed partial class LocalApic
         bool wake;
         lock (_gate)
         {
+            uint id = Reg(page, ApicRegisters.Id);
+            if (_x2apic && id != _initialId)
+                throw new ArgumentException($"The x2APIC state has ID {id}; this APIC's x2APIC ID is {_initialId}.", nameof(page));
+            if (!_x2apic && id >> 24 == 0xFF) throw new ArgumentException("The APIC state has ID 255, the broadcast address.", nameof(page));
             StopTimerLocked();
             _tscDeadline = 0;
-            _id = (byte)(Reg(page, ApicRegisters.Id) >> 24);
+            _id = _x2apic ? _initialId : (byte)(id >> 24);
             _tpr = Reg(page, ApicRegisters.Tpr) & 0xFF;
             _ldr = Reg(page, ApicRegisters.Ldr) & 0xFF00_0000;
             _dfr = Reg(page, ApicRegisters.Dfr) | 0x0FFF_FFFF;
@@ -59,7 +67,7 @@ public sealed partial class LocalApic
             _esr = Reg(page, ApicRegisters.Esr);
             _esrAccumulated = 0;
             _icrLow = Reg(page, ApicRegisters.IcrLow) & 0x000C_CFFF;
-            _icrHigh = Reg(page, ApicRegisters.IcrHigh) & 0xFF00_0000;
+            _icrHigh = Reg(page, ApicRegisters.IcrHigh) & (_x2apic ? 0xFFFF_FFFFu : 0xFF00_0000u);
             for (int i = 0; i < 8; i++)
             {
                 _isr[i] = Reg(page, (uint)(ApicRegisters.Isr + i * 0x10));

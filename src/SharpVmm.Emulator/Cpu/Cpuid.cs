@@ -4,8 +4,9 @@ namespace SharpVmm.Emulator;
 /// The CPU model guests see. It advertises exactly what this emulator implements: an Intel family-6 CPU with x86-64, NX, SSE/SSE2, CX8/CX16, CMOV, FXSR, PAT, PGE, PSE/PSE36, 1 GiB pages,
 /// SYSCALL/SYSENTER, RDTSCP, RDPID, IA32_ARCH_CAPABILITIES (immune to Meltdown, MDS and their kin), POPCNT, MOVBE, LZCNT (ABM), BMI1, LAHF in 64-bit mode,
 /// an invariant TSC, SMEP, SMAP, UMIP, PCID with INVPCID, CLFLUSHOPT/CLWB, PKU, and (with a local APIC) x2APIC and the TSC-deadline timer.
-/// It hides AVX, SSE3 and later, and has no hypervisor/KVM paravirt leaves (so Linux, which wants interrupt remapping or a
-/// hypervisor's word before it uses x2APIC, stays in xAPIC mode). XSAVE/XSAVEOPT manage x87, SSE and PKRU state.
+/// It hides AVX, SSE3 and later. XSAVE/XSAVEOPT manage x87, SSE and PKRU state.
+/// With <see cref="HypervisorLeaves"/> (the default; CpuidHypervisor.cs) it says it is a virtual machine: the
+/// hypervisor bit and KVM's paravirtual leaves, with no paravirtual features but the I/O-delay hint.
 /// </summary>
 internal sealed unsafe partial class X86Cpu
 {
@@ -104,6 +105,7 @@ internal sealed unsafe partial class X86Cpu
                 b = (8u << 8) | (1u << 16) | ((uint)Index << 24); // CLFLUSH line 64 bytes, 1 logical CPU, APIC ID
                 c = Leaf1Ecx | Leaf1EcxXsave | (_apic is not null ? Leaf1EcxTscDeadline | Leaf1EcxX2Apic : 0) | ((Cr4 & Cr4Osxsave) != 0 ? Leaf1EcxOsxsave : 0);
                 d = Leaf1Edx | (_apic is not null ? 1u << 9 : 0);
+                if (HypervisorLeaves) c |= Leaf1EcxHypervisor;
                 break;
             case 2:
                 a = 1; // one descriptor round, no descriptors
@@ -122,6 +124,10 @@ internal sealed unsafe partial class X86Cpu
                 if (sub == 0) { a = (uint)XcrSupported; b = XsaveAreaSizeFor(Xcr0); c = XsaveAreaSizeFor(XcrSupported); }
                 else if (sub == 1) a = 1;
                 else if (sub == XcrPkruBit) { a = 8; b = XsavePkruOffset; }
+                break;
+            case HypervisorBaseLeaf:
+            case HypervisorFeaturesLeaf:
+                if (HypervisorLeaves) HypervisorLeaf(leaf, out a, out b, out c, out d);
                 break;
             case 0x8000_0000:
                 a = 0x8000_0008;

@@ -105,6 +105,7 @@ public static partial class VmBuilder
                     CodeCacheBudgetBytes = config.CodeCacheBytes ?? EmuOptions.DefaultCodeCacheBudgetBytes,
                     Jit = config.Jit ?? EmuOptions.DefaultJit,
                     JitThreshold = config.JitThreshold ?? EmuOptions.DefaultJitThreshold,
+                    HypervisorLeaves = config.HypervisorLeaves ?? true,
                     Logger = loggers.CreateLogger("SharpVmm.Emulator"),
                 }),
             };

@@ -4,19 +4,23 @@ using SharpVmm.Core;
 namespace SharpVmm.Machine.Config;
 
 /// <summary>
-/// <c>--accel kvm|emu|auto[,tb-size=MiB][,jit=on|off|forced][,jit-threshold=N]</c>: the accelerator, and for emu the
-/// size of its decoded-code cache, named after QEMU's <c>-accel tcg,tb-size=</c> (MiB; 0 = unbounded), and whether
-/// (and after how many executions) it translates hot blocks to host code. Without them the emulator's defaults apply.
+/// <c>--accel kvm|emu|auto[,tb-size=MiB][,jit=on|off|forced][,jit-threshold=N][,hypervisor=on|off]</c>: the accelerator,
+/// and for emu the size of its decoded-code cache, named after QEMU's <c>-accel tcg,tb-size=</c> (MiB; 0 = unbounded),
+/// whether (and after how many executions) it translates hot blocks to host code, and whether its CPUID shows the
+/// hypervisor leaves (EmuOptions.HypervisorLeaves). Without them the emulator's defaults apply.
 /// </summary>
 public sealed record AccelSpec(AcceleratorKind Kind, long? CodeCacheBytes)
 {
-    public const string Syntax = "kvm|emu|auto[,tb-size=MiB][,jit=on|off|forced][,jit-threshold=N]";
+    public const string Syntax = "kvm|emu|auto[,tb-size=MiB][,jit=on|off|forced][,jit-threshold=N][,hypervisor=on|off]";
 
     /// <summary>The emulator's second tier (<c>jit=</c>); null = its default.</summary>
     public Emulator.JitMode? Jit { get; init; }
 
     /// <summary>Executions before a block is translated (<c>jit-threshold=</c>); null = the default.</summary>
     public int? JitThreshold { get; init; }
+
+    /// <summary>The emulator's hypervisor CPUID leaves (<c>hypervisor=</c>); null = its default (on).</summary>
+    public bool? HypervisorLeaves { get; init; }
 
     public static AccelSpec Parse(string text)
     {
@@ -31,6 +35,7 @@ public sealed record AccelSpec(AcceleratorKind Kind, long? CodeCacheBytes)
         long? cache = null;
         Emulator.JitMode? jit = null;
         int? threshold = null;
+        bool? hypervisor = null;
         foreach (var (key, value, _, p) in list.Items)
         {
             switch (key)
@@ -57,13 +62,21 @@ public sealed record AccelSpec(AcceleratorKind Kind, long? CodeCacheBytes)
                         throw new ConfigurationException($"--accel jit-threshold '{value}' is not a count of executions (1 or more)");
                     threshold = n;
                     break;
+                case "hypervisor":
+                    if (hypervisor is not null) throw new ConfigurationException("--accel gives hypervisor= twice");
+                    hypervisor = value.ToLowerInvariant() switch
+                    {
+                        "on" => true,
+                        "off" => false,
+                        _ => throw new ConfigurationException($"--accel hypervisor '{value}' is not on or off"),
+                    };
+                    break;
                 default:
                     throw new ConfigurationException($"--accel option '{p}' is not understood: use {Syntax}");
             }
             if (kind == AcceleratorKind.Kvm)
                 throw new ConfigurationException($"--accel {key} configures the emulator: it does not apply to kvm");
         }
-        if (jit is null && threshold is null) return new AccelSpec(kind, cache);
-        return new AccelSpec(kind, cache) { Jit = jit, JitThreshold = threshold };
+        return new AccelSpec(kind, cache) { Jit = jit, JitThreshold = threshold, HypervisorLeaves = hypervisor };
     }
 }

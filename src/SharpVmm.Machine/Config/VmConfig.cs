@@ -22,6 +22,9 @@ public sealed record VmConfig
 
     /// <summary>Executions before the emulator translates a block (<c>--accel emu,jit-threshold=</c>); null = the default.</summary>
     public int? JitThreshold { get; init; }
+
+    /// <summary>The emulator's hypervisor CPUID leaves (<c>--accel emu,hypervisor=</c>); null = the emulator's default (on).</summary>
+    public bool? HypervisorLeaves { get; init; }
     public int Cpus { get; init; } = 1;
     public string? Kernel { get; init; }
     public string? Initrd { get; init; }

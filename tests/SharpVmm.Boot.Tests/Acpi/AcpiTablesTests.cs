@@ -100,6 +100,9 @@ public sealed class AcpiTablesTests : IDisposable
         uint flags = BinaryPrimitives.ReadUInt32LittleEndian(f.AsSpan(112));
         Assert.NotEqual(0u, flags & (1u << 20));                  // HW_REDUCED_ACPI
         Assert.NotEqual(0u, flags & (1u << 10));                  // RESET_REG_SUP
+        // FORCE_APIC_PHYSICAL_DESTINATION_MODE clear: guests choose (Fadt.ForceApicPhysicalDestinationMode says why).
+        Assert.Equal(0u, flags & Fadt.ForceApicPhysicalDestinationMode);
+        Assert.Equal(1u << 19, Fadt.ForceApicPhysicalDestinationMode);
         Assert.Equal(0, BinaryPrimitives.ReadUInt16LittleEndian(f.AsSpan(46)));  // no SCI
         Assert.Equal(0u, BinaryPrimitives.ReadUInt32LittleEndian(f.AsSpan(64))); // no PM1a control block
         Assert.Equal(0UL, BinaryPrimitives.ReadUInt64LittleEndian(f.AsSpan(132))); // no FACS

@@ -1,3 +1,4 @@
+using SharpVmm.Core.Interrupts;
 using SharpVmm.Devices.Interrupts;
 
 namespace SharpVmm.Devices.Tests.Interrupts;
@@ -60,5 +61,82 @@ public class LocalApicStateTests
         using var rig = new IrqChipRig(cpus: 1);
         Assert.Throws<ArgumentException>(() => rig.Apic(0).SaveState(new byte[100]));
         Assert.Throws<ArgumentException>(() => rig.Apic(0).LoadState(new byte[100]));
+    }
+}
+
+/// <summary>The KVM-layout register page in x2APIC mode (KVM_X2APIC_API_USE_32BIT_IDS form).</summary>
+public class LocalApicX2ApicStateTests
+{
+    private const uint Base = 0x1B, MsrSvr = 0x80F, MsrTpr = 0x808, MsrIcr = 0x830, MsrLdr = 0x80D, MsrId = 0x802;
+    private const ulong X2Apic = 0xFEE0_0C00;
+
+    private static void ToX2Apic(LocalApic apic)
+    {
+        Assert.Equal(ApicMsrResult.Done, apic.WriteMsr(Base, X2Apic | (apic.IsBootstrapProcessor ? 0x100u : 0)));
+        Assert.Equal(ApicMsrResult.Done, apic.WriteMsr(MsrSvr, 0x1FF));
+    }
+
+    private static uint At(byte[] page, uint offset) => BitConverter.ToUInt32(page, (int)offset);
+
+    [Fact]
+    public void In_x2apic_mode_the_page_holds_the_32_bit_id_the_derived_ldr_and_the_32_bit_icr_destination()
+    {
+        using var rig = new IrqChipRig(cpus: 20);
+        LocalApic cpu = rig.Apic(19);
+        ToX2Apic(cpu);
+        Assert.Equal(ApicMsrResult.Done, cpu.WriteMsr(MsrTpr, 0x40));
+        // A fixed IPI to an x2APIC ID no CPU has: only the ICR's contents matter here.
+        Assert.Equal(ApicMsrResult.Done, cpu.WriteMsr(MsrIcr, (0x0001_2345UL << 32) | 0x61));
+        byte[] page = new byte[LocalApic.StateSize];
+        cpu.SaveState(page);
+        Assert.Equal(19u, At(page, ApicRegisters.Id));                        // not 19 << 24
+        Assert.Equal((1u << 16) | (1u << 3), At(page, ApicRegisters.Ldr));    // cluster 1, member 3
+        Assert.Equal(0x61u, At(page, ApicRegisters.IcrLow));
+        Assert.Equal(0x0001_2345u, At(page, ApicRegisters.IcrHigh));
+        Assert.Equal(0x40u, At(page, ApicRegisters.Tpr));
+
+        using var target = new IrqChipRig(cpus: 20);
+        LocalApic restored = target.Apic(19);
+        ToX2Apic(restored); // IA32_APIC_BASE first, as with KVM_SET_LAPIC
+        page[(int)ApicRegisters.Ldr] ^= 0xFF; // the LDR is derived in x2APIC mode, whatever the page says
+        restored.LoadState(page);
+        Assert.Equal(19UL, Read(restored, MsrId));
+        Assert.Equal((1UL << 16) | (1UL << 3), Read(restored, MsrLdr));
+        Assert.Equal(0x40UL, Read(restored, MsrTpr));
+        Assert.Equal((0x0001_2345UL << 32) | 0x61, Read(restored, MsrIcr));
+        byte[] again = new byte[LocalApic.StateSize];
+        restored.SaveState(again);
+        page[(int)ApicRegisters.Ldr] ^= 0xFF;
+        Assert.Equal(page, again);
+    }
+
+    [Fact]
+    public void An_x2apic_page_for_another_apic_id_is_refused()
+    {
+        using var rig = new IrqChipRig(cpus: 2);
+        byte[] page = new byte[LocalApic.StateSize];
+        ToX2Apic(rig.Apic(0));
+        rig.Apic(0).SaveState(page);
+        ToX2Apic(rig.Apic(1));
+        var e = Assert.Throws<ArgumentException>(() => rig.Apic(1).LoadState(page));
+        Assert.Contains("x2APIC ID is 1", e.Message);
+        Assert.Equal(1UL, Read(rig.Apic(1), MsrId));
+    }
+
+    [Fact]
+    public void An_xapic_page_keeps_the_id_in_bits_31_to_24_and_refuses_the_broadcast_id()
+    {
+        using var rig = new IrqChipRig(cpus: 2);
+        byte[] page = new byte[LocalApic.StateSize];
+        rig.Apic(1).SaveState(page);
+        Assert.Equal(1u << 24, At(page, ApicRegisters.Id));
+        page[(int)ApicRegisters.Id + 3] = 0xFF;
+        Assert.Throws<ArgumentException>(() => rig.Apic(1).LoadState(page));
+    }
+
+    private static ulong Read(LocalApic apic, uint msr)
+    {
+        Assert.Equal(ApicMsrResult.Done, apic.ReadMsr(msr, out ulong v));
+        return v;
     }
 }
