@@ -25,6 +25,11 @@ start) ;;
 *) echo "libvirt-private: unknown command '$cmd'" >&2; exit 2 ;;
 esac
 UUID=${3:?host uuid}
+# virtlogd daemonizes: it must not keep a caller's descriptors (e.g. a "flock LOCK ..." lock) open after the caller.
+for fd in /proc/$$/fd/*; do
+  n=${fd##*/}
+  [ "$n" -gt 2 ] 2>/dev/null && eval "exec $n>&-" 2>/dev/null || true
+done
 mkdir -p "$S"/run "$S"/lib "$S"/cache "$S"/log
 rm -rf "$S/etc"
 cp -a /etc/libvirt "$S/etc"
