@@ -12,8 +12,8 @@ S=${2:?state directory}
 case "$cmd" in
 stop)
   for d in libvirtd virtlogd; do
-    if [ -s "$S/$d.pid" ]; then
-      pid=$(cat "$S/$d.pid")
+    # A daemon killed just before removes its own pid file: read it once, and a vanished file is no error.
+    if pid=$(cat "$S/$d.pid" 2>/dev/null) && [ -n "$pid" ]; then
       kill "$pid" 2>/dev/null || true
       for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
       kill -9 "$pid" 2>/dev/null || true
