@@ -12,8 +12,8 @@ S=${2:?state directory}
 case "$cmd" in
 stop)
   for d in libvirtd virtlogd; do
-    if [ -s "$S/$d.pid" ]; then
-      pid=$(cat "$S/$d.pid")
+    # A daemon killed just before removes its own pid file: read it once, and a vanished file is no error.
+    if pid=$(cat "$S/$d.pid" 2>/dev/null) && [ -n "$pid" ]; then
       kill "$pid" 2>/dev/null || true
       for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
       kill -9 "$pid" 2>/dev/null || true
@@ -25,6 +25,11 @@ start) ;;
 *) echo "libvirt-private: unknown command '$cmd'" >&2; exit 2 ;;
 esac
 UUID=${3:?host uuid}
+# virtlogd daemonizes: it must not keep a caller's descriptors (e.g. a "flock LOCK ..." lock) open after the caller.
+for fd in /proc/$$/fd/*; do
+  n=${fd##*/}
+  [ "$n" -gt 2 ] 2>/dev/null && eval "exec $n>&-" 2>/dev/null || true
+done
 mkdir -p "$S"/run "$S"/lib "$S"/cache "$S"/log
 rm -rf "$S/etc"
 cp -a /etc/libvirt "$S/etc"

@@ -17,6 +17,12 @@ log_outputs="1:file:/var/log/libvirt/libvirtd.log"
 CONF
 fi
 running() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# The daemons outlive this script: they must not keep any descriptor it inherited open (a caller's
+# "flock LOCK scripts/libvirt-up.sh" lock would stay held by libvirtd for as long as it runs).
+for fd in /proc/$$/fd/*; do
+  n=${fd##*/}
+  [ "$n" -gt 2 ] 2>/dev/null && eval "exec $n>&-" 2>/dev/null || true
+done
 running /run/virtlogd.pid || /usr/sbin/virtlogd -d
 running /run/libvirtd.pid || /usr/sbin/libvirtd -d
 for _ in $(seq 1 60); do

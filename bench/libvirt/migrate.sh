@@ -7,7 +7,8 @@
 # two lines of the counter it prints every 10 ms on its console (as seen in the serial log on the host, so it
 # includes console latency), and save/restore wall times. By hand, as root, after scripts/setup.sh and
 # scripts/publish.sh; the system libvirtd is not used. QEMU's domain has no <acpi/> (microvm+ACPI hangs under TCG).
-#   bench/libvirt/migrate.sh [sharpvmm|qemu ...]
+#   [LOADS="idle dirty"] bench/libvirt/migrate.sh [sharpvmm|qemu ...]
+# SHARPVMM_LIBVIRT_DEBUG=1 keeps both daemons' QMP logs (/var/lib/sharpvmm-mig/bench-{a,b}/log/libvirtd.log).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 R=/var/lib/sharpvmm-mig
@@ -57,7 +58,7 @@ gaps() {
 }
 
 for who in $WHO; do
-  for load in idle dirty; do
+  for load in ${LOADS:-idle dirty}; do
     if [ $who = sharpvmm ]; then emu=$D/qemu-system-x86_64; acpi='<features><acpi/></features>'; else emu=/usr/bin/qemu-system-x86_64; acpi=''; fi
     name=sharpvmm-mig-bench-$who-$load; log=$D/$name-serial.log; rm -f $log $D/$name.save
     counter='n=0; while :; do echo CNT=$n; n=$((n+1)); usleep 10000; done'

@@ -15,4 +15,7 @@ public sealed partial record BlockDeviceInfo(string DriveId, string DeviceId, Di
     public string RegistrationId => DeviceId + ".drive";
 
     public bool ReadOnly => Spec.ReadOnly || Image.IsReadOnly;
+
+    /// <summary>What the guest's device has done with the disk (query-blockstats).</summary>
+    public BlockStats Stats { get; init; } = new();
 }

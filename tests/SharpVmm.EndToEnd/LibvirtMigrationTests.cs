@@ -236,4 +236,47 @@ public sealed partial class LibvirtMigrationTests(ITestOutputHelper output)
         a.Ok("destroy", Domain);
         CheckDisk(disk);
     }
+    /// <summary>
+    /// The connection is cut mid-way (the destination's emulator is killed while the pages flow, throttled to
+    /// 1 MiB/s so that the cut lands inside the transfer): libvirt reports the failure, the source runs on.
+    /// </summary>
+    [NeedsFact(Need.Libvirt, Need.MountNamespace, Need.QemuUtils, Need.LinuxGuest)]
+    public void A_migration_cut_mid_way_fails_in_libvirt_and_the_source_runs_on()
+    {
+        const string Domain = PrivateLibvirtd.DomainPrefix + "cut";
+        string emulator = PrepareShared();
+        string disk = NewDisk(Domain);
+        string serial = Path.Combine(PrivateLibvirtd.SharedDir, Domain + "-serial.log");
+        File.Delete(serial);
+        using var a = PrivateLibvirtd.Start("cut-a", UuidA, _out);
+        using var b = PrivateLibvirtd.Start("cut-b", UuidB, _out);
+        string xml = Path.Combine(PrivateLibvirtd.SharedDir, Domain + ".xml");
+        File.WriteAllText(xml, DomainXml(Domain, emulator, disk, serial, fillMiB: 32));
+        a.Ok("create", xml);
+        a.WaitForState(Domain, "running (booted)");
+        WaitForCount(serial, 5);
+
+        // 32 MiB of data at 1 MiB/s: the transfer takes half a minute, the cut comes 5 s into it.
+        var clock = Stopwatch.StartNew();
+        var migrate = Task.Run(() => a.Virsh(MigrateArgs(Domain, b, "--bandwidth", "1")));
+        int? target = null;
+        while (clock.Elapsed < TimeSpan.FromSeconds(60) && !migrate.IsCompleted && (target = b.EmulatorPid(Domain)) is null) Thread.Sleep(100);
+        Assert.True(target is not null, "the destination's emulator did not start");
+        Thread.Sleep(5000);
+        Assert.False(migrate.IsCompleted, $"the migration throttled to 1 MiB/s ended within {clock.Elapsed.TotalSeconds:F1} s: {(migrate.IsCompleted ? migrate.Result.Output : "")}");
+        using (var dst = Process.GetProcessById(target.Value)) dst.Kill(); // SIGKILL: the stream ends mid-page
+        _out.WriteLine($"destination emulator {target} killed {clock.Elapsed.TotalSeconds:F1} s after virsh migrate began");
+        Assert.True(migrate.Wait(TimeSpan.FromSeconds(120)), "virsh migrate did not return after the cut");
+        var (code, text) = migrate.Result;
+        _out.WriteLine($"virsh migrate after the cut: {clock.Elapsed.TotalSeconds:F1} s, exit {code}: {text}");
+        Assert.True(code != 0, "virsh migrate succeeded though the destination was killed");
+        Assert.Contains("error", text, StringComparison.OrdinalIgnoreCase);
+        Assert.StartsWith("running", a.DomState(Domain), StringComparison.Ordinal);
+        Assert.Equal("(none)", b.DomState(Domain));
+        long last = LastCount(serial);
+        WaitForCount(serial, last + 5);
+
+        a.Ok("destroy", Domain);
+        CheckDisk(disk);
+    }
 }

@@ -18,8 +18,13 @@ public sealed class LibvirtTests : IDisposable
     private const string Dir = "/var/lib/libvirt/sharpvmm-e2e";
     private const string SerialLog = "/var/log/libvirt/qemu/sharpvmm-e2e-serial.log";
     private readonly ITestOutputHelper _out;
+    private readonly VirshClient _virsh;
 
-    public LibvirtTests(ITestOutputHelper output) => _out = output;
+    public LibvirtTests(ITestOutputHelper output)
+    {
+        _out = output;
+        _virsh = new VirshClient(VirshClient.SystemUri, "system", output);
+    }
 
     public void Dispose()
     {
@@ -27,44 +32,69 @@ public sealed class LibvirtTests : IDisposable
         Virsh("undefine", Domain);
     }
 
-    private (int Code, string Output) Run(string file, params string[] args)
+    private (int Code, string Output) Run(string file, params string[] args) => VirshClient.RunTool(_out, file, args);
+
+    private (int Code, string Output) Virsh(params string[] args) => _virsh.Run(args);
+
+    private string Ok(params string[] args) => _virsh.Ok(args);
+
+    private void WaitForState(string expected, int seconds = 60) => _virsh.WaitForState(Domain, expected, seconds);
+
+    /// <summary>
+    /// scripts/libvirt-up.sh, then the emulator, kernel and initramfs where libvirt-qemu can read them (outside root's
+    /// home, world-readable); returns the emulator's path (a qemu-system-x86_64 link to the native binary).
+    /// </summary>
+    private string Prepare()
     {
-        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (string a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(TimeSpan.FromSeconds(120)))
-        {
-            p.Kill(entireProcessTree: true);
-            Assert.Fail($"{file} {string.Join(' ', args)} did not finish within 120 s");
-        }
-        p.WaitForExit();
-        string text = (stdout.Result + stderr.Result).Trim();
-        _out.WriteLine($"$ {Path.GetFileName(file)} {string.Join(' ', args)} -> {p.ExitCode}: {text}");
-        return (p.ExitCode, text);
+        string root = RepoFiles.Root!;
+        var (up, upText) = Run(Path.Combine(root, "scripts", "libvirt-up.sh"));
+        Assert.True(up == 0, $"scripts/libvirt-up.sh: {upText}");
+        Virsh("destroy", Domain);
+        Virsh("undefine", Domain);
+        Directory.CreateDirectory(Dir);
+        File.Copy(RepoFiles.NativeBinary!, Path.Combine(Dir, "sharpvmm.new"), overwrite: true);
+        File.Move(Path.Combine(Dir, "sharpvmm.new"), Path.Combine(Dir, "sharpvmm"), overwrite: true);
+        string emulator = Path.Combine(Dir, "qemu-system-x86_64");
+        if (!File.Exists(emulator)) File.CreateSymbolicLink(emulator, Path.Combine(Dir, "sharpvmm"));
+        // libvirt re-probes an emulator only when the <emulator> path's ctime changes: a new binary must be noticed.
+        Assert.Equal(0, Run("/usr/bin/touch", "-h", emulator).Code);
+        File.Copy(GuestFiles.Kernel, Path.Combine(Dir, "vmlinuz"), overwrite: true);
+        File.Copy(GuestFiles.Initrd, Path.Combine(Dir, "initrd.gz"), overwrite: true);
+        File.Delete(SerialLog);
+        return emulator;
     }
 
-    private (int Code, string Output) Virsh(params string[] args) => Run("/usr/bin/virsh", ["-c", "qemu:///system", .. args]);
-
-    private string Ok(params string[] args)
+    /// <summary>The test's microvm domain: a qcow2 disk, a user-mode NIC, a pty console logged to <see cref="SerialLog"/>; the guest's init runs <paramref name="command"/>.</summary>
+    private static string DomainXml(string emulator, string disk, string command, string onCrash, string devices = "")
     {
-        var (code, text) = Virsh(args);
-        Assert.True(code == 0, $"virsh {string.Join(' ', args)} failed: {text}");
-        return text;
-    }
-
-    private void WaitForState(string expected, int seconds = 60)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(seconds);
-        string state = "";
-        while (DateTime.UtcNow < deadline)
-        {
-            state = Virsh("domstate", Domain, "--reason").Output;
-            if (state == expected) return;
-            Thread.Sleep(250);
-        }
-        Assert.Fail($"domain state is '{state}', not '{expected}', after {seconds} s");
+        string cmd = Convert.ToBase64String(Encoding.UTF8.GetBytes(command));
+        return $"""
+            <domain type='qemu'>
+              <name>{Domain}</name>
+              <memory unit='MiB'>128</memory>
+              <vcpu>1</vcpu>
+              <os>
+                <type arch='x86_64' machine='microvm'>hvm</type>
+                <kernel>{Dir}/vmlinuz</kernel>
+                <initrd>{Dir}/initrd.gz</initrd>
+                <cmdline>console=ttyS0 panic=-1 quiet sharpvmm.cmd={cmd}</cmdline>
+              </os>
+              <features><acpi/></features>
+              <on_poweroff>destroy</on_poweroff><on_reboot>restart</on_reboot><on_crash>{onCrash}</on_crash>
+              <devices>
+                <emulator>{emulator}</emulator>
+                <controller type='usb' model='none'/>
+                <disk type='file' device='disk'>
+                  <driver name='qemu' type='qcow2'/><source file='{disk}'/><target dev='vda' bus='virtio'/>
+                  <address type='virtio-mmio'/>
+                </disk>
+                <interface type='user'><model type='virtio'/><address type='virtio-mmio'/></interface>
+                <serial type='pty'><log file='{SerialLog}' append='on'/><target port='0'/></serial>
+                <console type='pty'><target type='serial' port='0'/></console>
+                <memballoon model='none'/>{devices}
+              </devices>
+            </domain>
+            """;
     }
 
     private static bool WaitForConsole(string text, int seconds, int count = 1)
@@ -125,60 +155,18 @@ public sealed class LibvirtTests : IDisposable
     public void Virsh_runs_a_microvm_domain_on_sharpvmm_through_its_lifecycle()
     {
         string root = RepoFiles.Root!;
-        var (up, upText) = Run(Path.Combine(root, "scripts", "libvirt-up.sh"));
-        Assert.True(up == 0, $"scripts/libvirt-up.sh: {upText}");
-        Virsh("destroy", Domain);
-        Virsh("undefine", Domain);
-
-        // Everything libvirt-qemu must read lives outside root's home, world-readable.
-        Directory.CreateDirectory(Dir);
-        File.Copy(RepoFiles.NativeBinary!, Path.Combine(Dir, "sharpvmm.new"), overwrite: true);
-        File.Move(Path.Combine(Dir, "sharpvmm.new"), Path.Combine(Dir, "sharpvmm"), overwrite: true);
-        string emulator = Path.Combine(Dir, "qemu-system-x86_64");
-        if (!File.Exists(emulator)) File.CreateSymbolicLink(emulator, Path.Combine(Dir, "sharpvmm"));
-        // libvirt re-probes an emulator only when the <emulator> path's ctime changes: a new binary must be noticed.
-        Assert.Equal(0, Run("/usr/bin/touch", "-h", emulator).Code);
-        string guest = Environment.GetEnvironmentVariable("SHARPVMM_GUEST_DIR")
-            ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "sharpvmm", "guest");
-        File.Copy(Path.Combine(guest, "vmlinuz"), Path.Combine(Dir, "vmlinuz"), overwrite: true);
-        File.Copy(Path.Combine(guest, "initrd.gz"), Path.Combine(Dir, "initrd.gz"), overwrite: true);
+        string emulator = Prepare();
         string disk = Path.Combine(Dir, "disk.qcow2");
         File.Delete(disk);
         Assert.Equal(0, Run("/usr/bin/qemu-img", "create", "-q", "-f", "qcow2", disk, "16M").Code);
         File.Delete(SerialLog);
 
-        string cmd = Convert.ToBase64String(Encoding.UTF8.GetBytes(
+        string cmd = (
             // virtio_blk probes asynchronously: until /dev/vda is a block device, "> /dev/vda" would make a plain file
             // in the initramfs and the disk would stay empty (seen as lost data after shutdown before this wait).
             "echo hello-from-guest; i=0; while [ ! -b /dev/vda ] && [ $i -lt 60 ]; do sleep 1; i=$((i+1)); done; "
-            + "echo sharpvmm-disk-data > /dev/vda; sync; echo DISK-WRITTEN; ip link | grep -c eth0; exec sh"));
-        string xml = $"""
-            <domain type='qemu'>
-              <name>{Domain}</name>
-              <memory unit='MiB'>128</memory>
-              <vcpu>1</vcpu>
-              <os>
-                <type arch='x86_64' machine='microvm'>hvm</type>
-                <kernel>{Dir}/vmlinuz</kernel>
-                <initrd>{Dir}/initrd.gz</initrd>
-                <cmdline>console=ttyS0 panic=-1 quiet sharpvmm.cmd={cmd}</cmdline>
-              </os>
-              <features><acpi/></features>
-              <on_poweroff>destroy</on_poweroff><on_reboot>restart</on_reboot><on_crash>destroy</on_crash>
-              <devices>
-                <emulator>{emulator}</emulator>
-                <controller type='usb' model='none'/>
-                <disk type='file' device='disk'>
-                  <driver name='qemu' type='qcow2'/><source file='{disk}'/><target dev='vda' bus='virtio'/>
-                  <address type='virtio-mmio'/>
-                </disk>
-                <interface type='user'><model type='virtio'/><address type='virtio-mmio'/></interface>
-                <serial type='pty'><log file='{SerialLog}' append='off'/><target port='0'/></serial>
-                <console type='pty'><target type='serial' port='0'/></console>
-                <memballoon model='none'/>
-              </devices>
-            </domain>
-            """;
+            + "echo sharpvmm-disk-data > /dev/vda; sync; echo DISK-WRITTEN; ip link | grep -c eth0; exec sh");
+        string xml = DomainXml(emulator, disk, cmd, "destroy");
         string xmlPath = Path.Combine(Dir, "domain.xml");
         File.WriteAllText(xmlPath, xml);
 
@@ -200,7 +188,7 @@ public sealed class LibvirtTests : IDisposable
         Ok("resume", Domain);
         WaitForState("running (unpaused)");
         Assert.Contains("State:          running", Ok("dominfo", Domain));
-        Assert.Contains("state.state=1", Ok("domstats", Domain));
+        AssertDomstats(Ok("domstats", Domain));
 
         // reset: system_reset, the guest boots again at once (RESET, no SHUTDOWN), the domain keeps running.
         Ok("reset", Domain);
@@ -247,7 +235,85 @@ public sealed class LibvirtTests : IDisposable
         Ok("resume", Domain);
         WaitForState("running (unpaused)");
 
-        Ok("destroy", Domain);
+        clock.Restart();
+        Ok("destroy", Domain); // SIGTERM; libvirt waits for the emulator's exit (SIGKILL after 10 s)
+        _out.WriteLine($"virsh destroy: {clock.Elapsed.TotalSeconds:F2} s");
         WaitForState("shut off (destroyed)");
+    }
+
+    /// <summary>
+    /// A guest that panics (its pvpanic device, libvirt's &lt;panic model='isa'/&gt;) ends as libvirt shows it for
+    /// QEMU: on_crash preserve leaves it "crashed (panicked)", on_crash destroy "shut off (crashed)". A guest that
+    /// powers off by itself (no virsh shutdown) ends "shut off (shutdown)".
+    /// </summary>
+    [LibvirtFact]
+    public void A_guest_that_panics_or_powers_off_by_itself_ends_as_libvirt_shows_it_for_qemu()
+    {
+        string emulator = Prepare();
+        string disk = Path.Combine(Dir, "disk.qcow2");
+        File.Delete(disk);
+        Assert.Equal(0, Run("/usr/bin/qemu-img", "create", "-q", "-f", "qcow2", disk, "16M").Code);
+        const string Panic = "echo SHARPVMM-PANICKING; echo c > /proc/sysrq-trigger";
+        const string PanicDevice = "\n    <panic model='isa'/>";
+        string xmlPath = Path.Combine(Dir, "domain.xml");
+
+        foreach (var (onCrash, expected) in new[] { ("preserve", "crashed (panicked)"), ("destroy", "shut off (crashed)") })
+        {
+            File.WriteAllText(xmlPath, DomainXml(emulator, disk, Panic, onCrash, PanicDevice));
+            Ok("define", xmlPath);
+            int before = ConsoleCount("SHARPVMM-PANICKING");
+            Ok("start", Domain);
+            Assert.True(WaitForConsole("SHARPVMM-PANICKING", 240, before + 1), "the guest started to panic");
+            WaitForState(expected);
+            Assert.Equal(before + 1, ConsoleCount("SHARPVMM-PANICKING")); // stopped, not rebooted (panic=-1)
+            if (onCrash == "preserve")
+            {
+                Assert.Contains("State:          crashed", Ok("dominfo", Domain));
+                Ok("destroy", Domain);
+                WaitForState("shut off (destroyed)");
+            }
+            Ok("undefine", Domain); // the next definition gets a new UUID under the same name
+        }
+
+        File.WriteAllText(xmlPath, DomainXml(emulator, disk, "echo SHARPVMM-POWERING-OFF; poweroff -f", "destroy"));
+        Ok("define", xmlPath);
+        Ok("start", Domain);
+        Assert.True(WaitForConsole("SHARPVMM-POWERING-OFF", 240), "the guest started to power off");
+        WaitForState("shut off (shutdown)");
+        Ok("undefine", Domain);
+    }
+
+    /// <summary>
+    /// virsh domstats of the running guest: libvirt's state, vcpu, balloon and block groups, the block counters
+    /// from query-blockstats (the guest read its initramfs' disk probe and wrote its marker), the capacity from the
+    /// image. Each key=value line is one statistic.
+    /// </summary>
+    private void AssertDomstats(string text)
+    {
+        var stats = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (string line in text.Split('\n', StringSplitOptions.TrimEntries))
+        {
+            int eq = line.IndexOf('=', StringComparison.Ordinal);
+            if (eq > 0) stats[line[..eq]] = line[(eq + 1)..];
+        }
+        long Num(string key)
+        {
+            Assert.True(stats.TryGetValue(key, out string? v), $"domstats has no {key}: {text}");
+            return long.Parse(v, System.Globalization.CultureInfo.InvariantCulture);
+        }
+        Assert.Equal(1, Num("state.state")); // running
+        Assert.Equal(1, Num("vcpu.current"));
+        Assert.Equal(1, Num("vcpu.0.state"));
+        Assert.True(Num("vcpu.0.time") > 0, "vcpu.0.time");
+        Assert.Equal(128L << 10, Num("balloon.current")); // KiB
+        Assert.True(Num("balloon.rss") > 0, "balloon.rss");
+        Assert.Equal(1, Num("block.count"));
+        Assert.Equal("vda", stats["block.0.name"]);
+        Assert.True(Num("block.0.rd.reqs") > 0, "block.0.rd.reqs");
+        Assert.True(Num("block.0.rd.bytes") >= 512 * Num("block.0.rd.reqs"), "block.0.rd.bytes");
+        Assert.True(Num("block.0.wr.reqs") > 0, "block.0.wr.reqs"); // the marker the guest wrote
+        Assert.True(Num("block.0.wr.bytes") >= 512, "block.0.wr.bytes");
+        Assert.True(Num("block.0.rd.times") > 0, "block.0.rd.times");
+        Assert.Equal(16L << 20, Num("block.0.capacity"));
     }
 }

@@ -18,6 +18,7 @@ public sealed class PrivateLibvirtd : IDisposable
 
     private readonly Process _daemon;
     private readonly ITestOutputHelper? _out;
+    private readonly VirshClient _virsh;
 
     private PrivateLibvirtd(string name, string state, Process daemon, ITestOutputHelper? output)
     {
@@ -25,6 +26,7 @@ public sealed class PrivateLibvirtd : IDisposable
         State = state;
         _daemon = daemon;
         _out = output;
+        _virsh = new VirshClient(Uri, name, output);
     }
 
     public string Name { get; }
@@ -82,54 +84,18 @@ public sealed class PrivateLibvirtd : IDisposable
         }
     }
 
-    public (int Code, string Output) Virsh(params string[] args) => RunTool(_out, "/usr/bin/virsh", ["-c", Uri, .. args]);
+    public (int Code, string Output) Virsh(params string[] args) => _virsh.Run(args);
 
     /// <summary>virsh that must succeed; returns its output.</summary>
-    public string Ok(params string[] args)
-    {
-        var (code, text) = Virsh(args);
-        Assert.True(code == 0, $"virsh ({Name}) {string.Join(' ', args)} failed: {text}");
-        return text;
-    }
+    public string Ok(params string[] args) => _virsh.Ok(args);
 
-    public string DomState(string domain)
-    {
-        var (code, text) = Virsh("domstate", domain, "--reason");
-        return code == 0 ? text : "(none)";
-    }
+    public string DomState(string domain) => _virsh.DomState(domain);
 
-    public void WaitForState(string domain, string expected, int seconds = 60)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(seconds);
-        string state = "";
-        while (DateTime.UtcNow < deadline)
-        {
-            state = DomState(domain);
-            if (state == expected) return;
-            Thread.Sleep(250);
-        }
-        Assert.Fail($"domain {domain} on {Name} is '{state}', not '{expected}', after {seconds} s");
-    }
+    public void WaitForState(string domain, string expected, int seconds = 60) => _virsh.WaitForState(domain, expected, seconds);
 
     /// <summary>Runs a tool, up to 300 s; its stdout and stderr together, trimmed.</summary>
     public static (int Code, string Output) RunTool(ITestOutputHelper? output, string file, params string[] args)
-    {
-        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (string a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(TimeSpan.FromSeconds(300)))
-        {
-            p.Kill(entireProcessTree: true);
-            throw new TimeoutException($"{file} {string.Join(' ', args)} did not finish within 300 s");
-        }
-        p.WaitForExit();
-        string text = (stdout.Result + stderr.Result).Trim();
-        try { output?.WriteLine($"$ {Path.GetFileName(file)} {string.Join(' ', args)} -> {p.ExitCode}: {text}"); }
-        catch (InvalidOperationException) { } // no test running any more (disposal after the test)
-        return (p.ExitCode, text);
-    }
+        => VirshClient.RunTool(output, file, args);
 
     public void Dispose()
     {

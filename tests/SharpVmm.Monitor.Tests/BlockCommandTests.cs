@@ -53,6 +53,32 @@ public sealed class BlockCommandTests : IAsyncLifetime
         => (await _client!.ExecuteAsync("human-monitor-command", new JsonObject { ["command-line"] = line }))!.GetValue<string>();
 
     [LinuxGuestFact]
+    public async Task Query_blockstats_gives_each_disk_its_devices_counters_and_each_node_its_own()
+    {
+        var drive = BlockCommands.Drives(_vm!)[0];
+        drive.Stats.Done(BlockRequestKind.Write, 4096, System.Diagnostics.Stopwatch.GetTimestamp(), endOffset: 1 << 20);
+        var list = (JsonArray)(await _client!.ExecuteAsync("query-blockstats"))!;
+        Assert.Equal(2, list.Count);
+        var top = list[0]!.AsObject();
+        Assert.Equal("virtio0", (string?)top["device"]);
+        Assert.Equal("virtio-blk0", (string?)top["qdev"]);
+        Assert.Equal("#block000", (string?)top["node-name"]);
+        var stats = top["stats"]!.AsObject();
+        Assert.Equal(1, (long)stats["wr_operations"]!);
+        Assert.Equal(4096, (long)stats["wr_bytes"]!);
+        Assert.Equal(0, (long)stats["rd_operations"]!);
+        Assert.Equal(1 << 20, (long)stats["wr_highest_offset"]!);
+        Assert.NotNull(stats["idle_time_ns"]);
+        Assert.Null(list[1]!["stats"]!["idle_time_ns"]); // the other disk has done nothing yet
+
+        var nodes = (JsonArray)(await _client!.ExecuteAsync("query-blockstats", new JsonObject { ["query-nodes"] = true }))!;
+        Assert.Equal("", (string?)nodes[0]!["device"]);
+        Assert.Equal("#block000", (string?)nodes[0]!["node-name"]);
+        Assert.Equal(0, (long)nodes[0]!["stats"]!["wr_operations"]!); // QEMU counts at the device, not the node
+        Assert.Equal(1 << 20, (long)nodes[0]!["stats"]!["wr_highest_offset"]!);
+    }
+
+    [LinuxGuestFact]
     public async Task Query_block_describes_each_disk_as_QEMU_does_for_if_virtio_drives()
     {
         var list = (JsonArray)(await _client!.ExecuteAsync("query-block"))!;

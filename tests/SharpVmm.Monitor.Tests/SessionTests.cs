@@ -99,7 +99,7 @@ public sealed class SessionTests
         Assert.Equal(new[]
         {
             "balloon", "closefd", "cont", "getfd", "human-monitor-command", "migrate", "migrate-continue", "migrate-incoming", "migrate-set-capabilities", "migrate-set-parameters", "migrate_cancel",
-            "qmp_capabilities", "query-balloon", "query-block", "query-commands", "query-cpus-fast", "query-memory-size-summary",
+            "qmp_capabilities", "query-balloon", "query-block", "query-blockstats", "query-commands", "query-cpus-fast", "query-memory-size-summary",
             "query-migrate", "query-migrate-capabilities", "query-migrate-parameters", "query-qmp-schema", "query-status", "query-version", "quit", "snapshot-load", "snapshot-save",
             "stop", "system_powerdown", "system_reset", "x-query-jit", "x-query-ksm",
         }, names);

@@ -71,6 +71,7 @@ public static class QemuLauncher
         if (monitor is not null)
         {
             QemuQmpCommands.Register(monitor.Commands, new QemuQmpContext(q, vm, config.Accelerator, kvmPresent, filename));
+            monitor.Monitor.BlockNames = (i, d) => QemuQmpCommands.BlockNames(q, i, d);
             monitor.Open(); // only now: a client that connected at once would otherwise miss these commands
         }
         // The vCPU threads exist from here on, as in QEMU, so a manager can read their ids before it lets the guest run.

@@ -3,6 +3,7 @@ using SharpVmm.Machine;
 using SharpVmm.Machine.Config;
 using SharpVmm.Monitor.Commands;
 using SharpVmm.Monitor.Protocol;
+using SharpVmm.Monitor.Server;
 using static SharpVmm.Monitor.Commands.QmpParameter;
 
 namespace SharpVmm.Cli.Qemu;
@@ -166,6 +167,20 @@ public static class QemuQmpCommands
             });
         }
         return list;
+    }
+
+    /// <summary>
+    /// query-blockstats' names for a disk as QEMU 7.2 gives them: a device with an id on a -blockdev node has an
+    /// anonymous backend (device ""), its backend's QOM path below /machine/peripheral (libvirt finds a virtio disk's
+    /// counters under that path) and the format node's name.
+    /// </summary>
+    public static BlockNodeNames BlockNames(QemuInvocation q, int index, BlockDeviceInfo drive)
+    {
+        if (index >= q.Disks.Count) return new BlockNodeNames(drive.DriveId, drive.DeviceId, drive.DriveId);
+        var disk = q.Disks[index];
+        return disk.Id is { } id
+            ? new BlockNodeNames("", $"/machine/peripheral/{id}/virtio-backend", disk.Drive)
+            : new BlockNodeNames(disk.Drive, drive.DeviceId, disk.Drive);
     }
 
     /// <summary>The disks' nodes under the node names the command line gave them (libvirt's own names), top node first.</summary>

@@ -210,7 +210,7 @@ public static partial class VmBuilder
             var blk = new VirtioBlk(image, serial: $"sharpvmm-disk{i}", readOnly: d.ReadOnly, loggers.CreateLogger("SharpVmm.VirtioBlk"), ioThread: d.IoThread);
             disposables.Add(blk); // the VM disposes in reverse: the worker stops before the image closes
             add(blk, $"virtio-blk{i}");
-            named.Add(($"virtio-blk{i}.drive", new BlockDeviceInfo($"virtio{i}", $"virtio-blk{i}", d, image)));
+            named.Add(($"virtio-blk{i}.drive", new BlockDeviceInfo($"virtio{i}", $"virtio-blk{i}", d, image) { Stats = blk.Stats }));
             named.Add(($"virtio-blk{i}.image", image)); // migration hands the image file over through this
         }
         if (config.Rng) add(new VirtioRng(), "virtio-rng");

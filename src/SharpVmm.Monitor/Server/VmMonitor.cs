@@ -34,6 +34,12 @@ public sealed class VmMonitor : IDisposable
 
     public VirtualMachine Vm => _vm;
 
+    /// <summary>
+    /// How query-blockstats names the disk of each drive (index, drive): a QEMU-speaking front end gives the names its
+    /// command line used; null: SharpVmm's own (drive virtioN, device virtio-blkN, node #blockNNN).
+    /// </summary>
+    public Func<int, BlockDeviceInfo, BlockNodeNames>? BlockNames { get; set; }
+
     /// <summary>Presses the guest's power button (system_powerdown) instead of the machine's own ACPI button; null: the machine's.</summary>
     public Action? PowerButton { get; set; }
 

@@ -253,4 +253,28 @@ public sealed class BlkTests : IDisposable
         img.Read(10 * 512, disk);
         Assert.Equal(_ring.Memory.GetReadOnlySpan(Data, 1536).ToArray(), disk);
     }
+    [Fact]
+    public void Requests_are_counted_per_kind_as_QEMUs_block_accounting_does()
+    {
+        var (d, blk) = Device(Image("raw"));
+        FillData(4096, 3);
+        Submit(d, TypeOut, 100, 4096);
+        Submit(d, TypeOut, 8, 1024);
+        Submit(d, TypeFlush, 0);
+        Submit(d, TypeIn, 100, 4096, dataWritable: true);
+        Submit(d, TypeIn, DiskBytes / 512, 512, dataWritable: true); // past the end: refused, not I/O
+        Submit(d, TypeGetId, 0, 20, dataWritable: true); // not I/O either
+
+        var s = blk.Stats;
+        Assert.Equal(2, s.Operations(BlockRequestKind.Write));
+        Assert.Equal(4096 + 1024, s.Bytes(BlockRequestKind.Write));
+        Assert.Equal(100 * 512 + 4096, s.HighestWriteOffset);
+        Assert.Equal(1, s.Operations(BlockRequestKind.Flush));
+        Assert.Equal(1, s.Operations(BlockRequestKind.Read));
+        Assert.Equal(4096, s.Bytes(BlockRequestKind.Read));
+        Assert.Equal(1, s.InvalidOperations(BlockRequestKind.Read));
+        Assert.Equal(0, s.FailedOperations(BlockRequestKind.Read));
+        Assert.True(s.TotalTimeNs(BlockRequestKind.Read) > 0);
+        Assert.NotNull(s.IdleTimeNs);
+    }
 }

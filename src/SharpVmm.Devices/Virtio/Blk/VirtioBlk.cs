@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Diagnostics;
 using System.Text;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -60,6 +61,9 @@ public sealed partial class VirtioBlk : IVirtioDevice, IDrainOnPause, IDisposabl
 
     public bool ReadOnly { get; }
     public bool IoThread { get; }
+
+    /// <summary>The requests served so far, per kind (QEMU's block accounting, read by query-blockstats).</summary>
+    public BlockStats Stats { get; } = new();
     public uint DeviceId => 2;
     public int QueueCount => 1;
     public ushort MaxQueueSize(int queue) => QueueSize;
@@ -212,6 +216,9 @@ public sealed partial class VirtioBlk : IVirtioDevice, IDrainOnPause, IDisposabl
         {
             uint type = BinaryPrimitives.ReadUInt32LittleEndian(header);
             ulong sector = BinaryPrimitives.ReadUInt64LittleEndian(header[8..]);
+            long start = Stopwatch.GetTimestamp();
+            long bytes = 0;
+            bool failed = false;
             try
             {
                 status = type switch
@@ -220,7 +227,7 @@ public sealed partial class VirtioBlk : IVirtioDevice, IDrainOnPause, IDisposabl
                     TypeOut => WriteRequest(chain, sector),
                     TypeFlush => Flush(),
                     TypeGetId => GetId(chain, dataIn, ref written),
-                    TypeDiscard or TypeWriteZeroes => RangeRequest(chain, type),
+                    TypeDiscard or TypeWriteZeroes => RangeRequest(chain, type, ref bytes),
                     _ => StatusUnsupported,
                 };
             }
@@ -228,10 +235,29 @@ public sealed partial class VirtioBlk : IVirtioDevice, IDrainOnPause, IDisposabl
             {
                 _log.LogError(e, "virtio-blk: request type {Type} at sector {Sector} of {Image} failed: {Message}", type, sector, _image.Path, e.Message);
                 status = StatusIoErr;
+                failed = true;
             }
+            Account(type, sector, type switch { TypeIn => dataIn, TypeOut => chain.ReadableLength - HeaderBytes, _ => (ulong)bytes }, status, failed, start);
         }
         memory.Write(statusAddress, status); // last, after the data
         return written + 1;
+    }
+
+    /// <summary>QEMU's accounting: write-zeroes counts as a write, discard as an unmap; GET_ID and unknown types are not I/O.</summary>
+    private void Account(uint type, ulong sector, ulong bytes, byte status, bool failed, long start)
+    {
+        BlockRequestKind kind;
+        switch (type)
+        {
+            case TypeIn: kind = BlockRequestKind.Read; break;
+            case TypeOut or TypeWriteZeroes: kind = BlockRequestKind.Write; break;
+            case TypeFlush: kind = BlockRequestKind.Flush; break;
+            case TypeDiscard: kind = BlockRequestKind.Unmap; break;
+            default: return;
+        }
+        if (failed) Stats.Failed(kind);
+        else if (status != StatusOk) Stats.Invalid(kind);
+        else Stats.Done(kind, (long)bytes, start, type == TypeOut ? (long)(sector * SectorSize + bytes) : 0);
     }
 
     private bool InRange(ulong sector, ulong sectors)
@@ -303,7 +329,7 @@ public sealed partial class VirtioBlk : IVirtioDevice, IDrainOnPause, IDisposabl
         return StatusOk;
     }
 
-    private byte RangeRequest(DescriptorChain chain, uint type)
+    private byte RangeRequest(DescriptorChain chain, uint type, ref long done)
     {
         bool discard = type == TypeDiscard;
         if (!_context!.HasFeature(discard ? FeatureDiscard : FeatureWriteZeroes)) return StatusUnsupported;
@@ -332,6 +358,7 @@ public sealed partial class VirtioBlk : IVirtioDevice, IDrainOnPause, IDisposabl
                 long offset = (long)(sector * SectorSize), length = (long)sectors * SectorSize;
                 if (discard) _image.Discard(offset, length);
                 else _image.WriteZeroes(offset, length, (flags & SegmentFlagUnmap) != 0);
+                done += length;
             }
         }
         return StatusOk;
