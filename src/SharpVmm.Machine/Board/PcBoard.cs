@@ -27,6 +27,7 @@ internal sealed class PcBoard(GuestMemory memory, IoBus bus, List<(string Id, ob
 {
     private readonly List<VirtioMmioDeviceSpec> _virtio = [];
     private bool _ged;
+    private ushort? _pvPanicPort;
 
     /// <summary>The GSI router devices raise their lines through (the accelerator's); null on a bare machine.</summary>
     public IIrqRouter? Irqs { get; set; }
@@ -96,6 +97,16 @@ internal sealed class PcBoard(GuestMemory memory, IoBus bus, List<(string Id, ob
         return ged;
     }
 
+    /// <summary>
+    /// QEMU's ISA pvpanic port at <paramref name="port"/> (<see cref="PcLayout.PvPanicPort"/> unless moved);
+    /// <paramref name="onEvent"/> gets the events the guest writes. The ACPI tables describe it from then on.
+    /// </summary>
+    public void AddPvPanic(ushort port, Action<byte> onEvent)
+    {
+        bus.RegisterPort(port, 1, new PvPanicPort(onEvent), "pvpanic");
+        _pvPanicPort = port;
+    }
+
     /// <summary>fw_cfg (what QEMU's firmware interface tells a guest: CPUs, RAM, command line) and an empty PCI bus to probe.</summary>
     public void AddFirmwareInterfaces(int cpus, ulong memoryBytes, string? commandLine)
     {
@@ -119,7 +130,7 @@ internal sealed class PcBoard(GuestMemory memory, IoBus bus, List<(string Id, ob
     }
 
     /// <summary>What the ACPI tables say of this board: the layout's addresses and ports, and the virtio slots handed out.</summary>
-    public AcpiSpec DescribeAcpi(int cpus, byte ioApicId, ushort? pvPanicPort = null) => new()
+    public AcpiSpec DescribeAcpi(int cpus, byte ioApicId) => new()
     {
         CpuCount = cpus,
         LocalApicAddress = (uint)PcLayout.LocalApicBase,
@@ -130,9 +141,9 @@ internal sealed class PcBoard(GuestMemory memory, IoBus bus, List<(string Id, ob
         SleepPort = PcLayout.AcpiSleepPort,
         VirtioMmioDevices = [.. _virtio],
         Ged = _ged ? new AcpiGedSpec(PcLayout.AcpiGedPort, PcLayout.AcpiGedGsi) : null,
-        PvPanicPort = pvPanicPort,
+        PvPanicPort = _pvPanicPort,
     };
 
     /// <summary>Writes the tables at <see cref="PcLayout.AcpiTablesBase"/>; returns the RSDP's address for the loader.</summary>
-    public ulong WriteAcpiTables(int cpus, byte ioApicId, ushort? pvPanicPort = null) => AcpiTables.Build(DescribeAcpi(cpus, ioApicId, pvPanicPort), memory, PcLayout.AcpiTablesBase);
+    public ulong WriteAcpiTables(int cpus, byte ioApicId) => AcpiTables.Build(DescribeAcpi(cpus, ioApicId), memory, PcLayout.AcpiTablesBase);
 }
