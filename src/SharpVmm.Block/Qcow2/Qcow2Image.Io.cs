@@ -25,9 +25,9 @@ public sealed partial class Qcow2Image
             run = limit;
             return Kind.Unallocated;
         }
-        var t = LoadL2((long)(_l1[l1i] & OffsetMask)).Data;
+        var t = _l2Tables.Load((long)(_l1[l1i] & OffsetMask)).Data;
         if (_extendedL2) return LookupExtended(t, l2i, inOff, limit, out host, out run, out entry, out copied);
-        var e = ReadL2(t, l2i);
+        var e = _l2Tables.ReadEntry(t, l2i);
         entry = e;
         var kind = Classify(e, ci);
         copied = (e & Copied) != 0;
@@ -38,7 +38,7 @@ public sealed partial class Qcow2Image
         var i = l2i + 1;
         while (run < limit && i < _l2Entries)
         {
-            var n = ReadL2(t, i);
+            var n = _l2Tables.ReadEntry(t, i);
             var k = Classify(n, ci + (i - l2i));
             if (k != kind || ((n & Copied) != 0) != copied) break;
             if (kind == Kind.Data)
@@ -66,13 +66,13 @@ public sealed partial class Qcow2Image
 
     private Kind LookupExtended(byte[] t, int l2i, long inOff, long limit, out long host, out long run, out ulong entry, out bool copied)
     {
-        var e = ReadL2(t, l2i);
+        var e = _l2Tables.ReadEntry(t, l2i);
         entry = e;
         host = 0;
         copied = (e & Copied) != 0;
         run = Math.Min(limit, _clusterSize - inOff);
         if ((e & CompressedFlag) != 0) return Kind.Compressed;
-        var alloc = ReadL2Bitmap(t, l2i, out var zero);
+        var alloc = L2TableCache.ReadSubclusterBitmaps(t, l2i, out var zero);
         var scBits = _clusterBits - 5;
         var sc = (int)(inOff >> scBits);
         Kind KindOf(int s) => (alloc & (1u << s)) != 0 ? Kind.Data : (zero & (1u << s)) != 0 ? Kind.Zero : Kind.Unallocated;
@@ -216,7 +216,7 @@ public sealed partial class Qcow2Image
             var ci = pos >> _clusterBits;
             var inOff = (int)(pos & _clusterMask);
             var t = GetL2ForWrite(ci, out var l2i);
-            var e = ReadL2(t.Data, l2i);
+            var e = _l2Tables.ReadEntry(t.Data, l2i);
             var kind = Classify(e, ci);
             if (kind == Kind.Data && (e & Copied) != 0)
             {
@@ -233,7 +233,7 @@ public sealed partial class Qcow2Image
             var k = 1;
             while (k < wantClusters)
             {
-                var n = ReadL2(t.Data, l2i + k);
+                var n = _l2Tables.ReadEntry(t.Data, l2i + k);
                 if (Classify(n, ci + k) == Kind.Data && (n & Copied) != 0) break;
                 k++;
             }
@@ -243,8 +243,8 @@ public sealed partial class Qcow2Image
             t = GetL2ForWrite(ci, out l2i);
             var end = Math.Min(pos + data.Length, (ci + got) << _clusterBits);
             var len = (int)(end - pos);
-            var firstOld = ReadL2(t.Data, l2i);
-            var lastOld = ReadL2(t.Data, l2i + got - 1);
+            var firstOld = _l2Tables.ReadEntry(t.Data, l2i);
+            var lastOld = _l2Tables.ReadEntry(t.Data, l2i + got - 1);
             var tailOff = (int)(end & _clusterMask);
             var fileLength = RandomAccess.GetLength(_fh);
             if (hostStart >= fileLength && ReadsAsZero(ci, firstOld) && ReadsAsZero(ci + got - 1, lastOld))
@@ -263,8 +263,8 @@ public sealed partial class Qcow2Image
             }
             for (var j = 0; j < got; j++)
             {
-                var old = ReadL2(t.Data, l2i + j);
-                WriteL2(t.Data, l2i + j, (ulong)(hostStart + (long)j * _clusterSize) | Copied);
+                var old = _l2Tables.ReadEntry(t.Data, l2i + j);
+                _l2Tables.WriteEntry(t.Data, l2i + j, (ulong)(hostStart + (long)j * _clusterSize) | Copied);
                 FreeDeferred(old);
             }
             t.Dirty = true;
@@ -329,18 +329,18 @@ public sealed partial class Qcow2Image
         if (l1i >= _l1.Length) throw new InvalidOperationException("guest cluster beyond the L1 table");
         var l1e = _l1[l1i];
         var off = (long)(l1e & OffsetMask);
-        if (off != 0 && (l1e & Copied) != 0) return LoadL2(off);
+        if (off != 0 && (l1e & Copied) != 0) return _l2Tables.Load(off);
 
         byte[]? copy = null;
         if (off != 0)
         {
             copy = ImageFile.Rent(_clusterSize);
-            LoadL2(off).Data.AsSpan(0, _clusterSize).CopyTo(copy);
+            _l2Tables.Load(off).Data.AsSpan(0, _clusterSize).CopyTo(copy);
         }
         try
         {
             var newOff = AllocateRun(1, out _);
-            var n = _l2Cache.Insert(newOff, WriteBackL2);
+            var n = _l2Tables.Add(newOff);
             if (copy != null) copy.AsSpan(0, _clusterSize).CopyTo(n.Data);
             else Array.Clear(n.Data);
             // Refcounts, then the table, then the pointer to it.
@@ -354,7 +354,7 @@ public sealed partial class Qcow2Image
             WriteL1Entry(l1i);
             if (off != 0)
             {
-                _l2Cache.Remove(off);
+                _l2Tables.Forget(off);
                 _pendingFrees.Add(off >> _clusterBits);
             }
             return n;
@@ -439,20 +439,20 @@ public sealed partial class Qcow2Image
             }
         }
         var t = GetL2ForWrite(ci, out var l2i);
-        var old = ReadL2(t.Data, l2i);
+        var old = _l2Tables.ReadEntry(t.Data, l2i);
         ulong nu;
         if (!v3) nu = 0;
         else if (discard) nu = hasBacking ? ZeroFlag : 0;
         else if (!unmap && Classify(old, ci) is Kind.Data or Kind.Zero && (old & Copied) != 0 && (old & OffsetMask) != 0)
         {
             // Keep the allocation (preallocated images stay preallocated), just mark it as reading zero.
-            WriteL2(t.Data, l2i, old | ZeroFlag);
+            _l2Tables.WriteEntry(t.Data, l2i, old | ZeroFlag);
             t.Dirty = true;
             return;
         }
         else nu = ZeroFlag;
         if (nu == old) return;
-        WriteL2(t.Data, l2i, nu);
+        _l2Tables.WriteEntry(t.Data, l2i, nu);
         t.Dirty = true;
         FreeDeferred(old);
     }
@@ -587,8 +587,8 @@ public sealed partial class Qcow2Image
         var sectors = ((at + data.Length - 1) >> 9) - (at >> 9);
         var entry = CompressedFlag | ((ulong)sectors << x) | (ulong)at;
         t = GetL2ForWrite(ci, out l2i);
-        var old = ReadL2(t.Data, l2i);
-        WriteL2(t.Data, l2i, entry);
+        var old = _l2Tables.ReadEntry(t.Data, l2i);
+        _l2Tables.WriteEntry(t.Data, l2i, entry);
         t.Dirty = true;
         FreeDeferred(old);
     }

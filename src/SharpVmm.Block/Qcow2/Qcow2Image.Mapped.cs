@@ -54,7 +54,7 @@ public sealed partial class Qcow2Image
         var k = 0;
         while (k < clusters)
         {
-            var e = ReadL2(t.Data, l2i + k);
+            var e = _l2Tables.ReadEntry(t.Data, l2i + k);
             if ((e & CompressedFlag) != 0 || !ReadsAsZero(ci + k, e)) break;
             k++;
         }
@@ -63,8 +63,8 @@ public sealed partial class Qcow2Image
         t = GetL2ForWrite(ci, out l2i);
         for (var j = 0; j < got; j++)
         {
-            var old = ReadL2(t.Data, l2i + j);
-            WriteL2(t.Data, l2i + j, (ulong)(hostStart + ((long)j << _clusterBits)) | Copied);
+            var old = _l2Tables.ReadEntry(t.Data, l2i + j);
+            _l2Tables.WriteEntry(t.Data, l2i + j, (ulong)(hostStart + ((long)j << _clusterBits)) | Copied);
             FreeDeferred(old);
         }
         t.Dirty = true;

@@ -146,7 +146,7 @@ public sealed partial class Qcow2Image
                 ImageFile.ReadExactly(_fh, l2, t, Path, "L2 table");
                 for (var i = 0; i < _l2Entries; i++)
                 {
-                    var e = ReadL2(t, i);
+                    var e = _l2Tables.ReadEntry(t, i);
                     if ((e & CompressedFlag) != 0)
                     {
                         var (off, len) = CompressedExtent(e);

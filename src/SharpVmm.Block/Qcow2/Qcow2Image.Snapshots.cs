@@ -40,10 +40,10 @@ public sealed partial class Qcow2Image
         {
             var l2 = (long)(l1e & OffsetMask);
             if (l2 == 0) continue;
-            LoadL2(l2).Data.AsSpan(0, _clusterSize).CopyTo(copy);
+            _l2Tables.Load(l2).Data.AsSpan(0, _clusterSize).CopyTo(copy);
             for (var i = 0; i < _l2Entries; i++)
             {
-                var e = ReadL2(copy, i);
+                var e = _l2Tables.ReadEntry(copy, i);
                 if ((e & CompressedFlag) != 0)
                 {
                     var (off, len) = CompressedExtent(e);
@@ -66,17 +66,17 @@ public sealed partial class Qcow2Image
             if (l2 == 0) continue;
             var want = GetRefcount(l2 >> _clusterBits) == 1 ? _l1[i] | Copied : _l1[i] & ~Copied;
             if (want != _l1[i]) { _l1[i] = want; l1Changed = true; changed++; MetadataMoved(); }
-            var t = LoadL2(l2);
+            var t = _l2Tables.Load(l2);
             for (var j = 0; j < _l2Entries; j++)
             {
-                var e = ReadL2(t.Data, j);
+                var e = _l2Tables.ReadEntry(t.Data, j);
                 ulong w;
                 if ((e & CompressedFlag) != 0) w = e & ~Copied;
                 else if ((e & OffsetMask) == 0) w = e & ~Copied;
                 else w = GetRefcount((long)(e & OffsetMask) >> _clusterBits) == 1 ? e | Copied : e & ~Copied;
                 if (w != e)
                 {
-                    WriteL2(t.Data, j, w);
+                    _l2Tables.WriteEntry(t.Data, j, w);
                     t.Dirty = true;
                     changed++;
                 }
@@ -247,9 +247,9 @@ public sealed partial class Qcow2Image
                     var l1i = ci >> _l2Bits;
                     if (l1i >= _l1.Length || (_l1[l1i] & OffsetMask) == 0) { ci = ((l1i + 1) << _l2Bits) - 1; continue; }
                     var t = GetL2ForWrite(ci, out var l2i);
-                    var old = ReadL2(t.Data, l2i);
+                    var old = _l2Tables.ReadEntry(t.Data, l2i);
                     if (old == 0) continue;
-                    WriteL2(t.Data, l2i, 0);
+                    _l2Tables.WriteEntry(t.Data, l2i, 0);
                     t.Dirty = true;
                     FreeDeferred(old);
                 }

@@ -27,7 +27,7 @@ public sealed partial class Qcow2Image : IBlockImage
     private readonly int _l2Bits;
     private readonly int _l2Entries;
     private ulong[] _l1;
-    private readonly TableCache _l2Cache;
+    private readonly L2TableCache _l2Tables;
     private readonly Qcow2Refcounts _refcounts;
     private readonly object _lock = new();
     private readonly ReaderWriterLockSlim _rw = new(LockRecursionPolicy.NoRecursion);
@@ -62,6 +62,8 @@ public sealed partial class Qcow2Image : IBlockImage
     public string? BackingFormat => Header.BackingFormat;
     public IReadOnlyList<Qcow2Snapshot> Snapshots => _snapshots;
     internal SafeFileHandle Handle => _fh;
+    internal Qcow2Refcounts Refcounts => _refcounts;
+    internal L2TableCache L2Tables => _l2Tables;
 
     internal Qcow2Image(string path, SafeFileHandle fh, Qcow2Header h, bool readOnly, ImageOpenOptions options)
     {
@@ -84,7 +86,7 @@ public sealed partial class Qcow2Image : IBlockImage
 
         // Cover the whole disk by default (qemu covers 8 GiB per MiB of cache and stops at 32 MiB).
         var l2Tables = (int)Math.Clamp(((h.Size >> (_clusterBits + _l2Bits)) + 1), 4, Math.Max(4, options.L2CacheBytes / _clusterSize));
-        _l2Cache = new TableCache(_clusterSize, l2Tables);
+        _l2Tables = new L2TableCache(this, _clusterBits, _extendedL2, l2Tables);
         _snapshots = Qcow2Snapshot.ReadTable(this, fh, h, RandomAccess.GetLength(fh));
     }
 
@@ -211,40 +213,6 @@ public sealed partial class Qcow2Image : IBlockImage
         if (OverlapsFixedMetadata(off, _clusterSize)) throw Corrupt($"the {what} at 0x{off:x} overlaps other metadata");
         if ((off >> _clusterBits) >= _endCluster) throw Corrupt($"the {what} at 0x{off:x} lies past the end of the file");
     }
-
-    internal TableCache.Entry LoadL2(long off)
-    {
-        var e = _l2Cache.TryGet(off);
-        if (e != null) return e;
-        ValidateTablePointer(off, "L2 table");
-        e = _l2Cache.Insert(off, WriteBackL2);
-        try { ImageFile.ReadExactly(_fh, off, e.Data, Path, "L2 table"); }
-        catch { _l2Cache.Remove(off); throw; }
-        return e;
-    }
-
-    private void WriteEntry(TableCache.Entry e) => RandomAccess.Write(_fh, e.Data, e.Offset);
-
-    private void WriteBackL2(TableCache.Entry e)
-    {
-        CheckNoOverlap(e.Offset, _clusterSize, "L2 table", MetaKind.ActiveL2);
-        // An L2 table may point at clusters whose refcounts are still only in the cache: those go first.
-        if (_refcounts.HasDirtyBlocks)
-        {
-            _refcounts.WriteDirtyBlocks();
-            Sync();
-        }
-        WriteEntry(e);
-    }
-
-    internal ulong ReadL2(byte[] t, int i) => BinaryPrimitives.ReadUInt64BigEndian(t.AsSpan(_extendedL2 ? i * 16 : i * 8));
-    internal uint ReadL2Bitmap(byte[] t, int i, out uint zero)
-    {
-        var b = BinaryPrimitives.ReadUInt64BigEndian(t.AsSpan(i * 16 + 8));
-        zero = (uint)(b >> 32);
-        return (uint)b;
-    }
-    private void WriteL2(byte[] t, int i, ulong v) => BinaryPrimitives.WriteUInt64BigEndian(t.AsSpan(i * 8), v);
 
     internal void WriteL1Entry(long index)
     {

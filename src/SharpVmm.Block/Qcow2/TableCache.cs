@@ -2,10 +2,10 @@ namespace SharpVmm.Block.Qcow2;
 
 /// <summary>
 /// A write-back cache of cluster-sized metadata tables (L2 tables or refcount blocks) keyed by host offset, with LRU
-/// eviction. Not thread-safe: the image serialises access. Evicted entries and their buffers are reused, so a warm
-/// cache allocates nothing.
+/// eviction; <paramref name="store"/> reads and writes them. Not thread-safe: the image serialises access. Evicted
+/// entries and their buffers are reused, so a warm cache allocates nothing.
 /// </summary>
-internal sealed class TableCache(int tableSize, int capacity)
+internal sealed class TableCache(int tableSize, int capacity, ITableStore store)
 {
     internal sealed class Entry
     {
@@ -27,11 +27,23 @@ internal sealed class TableCache(int tableSize, int capacity)
         return e;
     }
 
+    /// <summary>The table at <paramref name="offset"/>, read from the image unless cached.</summary>
+    public Entry Load(long offset)
+    {
+        var e = TryGet(offset);
+        if (e != null) return e;
+        store.CheckPointer(offset);
+        e = Insert(offset);
+        try { store.Read(e); }
+        catch { _map.Remove(offset); throw; }
+        return e;
+    }
+
     /// <summary>
-    /// A slot for a table not yet cached. When the cache is full the least recently used entry is evicted; if it is
-    /// dirty, <paramref name="writeBack"/> stores it first.
+    /// A slot for a table not yet cached (one just allocated: the caller fills it). When the cache is full the least
+    /// recently used entry is evicted, written back first if it is dirty.
     /// </summary>
-    public Entry Insert(long offset, Action<Entry> writeBack)
+    public Entry Insert(long offset)
     {
         Entry e;
         if (_map.Count >= Capacity)
@@ -40,7 +52,7 @@ internal sealed class TableCache(int tableSize, int capacity)
             foreach (var c in _map.Values)
                 if (victim == null || c.LastUse < victim.LastUse) victim = c;
             e = victim!;
-            if (e.Dirty) writeBack(e);
+            if (e.Dirty) store.WriteBack(e);
             _map.Remove(e.Offset);
         }
         else e = new Entry { Data = new byte[tableSize] };
@@ -61,13 +73,13 @@ internal sealed class TableCache(int tableSize, int capacity)
     }
 
     /// <summary>Writes every dirty entry, in offset order so the writes sweep the file once.</summary>
-    public void WriteDirty(Action<Entry> write)
+    public void WriteDirty()
     {
         List<Entry>? dirty = null;
         foreach (var e in _map.Values) if (e.Dirty) (dirty ??= []).Add(e);
         if (dirty == null) return;
         dirty.Sort((a, b) => a.Offset.CompareTo(b.Offset));
-        foreach (var e in dirty) { write(e); e.Dirty = false; }
+        foreach (var e in dirty) { store.WriteBack(e); e.Dirty = false; }
     }
 
     public void Remove(long offset) => _map.Remove(offset);
