@@ -93,9 +93,9 @@ public sealed partial class Qcow2Image
     public void Read(long offset, Span<byte> buffer)
     {
         ImageFile.CheckRange(this, offset, buffer.Length);
-        _rw.EnterReadLock();
+        _allocationLock.EnterReadLock();
         try { ReadLocked(offset, buffer); }
-        finally { _rw.ExitReadLock(); }
+        finally { _allocationLock.ExitReadLock(); }
     }
 
     private void ReadLocked(long pos, Span<byte> buffer)
@@ -109,7 +109,7 @@ public sealed partial class Qcow2Image
             var part = buffer[..(int)run];
             switch (k)
             {
-                case Kind.Data: ImageFile.ReadFully(_fh, host, part); break;
+                case Kind.Data: ImageFile.ReadFully(_file, host, part); break;
                 case Kind.Zero: part.Clear(); break;
                 case Kind.Unallocated: ReadBacking(pos, part); break;
                 case Kind.Compressed: ReadCompressed(entry, (int)(pos & _clusterMask), part); break;
@@ -158,7 +158,7 @@ public sealed partial class Qcow2Image
         var src = ImageFile.Rent((int)len);
         try
         {
-            ImageFile.ReadFully(_fh, off, src.AsSpan(0, (int)len));
+            ImageFile.ReadFully(_file, off, src.AsSpan(0, (int)len));
             Qcow2Compression.Decompress(src.AsSpan(0, (int)len), dst, Header.IsZstd, Path);
         }
         finally { ImageFile.Return(src); }
@@ -169,7 +169,7 @@ public sealed partial class Qcow2Image
         ImageFile.CheckWritable(this);
         ImageFile.CheckRange(this, offset, data.Length);
         CheckNotFatal();
-        _rw.EnterReadLock();
+        _allocationLock.EnterReadLock();
         try
         {
             // Clusters this image owns alone are overwritten in place, concurrently with other such requests.
@@ -184,19 +184,19 @@ public sealed partial class Qcow2Image
                     if (k != Kind.Data || !copied) break;
                     CheckDataWrite(host, run);
                 }
-                RandomAccess.Write(_fh, data[..(int)run], host);
+                RandomAccess.Write(_file, data[..(int)run], host);
                 offset += run;
                 data = data[(int)run..];
             }
         }
-        finally { _rw.ExitReadLock(); }
+        finally { _allocationLock.ExitReadLock(); }
         if (data.Length == 0) return;
-        _rw.EnterWriteLock();
+        _allocationLock.EnterWriteLock();
         try
         {
             lock (_lock) WriteAllocating(offset, data);
         }
-        finally { _rw.ExitWriteLock(); }
+        finally { _allocationLock.ExitWriteLock(); }
     }
 
     private void CheckDataWrite(long host, long len)
@@ -223,7 +223,7 @@ public sealed partial class Qcow2Image
                 var n = (int)Math.Min(data.Length, _clusterSize - inOff);
                 var host = (long)(e & OffsetMask) + inOff;
                 CheckDataWrite(host, n);
-                RandomAccess.Write(_fh, data[..n], host);
+                RandomAccess.Write(_file, data[..n], host);
                 pos += n;
                 data = data[n..];
                 continue;
@@ -246,14 +246,14 @@ public sealed partial class Qcow2Image
             var firstOld = _l2Tables.ReadEntry(t.Data, l2i);
             var lastOld = _l2Tables.ReadEntry(t.Data, l2i + got - 1);
             var tailOff = (int)(end & _clusterMask);
-            var fileLength = RandomAccess.GetLength(_fh);
+            var fileLength = RandomAccess.GetLength(_file);
             if (hostStart >= fileLength && ReadsAsZero(ci, firstOld) && ReadsAsZero(ci + got - 1, lastOld))
             {
                 // Fresh space past the end of the file already reads as zero: write only the data and extend the
                 // file over the rest of the run (sparse), instead of writing the zero parts of the clusters.
-                RandomAccess.Write(_fh, data[..len], hostStart + inOff);
+                RandomAccess.Write(_file, data[..len], hostStart + inOff);
                 var runEnd = hostStart + ((long)got << _clusterBits);
-                if (RandomAccess.GetLength(_fh) < runEnd) RandomAccess.SetLength(_fh, runEnd);
+                if (RandomAccess.GetLength(_file) < runEnd) RandomAccess.SetLength(_file, runEnd);
             }
             else
             {
@@ -282,20 +282,20 @@ public sealed partial class Qcow2Image
             ReadOldCluster(ci, firstOld, buf!);
             var n = Math.Min(len, _clusterSize - inOff);
             data[..n].CopyTo(buf.AsSpan(inOff));
-            RandomAccess.Write(_fh, buf.AsSpan(0, _clusterSize), hostStart);
+            RandomAccess.Write(_file, buf.AsSpan(0, _clusterSize), hostStart);
             written = n;
         }
         var fullEnd = tailOff != 0 ? len - tailOff : len;
         if (fullEnd > written)
         {
-            RandomAccess.Write(_fh, data[written..fullEnd], hostStart + inOff + written);
+            RandomAccess.Write(_file, data[written..fullEnd], hostStart + inOff + written);
             written = fullEnd;
         }
         if (written < len)
         {
             ReadOldCluster(ci + got - 1, lastOld, buf!);
             data[written..len].CopyTo(buf);
-            RandomAccess.Write(_fh, buf.AsSpan(0, _clusterSize), (long)(got - 1) * _clusterSize + hostStart);
+            RandomAccess.Write(_file, buf.AsSpan(0, _clusterSize), (long)(got - 1) * _clusterSize + hostStart);
         }
     }
 
@@ -314,7 +314,7 @@ public sealed partial class Qcow2Image
         var span = buf.AsSpan(0, _clusterSize);
         switch (Classify(e, ci))
         {
-            case Kind.Data: ImageFile.ReadFully(_fh, (long)(e & OffsetMask), span); break;
+            case Kind.Data: ImageFile.ReadFully(_file, (long)(e & OffsetMask), span); break;
             case Kind.Zero: span.Clear(); break;
             case Kind.Compressed: DecompressCluster(e, span); break;
             default: ReadBacking(ci << _clusterBits, span); break;
@@ -347,7 +347,7 @@ public sealed partial class Qcow2Image
             _refcounts.WriteDirtyBlocks();
             Sync();
             CheckNoOverlap(newOff, _clusterSize, "L2 table");
-            RandomAccess.Write(_fh, n.Data, newOff);
+            RandomAccess.Write(_file, n.Data, newOff);
             Sync();
             n.Dirty = false;
             _l1[l1i] = (ulong)newOff | Copied;
@@ -384,7 +384,7 @@ public sealed partial class Qcow2Image
         ImageFile.CheckWritable(this);
         ImageFile.CheckRange(this, offset, length);
         CheckNotFatal();
-        _rw.EnterWriteLock();
+        _allocationLock.EnterWriteLock();
         try
         {
             lock (_lock)
@@ -409,7 +409,7 @@ public sealed partial class Qcow2Image
                 }
             }
         }
-        finally { _rw.ExitWriteLock(); }
+        finally { _allocationLock.ExitWriteLock(); }
     }
 
     private void ZeroPartial(long offset, int n)
@@ -463,9 +463,9 @@ public sealed partial class Qcow2Image
         length = Math.Min(length, Size - offset);
         Kind k;
         long host, run;
-        _rw.EnterReadLock();
+        _allocationLock.EnterReadLock();
         try { lock (_lock) k = Lookup(offset, length, out host, out run, out _, out _); }
-        finally { _rw.ExitReadLock(); }
+        finally { _allocationLock.ExitReadLock(); }
         switch (k)
         {
             case Kind.Data:
@@ -548,12 +548,12 @@ public sealed partial class Qcow2Image
             Write(offset, cluster);
             return;
         }
-        _rw.EnterWriteLock();
+        _allocationLock.EnterWriteLock();
         try
         {
             lock (_lock) StoreCompressed(offset >> _clusterBits, compressed);
         }
-        finally { _rw.ExitWriteLock(); }
+        finally { _allocationLock.ExitWriteLock(); }
     }
 
     private void StoreCompressed(long ci, ReadOnlySpan<byte> data)
@@ -580,7 +580,7 @@ public sealed partial class Qcow2Image
             else at = fresh;
         }
         CheckNoOverlap(at, data.Length, "compressed data");
-        RandomAccess.Write(_fh, data, at);
+        RandomAccess.Write(_file, data, at);
         _compressedCursor = at + data.Length;
         _endCluster = Math.Max(_endCluster, (_compressedCursor + _clusterMask) >> _clusterBits);
         var x = 62 - (_clusterBits - 8);

@@ -24,12 +24,12 @@ public sealed partial class Qcow2Image
         ImageFile.CheckRange(this, offset, length);
         mapped = 0;
         if (length == 0) return -1;
-        _rw.EnterWriteLock();
+        _allocationLock.EnterWriteLock();
         try
         {
             lock (_lock) return MapLocked(offset, length, out mapped);
         }
-        finally { _rw.ExitWriteLock(); }
+        finally { _allocationLock.ExitWriteLock(); }
     }
 
     private long MapLocked(long offset, long length, out long mapped)
@@ -78,13 +78,13 @@ public sealed partial class Qcow2Image
     internal void WriteMapped(long host, ReadOnlySpan<byte> data)
     {
         CheckDataWrite(host, data.Length);
-        ImageFile.Reserve(_fh, host, data.Length);
-        RandomAccess.Write(_fh, data, host);
+        ImageFile.Reserve(_file, host, data.Length);
+        RandomAccess.Write(_file, data, host);
     }
 
     /// <summary>Space handed out by MapForWrite past the end of the file (a short last cluster, say) must exist in the file.</summary>
     private void ExtendToMapped()
     {
-        if (_mappedEnd > 0 && RandomAccess.GetLength(_fh) < _mappedEnd) RandomAccess.SetLength(_fh, _mappedEnd);
+        if (_mappedEnd > 0 && RandomAccess.GetLength(_file) < _mappedEnd) RandomAccess.SetLength(_file, _mappedEnd);
     }
 }

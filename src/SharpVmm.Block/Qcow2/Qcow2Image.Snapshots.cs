@@ -29,7 +29,7 @@ public sealed partial class Qcow2Image
     {
         var buf = new byte[((long)totalEntries * 8 + _clusterMask) & ~_clusterMask];
         for (var i = 0; i < l1.Length; i++) BinaryPrimitives.WriteUInt64BigEndian(buf.AsSpan(i * 8), l1[i]);
-        RandomAccess.Write(_fh, buf.AsSpan(0, totalEntries * 8), offset);
+        RandomAccess.Write(_file, buf.AsSpan(0, totalEntries * 8), offset);
     }
 
     /// <summary>Adds delta to the refcount of every cluster an L1 table reaches: its L2 tables and their clusters.</summary>
@@ -96,9 +96,9 @@ public sealed partial class Qcow2Image
     private void ExclusiveMetadata(Action a)
     {
         ImageFile.CheckWritable(this);
-        _rw.EnterWriteLock();
+        _allocationLock.EnterWriteLock();
         try { lock (_lock) a(); }
-        finally { _rw.ExitWriteLock(); }
+        finally { _allocationLock.ExitWriteLock(); }
     }
 
     private void WriteSnapshotTable(List<Qcow2Snapshot> list)
@@ -109,7 +109,7 @@ public sealed partial class Qcow2Image
         {
             off = AllocateContiguous((bytes.Length + _clusterMask) >> _clusterBits);
             FlushMetadata(sync: false);
-            RandomAccess.Write(_fh, bytes, off);
+            RandomAccess.Write(_file, bytes, off);
             Sync();
         }
         var oldOff = Header.SnapshotsOffset;
@@ -117,7 +117,7 @@ public sealed partial class Qcow2Image
         Span<byte> hdr = stackalloc byte[12];
         BinaryPrimitives.WriteInt32BigEndian(hdr, list.Count);
         BinaryPrimitives.WriteInt64BigEndian(hdr[4..], off);
-        RandomAccess.Write(_fh, hdr, 60);
+        RandomAccess.Write(_file, hdr, 60);
         Sync();
         Header.SnapshotCount = list.Count;
         Header.SnapshotsOffset = off;
@@ -218,7 +218,7 @@ public sealed partial class Qcow2Image
         Span<byte> hdr = stackalloc byte[12];
         BinaryPrimitives.WriteInt32BigEndian(hdr, l1.Length);
         BinaryPrimitives.WriteInt64BigEndian(hdr[4..], offset);
-        RandomAccess.Write(_fh, hdr, 36);
+        RandomAccess.Write(_file, hdr, 36);
         Sync();
         var oldOff = Header.L1TableOffset;
         var oldClusters = ((long)_l1.Length * 8 + _clusterMask) >> _clusterBits;
@@ -280,7 +280,7 @@ public sealed partial class Qcow2Image
         var bytes = Header.Serialize();
         var buf = new byte[_clusterSize];
         bytes.CopyTo(buf, 0);
-        RandomAccess.Write(_fh, buf, 0);
+        RandomAccess.Write(_file, buf, 0);
         Sync();
     }
 

@@ -4,7 +4,7 @@ using Microsoft.Win32.SafeHandles;
 namespace SharpVmm.Block.Qcow2;
 
 /// <summary>
-/// A qcow2 image (versions 2 and 3). Locking: <see cref="_rw"/> is held shared by requests that only touch already
+/// A qcow2 image (versions 2 and 3). Locking: <see cref="_allocationLock"/> is held shared by requests that only touch already
 /// allocated clusters and exclusively by anything that changes metadata; <see cref="_lock"/> guards the in-memory
 /// tables and caches for the short lookups the shared path does.
 /// Crash safety: a cluster's refcount reaches the disk before any table that points at it, a new table's contents
@@ -18,7 +18,7 @@ public sealed partial class Qcow2Image : IBlockImage
     internal const ulong CompressedFlag = 1UL << 62;
     internal const ulong ZeroFlag = 1UL;
 
-    private readonly SafeFileHandle _fh;
+    private readonly SafeFileHandle _file;
     internal readonly Qcow2Header Header;
     private readonly int _clusterBits;
     private readonly int _clusterSize;
@@ -30,7 +30,7 @@ public sealed partial class Qcow2Image : IBlockImage
     private readonly L2TableCache _l2Tables;
     private readonly Qcow2Refcounts _refcounts;
     private readonly object _lock = new();
-    private readonly ReaderWriterLockSlim _rw = new(LockRecursionPolicy.NoRecursion);
+    private readonly ReaderWriterLockSlim _allocationLock = new(LockRecursionPolicy.NoRecursion);
     private long _endCluster;
     private readonly List<long> _pendingFrees = [];
     private long _compressedCursor;
@@ -49,7 +49,7 @@ public sealed partial class Qcow2Image : IBlockImage
     public long Size => Volatile.Read(ref _size);
     public bool IsReadOnly { get; }
     public IBlockImage? Backing { get; private set; }
-    public long ActualSize => FileSyscalls.AllocatedBytes(_fh);
+    public long ActualSize => FileSyscalls.AllocatedBytes(_file);
     public int ClusterSize => _clusterSize;
     public int Version => Header.Version;
     public int RefcountBits => _refcounts.Width.Bits;
@@ -61,14 +61,14 @@ public sealed partial class Qcow2Image : IBlockImage
     public string? BackingFileName => Header.BackingFile;
     public string? BackingFormat => Header.BackingFormat;
     public IReadOnlyList<Qcow2Snapshot> Snapshots => _snapshots;
-    internal SafeFileHandle Handle => _fh;
+    internal SafeFileHandle Handle => _file;
     internal Qcow2Refcounts Refcounts => _refcounts;
     internal L2TableCache L2Tables => _l2Tables;
 
     internal Qcow2Image(string path, SafeFileHandle fh, Qcow2Header h, bool readOnly, ImageOpenOptions options)
     {
         Path = path;
-        _fh = fh;
+        _file = fh;
         Header = h;
         IsReadOnly = readOnly;
         _clusterBits = h.ClusterBits;
@@ -95,7 +95,7 @@ public sealed partial class Qcow2Image : IBlockImage
         var t = new ulong[entries];
         if (entries == 0) return t;
         var buf = new byte[entries * 8L];
-        ImageFile.ReadExactly(_fh, offset, buf, Path, what);
+        ImageFile.ReadExactly(_file, offset, buf, Path, what);
         for (var i = 0; i < entries; i++) t[i] = BinaryPrimitives.ReadUInt64BigEndian(buf.AsSpan(i * 8));
         return t;
     }
@@ -142,21 +142,21 @@ public sealed partial class Qcow2Image : IBlockImage
     /// </summary>
     internal void Sync()
     {
-        if (!_ignoreFlushes) FileSyscalls.DataSync(_fh);
+        if (!_ignoreFlushes) FileSyscalls.DataSync(_file);
     }
 
     internal void WriteHeaderField(int offset, ulong value)
     {
         Span<byte> b = stackalloc byte[8];
         BinaryPrimitives.WriteUInt64BigEndian(b, value);
-        RandomAccess.Write(_fh, b, offset);
+        RandomAccess.Write(_file, b, offset);
     }
 
     internal void WriteHeaderField32(int offset, uint value)
     {
         Span<byte> b = stackalloc byte[4];
         BinaryPrimitives.WriteUInt32BigEndian(b, value);
-        RandomAccess.Write(_fh, b, offset);
+        RandomAccess.Write(_file, b, offset);
     }
 
     private void MarkDirtyIfLazy()
@@ -219,7 +219,7 @@ public sealed partial class Qcow2Image : IBlockImage
         MetadataMoved();
         Span<byte> b = stackalloc byte[8];
         BinaryPrimitives.WriteUInt64BigEndian(b, _l1[index]);
-        RandomAccess.Write(_fh, b, Header.L1TableOffset + index * 8);
+        RandomAccess.Write(_file, b, Header.L1TableOffset + index * 8);
     }
 
     /// <summary>Host byte offset and sector-rounded length of a compressed cluster descriptor.</summary>
@@ -250,9 +250,9 @@ public sealed partial class Qcow2Image : IBlockImage
         finally
         {
             _disposed = true;
-            _fh.Dispose();
+            _file.Dispose();
             Backing?.Dispose();
-            _rw.Dispose();
+            _allocationLock.Dispose();
         }
     }
 }

@@ -15,14 +15,14 @@ internal sealed class TableCache(int tableSize, int capacity, ITableStore store)
         public long LastUse;
     }
 
-    private readonly Dictionary<long, Entry> _map = new(capacity);
+    private readonly Dictionary<long, Entry> _tables = new(capacity);
     private long _clock;
     public int Capacity { get; } = Math.Max(4, capacity);
     public int TableSize => tableSize;
 
     public Entry? TryGet(long offset)
     {
-        if (!_map.TryGetValue(offset, out var e)) return null;
+        if (!_tables.TryGetValue(offset, out var e)) return null;
         e.LastUse = ++_clock;
         return e;
     }
@@ -35,7 +35,7 @@ internal sealed class TableCache(int tableSize, int capacity, ITableStore store)
         store.CheckPointer(offset);
         e = Insert(offset);
         try { store.Read(e); }
-        catch { _map.Remove(offset); throw; }
+        catch { _tables.Remove(offset); throw; }
         return e;
     }
 
@@ -46,20 +46,20 @@ internal sealed class TableCache(int tableSize, int capacity, ITableStore store)
     public Entry Insert(long offset)
     {
         Entry e;
-        if (_map.Count >= Capacity)
+        if (_tables.Count >= Capacity)
         {
             Entry? victim = null;
-            foreach (var c in _map.Values)
+            foreach (var c in _tables.Values)
                 if (victim == null || c.LastUse < victim.LastUse) victim = c;
             e = victim!;
             if (e.Dirty) store.WriteBack(e);
-            _map.Remove(e.Offset);
+            _tables.Remove(e.Offset);
         }
         else e = new Entry { Data = new byte[tableSize] };
         e.Offset = offset;
         e.Dirty = false;
         e.LastUse = ++_clock;
-        _map[offset] = e;
+        _tables[offset] = e;
         return e;
     }
 
@@ -67,7 +67,7 @@ internal sealed class TableCache(int tableSize, int capacity, ITableStore store)
     {
         get
         {
-            foreach (var e in _map.Values) if (e.Dirty) return true;
+            foreach (var e in _tables.Values) if (e.Dirty) return true;
             return false;
         }
     }
@@ -76,12 +76,12 @@ internal sealed class TableCache(int tableSize, int capacity, ITableStore store)
     public void WriteDirty()
     {
         List<Entry>? dirty = null;
-        foreach (var e in _map.Values) if (e.Dirty) (dirty ??= []).Add(e);
+        foreach (var e in _tables.Values) if (e.Dirty) (dirty ??= []).Add(e);
         if (dirty == null) return;
         dirty.Sort((a, b) => a.Offset.CompareTo(b.Offset));
         foreach (var e in dirty) { store.WriteBack(e); e.Dirty = false; }
     }
 
-    public void Remove(long offset) => _map.Remove(offset);
-    public void Clear() => _map.Clear();
+    public void Remove(long offset) => _tables.Remove(offset);
+    public void Clear() => _tables.Clear();
 }
