@@ -28,7 +28,7 @@ internal sealed class MachineParts(VmConfig config, ILoggerFactory loggers, ILog
     public List<IDisposable> Disposables { get; } = [];
 
     /// <summary>Named for <see cref="VirtualMachine.Devices"/> once the VM exists (monitor commands, snapshots, migration).</summary>
-    public List<(string Id, object Device)> Named { get; } = [];
+    public List<VmDevice> Named { get; } = [];
 
     public BootFile? Kernel { get; set; }
     public BootFile? Initrd { get; set; }

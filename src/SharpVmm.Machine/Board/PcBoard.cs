@@ -23,7 +23,7 @@ namespace SharpVmm.Machine.Board;
 /// built to the guest in ACPI from the same values. The same board serves both accelerators: under KVM the kernel
 /// has the PICs, IOAPIC and PIT, under the emulator <see cref="AddInterruptControllers"/> adds ours.
 /// </summary>
-internal sealed class PcBoard(GuestMemory memory, IoBus bus, List<(string Id, object Device)> named, ILoggerFactory loggers)
+internal sealed class PcBoard(GuestMemory memory, IoBus bus, List<VmDevice> named, ILoggerFactory loggers)
 {
     private readonly List<VirtioMmioDeviceSpec> _virtio = [];
     private bool _ged;
@@ -37,7 +37,7 @@ internal sealed class PcBoard(GuestMemory memory, IoBus bus, List<(string Id, ob
     {
         var uart = new Uart16550(backend, Irqs is null ? null : new IrqLine(Irqs, PcLayout.Com1Gsi));
         bus.RegisterPort(PcLayout.Com1Port, 8, uart, "COM1");
-        named.Add(("com1", uart));
+        named.Add(new("com1", uart));
         return uart;
     }
 
@@ -45,7 +45,7 @@ internal sealed class PcBoard(GuestMemory memory, IoBus bus, List<(string Id, ob
     public void AddI8042(IVmControl control)
     {
         var i8042 = new I8042Controller(control);
-        named.Add(("i8042", i8042));
+        named.Add(new("i8042", i8042));
         bus.RegisterPort(PcLayout.I8042DataPort, 1, i8042.DataPort, "i8042-data");
         bus.RegisterPort(PcLayout.I8042CommandPort, 1, i8042.CommandPort, "i8042-command");
     }
@@ -58,11 +58,11 @@ internal sealed class PcBoard(GuestMemory memory, IoBus bus, List<(string Id, ob
         bus.RegisterPort(PcLayout.PicElcrPort, 2, irqChip.Pic.ElcrPorts, "pic-elcr");
         var pit = new Pit8254(timers, new IrqLine(irqChip, PcLayout.PitGsi));
         bus.RegisterPort(PcLayout.PitPort, Pit8254.PortCount, pit, "pit");
-        named.Add(("irqchip", irqChip));
-        named.Add(("pit", pit));
+        named.Add(new("irqchip", irqChip));
+        named.Add(new("pit", pit));
         var port61 = new SystemControlPort(pit);
         bus.RegisterPort(PcLayout.SystemControlPort, 1, port61, "port61");
-        named.Add(("port61", port61));
+        named.Add(new("port61", port61));
         bus.RegisterMmio(PcLayout.IoApicBase, PcLayout.IoApicSize, irqChip.IoApic, "ioapic");
     }
 
@@ -72,7 +72,7 @@ internal sealed class PcBoard(GuestMemory memory, IoBus bus, List<(string Id, ob
         var rtc = new CmosRtc(timers, new IrqLine(Irqs!, PcLayout.RtcGsi));
         rtc.SetMemorySize(Math.Min(memoryBytes, PcLayout.MmioHoleStart), memoryBytes > PcLayout.MmioHoleStart ? memoryBytes - PcLayout.MmioHoleStart : 0);
         bus.RegisterPort(PcLayout.RtcPort, CmosRtc.PortCount, rtc, "rtc");
-        named.Add(("rtc", rtc));
+        named.Add(new("rtc", rtc));
     }
 
     /// <summary>The ACPI sleep/reset registers: S5 powers off, RESET_REG resets.</summary>
@@ -84,7 +84,7 @@ internal sealed class PcBoard(GuestMemory memory, IoBus bus, List<(string Id, ob
             else control.RequestReset();
         });
         bus.RegisterPort(PcLayout.AcpiSleepPort, AcpiSleepDevice.WindowSize, sleep, "acpi-sleep");
-        named.Add(("acpi-sleep", sleep));
+        named.Add(new("acpi-sleep", sleep));
     }
 
     /// <summary>The power button (QMP system_powerdown): a Generic Event Device, as on QEMU's microvm.</summary>
@@ -92,7 +92,7 @@ internal sealed class PcBoard(GuestMemory memory, IoBus bus, List<(string Id, ob
     {
         var ged = new AcpiGed(new IrqLine(Irqs!, PcLayout.AcpiGedGsi));
         bus.RegisterPort(PcLayout.AcpiGedPort, AcpiGed.WindowSize, ged, "acpi-ged");
-        named.Add(("acpi-ged", ged));
+        named.Add(new("acpi-ged", ged));
         _ged = true;
         return ged;
     }
@@ -124,8 +124,8 @@ internal sealed class PcBoard(GuestMemory memory, IoBus bus, List<(string Id, ob
         var (b, gsi) = PcLayout.VirtioMmioSlot(_virtio.Count);
         var transport = new VirtioMmioTransport(device, memory, new IrqLine(Irqs!, gsi), loggers.CreateLogger("SharpVmm.Virtio"));
         bus.RegisterMmio(b, VirtioMmioRegisters.WindowSize, transport, name);
-        named.Add((name, device));
-        named.Add((name + ".transport", transport));
+        named.Add(new(name, device));
+        named.Add(new(name + ".transport", transport));
         _virtio.Add(new VirtioMmioDeviceSpec(b, (uint)gsi, LevelTriggered: true));
     }
 

@@ -12,7 +12,7 @@ public static partial class VmBuilder
     /// The debug-exit port (at 0xF4, one port, unless <c>--device isa-debug-exit</c> moves or widens it) and
     /// pc-testdev when asked for.
     /// </summary>
-    private static void AddTestDevices(VmConfig config, IoBus bus, IIrqRouter? irqs, IVmControl control, List<(string Id, object Device)> named)
+    private static void AddTestDevices(VmConfig config, IoBus bus, IIrqRouter? irqs, IVmControl control, List<VmDevice> named)
     {
         ushort exitBase = DebugExitPort.DefaultPort, exitSize = 1;
         foreach (var d in config.TestDevices)
@@ -28,7 +28,7 @@ public static partial class VmBuilder
             // The interrupt lines need interrupt controllers: a flat guest's machine has none.
             if (irqs is not null) bus.RegisterPort(PcTestDev.IrqPort, PcTestDev.IrqLines, t.Irq, "pc-testdev-irq");
             bus.RegisterMmio(PcTestDev.IomemBase, PcTestDev.IomemSize, t.Iomem, "pc-testdev-iomem");
-            named.Add(("pc-testdev", t));
+            named.Add(new("pc-testdev", t));
         }
     }
 

@@ -159,7 +159,7 @@ public static partial class VmBuilder
 
     /// <summary>The virtio devices the options ask for, each in the board's next virtio-mmio slot: disks, rng, NICs, console, balloon.</summary>
     private static void AddVirtioDevices(VmConfig config, GuestMemory memory, PcBoard board,
-        List<IDisposable> disposables, List<(string Id, object Device)> named, ILoggerFactory loggers)
+        List<IDisposable> disposables, List<VmDevice> named, ILoggerFactory loggers)
     {
         var add = board.AddVirtio;
         for (int i = 0; i < config.Disks.Count; i++)
@@ -179,8 +179,8 @@ public static partial class VmBuilder
             var blk = new VirtioBlk(image, serial: $"sharpvmm-disk{i}", readOnly: d.ReadOnly, loggers.CreateLogger("SharpVmm.VirtioBlk"), ioThread: d.IoThread);
             disposables.Add(blk); // the VM disposes in reverse: the worker stops before the image closes
             add(blk, $"virtio-blk{i}");
-            named.Add(($"virtio-blk{i}.drive", new BlockDeviceInfo($"virtio{i}", $"virtio-blk{i}", d, image)));
-            named.Add(($"virtio-blk{i}.image", image)); // migration hands the image file over through this
+            named.Add(new($"virtio-blk{i}.drive", new BlockDeviceInfo($"virtio{i}", $"virtio-blk{i}", d, image)));
+            named.Add(new($"virtio-blk{i}.image", image)); // migration hands the image file over through this
         }
         if (config.Rng) add(new VirtioRng(), "virtio-rng");
         AddNetDevices(config, add, disposables, loggers);
