@@ -22,7 +22,11 @@ internal static unsafe partial class Libc
         MapPopulate = 0x8000;
     public const int MadvDontNeed = 4, MadvMergeable = 12, MadvUnmergeable = 13, MadvHugepage = 14, MadvNoHugepage = 15,
         MadvPopulateWrite = 23;
-    public const int EPERM = 1, ENOENT = 2, EINTR = 4, ENXIO = 6, E2BIG = 7, EAGAIN = 11, ENOMEM = 12, EACCES = 13,
+    public const int MfdCloexec = 1;
+    public const int FSetFd = 2, FdCloexec = 1;
+    public const int SeekCur = 1;
+    public const int SolSocket = 1, SoType = 3, ScmRights = 1, MsgDontWait = 0x40, MsgCmsgCloexec = 0x40000000;
+    public const int EPERM = 1, ENOENT = 2, EINTR = 4, ENXIO = 6, E2BIG = 7, EBADF = 9, EAGAIN = 11, ENOMEM = 12, EACCES = 13,
         EFAULT = 14, EEXIST = 17, ENODEV = 19, EINVAL = 22, ENOTTY = 25, EOPNOTSUPP = 95;
     public const short PollIn = 1, PollPri = 2, PollOut = 4, PollErr = 8, PollHup = 0x10, PollNval = 0x20;
     public const int EfdNonBlock = 0x800, EfdCloexec = 0x80000;
@@ -57,6 +61,25 @@ internal static unsafe partial class Libc
         fixed (byte* p = data) return Write(fd, p, data.Length);
     }
 
+    /// <summary>lseek on a descriptor we hold as a plain int (one handed over by libvirt).</summary>
+    [LibraryImport(Library, EntryPoint = "lseek", SetLastError = true)]
+    public static partial long Lseek(int fd, long offset, int whence);
+
+    [LibraryImport(Library, EntryPoint = "fcntl", SetLastError = true)]
+    public static partial int Fcntl(int fd, int cmd, int arg);
+
+    [LibraryImport(Library, EntryPoint = "pipe2", SetLastError = true)]
+    public static partial int Pipe2(int* fds, int flags);
+
+    [LibraryImport(Library, EntryPoint = "dup2", SetLastError = true)]
+    public static partial int Dup2(int oldFd, int newFd);
+
+    [LibraryImport(Library, EntryPoint = "ftruncate", SetLastError = true)]
+    public static partial int Ftruncate(int fd, long length);
+
+    [LibraryImport(Library, EntryPoint = "memfd_create", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int MemfdCreate(string name, uint flags);
+
     [LibraryImport(Library, EntryPoint = "ioctl", SetLastError = true)]
     public static partial int Ioctl(int fd, nuint request, nint arg);
 
@@ -79,6 +102,17 @@ internal static unsafe partial class Libc
 
     [LibraryImport(Library, EntryPoint = "timerfd_settime", SetLastError = true)]
     public static partial int TimerFdSetTime(int fd, int flags, ITimerSpec* value, ITimerSpec* oldValue);
+
+    // Sockets (the msghdr is built by the caller: SCM_RIGHTS descriptor passing)
+
+    [LibraryImport(Library, EntryPoint = "recvmsg", SetLastError = true)]
+    public static partial nint RecvMsg(int fd, nint msg, int flags);
+
+    [LibraryImport(Library, EntryPoint = "sendmsg", SetLastError = true)]
+    public static partial nint SendMsg(int fd, nint msg, int flags);
+
+    [LibraryImport(Library, EntryPoint = "getsockopt", SetLastError = true)]
+    public static partial int GetSockOpt(int fd, int level, int name, int* value, int* length);
 
     // Memory
 
@@ -151,6 +185,9 @@ internal static unsafe partial class Libc
     public static partial int PtsNameR(int fd, byte* buffer, nint length);
 
     // Threads and signals
+
+    [LibraryImport(Library, EntryPoint = "setsid", SetLastError = true)]
+    public static partial int SetSid();
 
     [LibraryImport(Library, EntryPoint = "gettid")]
     public static partial int GetTid();

@@ -11,7 +11,7 @@ namespace SharpVmm.Block.Operations;
 /// </summary>
 internal sealed unsafe class ChunkPlan
 {
-    private readonly byte[] _buf;
+    private readonly byte[] _buffer;
     private readonly byte* _bufPtr;
     private readonly int _unit;
     private readonly nint[] _unitPtr;
@@ -24,8 +24,8 @@ internal sealed unsafe class ChunkPlan
 
     public ChunkPlan(int chunk, int unit)
     {
-        _buf = GC.AllocateUninitializedArray<byte>(chunk, pinned: true);
-        _bufPtr = (byte*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_buf));
+        _buffer = GC.AllocateUninitializedArray<byte>(chunk, pinned: true);
+        _bufPtr = (byte*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_buffer));
         _unit = unit;
         _unitPtr = new nint[chunk / unit + 1];
         RunStart = new int[chunk / unit + 1];
@@ -59,7 +59,7 @@ internal sealed unsafe class ChunkPlan
             if (st.Has(BlockStatusFlags.Zero) && !st.Has(BlockStatusFlags.Data)) p = 0;
             else
             {
-                source.Read(pos, _buf.AsSpan(rel, n));
+                source.Read(pos, _buffer.AsSpan(rel, n));
                 p = (nint)(_bufPtr + rel);
             }
             AddSegment(rel, n, p);
@@ -127,7 +127,7 @@ internal sealed unsafe class ChunkPlan
         {
             var a = Math.Max(us, _segStart[j]);
             var b = Math.Min(end, _segStart[j] + _segLen[j]);
-            var dst = _buf.AsSpan(a, b - a);
+            var dst = _buffer.AsSpan(a, b - a);
             var src = _segPtr[j];
             if (src == 0) dst.Clear();
             else if (src + (a - _segStart[j]) != (nint)(_bufPtr + a))

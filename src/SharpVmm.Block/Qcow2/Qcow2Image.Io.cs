@@ -25,9 +25,9 @@ public sealed partial class Qcow2Image
             run = limit;
             return Kind.Unallocated;
         }
-        var t = LoadL2((long)(_l1[l1i] & OffsetMask)).Data;
+        var t = _l2Tables.Load((long)(_l1[l1i] & OffsetMask)).Data;
         if (_extendedL2) return LookupExtended(t, l2i, inOff, limit, out host, out run, out entry, out copied);
-        var e = ReadL2(t, l2i);
+        var e = _l2Tables.ReadEntry(t, l2i);
         entry = e;
         var kind = Classify(e, ci);
         copied = (e & Copied) != 0;
@@ -38,7 +38,7 @@ public sealed partial class Qcow2Image
         var i = l2i + 1;
         while (run < limit && i < _l2Entries)
         {
-            var n = ReadL2(t, i);
+            var n = _l2Tables.ReadEntry(t, i);
             var k = Classify(n, ci + (i - l2i));
             if (k != kind || ((n & Copied) != 0) != copied) break;
             if (kind == Kind.Data)
@@ -66,13 +66,13 @@ public sealed partial class Qcow2Image
 
     private Kind LookupExtended(byte[] t, int l2i, long inOff, long limit, out long host, out long run, out ulong entry, out bool copied)
     {
-        var e = ReadL2(t, l2i);
+        var e = _l2Tables.ReadEntry(t, l2i);
         entry = e;
         host = 0;
         copied = (e & Copied) != 0;
         run = Math.Min(limit, _clusterSize - inOff);
         if ((e & CompressedFlag) != 0) return Kind.Compressed;
-        var alloc = ReadL2Bitmap(t, l2i, out var zero);
+        var alloc = L2TableCache.ReadSubclusterBitmaps(t, l2i, out var zero);
         var scBits = _clusterBits - 5;
         var sc = (int)(inOff >> scBits);
         Kind KindOf(int s) => (alloc & (1u << s)) != 0 ? Kind.Data : (zero & (1u << s)) != 0 ? Kind.Zero : Kind.Unallocated;
@@ -93,9 +93,9 @@ public sealed partial class Qcow2Image
     public void Read(long offset, Span<byte> buffer)
     {
         ImageFile.CheckRange(this, offset, buffer.Length);
-        _rw.EnterReadLock();
+        _allocationLock.EnterReadLock();
         try { ReadLocked(offset, buffer); }
-        finally { _rw.ExitReadLock(); }
+        finally { _allocationLock.ExitReadLock(); }
     }
 
     private void ReadLocked(long pos, Span<byte> buffer)
@@ -109,7 +109,7 @@ public sealed partial class Qcow2Image
             var part = buffer[..(int)run];
             switch (k)
             {
-                case Kind.Data: ImageFile.ReadFully(_fh, host, part); break;
+                case Kind.Data: ImageFile.ReadFully(_file, host, part); break;
                 case Kind.Zero: part.Clear(); break;
                 case Kind.Unallocated: ReadBacking(pos, part); break;
                 case Kind.Compressed: ReadCompressed(entry, (int)(pos & _clusterMask), part); break;
@@ -158,7 +158,7 @@ public sealed partial class Qcow2Image
         var src = ImageFile.Rent((int)len);
         try
         {
-            ImageFile.ReadFully(_fh, off, src.AsSpan(0, (int)len));
+            ImageFile.ReadFully(_file, off, src.AsSpan(0, (int)len));
             Qcow2Compression.Decompress(src.AsSpan(0, (int)len), dst, Header.IsZstd, Path);
         }
         finally { ImageFile.Return(src); }
@@ -169,7 +169,7 @@ public sealed partial class Qcow2Image
         ImageFile.CheckWritable(this);
         ImageFile.CheckRange(this, offset, data.Length);
         CheckNotFatal();
-        _rw.EnterReadLock();
+        _allocationLock.EnterReadLock();
         try
         {
             // Clusters this image owns alone are overwritten in place, concurrently with other such requests.
@@ -184,19 +184,19 @@ public sealed partial class Qcow2Image
                     if (k != Kind.Data || !copied) break;
                     CheckDataWrite(host, run);
                 }
-                RandomAccess.Write(_fh, data[..(int)run], host);
+                RandomAccess.Write(_file, data[..(int)run], host);
                 offset += run;
                 data = data[(int)run..];
             }
         }
-        finally { _rw.ExitReadLock(); }
+        finally { _allocationLock.ExitReadLock(); }
         if (data.Length == 0) return;
-        _rw.EnterWriteLock();
+        _allocationLock.EnterWriteLock();
         try
         {
             lock (_lock) WriteAllocating(offset, data);
         }
-        finally { _rw.ExitWriteLock(); }
+        finally { _allocationLock.ExitWriteLock(); }
     }
 
     private void CheckDataWrite(long host, long len)
@@ -216,14 +216,14 @@ public sealed partial class Qcow2Image
             var ci = pos >> _clusterBits;
             var inOff = (int)(pos & _clusterMask);
             var t = GetL2ForWrite(ci, out var l2i);
-            var e = ReadL2(t.Data, l2i);
+            var e = _l2Tables.ReadEntry(t.Data, l2i);
             var kind = Classify(e, ci);
             if (kind == Kind.Data && (e & Copied) != 0)
             {
                 var n = (int)Math.Min(data.Length, _clusterSize - inOff);
                 var host = (long)(e & OffsetMask) + inOff;
                 CheckDataWrite(host, n);
-                RandomAccess.Write(_fh, data[..n], host);
+                RandomAccess.Write(_file, data[..n], host);
                 pos += n;
                 data = data[n..];
                 continue;
@@ -233,7 +233,7 @@ public sealed partial class Qcow2Image
             var k = 1;
             while (k < wantClusters)
             {
-                var n = ReadL2(t.Data, l2i + k);
+                var n = _l2Tables.ReadEntry(t.Data, l2i + k);
                 if (Classify(n, ci + k) == Kind.Data && (n & Copied) != 0) break;
                 k++;
             }
@@ -243,17 +243,17 @@ public sealed partial class Qcow2Image
             t = GetL2ForWrite(ci, out l2i);
             var end = Math.Min(pos + data.Length, (ci + got) << _clusterBits);
             var len = (int)(end - pos);
-            var firstOld = ReadL2(t.Data, l2i);
-            var lastOld = ReadL2(t.Data, l2i + got - 1);
+            var firstOld = _l2Tables.ReadEntry(t.Data, l2i);
+            var lastOld = _l2Tables.ReadEntry(t.Data, l2i + got - 1);
             var tailOff = (int)(end & _clusterMask);
-            var fileLength = RandomAccess.GetLength(_fh);
+            var fileLength = RandomAccess.GetLength(_file);
             if (hostStart >= fileLength && ReadsAsZero(ci, firstOld) && ReadsAsZero(ci + got - 1, lastOld))
             {
                 // Fresh space past the end of the file already reads as zero: write only the data and extend the
                 // file over the rest of the run (sparse), instead of writing the zero parts of the clusters.
-                RandomAccess.Write(_fh, data[..len], hostStart + inOff);
+                RandomAccess.Write(_file, data[..len], hostStart + inOff);
                 var runEnd = hostStart + ((long)got << _clusterBits);
-                if (RandomAccess.GetLength(_fh) < runEnd) RandomAccess.SetLength(_fh, runEnd);
+                if (RandomAccess.GetLength(_file) < runEnd) RandomAccess.SetLength(_file, runEnd);
             }
             else
             {
@@ -263,8 +263,8 @@ public sealed partial class Qcow2Image
             }
             for (var j = 0; j < got; j++)
             {
-                var old = ReadL2(t.Data, l2i + j);
-                WriteL2(t.Data, l2i + j, (ulong)(hostStart + (long)j * _clusterSize) | Copied);
+                var old = _l2Tables.ReadEntry(t.Data, l2i + j);
+                _l2Tables.WriteEntry(t.Data, l2i + j, (ulong)(hostStart + (long)j * _clusterSize) | Copied);
                 FreeDeferred(old);
             }
             t.Dirty = true;
@@ -282,20 +282,20 @@ public sealed partial class Qcow2Image
             ReadOldCluster(ci, firstOld, buf!);
             var n = Math.Min(len, _clusterSize - inOff);
             data[..n].CopyTo(buf.AsSpan(inOff));
-            RandomAccess.Write(_fh, buf.AsSpan(0, _clusterSize), hostStart);
+            RandomAccess.Write(_file, buf.AsSpan(0, _clusterSize), hostStart);
             written = n;
         }
         var fullEnd = tailOff != 0 ? len - tailOff : len;
         if (fullEnd > written)
         {
-            RandomAccess.Write(_fh, data[written..fullEnd], hostStart + inOff + written);
+            RandomAccess.Write(_file, data[written..fullEnd], hostStart + inOff + written);
             written = fullEnd;
         }
         if (written < len)
         {
             ReadOldCluster(ci + got - 1, lastOld, buf!);
             data[written..len].CopyTo(buf);
-            RandomAccess.Write(_fh, buf.AsSpan(0, _clusterSize), (long)(got - 1) * _clusterSize + hostStart);
+            RandomAccess.Write(_file, buf.AsSpan(0, _clusterSize), (long)(got - 1) * _clusterSize + hostStart);
         }
     }
 
@@ -314,7 +314,7 @@ public sealed partial class Qcow2Image
         var span = buf.AsSpan(0, _clusterSize);
         switch (Classify(e, ci))
         {
-            case Kind.Data: ImageFile.ReadFully(_fh, (long)(e & OffsetMask), span); break;
+            case Kind.Data: ImageFile.ReadFully(_file, (long)(e & OffsetMask), span); break;
             case Kind.Zero: span.Clear(); break;
             case Kind.Compressed: DecompressCluster(e, span); break;
             default: ReadBacking(ci << _clusterBits, span); break;
@@ -329,32 +329,32 @@ public sealed partial class Qcow2Image
         if (l1i >= _l1.Length) throw new InvalidOperationException("guest cluster beyond the L1 table");
         var l1e = _l1[l1i];
         var off = (long)(l1e & OffsetMask);
-        if (off != 0 && (l1e & Copied) != 0) return LoadL2(off);
+        if (off != 0 && (l1e & Copied) != 0) return _l2Tables.Load(off);
 
         byte[]? copy = null;
         if (off != 0)
         {
             copy = ImageFile.Rent(_clusterSize);
-            LoadL2(off).Data.AsSpan(0, _clusterSize).CopyTo(copy);
+            _l2Tables.Load(off).Data.AsSpan(0, _clusterSize).CopyTo(copy);
         }
         try
         {
             var newOff = AllocateRun(1, out _);
-            var n = _l2Cache.Insert(newOff, WriteBackL2);
+            var n = _l2Tables.Add(newOff);
             if (copy != null) copy.AsSpan(0, _clusterSize).CopyTo(n.Data);
             else Array.Clear(n.Data);
             // Refcounts, then the table, then the pointer to it.
             _refcounts.WriteDirtyBlocks();
             Sync();
             CheckNoOverlap(newOff, _clusterSize, "L2 table");
-            RandomAccess.Write(_fh, n.Data, newOff);
+            RandomAccess.Write(_file, n.Data, newOff);
             Sync();
             n.Dirty = false;
             _l1[l1i] = (ulong)newOff | Copied;
             WriteL1Entry(l1i);
             if (off != 0)
             {
-                _l2Cache.Remove(off);
+                _l2Tables.Forget(off);
                 _pendingFrees.Add(off >> _clusterBits);
             }
             return n;
@@ -384,7 +384,7 @@ public sealed partial class Qcow2Image
         ImageFile.CheckWritable(this);
         ImageFile.CheckRange(this, offset, length);
         CheckNotFatal();
-        _rw.EnterWriteLock();
+        _allocationLock.EnterWriteLock();
         try
         {
             lock (_lock)
@@ -409,7 +409,7 @@ public sealed partial class Qcow2Image
                 }
             }
         }
-        finally { _rw.ExitWriteLock(); }
+        finally { _allocationLock.ExitWriteLock(); }
     }
 
     private void ZeroPartial(long offset, int n)
@@ -439,20 +439,20 @@ public sealed partial class Qcow2Image
             }
         }
         var t = GetL2ForWrite(ci, out var l2i);
-        var old = ReadL2(t.Data, l2i);
+        var old = _l2Tables.ReadEntry(t.Data, l2i);
         ulong nu;
         if (!v3) nu = 0;
         else if (discard) nu = hasBacking ? ZeroFlag : 0;
         else if (!unmap && Classify(old, ci) is Kind.Data or Kind.Zero && (old & Copied) != 0 && (old & OffsetMask) != 0)
         {
             // Keep the allocation (preallocated images stay preallocated), just mark it as reading zero.
-            WriteL2(t.Data, l2i, old | ZeroFlag);
+            _l2Tables.WriteEntry(t.Data, l2i, old | ZeroFlag);
             t.Dirty = true;
             return;
         }
         else nu = ZeroFlag;
         if (nu == old) return;
-        WriteL2(t.Data, l2i, nu);
+        _l2Tables.WriteEntry(t.Data, l2i, nu);
         t.Dirty = true;
         FreeDeferred(old);
     }
@@ -463,9 +463,9 @@ public sealed partial class Qcow2Image
         length = Math.Min(length, Size - offset);
         Kind k;
         long host, run;
-        _rw.EnterReadLock();
+        _allocationLock.EnterReadLock();
         try { lock (_lock) k = Lookup(offset, length, out host, out run, out _, out _); }
-        finally { _rw.ExitReadLock(); }
+        finally { _allocationLock.ExitReadLock(); }
         switch (k)
         {
             case Kind.Data:
@@ -548,12 +548,12 @@ public sealed partial class Qcow2Image
             Write(offset, cluster);
             return;
         }
-        _rw.EnterWriteLock();
+        _allocationLock.EnterWriteLock();
         try
         {
             lock (_lock) StoreCompressed(offset >> _clusterBits, compressed);
         }
-        finally { _rw.ExitWriteLock(); }
+        finally { _allocationLock.ExitWriteLock(); }
     }
 
     private void StoreCompressed(long ci, ReadOnlySpan<byte> data)
@@ -580,15 +580,15 @@ public sealed partial class Qcow2Image
             else at = fresh;
         }
         CheckNoOverlap(at, data.Length, "compressed data");
-        RandomAccess.Write(_fh, data, at);
+        RandomAccess.Write(_file, data, at);
         _compressedCursor = at + data.Length;
         _endCluster = Math.Max(_endCluster, (_compressedCursor + _clusterMask) >> _clusterBits);
         var x = 62 - (_clusterBits - 8);
         var sectors = ((at + data.Length - 1) >> 9) - (at >> 9);
         var entry = CompressedFlag | ((ulong)sectors << x) | (ulong)at;
         t = GetL2ForWrite(ci, out l2i);
-        var old = ReadL2(t.Data, l2i);
-        WriteL2(t.Data, l2i, entry);
+        var old = _l2Tables.ReadEntry(t.Data, l2i);
+        _l2Tables.WriteEntry(t.Data, l2i, entry);
         t.Dirty = true;
         FreeDeferred(old);
     }

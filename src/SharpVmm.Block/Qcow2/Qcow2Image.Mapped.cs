@@ -24,12 +24,12 @@ public sealed partial class Qcow2Image
         ImageFile.CheckRange(this, offset, length);
         mapped = 0;
         if (length == 0) return -1;
-        _rw.EnterWriteLock();
+        _allocationLock.EnterWriteLock();
         try
         {
             lock (_lock) return MapLocked(offset, length, out mapped);
         }
-        finally { _rw.ExitWriteLock(); }
+        finally { _allocationLock.ExitWriteLock(); }
     }
 
     private long MapLocked(long offset, long length, out long mapped)
@@ -54,7 +54,7 @@ public sealed partial class Qcow2Image
         var k = 0;
         while (k < clusters)
         {
-            var e = ReadL2(t.Data, l2i + k);
+            var e = _l2Tables.ReadEntry(t.Data, l2i + k);
             if ((e & CompressedFlag) != 0 || !ReadsAsZero(ci + k, e)) break;
             k++;
         }
@@ -63,8 +63,8 @@ public sealed partial class Qcow2Image
         t = GetL2ForWrite(ci, out l2i);
         for (var j = 0; j < got; j++)
         {
-            var old = ReadL2(t.Data, l2i + j);
-            WriteL2(t.Data, l2i + j, (ulong)(hostStart + ((long)j << _clusterBits)) | Copied);
+            var old = _l2Tables.ReadEntry(t.Data, l2i + j);
+            _l2Tables.WriteEntry(t.Data, l2i + j, (ulong)(hostStart + ((long)j << _clusterBits)) | Copied);
             FreeDeferred(old);
         }
         t.Dirty = true;
@@ -78,13 +78,13 @@ public sealed partial class Qcow2Image
     internal void WriteMapped(long host, ReadOnlySpan<byte> data)
     {
         CheckDataWrite(host, data.Length);
-        ImageFile.Reserve(_fh, host, data.Length);
-        RandomAccess.Write(_fh, data, host);
+        ImageFile.Reserve(_file, host, data.Length);
+        RandomAccess.Write(_file, data, host);
     }
 
     /// <summary>Space handed out by MapForWrite past the end of the file (a short last cluster, say) must exist in the file.</summary>
     private void ExtendToMapped()
     {
-        if (_mappedEnd > 0 && RandomAccess.GetLength(_fh) < _mappedEnd) RandomAccess.SetLength(_fh, _mappedEnd);
+        if (_mappedEnd > 0 && RandomAccess.GetLength(_file) < _mappedEnd) RandomAccess.SetLength(_file, _mappedEnd);
     }
 }

@@ -17,11 +17,11 @@ public sealed partial class Qcow2Image
     {
         ExtendToMapped();
         var synced = false;
-        if (_l2Cache.HasDirty)
+        if (_l2Tables.HasDirty)
         {
             _refcounts.WriteDirtyBlocks();
             Sync();
-            _l2Cache.WriteDirty(WriteBackL2);
+            _l2Tables.WriteDirty();
             synced = false;
         }
         if (_pendingFrees.Count > 0)
@@ -39,7 +39,7 @@ public sealed partial class Qcow2Image
     /// <summary>Drops cached tables after metadata was rewritten behind the caches' back (snapshot apply, repair).</summary>
     internal void DropCaches()
     {
-        _l2Cache.Clear();
+        _l2Tables.Clear();
         _refcounts.DropCache();
         _decompressedEntry = -1;
         MetadataMoved();

@@ -13,7 +13,7 @@ public sealed partial class Qcow2Image
     internal enum MetaKind : byte { None = 0, ActiveL2 = 1, RefcountBlock = 2, InactiveL1 = 4 }
 
     /// <summary>Cluster index → kind, for the metadata whose places are not in the header; null until needed.</summary>
-    private Dictionary<long, MetaKind>? _meta;
+    private Dictionary<long, MetaKind>? _metadataClusters;
 
     /// <summary>Clusters something points at (lazy, built the first time a cluster inside the file is about to be reused).</summary>
     private ulong[]? _inUse;
@@ -29,13 +29,13 @@ public sealed partial class Qcow2Image
     /// <summary>The L1 or refcount table or the snapshot list changed: the metadata map is rebuilt on next use.</summary>
     internal void MetadataMoved()
     {
-        _meta = null;
+        _metadataClusters = null;
         _inUse = null;
     }
 
     private Dictionary<long, MetaKind> MetaMap()
     {
-        if (_meta != null) return _meta;
+        if (_metadataClusters != null) return _metadataClusters;
         var m = new Dictionary<long, MetaKind>();
         foreach (var e in _l1)
         {
@@ -53,7 +53,7 @@ public sealed partial class Qcow2Image
             var last = (s.L1TableOffset + s.L1Size * 8L - 1) >> _clusterBits;
             for (var c = first; s.L1Size > 0 && c <= last && c - first < 1 << 20; c++) Add(c, MetaKind.InactiveL1);
         }
-        return _meta = m;
+        return _metadataClusters = m;
         void Add(long c, MetaKind k) => m[c] = m.GetValueOrDefault(c) | k;
     }
 
@@ -143,10 +143,10 @@ public sealed partial class Qcow2Image
                 if (l2 == 0 || (l2 & _clusterMask) != 0 || (l2 >> _clusterBits) >= n || !seenL2.Add(l2)) continue;
                 Mark(l2 >> _clusterBits);
                 var t = new byte[_clusterSize];
-                ImageFile.ReadExactly(_fh, l2, t, Path, "L2 table");
+                ImageFile.ReadExactly(_file, l2, t, Path, "L2 table");
                 for (var i = 0; i < _l2Entries; i++)
                 {
-                    var e = ReadL2(t, i);
+                    var e = _l2Tables.ReadEntry(t, i);
                     if ((e & CompressedFlag) != 0)
                     {
                         var (off, len) = CompressedExtent(e);

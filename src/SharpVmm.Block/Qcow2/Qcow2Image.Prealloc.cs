@@ -10,17 +10,17 @@ public sealed partial class Qcow2Image
         while (ci < clusters)
         {
             var t = GetL2ForWrite(ci, out var l2i);
-            if (ReadL2(t.Data, l2i) != 0) { ci++; continue; }
+            if (_l2Tables.ReadEntry(t.Data, l2i) != 0) { ci++; continue; }
             var k = (int)Math.Min(clusters - ci, _l2Entries - l2i);
             var host = AllocateRun(k, out var got);
             t = GetL2ForWrite(ci, out l2i);
-            for (var j = 0; j < got; j++) WriteL2(t.Data, l2i + j, (ulong)(host + (long)j * _clusterSize) | Copied);
+            for (var j = 0; j < got; j++) _l2Tables.WriteEntry(t.Data, l2i + j, (ulong)(host + (long)j * _clusterSize) | Copied);
             t.Dirty = true;
-            ImageFile.Preallocate(_fh, host, (long)got * _clusterSize, mode);
+            ImageFile.Preallocate(_file, host, (long)got * _clusterSize, mode);
             ci += got;
         }
         FlushMetadata(sync: true);
-        if (RandomAccess.GetLength(_fh) < _endCluster << _clusterBits) RandomAccess.SetLength(_fh, _endCluster << _clusterBits);
+        if (RandomAccess.GetLength(_file) < _endCluster << _clusterBits) RandomAccess.SetLength(_file, _endCluster << _clusterBits);
     });
 
     /// <summary>Closes without touching the file (used when an open fails half-way).</summary>
@@ -28,8 +28,8 @@ public sealed partial class Qcow2Image
     {
         if (_disposed) return;
         _disposed = true;
-        _fh.Dispose();
+        _file.Dispose();
         Backing?.Dispose();
-        _rw.Dispose();
+        _allocationLock.Dispose();
     }
 }

@@ -29,7 +29,7 @@ public sealed partial class Qcow2Image
     {
         var buf = new byte[((long)totalEntries * 8 + _clusterMask) & ~_clusterMask];
         for (var i = 0; i < l1.Length; i++) BinaryPrimitives.WriteUInt64BigEndian(buf.AsSpan(i * 8), l1[i]);
-        RandomAccess.Write(_fh, buf.AsSpan(0, totalEntries * 8), offset);
+        RandomAccess.Write(_file, buf.AsSpan(0, totalEntries * 8), offset);
     }
 
     /// <summary>Adds delta to the refcount of every cluster an L1 table reaches: its L2 tables and their clusters.</summary>
@@ -40,10 +40,10 @@ public sealed partial class Qcow2Image
         {
             var l2 = (long)(l1e & OffsetMask);
             if (l2 == 0) continue;
-            LoadL2(l2).Data.AsSpan(0, _clusterSize).CopyTo(copy);
+            _l2Tables.Load(l2).Data.AsSpan(0, _clusterSize).CopyTo(copy);
             for (var i = 0; i < _l2Entries; i++)
             {
-                var e = ReadL2(copy, i);
+                var e = _l2Tables.ReadEntry(copy, i);
                 if ((e & CompressedFlag) != 0)
                 {
                     var (off, len) = CompressedExtent(e);
@@ -66,17 +66,17 @@ public sealed partial class Qcow2Image
             if (l2 == 0) continue;
             var want = GetRefcount(l2 >> _clusterBits) == 1 ? _l1[i] | Copied : _l1[i] & ~Copied;
             if (want != _l1[i]) { _l1[i] = want; l1Changed = true; changed++; MetadataMoved(); }
-            var t = LoadL2(l2);
+            var t = _l2Tables.Load(l2);
             for (var j = 0; j < _l2Entries; j++)
             {
-                var e = ReadL2(t.Data, j);
+                var e = _l2Tables.ReadEntry(t.Data, j);
                 ulong w;
                 if ((e & CompressedFlag) != 0) w = e & ~Copied;
                 else if ((e & OffsetMask) == 0) w = e & ~Copied;
                 else w = GetRefcount((long)(e & OffsetMask) >> _clusterBits) == 1 ? e | Copied : e & ~Copied;
                 if (w != e)
                 {
-                    WriteL2(t.Data, j, w);
+                    _l2Tables.WriteEntry(t.Data, j, w);
                     t.Dirty = true;
                     changed++;
                 }
@@ -96,9 +96,9 @@ public sealed partial class Qcow2Image
     private void ExclusiveMetadata(Action a)
     {
         ImageFile.CheckWritable(this);
-        _rw.EnterWriteLock();
+        _allocationLock.EnterWriteLock();
         try { lock (_lock) a(); }
-        finally { _rw.ExitWriteLock(); }
+        finally { _allocationLock.ExitWriteLock(); }
     }
 
     private void WriteSnapshotTable(List<Qcow2Snapshot> list)
@@ -109,7 +109,7 @@ public sealed partial class Qcow2Image
         {
             off = AllocateContiguous((bytes.Length + _clusterMask) >> _clusterBits);
             FlushMetadata(sync: false);
-            RandomAccess.Write(_fh, bytes, off);
+            RandomAccess.Write(_file, bytes, off);
             Sync();
         }
         var oldOff = Header.SnapshotsOffset;
@@ -117,7 +117,7 @@ public sealed partial class Qcow2Image
         Span<byte> hdr = stackalloc byte[12];
         BinaryPrimitives.WriteInt32BigEndian(hdr, list.Count);
         BinaryPrimitives.WriteInt64BigEndian(hdr[4..], off);
-        RandomAccess.Write(_fh, hdr, 60);
+        RandomAccess.Write(_file, hdr, 60);
         Sync();
         Header.SnapshotCount = list.Count;
         Header.SnapshotsOffset = off;
@@ -218,7 +218,7 @@ public sealed partial class Qcow2Image
         Span<byte> hdr = stackalloc byte[12];
         BinaryPrimitives.WriteInt32BigEndian(hdr, l1.Length);
         BinaryPrimitives.WriteInt64BigEndian(hdr[4..], offset);
-        RandomAccess.Write(_fh, hdr, 36);
+        RandomAccess.Write(_file, hdr, 36);
         Sync();
         var oldOff = Header.L1TableOffset;
         var oldClusters = ((long)_l1.Length * 8 + _clusterMask) >> _clusterBits;
@@ -247,9 +247,9 @@ public sealed partial class Qcow2Image
                     var l1i = ci >> _l2Bits;
                     if (l1i >= _l1.Length || (_l1[l1i] & OffsetMask) == 0) { ci = ((l1i + 1) << _l2Bits) - 1; continue; }
                     var t = GetL2ForWrite(ci, out var l2i);
-                    var old = ReadL2(t.Data, l2i);
+                    var old = _l2Tables.ReadEntry(t.Data, l2i);
                     if (old == 0) continue;
-                    WriteL2(t.Data, l2i, 0);
+                    _l2Tables.WriteEntry(t.Data, l2i, 0);
                     t.Dirty = true;
                     FreeDeferred(old);
                 }
@@ -280,7 +280,7 @@ public sealed partial class Qcow2Image
         var bytes = Header.Serialize();
         var buf = new byte[_clusterSize];
         bytes.CopyTo(buf, 0);
-        RandomAccess.Write(_fh, buf, 0);
+        RandomAccess.Write(_file, buf, 0);
         Sync();
     }
 

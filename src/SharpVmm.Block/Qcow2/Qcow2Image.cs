@@ -4,7 +4,7 @@ using Microsoft.Win32.SafeHandles;
 namespace SharpVmm.Block.Qcow2;
 
 /// <summary>
-/// A qcow2 image (versions 2 and 3). Locking: <see cref="_rw"/> is held shared by requests that only touch already
+/// A qcow2 image (versions 2 and 3). Locking: <see cref="_allocationLock"/> is held shared by requests that only touch already
 /// allocated clusters and exclusively by anything that changes metadata; <see cref="_lock"/> guards the in-memory
 /// tables and caches for the short lookups the shared path does.
 /// Crash safety: a cluster's refcount reaches the disk before any table that points at it, a new table's contents
@@ -18,7 +18,7 @@ public sealed partial class Qcow2Image : IBlockImage
     internal const ulong CompressedFlag = 1UL << 62;
     internal const ulong ZeroFlag = 1UL;
 
-    private readonly SafeFileHandle _fh;
+    private readonly SafeFileHandle _file;
     internal readonly Qcow2Header Header;
     private readonly int _clusterBits;
     private readonly int _clusterSize;
@@ -27,10 +27,10 @@ public sealed partial class Qcow2Image : IBlockImage
     private readonly int _l2Bits;
     private readonly int _l2Entries;
     private ulong[] _l1;
-    private readonly TableCache _l2Cache;
+    private readonly L2TableCache _l2Tables;
     private readonly Qcow2Refcounts _refcounts;
     private readonly object _lock = new();
-    private readonly ReaderWriterLockSlim _rw = new(LockRecursionPolicy.NoRecursion);
+    private readonly ReaderWriterLockSlim _allocationLock = new(LockRecursionPolicy.NoRecursion);
     private long _endCluster;
     private readonly List<long> _pendingFrees = [];
     private long _compressedCursor;
@@ -49,7 +49,7 @@ public sealed partial class Qcow2Image : IBlockImage
     public long Size => Volatile.Read(ref _size);
     public bool IsReadOnly { get; }
     public IBlockImage? Backing { get; private set; }
-    public long ActualSize => FileSyscalls.AllocatedBytes(_fh);
+    public long ActualSize => FileSyscalls.AllocatedBytes(_file);
     public int ClusterSize => _clusterSize;
     public int Version => Header.Version;
     public int RefcountBits => _refcounts.Width.Bits;
@@ -61,12 +61,14 @@ public sealed partial class Qcow2Image : IBlockImage
     public string? BackingFileName => Header.BackingFile;
     public string? BackingFormat => Header.BackingFormat;
     public IReadOnlyList<Qcow2Snapshot> Snapshots => _snapshots;
-    internal SafeFileHandle Handle => _fh;
+    internal SafeFileHandle Handle => _file;
+    internal Qcow2Refcounts Refcounts => _refcounts;
+    internal L2TableCache L2Tables => _l2Tables;
 
     internal Qcow2Image(string path, SafeFileHandle fh, Qcow2Header h, bool readOnly, ImageOpenOptions options)
     {
         Path = path;
-        _fh = fh;
+        _file = fh;
         Header = h;
         IsReadOnly = readOnly;
         _clusterBits = h.ClusterBits;
@@ -84,7 +86,7 @@ public sealed partial class Qcow2Image : IBlockImage
 
         // Cover the whole disk by default (qemu covers 8 GiB per MiB of cache and stops at 32 MiB).
         var l2Tables = (int)Math.Clamp(((h.Size >> (_clusterBits + _l2Bits)) + 1), 4, Math.Max(4, options.L2CacheBytes / _clusterSize));
-        _l2Cache = new TableCache(_clusterSize, l2Tables);
+        _l2Tables = new L2TableCache(this, _clusterBits, _extendedL2, l2Tables);
         _snapshots = Qcow2Snapshot.ReadTable(this, fh, h, RandomAccess.GetLength(fh));
     }
 
@@ -93,7 +95,7 @@ public sealed partial class Qcow2Image : IBlockImage
         var t = new ulong[entries];
         if (entries == 0) return t;
         var buf = new byte[entries * 8L];
-        ImageFile.ReadExactly(_fh, offset, buf, Path, what);
+        ImageFile.ReadExactly(_file, offset, buf, Path, what);
         for (var i = 0; i < entries; i++) t[i] = BinaryPrimitives.ReadUInt64BigEndian(buf.AsSpan(i * 8));
         return t;
     }
@@ -140,21 +142,21 @@ public sealed partial class Qcow2Image : IBlockImage
     /// </summary>
     internal void Sync()
     {
-        if (!_ignoreFlushes) FileSyscalls.DataSync(_fh);
+        if (!_ignoreFlushes) FileSyscalls.DataSync(_file);
     }
 
     internal void WriteHeaderField(int offset, ulong value)
     {
         Span<byte> b = stackalloc byte[8];
         BinaryPrimitives.WriteUInt64BigEndian(b, value);
-        RandomAccess.Write(_fh, b, offset);
+        RandomAccess.Write(_file, b, offset);
     }
 
     internal void WriteHeaderField32(int offset, uint value)
     {
         Span<byte> b = stackalloc byte[4];
         BinaryPrimitives.WriteUInt32BigEndian(b, value);
-        RandomAccess.Write(_fh, b, offset);
+        RandomAccess.Write(_file, b, offset);
     }
 
     private void MarkDirtyIfLazy()
@@ -212,46 +214,12 @@ public sealed partial class Qcow2Image : IBlockImage
         if ((off >> _clusterBits) >= _endCluster) throw Corrupt($"the {what} at 0x{off:x} lies past the end of the file");
     }
 
-    internal TableCache.Entry LoadL2(long off)
-    {
-        var e = _l2Cache.TryGet(off);
-        if (e != null) return e;
-        ValidateTablePointer(off, "L2 table");
-        e = _l2Cache.Insert(off, WriteBackL2);
-        try { ImageFile.ReadExactly(_fh, off, e.Data, Path, "L2 table"); }
-        catch { _l2Cache.Remove(off); throw; }
-        return e;
-    }
-
-    private void WriteEntry(TableCache.Entry e) => RandomAccess.Write(_fh, e.Data, e.Offset);
-
-    private void WriteBackL2(TableCache.Entry e)
-    {
-        CheckNoOverlap(e.Offset, _clusterSize, "L2 table", MetaKind.ActiveL2);
-        // An L2 table may point at clusters whose refcounts are still only in the cache: those go first.
-        if (_refcounts.HasDirtyBlocks)
-        {
-            _refcounts.WriteDirtyBlocks();
-            Sync();
-        }
-        WriteEntry(e);
-    }
-
-    internal ulong ReadL2(byte[] t, int i) => BinaryPrimitives.ReadUInt64BigEndian(t.AsSpan(_extendedL2 ? i * 16 : i * 8));
-    internal uint ReadL2Bitmap(byte[] t, int i, out uint zero)
-    {
-        var b = BinaryPrimitives.ReadUInt64BigEndian(t.AsSpan(i * 16 + 8));
-        zero = (uint)(b >> 32);
-        return (uint)b;
-    }
-    private void WriteL2(byte[] t, int i, ulong v) => BinaryPrimitives.WriteUInt64BigEndian(t.AsSpan(i * 8), v);
-
     internal void WriteL1Entry(long index)
     {
         MetadataMoved();
         Span<byte> b = stackalloc byte[8];
         BinaryPrimitives.WriteUInt64BigEndian(b, _l1[index]);
-        RandomAccess.Write(_fh, b, Header.L1TableOffset + index * 8);
+        RandomAccess.Write(_file, b, Header.L1TableOffset + index * 8);
     }
 
     /// <summary>Host byte offset and sector-rounded length of a compressed cluster descriptor.</summary>
@@ -282,9 +250,9 @@ public sealed partial class Qcow2Image : IBlockImage
         finally
         {
             _disposed = true;
-            _fh.Dispose();
+            _file.Dispose();
             Backing?.Dispose();
-            _rw.Dispose();
+            _allocationLock.Dispose();
         }
     }
 }

@@ -8,7 +8,7 @@ namespace SharpVmm.Block.Qcow2;
 /// range it describes, so it counts itself; a block's contents reach the disk before the table entry that points at
 /// it, and a larger table before the header that names it. Callers hold the image's metadata lock.
 /// </summary>
-internal sealed class Qcow2Refcounts
+internal sealed class Qcow2Refcounts : ITableStore
 {
     private readonly Qcow2Image _image;
     private readonly int _clusterBits;
@@ -24,7 +24,7 @@ internal sealed class Qcow2Refcounts
         Width = new RefcountWidth(image.Header.RefcountOrder);
         BlockBits = Width.EntriesPerBlockBits(_clusterBits);
         _table = table;
-        _blocks = new TableCache(_clusterSize, Math.Max(16, Math.Min(1024, (4 << 20) / _clusterSize)));
+        _blocks = new TableCache(_clusterSize, Math.Max(16, Math.Min(1024, (4 << 20) / _clusterSize)), this);
     }
 
     public RefcountWidth Width { get; }
@@ -46,7 +46,7 @@ internal sealed class Qcow2Refcounts
         if (rti >= _table.Length) return 0;
         var off = (long)(_table[rti] & Qcow2Image.OffsetMask);
         if (off == 0) return 0;
-        return Width.Read(LoadBlock(off).Data, IndexInBlock(cluster));
+        return Width.Read(_blocks.Load(off).Data, IndexInBlock(cluster));
     }
 
     public void Set(long cluster, ulong value)
@@ -61,7 +61,7 @@ internal sealed class Qcow2Refcounts
             EnsureBlock(rti);
             off = (long)(_table[rti] & Qcow2Image.OffsetMask);
         }
-        var e = LoadBlock(off);
+        var e = _blocks.Load(off);
         Width.Write(e.Data, IndexInBlock(cluster), value);
         e.Dirty = true;
         if (value != 0 && cluster >= _image.EndCluster) _image.EndCluster = cluster + 1;
@@ -146,7 +146,7 @@ internal sealed class Qcow2Refcounts
 
     private void InstallBlock(long rti, long off, int selfIndex)
     {
-        var e = _blocks.Insert(off, WriteBack);
+        var e = _blocks.Insert(off);
         Array.Clear(e.Data);
         if (selfIndex >= 0) Width.Write(e.Data, selfIndex, 1);
         _image.CheckNoOverlap(off, _clusterSize, "refcount block");
@@ -202,13 +202,13 @@ internal sealed class Qcow2Refcounts
             _image.MetadataMoved();
             foreach (var b in blocks)
             {
-                var e = _blocks.Insert(b << _clusterBits, WriteBack);
+                var e = _blocks.Insert(b << _clusterBits);
                 Array.Clear(e.Data);
                 e.Dirty = true;
             }
             _image.EndCluster = Math.Max(_image.EndCluster, next);
             for (var c = t; c < next; c++) Set(c, 1);
-            _blocks.WriteDirty(WriteBack);
+            _blocks.WriteDirty();
             var buf = new byte[tableClusters * _clusterSize];
             for (var i = 0; i < entries; i++) BinaryPrimitives.WriteUInt64BigEndian(buf.AsSpan(i * 8), newTable[i]);
             RandomAccess.Write(_image.Handle, buf, t << _clusterBits);
@@ -225,25 +225,18 @@ internal sealed class Qcow2Refcounts
         }
     }
 
-    private TableCache.Entry LoadBlock(long off)
-    {
-        var e = _blocks.TryGet(off);
-        if (e != null) return e;
-        _image.ValidateTablePointer(off, "refcount block");
-        e = _blocks.Insert(off, WriteBack);
-        try { ImageFile.ReadExactly(_image.Handle, off, e.Data, _image.Path, "refcount block"); }
-        catch { _blocks.Remove(off); throw; }
-        return e;
-    }
+    void ITableStore.CheckPointer(long offset) => _image.ValidateTablePointer(offset, "refcount block");
 
-    private void WriteBack(TableCache.Entry e)
+    void ITableStore.Read(TableCache.Entry block) => ImageFile.ReadExactly(_image.Handle, block.Offset, block.Data, _image.Path, "refcount block");
+
+    void ITableStore.WriteBack(TableCache.Entry block)
     {
-        _image.CheckNoOverlap(e.Offset, _clusterSize, "refcount block", Qcow2Image.MetaKind.RefcountBlock);
-        RandomAccess.Write(_image.Handle, e.Data, e.Offset);
+        _image.CheckNoOverlap(block.Offset, _clusterSize, "refcount block", Qcow2Image.MetaKind.RefcountBlock);
+        RandomAccess.Write(_image.Handle, block.Data, block.Offset);
     }
 
     /// <summary>Writes every cached block that changed.</summary>
-    public void WriteDirtyBlocks() => _blocks.WriteDirty(WriteBack);
+    public void WriteDirtyBlocks() => _blocks.WriteDirty();
 
     /// <summary>Forgets cached blocks after metadata was rewritten behind the cache's back (snapshot apply, repair).</summary>
     public void DropCache() => _blocks.Clear();

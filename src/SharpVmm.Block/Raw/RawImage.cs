@@ -5,7 +5,7 @@ namespace SharpVmm.Block.Raw;
 /// <summary>A raw image: the virtual disk's bytes, one for one, in a host file. pread/pwrite make it thread-safe.</summary>
 public sealed class RawImage : IBlockImage
 {
-    private readonly SafeFileHandle _fh;
+    private readonly SafeFileHandle _file;
     private long _size;
 
     private readonly bool _ignoreFlushes;
@@ -13,7 +13,7 @@ public sealed class RawImage : IBlockImage
     private RawImage(string path, SafeFileHandle fh, bool readOnly, bool ignoreFlushes = false)
     {
         Path = path;
-        _fh = fh;
+        _file = fh;
         IsReadOnly = readOnly;
         _ignoreFlushes = ignoreFlushes;
         _size = RandomAccess.GetLength(fh);
@@ -66,19 +66,19 @@ public sealed class RawImage : IBlockImage
     public long Size => Volatile.Read(ref _size);
     public bool IsReadOnly { get; }
     public IBlockImage? Backing => null;
-    public long ActualSize => FileSyscalls.AllocatedBytes(_fh);
+    public long ActualSize => FileSyscalls.AllocatedBytes(_file);
 
     public void Read(long offset, Span<byte> buffer)
     {
         ImageFile.CheckRange(this, offset, buffer.Length);
-        ImageFile.ReadFully(_fh, offset, buffer);
+        ImageFile.ReadFully(_file, offset, buffer);
     }
 
     public void Write(long offset, ReadOnlySpan<byte> data)
     {
         ImageFile.CheckWritable(this);
         ImageFile.CheckRange(this, offset, data.Length);
-        RandomAccess.Write(_fh, data, offset);
+        RandomAccess.Write(_file, data, offset);
     }
 
     /// <summary>Convert's write of a data run: its blocks are allocated in one fallocate call first (exactly the range written, so no more space than the write itself takes).</summary>
@@ -86,38 +86,38 @@ public sealed class RawImage : IBlockImage
     {
         ImageFile.CheckWritable(this);
         ImageFile.CheckRange(this, offset, data.Length);
-        ImageFile.Reserve(_fh, offset, data.Length);
-        RandomAccess.Write(_fh, data, offset);
+        ImageFile.Reserve(_file, offset, data.Length);
+        RandomAccess.Write(_file, data, offset);
     }
 
     public void WriteZeroes(long offset, long length, bool unmap)
     {
         ImageFile.CheckWritable(this);
         ImageFile.CheckRange(this, offset, length);
-        if (unmap && FileSyscalls.PunchHole(_fh, offset, length)) return;
-        ImageFile.WriteZeroes(_fh, offset, length);
+        if (unmap && FileSyscalls.PunchHole(_file, offset, length)) return;
+        ImageFile.WriteZeroes(_file, offset, length);
     }
 
     public void Discard(long offset, long length)
     {
         ImageFile.CheckWritable(this);
         ImageFile.CheckRange(this, offset, length);
-        if (!FileSyscalls.PunchHole(_fh, offset, length)) ImageFile.WriteZeroes(_fh, offset, length);
+        if (!FileSyscalls.PunchHole(_file, offset, length)) ImageFile.WriteZeroes(_file, offset, length);
     }
 
     public void Flush()
     {
-        if (!IsReadOnly && !_ignoreFlushes) FileSyscalls.DataSync(_fh);
+        if (!IsReadOnly && !_ignoreFlushes) FileSyscalls.DataSync(_file);
     }
 
     public BlockStatus GetStatus(long offset, long length)
     {
         ImageFile.CheckRange(this, offset, length);
         length = Math.Min(length, Size - offset);
-        var data = FileSyscalls.SeekData(_fh, offset);
+        var data = FileSyscalls.SeekData(_file, offset);
         if (data == -1 || data == offset)
         {
-            var hole = data < 0 ? -1 : FileSyscalls.SeekHole(_fh, offset);
+            var hole = data < 0 ? -1 : FileSyscalls.SeekHole(_file, offset);
             var len = hole > offset ? Math.Min(length, hole - offset) : length;
             return new BlockStatus(offset, len, BlockStatusFlags.Present | BlockStatusFlags.Data | BlockStatusFlags.OffsetValid, offset, 0, Path);
         }
@@ -131,9 +131,9 @@ public sealed class RawImage : IBlockImage
         ImageFile.CheckWritable(this);
         if (newSize < Size && !allowShrink)
             throw new BlockImageException($"'{Path}': shrinking would lose data; pass --shrink to allow it");
-        RandomAccess.SetLength(_fh, newSize);
+        RandomAccess.SetLength(_file, newSize);
         Volatile.Write(ref _size, newSize);
     }
 
-    public void Dispose() => _fh.Dispose();
+    public void Dispose() => _file.Dispose();
 }

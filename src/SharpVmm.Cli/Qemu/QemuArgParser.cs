@@ -141,7 +141,7 @@ public static class QemuArgParser
 
     private static void ParseCpu(QemuInvocation q, string text)
     {
-        var parts = text.Split(',');
+        var parts = OptionList.SplitItems(text);
         if (parts[0] == "help")
         {
             q.Help ??= "cpu";
@@ -149,8 +149,8 @@ public static class QemuArgParser
         }
         if (!QemuCpuModels.IsKnown(parts[0]))
             throw new QemuArgException("-cpu", $"model '{parts[0]}' is not supported by SharpVmm (supported: {string.Join(", ", QemuCpuModels.Names)})");
-        if (parts.Length > 1)
-            throw new QemuArgException("-cpu", $"feature flags ('{string.Join(',', parts[1..])}') are not supported: SharpVmm's CPU model is fixed");
+        if (parts.Count > 1)
+            throw new QemuArgException("-cpu", $"feature flags ('{string.Join(',', parts.GetRange(1, parts.Count - 1))}') are not supported: SharpVmm's CPU model is fixed");
         q.Cpu = parts[0];
     }
 
@@ -301,15 +301,12 @@ public static class QemuArgParser
     /// <summary>-qmp unix:PATH,server=on,wait=off (or server,nowait) or tcp:HOST:PORT,server=on,wait=off.</summary>
     private static string ParseQmpAddress(string text)
     {
-        int comma = text.IndexOf(',');
-        string address = comma < 0 ? text : text[..comma];
-        if (comma >= 0)
+        var list = OptionList.WithHead(text);
+        string address = list.Head;
+        foreach (var item in list.Items)
         {
-            foreach (string item in text[(comma + 1)..].Split(','))
-            {
-                if (item is "server" or "server=on" or "nowait" or "wait=off") continue;
-                throw new QemuArgException("-qmp", $"'{item}' is not supported: SharpVmm's monitor listens (server=on,wait=off)");
-            }
+            if (item.Text is "server" or "server=on" or "nowait" or "wait=off") continue;
+            throw new QemuArgException("-qmp", $"'{item.Text}' is not supported: SharpVmm's monitor listens (server=on,wait=off)");
         }
         if (!address.StartsWith("unix:", StringComparison.Ordinal) && !address.StartsWith("tcp:", StringComparison.Ordinal))
             throw new QemuArgException("-qmp", $"'{address}' is not supported: use unix:PATH or tcp:127.0.0.1:PORT");

@@ -15,14 +15,12 @@ internal static class QemuDaemon
 
     public static int Launch(IReadOnlyList<string> args)
     {
-        var fds = new int[2];
-        if (QemuNative.pipe2(fds, QemuNative.OCloexec) != 0)
+        if (!MakePipe(out int readFd, out int writeFd))
         {
-            Console.Error.WriteLine($"sharpvmm: -daemonize: cannot make a pipe: {QemuNative.LastError()}");
+            Console.Error.WriteLine($"sharpvmm: -daemonize: cannot make a pipe: {Libc.Describe(Libc.LastErrno)}");
             return 1;
         }
-        int readFd = fds[0], writeFd = fds[1];
-        QemuNative.fcntl(writeFd, QemuNative.FSetfd, 0); // the child inherits the write end only
+        Libc.Fcntl(writeFd, Libc.FSetFd, 0); // the child inherits the write end only
         var start = new ProcessStartInfo(Environment.ProcessPath ?? "/proc/self/exe") { UseShellExecute = false };
         start.ArgumentList.Add(QemuPersonality.SubcommandName);
         foreach (string a in args)
@@ -38,16 +36,25 @@ internal static class QemuDaemon
             Console.Error.WriteLine($"sharpvmm: -daemonize: cannot start the VM process: {ex.Message}");
             return 1;
         }
-        QemuNative.close(writeFd);
-        var buf = new byte[1];
+        Libc.Close(writeFd);
+        Span<byte> buf = stackalloc byte[1];
         nint n;
-        do n = QemuNative.read(readFd, buf, 1);
-        while (n < 0 && System.Runtime.InteropServices.Marshal.GetLastPInvokeError() == QemuNative.EIntr);
-        QemuNative.close(readFd);
+        do n = Libc.Read(readFd, buf);
+        while (n < 0 && Libc.LastErrno == Libc.EINTR);
+        Libc.Close(readFd);
         if (n == 1) return 0;
         // The child ended before it was ready; its error went to our stderr.
         child.WaitForExit();
         return child.ExitCode == 0 ? 1 : child.ExitCode;
+    }
+
+    private static unsafe bool MakePipe(out int readFd, out int writeFd)
+    {
+        int* fds = stackalloc int[2];
+        bool made = Libc.Pipe2(fds, Libc.OCloexec) == 0;
+        readFd = fds[0];
+        writeFd = fds[1];
+        return made;
     }
 
     private static string? Target(int fd)
@@ -62,15 +69,15 @@ internal static class QemuDaemon
         string? v = Environment.GetEnvironmentVariable(ReadyFdVariable);
         if (v is null || !int.TryParse(v, NumberStyles.None, CultureInfo.InvariantCulture, out int fd)) return -1;
         Environment.SetEnvironmentVariable(ReadyFdVariable, null);
-        QemuNative.fcntl(fd, QemuNative.FSetfd, 1); // FD_CLOEXEC: not for anything we might start
-        QemuNative.setsid();
+        Libc.Fcntl(fd, Libc.FSetFd, Libc.FdCloexec); // not for anything we might start
+        Libc.SetSid();
         return fd;
     }
 
     /// <summary>Detaches stdio and tells the launcher we are ready.</summary>
     public static void SignalReady(int fd)
     {
-        int devNull = QemuNative.open("/dev/null", QemuNative.ORdwr | QemuNative.OCloexec);
+        int devNull = Libc.Open("/dev/null", Libc.ORdWr | Libc.OCloexec);
         if (devNull >= 0)
         {
             // The runtime's console streams write through duplicates of stdout and stderr: those must let go of
@@ -81,12 +88,12 @@ internal static class QemuDaemon
             foreach (string entry in Directory.GetFileSystemEntries("/proc/self/fd"))
             {
                 if (!int.TryParse(Path.GetFileName(entry), NumberStyles.None, CultureInfo.InvariantCulture, out int n) || n <= 2 || n == fd || n == devNull) continue;
-                if (Target(n) is { } t && stdio.Contains(t)) QemuNative.dup2(devNull, n);
+                if (Target(n) is { } t && stdio.Contains(t)) Libc.Dup2(devNull, n);
             }
-            for (int i = 0; i <= 2; i++) QemuNative.dup2(devNull, i);
-            QemuNative.close(devNull);
+            for (int i = 0; i <= 2; i++) Libc.Dup2(devNull, i);
+            Libc.Close(devNull);
         }
-        QemuNative.write(fd, [1], 1);
-        QemuNative.close(fd);
+        Libc.Write(fd, [1]);
+        Libc.Close(fd);
     }
 }

@@ -1,12 +1,14 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using SharpVmm.Machine.Config;
 
 namespace SharpVmm.Cli.Qemu;
 
 /// <summary>
-/// One QEMU option argument as key/value pairs: the legacy form <c>[implied,]key=value,...</c> (a doubled comma is a
-/// literal comma, a bare key is <c>key=on</c>) or, when it starts with '{', a JSON object (what libvirt writes for
-/// -object, -device, -blockdev, -audiodev and -netdev when the emulator declares JSON support).
+/// One QEMU option argument as key/value pairs: the legacy form <c>[implied,]key=value,...</c> (split by the shared
+/// <see cref="OptionList"/>: a doubled comma is a literal comma; a bare key is <c>key=on</c>) or, when it starts with
+/// '{', a JSON object (what libvirt writes for -object, -device, -blockdev, -audiodev and -netdev when the emulator
+/// declares JSON support).
 /// Each key may be taken once; <see cref="RejectUnused"/> refuses whatever no one took, so nothing is ignored.
 /// </summary>
 public sealed class QemuOptions
@@ -27,58 +29,26 @@ public sealed class QemuOptions
     {
         if (text.StartsWith('{')) return ParseJson(option, text);
         var pairs = new List<KeyValuePair<string, string>>();
-        int i = 0;
-        bool first = true;
-        while (i <= text.Length)
+        var items = OptionList.SplitItems(text);
+        for (int n = 0; n < items.Count; n++)
         {
-            string item = ReadItem(text, ref i);
+            string item = items[n];
             if (item.Length == 0)
             {
-                if (i >= text.Length) break;
+                // A trailing comma (or no text at all) ends the list; an empty item inside it is a mistake.
+                if (n == items.Count - 1) break;
                 throw new QemuArgException(option, $"empty item in '{text}'");
             }
-            int eq = item.IndexOf('=');
-            if (eq < 0)
-            {
-                if (first && impliedKey is not null) pairs.Add(new(impliedKey, item));
-                else pairs.Add(new(item, "on"));
-            }
-            else
-            {
-                pairs.Add(new(item[..eq], item[(eq + 1)..]));
-            }
-            first = false;
+            var pair = OptionItem.Of(item);
+            if (pair.HasValue) pairs.Add(new(pair.Key, pair.Value));
+            else if (n == 0 && impliedKey is not null) pairs.Add(new(impliedKey, item));
+            else pairs.Add(new(item, "on"));
         }
         for (int a = 0; a < pairs.Count; a++)
             for (int b = a + 1; b < pairs.Count; b++)
                 if (pairs[a].Key == pairs[b].Key)
                     throw new QemuArgException(option, $"'{pairs[a].Key}' is given twice");
         return new QemuOptions(option, pairs);
-    }
-
-    /// <summary>Reads up to the next single comma; ",," is a literal comma.</summary>
-    private static string ReadItem(string text, ref int i)
-    {
-        var sb = new System.Text.StringBuilder();
-        while (i < text.Length)
-        {
-            char c = text[i];
-            if (c == ',')
-            {
-                if (i + 1 < text.Length && text[i + 1] == ',')
-                {
-                    sb.Append(',');
-                    i += 2;
-                    continue;
-                }
-                i++;
-                return sb.ToString();
-            }
-            sb.Append(c);
-            i++;
-        }
-        i++;
-        return sb.ToString();
     }
 
     private static QemuOptions ParseJson(string option, string text)

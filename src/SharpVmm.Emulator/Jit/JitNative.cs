@@ -1,27 +1,32 @@
-using System.Runtime.InteropServices;
+using System.Runtime.CompilerServices;
 
 namespace SharpVmm.Emulator.Jit;
 
-/// <summary>The libc calls the code buffer needs (Linux x86-64 only).</summary>
-internal static unsafe partial class JitNative
+/// <summary>
+/// The libc calls the code buffer needs (Linux x86-64 only), by the names the code buffer knows them by; the
+/// declarations themselves are the project's one libc binding (src/Shared/Libc.cs).
+/// </summary>
+internal static class JitNative
 {
-    public const int ProtNone = 0, ProtRead = 1, ProtWrite = 2, ProtExec = 4;
-    public const int MapShared = 0x01, MapPrivate = 0x02, MapAnonymous = 0x20, MapNoReserve = 0x4000;
+    public const int ProtNone = 0, ProtRead = Libc.ProtRead, ProtWrite = Libc.ProtWrite, ProtExec = Libc.ProtExec;
+    public const int MapShared = Libc.MapShared, MapPrivate = Libc.MapPrivate, MapAnonymous = Libc.MapAnonymous,
+        MapNoReserve = Libc.MapNoReserve;
     public const nint MapFailed = -1;
-    public const uint MfdCloexec = 1;
+    public const uint MfdCloexec = Libc.MfdCloexec;
 
-    [LibraryImport("libc", EntryPoint = "mmap", SetLastError = true)]
-    public static partial nint Mmap(nint addr, nuint length, int prot, int flags, int fd, nint offset);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static nint Mmap(nint addr, nuint length, int prot, int flags, int fd, nint offset)
+        => Libc.Mmap(addr, length, prot, flags, fd, offset);
 
-    [LibraryImport("libc", EntryPoint = "munmap", SetLastError = true)]
-    public static partial int Munmap(nint addr, nuint length);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int Munmap(nint addr, nuint length) => Libc.Munmap(addr, length);
 
-    [LibraryImport("libc", EntryPoint = "memfd_create", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    public static partial int MemfdCreate(string name, uint flags);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int MemfdCreate(string name, uint flags) => Libc.MemfdCreate(name, flags);
 
-    [LibraryImport("libc", EntryPoint = "ftruncate", SetLastError = true)]
-    public static partial int Ftruncate(int fd, nint length);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int Ftruncate(int fd, nint length) => Libc.Ftruncate(fd, length);
 
-    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
-    public static partial int Close(int fd);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int Close(int fd) => Libc.Close(fd);
 }

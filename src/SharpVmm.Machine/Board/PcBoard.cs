@@ -23,10 +23,11 @@ namespace SharpVmm.Machine.Board;
 /// built to the guest in ACPI from the same values. The same board serves both accelerators: under KVM the kernel
 /// has the PICs, IOAPIC and PIT, under the emulator <see cref="AddInterruptControllers"/> adds ours.
 /// </summary>
-internal sealed class PcBoard(GuestMemory memory, IoBus bus, List<(string Id, object Device)> named, ILoggerFactory loggers)
+internal sealed class PcBoard(GuestMemory memory, IoBus bus, List<VmDevice> named, ILoggerFactory loggers)
 {
     private readonly List<VirtioMmioDeviceSpec> _virtio = [];
     private bool _ged;
+    private ushort? _pvPanicPort;
 
     /// <summary>The GSI router devices raise their lines through (the accelerator's); null on a bare machine.</summary>
     public IIrqRouter? Irqs { get; set; }
@@ -36,7 +37,7 @@ internal sealed class PcBoard(GuestMemory memory, IoBus bus, List<(string Id, ob
     {
         var uart = new Uart16550(backend, Irqs is null ? null : new IrqLine(Irqs, PcLayout.Com1Gsi));
         bus.RegisterPort(PcLayout.Com1Port, 8, uart, "COM1");
-        named.Add(("com1", uart));
+        named.Add(new("com1", uart));
         return uart;
     }
 
@@ -44,7 +45,7 @@ internal sealed class PcBoard(GuestMemory memory, IoBus bus, List<(string Id, ob
     public void AddI8042(IVmControl control)
     {
         var i8042 = new I8042Controller(control);
-        named.Add(("i8042", i8042));
+        named.Add(new("i8042", i8042));
         bus.RegisterPort(PcLayout.I8042DataPort, 1, i8042.DataPort, "i8042-data");
         bus.RegisterPort(PcLayout.I8042CommandPort, 1, i8042.CommandPort, "i8042-command");
     }
@@ -57,11 +58,11 @@ internal sealed class PcBoard(GuestMemory memory, IoBus bus, List<(string Id, ob
         bus.RegisterPort(PcLayout.PicElcrPort, 2, irqChip.Pic.ElcrPorts, "pic-elcr");
         var pit = new Pit8254(timers, new IrqLine(irqChip, PcLayout.PitGsi));
         bus.RegisterPort(PcLayout.PitPort, Pit8254.PortCount, pit, "pit");
-        named.Add(("irqchip", irqChip));
-        named.Add(("pit", pit));
+        named.Add(new("irqchip", irqChip));
+        named.Add(new("pit", pit));
         var port61 = new SystemControlPort(pit);
         bus.RegisterPort(PcLayout.SystemControlPort, 1, port61, "port61");
-        named.Add(("port61", port61));
+        named.Add(new("port61", port61));
         bus.RegisterMmio(PcLayout.IoApicBase, PcLayout.IoApicSize, irqChip.IoApic, "ioapic");
     }
 
@@ -71,7 +72,7 @@ internal sealed class PcBoard(GuestMemory memory, IoBus bus, List<(string Id, ob
         var rtc = new CmosRtc(timers, new IrqLine(Irqs!, PcLayout.RtcGsi));
         rtc.SetMemorySize(Math.Min(memoryBytes, PcLayout.MmioHoleStart), memoryBytes > PcLayout.MmioHoleStart ? memoryBytes - PcLayout.MmioHoleStart : 0);
         bus.RegisterPort(PcLayout.RtcPort, CmosRtc.PortCount, rtc, "rtc");
-        named.Add(("rtc", rtc));
+        named.Add(new("rtc", rtc));
     }
 
     /// <summary>The ACPI sleep/reset registers: S5 powers off, RESET_REG resets.</summary>
@@ -83,7 +84,7 @@ internal sealed class PcBoard(GuestMemory memory, IoBus bus, List<(string Id, ob
             else control.RequestReset();
         });
         bus.RegisterPort(PcLayout.AcpiSleepPort, AcpiSleepDevice.WindowSize, sleep, "acpi-sleep");
-        named.Add(("acpi-sleep", sleep));
+        named.Add(new("acpi-sleep", sleep));
     }
 
     /// <summary>The power button (QMP system_powerdown): a Generic Event Device, as on QEMU's microvm.</summary>
@@ -91,9 +92,19 @@ internal sealed class PcBoard(GuestMemory memory, IoBus bus, List<(string Id, ob
     {
         var ged = new AcpiGed(new IrqLine(Irqs!, PcLayout.AcpiGedGsi));
         bus.RegisterPort(PcLayout.AcpiGedPort, AcpiGed.WindowSize, ged, "acpi-ged");
-        named.Add(("acpi-ged", ged));
+        named.Add(new("acpi-ged", ged));
         _ged = true;
         return ged;
+    }
+
+    /// <summary>
+    /// QEMU's ISA pvpanic port at <paramref name="port"/> (<see cref="PcLayout.PvPanicPort"/> unless moved);
+    /// <paramref name="onEvent"/> gets the events the guest writes. The ACPI tables describe it from then on.
+    /// </summary>
+    public void AddPvPanic(ushort port, Action<byte> onEvent)
+    {
+        bus.RegisterPort(port, 1, new PvPanicPort(onEvent), "pvpanic");
+        _pvPanicPort = port;
     }
 
     /// <summary>fw_cfg (what QEMU's firmware interface tells a guest: CPUs, RAM, command line) and an empty PCI bus to probe.</summary>
@@ -113,13 +124,13 @@ internal sealed class PcBoard(GuestMemory memory, IoBus bus, List<(string Id, ob
         var (b, gsi) = PcLayout.VirtioMmioSlot(_virtio.Count);
         var transport = new VirtioMmioTransport(device, memory, new IrqLine(Irqs!, gsi), loggers.CreateLogger("SharpVmm.Virtio"));
         bus.RegisterMmio(b, VirtioMmioRegisters.WindowSize, transport, name);
-        named.Add((name, device));
-        named.Add((name + ".transport", transport));
+        named.Add(new(name, device));
+        named.Add(new(name + ".transport", transport));
         _virtio.Add(new VirtioMmioDeviceSpec(b, (uint)gsi, LevelTriggered: true));
     }
 
     /// <summary>What the ACPI tables say of this board: the layout's addresses and ports, and the virtio slots handed out.</summary>
-    public AcpiSpec DescribeAcpi(int cpus, byte ioApicId, ushort? pvPanicPort = null) => new()
+    public AcpiSpec DescribeAcpi(int cpus, byte ioApicId) => new()
     {
         CpuCount = cpus,
         LocalApicAddress = (uint)PcLayout.LocalApicBase,
@@ -130,9 +141,9 @@ internal sealed class PcBoard(GuestMemory memory, IoBus bus, List<(string Id, ob
         SleepPort = PcLayout.AcpiSleepPort,
         VirtioMmioDevices = [.. _virtio],
         Ged = _ged ? new AcpiGedSpec(PcLayout.AcpiGedPort, PcLayout.AcpiGedGsi) : null,
-        PvPanicPort = pvPanicPort,
+        PvPanicPort = _pvPanicPort,
     };
 
     /// <summary>Writes the tables at <see cref="PcLayout.AcpiTablesBase"/>; returns the RSDP's address for the loader.</summary>
-    public ulong WriteAcpiTables(int cpus, byte ioApicId, ushort? pvPanicPort = null) => AcpiTables.Build(DescribeAcpi(cpus, ioApicId, pvPanicPort), memory, PcLayout.AcpiTablesBase);
+    public ulong WriteAcpiTables(int cpus, byte ioApicId) => AcpiTables.Build(DescribeAcpi(cpus, ioApicId), memory, PcLayout.AcpiTablesBase);
 }

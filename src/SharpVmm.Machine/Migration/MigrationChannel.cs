@@ -1,5 +1,4 @@
 using System.Net.Sockets;
-using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
 
 namespace SharpVmm.Machine.Migration;
@@ -39,7 +38,7 @@ public sealed class MigrationChannel : IDisposable
     {
         if (fd < 0) throw new MigrationException($"{description}: {fd} is not a file descriptor");
         int kind = SocketType(fd, out int errno);
-        if (kind < 0 && errno == EBadf)
+        if (kind < 0 && errno == Libc.EBADF)
             throw new MigrationException($"{description}: descriptor {fd} is not open in this process");
         if (kind == (int)System.Net.Sockets.SocketType.Stream)
         {
@@ -57,7 +56,7 @@ public sealed class MigrationChannel : IDisposable
         }
         if (kind >= 0)
         {
-            Close(fd);
+            Libc.Close(fd);
             throw new MigrationException($"{description}: descriptor {fd} is a datagram socket; a migration needs a stream");
         }
         var handle = new SafeFileHandle(fd, ownsHandle: true);
@@ -68,7 +67,7 @@ public sealed class MigrationChannel : IDisposable
             // offset; FileStream reads and writes at positions of its own, so start it where the descriptor is.
             if (stream.CanSeek)
             {
-                long offset = lseek(fd, 0, SeekCur);
+                long offset = Libc.Lseek(fd, 0, Libc.SeekCur);
                 if (offset > 0) stream.Position = offset;
             }
             return new MigrationChannel(stream, null, description);
@@ -81,13 +80,12 @@ public sealed class MigrationChannel : IDisposable
     }
 
     /// <summary>SO_TYPE of the descriptor, or -1 (with errno) when it is not a socket.</summary>
-    private static int SocketType(int fd, out int errno)
+    private static unsafe int SocketType(int fd, out int errno)
     {
-        var value = new int[1];
-        int length = sizeof(int);
-        int rc = getsockopt(fd, SolSocket, SoType, value, ref length);
-        errno = rc < 0 ? Marshal.GetLastPInvokeError() : 0;
-        return rc < 0 ? -1 : value[0];
+        int value = 0, length = sizeof(int);
+        int rc = Libc.GetSockOpt(fd, Libc.SolSocket, Libc.SoType, &value, &length);
+        errno = rc < 0 ? Libc.LastErrno : 0;
+        return rc < 0 ? -1 : value;
     }
 
     public void Dispose()
@@ -97,18 +95,4 @@ public sealed class MigrationChannel : IDisposable
         Stream.Dispose();
         Socket?.Dispose();
     }
-
-    private const int SolSocket = 1, SoType = 3, EBadf = 9, SeekCur = 1;
-
-    // DllImport rather than LibraryImport: plain ints and an int array, and LibraryImport would need unsafe code here.
-#pragma warning disable SYSLIB1054
-    [DllImport("libc", SetLastError = true)]
-    private static extern int getsockopt(int fd, int level, int name, [Out] int[] value, ref int length);
-
-    [DllImport("libc", SetLastError = true)]
-    private static extern long lseek(int fd, long offset, int whence);
-
-    [DllImport("libc", EntryPoint = "close")]
-    private static extern int Close(int fd);
-#pragma warning restore SYSLIB1054
 }

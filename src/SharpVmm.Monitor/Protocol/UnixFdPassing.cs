@@ -10,7 +10,6 @@ namespace SharpVmm.Monitor.Protocol;
 /// </summary>
 public static class UnixFdPassing
 {
-    private const int SolSocket = 1, ScmRights = 1, MsgDontwait = 0x40, MsgCmsgCloexec = 0x40000000, EAgain = 11, EIntr = 4;
     private const int MaxFds = 16;
     private const int ControlBytes = 16 + MaxFds * 4;
 
@@ -35,12 +34,12 @@ public static class UnixFdPassing
             Marshal.WriteIntPtr(block, 32, control);
             Marshal.WriteInt64(block, 40, ControlBytes);
             nint n;
-            do n = recvmsg((int)socket.Handle, block, MsgDontwait | MsgCmsgCloexec);
-            while (n < 0 && Marshal.GetLastPInvokeError() == EIntr);
+            do n = Libc.RecvMsg((int)socket.Handle, block, Libc.MsgDontWait | Libc.MsgCmsgCloexec);
+            while (n < 0 && Libc.LastErrno == Libc.EINTR);
             if (n < 0)
             {
-                int errno = Marshal.GetLastPInvokeError();
-                if (errno == EAgain) return -1;
+                int errno = Libc.LastErrno;
+                if (errno == Libc.EAGAIN) return -1;
                 throw new SocketException(errno);
             }
             long controlLength = Marshal.ReadInt64(block, 40);
@@ -48,7 +47,7 @@ public static class UnixFdPassing
             {
                 long length = Marshal.ReadInt64(control, (int)at);
                 if (length < 16) break;
-                if (Marshal.ReadInt32(control, (int)at + 8) == SolSocket && Marshal.ReadInt32(control, (int)at + 12) == ScmRights)
+                if (Marshal.ReadInt32(control, (int)at + 8) == Libc.SolSocket && Marshal.ReadInt32(control, (int)at + 12) == Libc.ScmRights)
                 {
                     for (long i = 16; i + 4 <= length; i += 4)
                     {
@@ -86,13 +85,13 @@ public static class UnixFdPassing
             Marshal.WriteIntPtr(block, 32, control);
             Marshal.WriteInt64(block, 40, 24);
             Marshal.WriteInt64(control, 0, 20);
-            Marshal.WriteInt32(control, 8, SolSocket);
-            Marshal.WriteInt32(control, 12, ScmRights);
+            Marshal.WriteInt32(control, 8, Libc.SolSocket);
+            Marshal.WriteInt32(control, 12, Libc.ScmRights);
             Marshal.WriteInt32(control, 16, fd);
             nint n;
-            do n = sendmsg((int)socket.Handle, block, 0);
-            while (n < 0 && Marshal.GetLastPInvokeError() is EIntr or EAgain);
-            if (n < 0) throw new SocketException(Marshal.GetLastPInvokeError());
+            do n = Libc.SendMsg((int)socket.Handle, block, 0);
+            while (n < 0 && Libc.LastErrno is Libc.EINTR or Libc.EAGAIN);
+            if (n < 0) throw new SocketException(Libc.LastErrno);
             if (n < data.Length)
             {
                 // The descriptor went with the first bytes; the rest is ordinary data.
@@ -110,7 +109,7 @@ public static class UnixFdPassing
     /// <summary>Closes a descriptor received but never claimed.</summary>
     public static void Close(int fd)
     {
-        if (fd >= 0) close(fd);
+        if (fd >= 0) Libc.Close(fd);
     }
 
     private static void Clear(nint at, int length)
@@ -126,11 +125,4 @@ public static class UnixFdPassing
     }
 
     private static void CopyIn(ReadOnlySpan<byte> from, nint to) => Marshal.Copy(from.ToArray(), 0, to, from.Length);
-
-    // DllImport rather than LibraryImport: pointers as nint, nothing to marshal, and this project has no unsafe code.
-#pragma warning disable SYSLIB1054
-    [DllImport("libc", SetLastError = true)] private static extern nint recvmsg(int fd, nint msg, int flags);
-    [DllImport("libc", SetLastError = true)] private static extern nint sendmsg(int fd, nint msg, int flags);
-    [DllImport("libc", SetLastError = true)] private static extern int close(int fd);
-#pragma warning restore SYSLIB1054
 }

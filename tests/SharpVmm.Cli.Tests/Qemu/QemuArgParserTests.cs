@@ -260,6 +260,16 @@ public sealed class QemuArgParserTests
         Assert.Throws<QemuArgException>(() => QemuOptions.Parse("-m", "size=1,size=2", "size"));
     }
 
+    [Fact]
+    public void The_qmp_address_and_the_cpu_model_read_doubled_commas_as_the_other_options_do()
+    {
+        var q = QemuArgParser.Parse(["-qmp", "unix:/run/a,,b.sock,server=on,wait=off"]);
+        Assert.Equal("unix:/run/a,b.sock", Assert.Single(q.Monitors).Address);
+        Assert.Throws<QemuArgException>(() => QemuArgParser.Parse(["-qmp", "unix:/run/a.sock,server=on,wait=on"]));
+        var cpu = Assert.Throws<QemuArgException>(() => QemuArgParser.Parse(["-cpu", "host,+x2apic"]));
+        Assert.Contains("+x2apic", cpu.Message);
+    }
+
     [Theory]
     [InlineData("-version", "version")]
     [InlineData("-help", "help")]
