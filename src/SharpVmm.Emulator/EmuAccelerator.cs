@@ -71,7 +71,7 @@ public sealed class EmuAccelerator : IAccelerator
     /// <summary>The second tier's counters (all zero with it off), summed over the vCPUs.</summary>
     public JitStatistics GetJitStatistics()
     {
-        ulong retired = 0, translated = 0, entries = 0, exits = 0, misses = 0;
+        ulong retired = 0, translated = 0, entries = 0, exits = 0, misses = 0, chained = 0;
         lock (_cpus)
         {
             foreach (var c in _cpus)
@@ -81,6 +81,7 @@ public sealed class EmuAccelerator : IAccelerator
                 entries += c.JitEntries;
                 exits += c.JitPrefixExits;
                 misses += c.JitMissExits;
+                chained += c.JitChained;
             }
         }
         var j = _jit;
@@ -100,6 +101,7 @@ public sealed class EmuAccelerator : IAccelerator
             InstructionsRetired = retired,
             InstructionsTranslated = translated,
             Entries = entries,
+            ChainedTransitions = chained,
             PrefixExits = exits,
             MissExits = misses,
         };
@@ -114,7 +116,7 @@ public sealed class EmuAccelerator : IAccelerator
         {
             var s = GetJitStatistics();
             Console.Error.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture,
-                $"emu jit: {s.InstructionsRetired} instructions, {100 * s.TranslatedShare:F1}% translated; {s.BlocksTranslated} blocks ({s.CodeBytes} bytes, {s.BlocksNotTranslatable} not translatable) in {s.TranslationTime.TotalMilliseconds:F0} ms; {s.Entries} entries, {s.PrefixExits} early exits ({s.MissExits} at a translated op's slow path, {s.UntranslatedExits} at an op not translated); {s.BufferFlushes} buffer flushes"));
+                $"emu jit: {s.InstructionsRetired} instructions, {100 * s.TranslatedShare:F1}% translated; {s.BlocksTranslated} blocks ({s.CodeBytes} bytes, {s.BlocksNotTranslatable} not translatable) in {s.TranslationTime.TotalMilliseconds:F0} ms; {s.Entries} entries, {s.ChainedTransitions} chained, {s.PrefixExits} early exits ({s.MissExits} at a translated op's slow path, {s.UntranslatedExits} at an op not translated); {s.BufferFlushes} buffer flushes"));
         }
         lock (_cpus)
         {
