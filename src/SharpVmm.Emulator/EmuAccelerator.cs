@@ -112,11 +112,13 @@ public sealed class EmuAccelerator : IAccelerator
         if (_disposed) return;
         _disposed = true;
         // A debugging aid for measuring boots: SHARPVMM_JIT_STATS=1 prints the translator's counters at the end.
-        if (_jit is not null && Environment.GetEnvironmentVariable("SHARPVMM_JIT_STATS") == "1")
+        // SHARPVMM_JIT_STATS=2 adds the guest instructions translated code most often left early at.
+        if (_jit is not null && Environment.GetEnvironmentVariable("SHARPVMM_JIT_STATS") is "1" or "2")
         {
             var s = GetJitStatistics();
             Console.Error.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture,
                 $"emu jit: {s.InstructionsRetired} instructions, {100 * s.TranslatedShare:F1}% translated; {s.BlocksTranslated} blocks ({s.CodeBytes} bytes, {s.BlocksNotTranslatable} not translatable) in {s.TranslationTime.TotalMilliseconds:F0} ms; {s.Entries} entries, {s.ChainedTransitions} chained, {s.PrefixExits} early exits ({s.MissExits} at a translated op's slow path, {s.UntranslatedExits} at an op not translated); {s.BufferFlushes} buffer flushes"));
+            if (_jit.Exits is { } h) Console.Error.Write(h.Report(30));
         }
         lock (_cpus)
         {

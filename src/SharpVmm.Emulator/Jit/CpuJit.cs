@@ -139,6 +139,7 @@ internal sealed unsafe partial class X86Cpu
         _patchId = -1;
         JitPrefixExits++;
         if ((r & Translation.MissBit) != 0) JitMissExits++;
+        if (_jit!.Exits is { } h && x is not null) RecordExit(h, x, detail, (r & Translation.MissBit) != 0);
         if (x is null || !x.Valid || k >= x.Ops.Length)
         {
             // The block was dropped while it ran: continue at the instruction the exit was at, decoded afresh.
@@ -147,6 +148,16 @@ internal sealed unsafe partial class X86Cpu
         }
         b = x;
         return k;
+    }
+
+    /// <summary>The guest instruction at offset <paramref name="off"/> of <paramref name="x"/> made translated code leave early (SHARPVMM_JIT_STATS=2).</summary>
+    private void RecordExit(ExitHistogram h, Block x, int off, bool miss)
+    {
+        ulong pa = (x.Key & 0xFFFF_FFFF_FFFFUL) + (ulong)off;
+        var r = FindRam(pa);
+        if (r is null || !r.Contains(pa, 1)) return;
+        int n = (int)Math.Min(15UL, r.GuestEnd - pa);
+        h.Record(new ReadOnlySpan<byte>(r.Host + (pa - r.GuestBase), n), (int)(x.Key >> 56), miss);
     }
 
     /// <summary>

@@ -52,6 +52,9 @@ internal sealed unsafe class JitEngine : IDisposable
     public long BufferFlushes => Interlocked.Read(ref _bufferFlushes);
     public ulong BufferUsed => _buffer.Used;
 
+    /// <summary>Early exits by guest instruction, when SHARPVMM_JIT_STATS=2 asks for them.</summary>
+    public ExitHistogram? Exits { get; } = ExitHistogram.Enabled ? new() : null;
+
     public void Register(X86Cpu cpu)
     {
         lock (_flushLock) _cpus = [.. _cpus, cpu];
@@ -155,7 +158,7 @@ internal sealed unsafe class JitEngine : IDisposable
                 t.Kill();
                 return;
             }
-            if (JitLog.Enabled) JitLog.Translated(b, exec, code, o.Covered);
+            if (JitLog.Enabled) JitLog.Translated(b, exec + Translation.HeaderBytes, code.AsSpan(Translation.HeaderBytes), o.Covered);
             Interlocked.Increment(ref _blocksTranslated);
             Interlocked.Add(ref _codeBytes, code.Length);
             Interlocked.Add(ref _guestInstrsTranslated, o.GuestInstrs);
