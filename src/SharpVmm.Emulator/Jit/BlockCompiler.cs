@@ -148,6 +148,9 @@ internal sealed class BlockCompiler
                 case OpForm.PopR:
                     EmitStack(a, ref op, form, s, i);
                     break;
+                case OpForm.MulDivR:
+                    EmitDiv(a, ref op, s, i);
+                    break;
                 case OpForm.CallRel:
                 case OpForm.Ret:
                 case OpForm.JmpR:
@@ -263,6 +266,8 @@ internal sealed class BlockCompiler
             case OpForm.PushR:
             case OpForm.PopR:
                 return long64 && op.Size == 8 && op.Reg < 16;
+            case OpForm.MulDivR:
+                return op.Cc == 2 && op.Size is 4 or 8 && op.Reg < 16;
             case OpForm.PushI:
                 return long64 && op.Size == 8 && (long)op.Imm == (int)(long)op.Imm;
             case OpForm.CallRel:
@@ -321,7 +326,8 @@ internal sealed class BlockCompiler
 
     private static bool IsMemory(OpForm form)
         => form is OpForm.MovRM or OpForm.MovMR or OpForm.MovMI or OpForm.MovxRM or OpForm.BinRM or OpForm.BinMR or OpForm.BinMI
-            or OpForm.UnM or OpForm.ImulRM or OpForm.PushR or OpForm.PushI or OpForm.PopR or OpForm.CallRel or OpForm.Ret or OpForm.CallR;
+            or OpForm.UnM or OpForm.ImulRM or OpForm.PushR or OpForm.PushI or OpForm.PopR or OpForm.CallRel or OpForm.Ret or OpForm.CallR
+            or OpForm.MulDivR; // not memory, but it has a miss exit (a divide error) as they do
 
     /// <summary>Forms that end the block (they set the next RIP).</summary>
     private static bool IsClosing(OpForm form)
@@ -836,6 +842,46 @@ internal sealed class BlockCompiler
             a.lea(rdx, __[rdx - 8]);
             a.mov(__qword_ptr[rdi + 8 * 4], rdx);
         }
+        RestoreFlags(a, s);
+        a.jmp(done);
+        a.Label(ref miss);
+        RestoreFlags(a, s);
+        Capture(a, s);
+        ExitAt(a, s, index, true);
+        a.Label(ref done);
+        a.nop();
+    }
+
+    /// <summary>
+    /// DIV r at 4 or 8 bytes: RDX:RAX / r. A zero divisor or a quotient too wide (both exactly when RDX >= r) leaves
+    /// before the op, for the interpreter to raise #DE; otherwise the host's DIV, which cannot fault then. The
+    /// interpreter leaves the flags alone, so live guest flags are kept around it.
+    /// </summary>
+    private static void EmitDiv(Assembler a, ref Op op, EmitState s, int index)
+    {
+        var miss = a.CreateLabel();
+        var done = a.CreateLabel();
+        SaveFlags(a, s);
+        if (op.Size == 8)
+        {
+            a.mov(rcx, __qword_ptr[rdi + 8 * op.Reg]);
+            a.mov(rdx, __qword_ptr[rdi + 8 * 2]);
+            a.cmp(rdx, rcx);
+            a.jae(miss);
+            a.mov(rax, __qword_ptr[rdi]);
+            a.div(rcx);
+        }
+        else
+        {
+            a.mov(ecx, __dword_ptr[rdi + 8 * op.Reg]);
+            a.mov(edx, __dword_ptr[rdi + 8 * 2]);
+            a.cmp(edx, ecx);
+            a.jae(miss);
+            a.mov(eax, __dword_ptr[rdi]);
+            a.div(ecx); // EAX and EDX written zero-extended, as the interpreter stores them
+        }
+        a.mov(__qword_ptr[rdi], rax);
+        a.mov(__qword_ptr[rdi + 8 * 2], rdx);
         RestoreFlags(a, s);
         a.jmp(done);
         a.Label(ref miss);
