@@ -74,7 +74,7 @@ public sealed class EmuAccelerator : IAccelerator
     /// <summary>The second tier's counters (all zero with it off), summed over the vCPUs.</summary>
     public JitStatistics GetJitStatistics()
     {
-        ulong retired = 0, translated = 0, entries = 0, exits = 0, misses = 0;
+        ulong retired = 0, translated = 0, entries = 0, exits = 0, misses = 0, chained = 0;
         lock (_cpus)
         {
             foreach (var c in _cpus)
@@ -84,6 +84,7 @@ public sealed class EmuAccelerator : IAccelerator
                 entries += c.JitEntries;
                 exits += c.JitPrefixExits;
                 misses += c.JitMissExits;
+                chained += c.JitChained;
             }
         }
         var j = _jit;
@@ -103,6 +104,7 @@ public sealed class EmuAccelerator : IAccelerator
             InstructionsRetired = retired,
             InstructionsTranslated = translated,
             Entries = entries,
+            ChainedTransitions = chained,
             PrefixExits = exits,
             MissExits = misses,
         };
@@ -113,11 +115,13 @@ public sealed class EmuAccelerator : IAccelerator
         if (_disposed) return;
         _disposed = true;
         // A debugging aid for measuring boots: SHARPVMM_JIT_STATS=1 prints the translator's counters at the end.
-        if (_jit is not null && Environment.GetEnvironmentVariable("SHARPVMM_JIT_STATS") == "1")
+        // SHARPVMM_JIT_STATS=2 adds the guest instructions translated code most often left early at.
+        if (_jit is not null && Environment.GetEnvironmentVariable("SHARPVMM_JIT_STATS") is "1" or "2")
         {
             var s = GetJitStatistics();
             Console.Error.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture,
-                $"emu jit: {s.InstructionsRetired} instructions, {100 * s.TranslatedShare:F1}% translated; {s.BlocksTranslated} blocks ({s.CodeBytes} bytes, {s.BlocksNotTranslatable} not translatable) in {s.TranslationTime.TotalMilliseconds:F0} ms; {s.Entries} entries, {s.PrefixExits} early exits ({s.MissExits} at a translated op's slow path, {s.UntranslatedExits} at an op not translated); {s.BufferFlushes} buffer flushes"));
+                $"emu jit: {s.InstructionsRetired} instructions, {100 * s.TranslatedShare:F1}% translated; {s.BlocksTranslated} blocks ({s.CodeBytes} bytes, {s.BlocksNotTranslatable} not translatable) in {s.TranslationTime.TotalMilliseconds:F0} ms; {s.Entries} entries, {s.ChainedTransitions} chained, {s.PrefixExits} early exits ({s.MissExits} at a translated op's slow path, {s.UntranslatedExits} at an op not translated); {s.BufferFlushes} buffer flushes"));
+            if (_jit.Exits is { } h) Console.Error.Write(h.Report(30));
         }
         lock (_cpus)
         {

@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using SharpVmm.Core;
 using SharpVmm.Core.Cpu;
 
@@ -20,7 +21,10 @@ internal sealed unsafe partial class X86Cpu
     private readonly Translator _translator = new();
     private readonly AutoResetEvent _wakeEvent = new(false);
     private readonly BlockAbortException _blockAbort = new();
-    private volatile int _attention = 1;
+    /// <summary>Set by any thread when the vCPU must look at events; in native memory (R[JitAttnSlot]) so translated code checks it at every block entry.</summary>
+    private ref int _attention => ref *_attnPtr;
+    private int* _attnPtr;
+    private static readonly int* AttentionSink = (int*)NativeMemory.AllocZeroed(sizeof(int));
     private const int PollInterval = 4096;
     private int _pollCountdown = PollInterval;
     private int _kick;
@@ -50,6 +54,7 @@ internal sealed unsafe partial class X86Cpu
     {
         var jc = _jc;
         for (int i = 0; i < jc.Length; i++) jc[i].Block = null;
+        MarkNativeJumpCacheStale();
         RequestAttention();
     }
 
@@ -132,7 +137,24 @@ internal sealed unsafe partial class X86Cpu
                 CurBlock = b;
                 ops = b.Ops;
                 i = 0;
-                if (_jit is not null && b.PhysPage != Block.NoPage) i = RunTranslated(b);
+                if (_jit is not null && b.PhysPage != Block.NoPage)
+                {
+                    i = RunTranslated(ref b);
+                    if (i < 0)
+                    {
+                        // Translated code ran up to a block boundary (maybe through many chained blocks): RIP is set.
+                        ops = null;
+                        if (_attention != 0 || --_pollCountdown <= 0) return;
+                        continue;
+                    }
+                    if (b != CurBlock)
+                    {
+                        // It stopped inside a block it had chained into: the interpreter goes on there.
+                        rip = R[BlockRipReg];
+                        CurBlock = b;
+                        ops = b.Ops;
+                    }
+                }
                 for (; i < ops.Length; i++)
                 {
                     ref Op op = ref ops[i];

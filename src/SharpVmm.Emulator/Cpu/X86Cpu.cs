@@ -23,6 +23,13 @@ internal sealed unsafe partial class X86Cpu : IVcpu
     public const int JitRipSlot = 32, JitFlagsSlot = 33;
     /// <summary>Copies the translated code's TLB probe reads: the linear-address mask, the user bit, the TLB's address.</summary>
     public const int JitLinMaskSlot = 34, JitUserBitSlot = 35, JitTlbSlot = 36;
+    /// <summary>Set at each entry into translated code: the jump-cache mode key; instructions of the blocks completed.</summary>
+    public const int JitModeSlot = 37, JitRetiredSlot = 38;
+    /// <summary>
+    /// Past <see cref="RegSlots"/> (so a reset keeps them): the attention word generated code checks at every block
+    /// entry (an int), the chain budget (an int), the native jump cache's address.
+    /// </summary>
+    public const int JitAttnSlot = 40, JitBudgetSlot = 41, JitJumpCacheSlot = 42, AllSlots = 44;
     public const int ES = 0, CS = 1, SS = 2, DS = 3, FS = 4, GS = 5, TR = 6, LDTR = 7;
 
     public readonly ulong* R;
@@ -58,7 +65,9 @@ internal sealed unsafe partial class X86Cpu : IVcpu
         _clock = clock;
         _apic = apic;
         _log = log;
-        R = (ulong*)NativeMemory.AllocZeroed(RegSlots * sizeof(ulong));
+        R = (ulong*)NativeMemory.AllocZeroed(AllSlots * sizeof(ulong));
+        _attnPtr = (int*)(R + JitAttnSlot);
+        _attention = 1;
         Xmm = (ulong*)NativeMemory.AllocZeroed(16 * 16 + 16);
         _tlb = (TlbEntry*)NativeMemory.AllocZeroed((nuint)(TlbSets * TlbSize * sizeof(TlbEntry)));
         _tlbGlobal = (bool*)NativeMemory.AllocZeroed((nuint)(TlbSets * TlbSize));
@@ -77,6 +86,8 @@ internal sealed unsafe partial class X86Cpu : IVcpu
             _jit = jit;
             _jitThreshold = jit.Threshold;
             _compiler = new Jit.BlockCompiler();
+            _njc = (NativeJumpEntry*)NativeMemory.AllocZeroed((nuint)(NativeJumpCacheSize * sizeof(NativeJumpEntry)));
+            R[JitJumpCacheSlot] = (ulong)_njc;
             jit.Register(this);
         }
     }
@@ -408,7 +419,11 @@ internal sealed unsafe partial class X86Cpu : IVcpu
         if (_apic is not null) _apic.Wake = null;
         _cache.Unregister(this);
         _jit?.Unregister(this);
+        // A late Kick or RequestAttention from another thread writes to a word that outlives R.
+        _attnPtr = AttentionSink;
+        Thread.MemoryBarrier();
         NativeMemory.Free(R);
+        if (_njc is not null) NativeMemory.Free(_njc);
         NativeMemory.Free(Xmm);
         NativeMemory.Free(_tlb);
         NativeMemory.Free(_tlbGlobal);

@@ -31,7 +31,7 @@ internal sealed unsafe class Block
     public readonly bool StartsWithSsLoad;
     public volatile bool Valid = true;
 
-    /// <summary>Host code for a prefix of the ops (null: none yet; <see cref="Jit.Translation.None"/>: not translatable). Cleared by <see cref="Invalidate"/>.</summary>
+    /// <summary>Host code for a prefix of the ops (null: none yet; <see cref="Jit.Translation.None"/>: not translatable). Cleared, and the code killed, by <see cref="Invalidate"/>.</summary>
     public volatile Jit.Translation? Jit;
 
     /// <summary>Executions counted towards translation (vCPU threads race on it; an approximate count is enough).</summary>
@@ -59,7 +59,9 @@ internal sealed unsafe class Block
     public void Invalidate()
     {
         Valid = false;
-        Jit = null;
+        // Full fences on both sides (see JitEngine.Translate): either the publisher sees Valid cleared or we see its code and kill it.
+        Interlocked.MemoryBarrier();
+        Interlocked.Exchange(ref Jit, null)?.Kill();
         for (int i = 0; i < Ops.Length; i++) Ops[i].H = &Handlers.AbortBlock;
     }
 }

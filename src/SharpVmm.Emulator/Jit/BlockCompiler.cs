@@ -14,11 +14,15 @@ internal sealed class BlockCompiler
 {
     private readonly ByteWriter _writer = new();
 
-    /// <summary>Result of <see cref="Emit"/>: the code (position-independent) and what it covers.</summary>
-    public readonly record struct Output(byte[] Code, int Covered, bool NeedsFlagsIn, int GuestInstrs);
+    /// <summary>
+    /// Result of <see cref="Emit"/>: the code (position-independent, with the <see cref="Translation.HeaderBytes"/>
+    /// header in front), what it covers, and per chain slot the offset of its exit stub (what the slot holds until it
+    /// is patched) and the key of the block it leads to.
+    /// </summary>
+    public readonly record struct Output(byte[] Code, int Covered, bool NeedsFlagsIn, int GuestInstrs, int[] StubOffsets, ulong[] Targets);
 
-    /// <summary>Emits code for <paramref name="b"/>, or returns false when its first op is not translatable.</summary>
-    public bool Emit(Block b, out Output output)
+    /// <summary>Emits code for <paramref name="b"/> as translation <paramref name="id"/>, or returns false when its first op is not translatable.</summary>
+    public bool Emit(Block b, int id, out Output output)
     {
         output = default;
         var ops = b.Ops;
@@ -48,7 +52,36 @@ internal sealed class BlockCompiler
         if (covered == 0) return false;
 
         var a = new Assembler(64);
-        var s = new EmitState();
+        var s = new EmitState
+        {
+            Id = id,
+            Count = b.InstrCount,
+            Key = b.Key,
+            Ops = ops,
+            Covered = covered,
+            Chain = long64,
+            IpSize = long64 ? 8 : (int)(b.Key >> 56) / 8,
+            Valid = a.CreateLabel(),
+            Leave = a.CreateLabel(),
+            EntryExit = a.CreateLabel(),
+        };
+        // Header: the valid word (zeroed by Kill), the chain slots (filled in by the engine), padding.
+        a.Label(ref s.Valid);
+        a.dq(1);
+        for (int i = 0; i < Translation.MaxSlots; i++)
+        {
+            s.SlotLabels[i] = a.CreateLabel();
+            a.Label(ref s.SlotLabels[i]);
+            a.dq(0);
+        }
+        // Entry (also reached from other blocks): a killed translation, a vCPU wanted by the dispatcher (an event, a
+        // kick, a flush) or a spent chain budget go back to the dispatcher before anything runs.
+        a.cmp(__qword_ptr[s.Valid], 0);
+        a.je(s.EntryExit);
+        a.cmp(__dword_ptr[rdi + 8 * X86Cpu.JitAttnSlot], 0);
+        a.jne(s.EntryExit);
+        a.sub(__dword_ptr[rdi + 8 * X86Cpu.JitBudgetSlot], 1);
+        a.jb(s.EntryExit);
         ref Op lastOp = ref ops[covered - 1];
         var lastForm = OpForms.Of(ref lastOp).Form;
         // A block that branches back to its own start loops inside its code, up to LoopBudget passes per entry
@@ -115,11 +148,14 @@ internal sealed class BlockCompiler
                 case OpForm.PopR:
                     EmitStack(a, ref op, form, s, i);
                     break;
+                case OpForm.MulDivR:
+                    EmitDiv(a, ref op, s, i);
+                    break;
                 case OpForm.CallRel:
                 case OpForm.Ret:
                 case OpForm.JmpR:
                 case OpForm.CallR:
-                    EmitTransfer(a, ref op, form, s, i, ops.Length);
+                    EmitTransfer(a, ref op, form, s, i);
                     continue;
                 case OpForm.Jcc:
                 case OpForm.JmpRel:
@@ -127,7 +163,7 @@ internal sealed class BlockCompiler
                 case OpForm.FusedRI:
                     if (form is OpForm.FusedRR or OpForm.FusedRI) EmitFusedCompare(a, ref op, form, alu);
                     if (WritesFlags(form, alu)) { s.Written = true; s.Last = alu == AluOp.Test ? LastWriter.Logic : LastWriter.Arith; }
-                    EmitBranchExit(a, ref op, form, s, ops.Length);
+                    EmitBranchExit(a, ref op, form, s);
                     continue;
             }
             if (WritesFlags(form, alu)) s.FlagsLive = true;
@@ -147,19 +183,54 @@ internal sealed class BlockCompiler
         if (!IsClosing(last))
         {
             Capture(a, s);
-            Finish(a, s, covered);
+            if (covered < ops.Length) ExitAt(a, s, covered, false);
+            else
+            {
+                // The block ends without a branch (page end, size limit): on to the next instruction.
+                a.mov(rax, __qword_ptr[rdi + 8 * X86Cpu.BlockRipReg]);
+                a.lea(rax, __[rax + b.EndOff]);
+                MaskRip(a, s.IpSize);
+                ExitToRip(a, s, b.EndOff, s.IpSize);
+            }
         }
+        a.Label(ref s.EntryExit);
+        a.mov(rax, __qword_ptr[rdi + 8 * X86Cpu.BlockRipReg]);
+        a.mov(__qword_ptr[rdi + 8 * X86Cpu.JitRipSlot], rax);
+        a.Label(ref s.Leave);
+        a.mov(rax, Result(s.Id, Translation.Boundary, Translation.DetailMask, false));
+        a.ret();
         _writer.Reset();
-        a.Assemble(_writer, 0);
-        output = new Output(_writer.ToArray(), covered, needsIn, instrs);
+        var result = a.Assemble(_writer, 0, BlockEncoderOptions.ReturnNewInstructionOffsets);
+        var stubs = new int[s.SlotCount];
+        var targets = new ulong[s.SlotCount];
+        for (int i = 0; i < s.SlotCount; i++)
+        {
+            stubs[i] = (int)result.GetLabelRIP(s.StubLabels[i]);
+            targets[i] = s.SlotTargets[i];
+        }
+        if (result.GetLabelRIP(s.SlotLabels[0]) != 8) throw new InvalidOperationException("translated code header misplaced");
+        output = new Output(_writer.ToArray(), covered, needsIn, instrs, stubs, targets);
         return true;
     }
+
+    private static long Result(int id, int index, int detail, bool miss)
+        => ((long)id << 32) | (miss ? Translation.MissBit : 0) | ((long)detail << Translation.DetailShift) | (long)index;
 
     /// <summary>Passes a self-looping block makes per entry at most (fits the iteration field of the return value).</summary>
     public const int LoopBudget = 256;
 
     private sealed class EmitState
     {
+        public int Id, Count, Covered, IpSize;
+        public ulong Key;
+        public Op[] Ops = [];
+        /// <summary>64-bit code: complete exits chain (direct slots within the page, the native jump cache beyond).</summary>
+        public bool Chain;
+        public Label Valid, Leave, EntryExit;
+        public readonly Label[] SlotLabels = new Label[Translation.MaxSlots];
+        public readonly Label[] StubLabels = new Label[Translation.MaxSlots];
+        public readonly ulong[] SlotTargets = new ulong[Translation.MaxSlots];
+        public int SlotCount;
         public bool Written;
         /// <summary>The host flags hold the guest's (loaded at entry or written since): memory probes must keep them.</summary>
         public bool FlagsLive;
@@ -195,6 +266,8 @@ internal sealed class BlockCompiler
             case OpForm.PushR:
             case OpForm.PopR:
                 return long64 && op.Size == 8 && op.Reg < 16;
+            case OpForm.MulDivR:
+                return op.Cc == 2 && op.Size is 4 or 8 && op.Reg < 16;
             case OpForm.PushI:
                 return long64 && op.Size == 8 && (long)op.Imm == (int)(long)op.Imm;
             case OpForm.CallRel:
@@ -253,7 +326,8 @@ internal sealed class BlockCompiler
 
     private static bool IsMemory(OpForm form)
         => form is OpForm.MovRM or OpForm.MovMR or OpForm.MovMI or OpForm.MovxRM or OpForm.BinRM or OpForm.BinMR or OpForm.BinMI
-            or OpForm.UnM or OpForm.ImulRM or OpForm.PushR or OpForm.PushI or OpForm.PopR or OpForm.CallRel or OpForm.Ret or OpForm.CallR;
+            or OpForm.UnM or OpForm.ImulRM or OpForm.PushR or OpForm.PushI or OpForm.PopR or OpForm.CallRel or OpForm.Ret or OpForm.CallR
+            or OpForm.MulDivR; // not memory, but it has a miss exit (a divide error) as they do
 
     /// <summary>Forms that end the block (they set the next RIP).</summary>
     private static bool IsClosing(OpForm form)
@@ -513,7 +587,7 @@ internal sealed class BlockCompiler
         a.Label(ref miss);
         RestoreFlags(a, s);
         Capture(a, s);
-        Finish(a, s, index);
+        ExitAt(a, s, index, true);
         a.Label(ref done);
         a.nop(); // one label per instruction
     }
@@ -773,7 +847,47 @@ internal sealed class BlockCompiler
         a.Label(ref miss);
         RestoreFlags(a, s);
         Capture(a, s);
-        Finish(a, s, index);
+        ExitAt(a, s, index, true);
+        a.Label(ref done);
+        a.nop();
+    }
+
+    /// <summary>
+    /// DIV r at 4 or 8 bytes: RDX:RAX / r. A zero divisor or a quotient too wide (both exactly when RDX >= r) leaves
+    /// before the op, for the interpreter to raise #DE; otherwise the host's DIV, which cannot fault then. The
+    /// interpreter leaves the flags alone, so live guest flags are kept around it.
+    /// </summary>
+    private static void EmitDiv(Assembler a, ref Op op, EmitState s, int index)
+    {
+        var miss = a.CreateLabel();
+        var done = a.CreateLabel();
+        SaveFlags(a, s);
+        if (op.Size == 8)
+        {
+            a.mov(rcx, __qword_ptr[rdi + 8 * op.Reg]);
+            a.mov(rdx, __qword_ptr[rdi + 8 * 2]);
+            a.cmp(rdx, rcx);
+            a.jae(miss);
+            a.mov(rax, __qword_ptr[rdi]);
+            a.div(rcx);
+        }
+        else
+        {
+            a.mov(ecx, __dword_ptr[rdi + 8 * op.Reg]);
+            a.mov(edx, __dword_ptr[rdi + 8 * 2]);
+            a.cmp(edx, ecx);
+            a.jae(miss);
+            a.mov(eax, __dword_ptr[rdi]);
+            a.div(ecx); // EAX and EDX written zero-extended, as the interpreter stores them
+        }
+        a.mov(__qword_ptr[rdi], rax);
+        a.mov(__qword_ptr[rdi + 8 * 2], rdx);
+        RestoreFlags(a, s);
+        a.jmp(done);
+        a.Label(ref miss);
+        RestoreFlags(a, s);
+        Capture(a, s);
+        ExitAt(a, s, index, true);
         a.Label(ref done);
         a.nop();
     }
@@ -782,7 +896,7 @@ internal sealed class BlockCompiler
     /// CALL rel / RET [imm] / JMP r / CALL r in 64-bit mode: the block's last op; the next RIP goes to the exit slot.
     /// A non-canonical target or a TLB miss leaves before the op, for the interpreter to fault or take the slow path.
     /// </summary>
-    private static void EmitTransfer(Assembler a, ref Op op, OpForm form, EmitState s, int index, int opCount)
+    private static void EmitTransfer(Assembler a, ref Op op, OpForm form, EmitState s, int index)
     {
         var miss = a.CreateLabel();
         SaveFlags(a, s);
@@ -817,14 +931,14 @@ internal sealed class BlockCompiler
                 a.lea(r10, __[r10 + (int)op.Imm]);
             }
         }
-        a.mov(__qword_ptr[rdi + 8 * X86Cpu.JitRipSlot], r10);
         RestoreFlags(a, s);
         Capture(a, s);
-        Finish(a, s, opCount);
+        a.mov(rax, r10);
+        ExitToRip(a, s, form == OpForm.CallRel ? (long)op.Imm : null, 8);
         a.Label(ref miss);
         RestoreFlags(a, s);
         Capture(a, s);
-        Finish(a, s, index);
+        ExitAt(a, s, index, true);
     }
 
     /// <summary>To <paramref name="bad"/> unless <paramref name="r"/> is canonical (48-bit), with RDX as scratch.</summary>
@@ -898,43 +1012,101 @@ internal sealed class BlockCompiler
         a.pop(rdx);
     }
 
-    private static void Finish(Assembler a, EmitState s, int index)
+    /// <summary>The flags captured in RDX go to R[JitFlagsSlot], the bits the host leaves undefined made the interpreter's. Clobbers RAX.</summary>
+    private static void StoreFlags(Assembler a, EmitState s)
     {
-        if (s.Written)
+        if (!s.Written) return;
+        ulong mask = s.Last switch
         {
-            ulong mask = s.Last switch
-            {
-                LastWriter.Arith => X86Cpu.ArithMask,
-                LastWriter.Logic or LastWriter.Shr1 => X86Cpu.ArithMask & ~X86Cpu.AF,
-                _ => X86Cpu.ArithMask & ~(X86Cpu.AF | X86Cpu.OF),
-            };
-            a.and(edx, (int)mask);
-            if (s.Last == LastWriter.Shl)
-            {
-                // OF = SF XOR CF (the interpreter's rule for every count).
-                a.mov(eax, edx);
-                a.shr(eax, 7);
-                a.xor(eax, edx);
-                a.and(eax, 1);
-                a.shl(eax, 11);
-                a.or(edx, eax);
-            }
-            a.mov(__qword_ptr[rdi + 8 * X86Cpu.JitFlagsSlot], rdx);
-        }
-        a.mov(eax, index | (s.Written ? Translation.FlagsWritten : 0));
-        if (s.Loops)
+            LastWriter.Arith => X86Cpu.ArithMask,
+            LastWriter.Logic or LastWriter.Shr1 => X86Cpu.ArithMask & ~X86Cpu.AF,
+            _ => X86Cpu.ArithMask & ~(X86Cpu.AF | X86Cpu.OF),
+        };
+        a.and(edx, (int)mask);
+        if (s.Last == LastWriter.Shl)
         {
-            // Extra passes made = budget - r8.
-            a.mov(ecx, LoopBudget);
-            a.sub(ecx, r8d);
-            a.shl(ecx, Translation.IterationShift);
-            a.or(eax, ecx);
+            // OF = SF XOR CF (the interpreter's rule for every count).
+            a.mov(eax, edx);
+            a.shr(eax, 7);
+            a.xor(eax, edx);
+            a.and(eax, 1);
+            a.shl(eax, 11);
+            a.or(edx, eax);
         }
+        a.mov(__qword_ptr[rdi + 8 * X86Cpu.JitFlagsSlot], rdx);
+    }
+
+    /// <summary>A self-looping block: the passes before this one (budget - r8) to the retired count. Clobbers RCX.</summary>
+    private static void CountPasses(Assembler a, EmitState s)
+    {
+        if (!s.Loops) return;
+        a.mov(ecx, LoopBudget);
+        a.sub(ecx, r8d);
+        a.imul(ecx, ecx, s.Count);
+        a.add(__qword_ptr[rdi + 8 * X86Cpu.JitRetiredSlot], rcx);
+    }
+
+    /// <summary>Leaves for the dispatcher before op <paramref name="index"/> (flags captured in RDX), which the interpreter runs next.</summary>
+    private static void ExitAt(Assembler a, EmitState s, int index, bool miss)
+    {
+        StoreFlags(a, s);
+        CountPasses(a, s);
+        a.mov(rax, Result(s.Id, index, s.Ops[index].Off, miss && index < s.Covered));
         a.ret();
     }
 
+    /// <summary>
+    /// The block is complete and RAX holds the next RIP (flags captured in RDX): count the block, then go on into
+    /// the next block's code where chaining allows: a direct target in the same guest page through a chain slot
+    /// (its stub returns to the dispatcher until the slot is patched), any other target in 64-bit code through the
+    /// native jump cache; else back to the dispatcher.
+    /// </summary>
+    private static void ExitToRip(Assembler a, EmitState s, long? rel, int size)
+    {
+        a.mov(__qword_ptr[rdi + 8 * X86Cpu.JitRipSlot], rax);
+        StoreFlags(a, s);
+        CountPasses(a, s);
+        a.add(__qword_ptr[rdi + 8 * X86Cpu.JitRetiredSlot], s.Count);
+        if (!s.Chain || size != 8)
+        {
+            a.jmp(s.Leave);
+            return;
+        }
+        a.mov(rax, __qword_ptr[rdi + 8 * X86Cpu.JitRipSlot]);
+        long start = (long)(s.Key & 0xFFF);
+        if (rel is long r && start + r >= 0 && start + r < 0x1000 && s.SlotCount < Translation.MaxSlots)
+        {
+            int n = s.SlotCount++;
+            s.SlotTargets[n] = (ulong)((long)s.Key + r);
+            s.StubLabels[n] = a.CreateLabel();
+            a.mov(__qword_ptr[rdi + 8 * X86Cpu.BlockRipReg], rax);
+            a.jmp(__qword_ptr[s.SlotLabels[n]]);
+            a.Label(ref s.StubLabels[n]);
+            a.mov(rax, Result(s.Id, Translation.Boundary, n, false));
+            a.ret();
+            return;
+        }
+        // Native jump cache: entry (lin ^ lin >> 12) & (size - 1), 32 bytes {lin, mode key, code}.
+        a.mov(rcx, rax);
+        a.add(rcx, __qword_ptr[rdi + 8 * (X86Cpu.SegBaseSlot + X86Cpu.CS)]);
+        a.and(rcx, __qword_ptr[rdi + 8 * X86Cpu.JitLinMaskSlot]);
+        a.mov(rdx, rcx);
+        a.shr(rdx, 12);
+        a.xor(rdx, rcx);
+        a.and(edx, X86Cpu.NativeJumpCacheSize - 1);
+        a.shl(edx, 5);
+        a.add(rdx, __qword_ptr[rdi + 8 * X86Cpu.JitJumpCacheSlot]);
+        a.cmp(rcx, __qword_ptr[rdx]);
+        a.jne(s.Leave);
+        a.mov(rcx, __qword_ptr[rdi + 8 * X86Cpu.JitModeSlot]);
+        a.cmp(rcx, __qword_ptr[rdx + 8]);
+        a.jne(s.Leave);
+        a.mov(__qword_ptr[rdi + 8 * X86Cpu.BlockRipReg], rax);
+        a.jmp(__qword_ptr[rdx + 16]);
+    }
+
     /// <summary>The block's closing JMP/Jcc: next RIP = block RIP + target (or fall-through offset), masked to the IP size.</summary>
-    private static void EmitBranchExit(Assembler a, ref Op op, OpForm form, EmitState s, int opCount)
+    private static void EmitBranchExit(Assembler a, ref Op op, OpForm form, EmitState s)
     {
         if (s.Loops)
         {
@@ -945,7 +1117,7 @@ internal sealed class BlockCompiler
             else
             {
                 JumpIf(a, op.Cc, back);
-                ExitTo(a, ref op, s, opCount, (int)op.NextOff);
+                ExitTo(a, ref op, s, (int)op.NextOff);
             }
             a.Label(ref back);
             if (s.Written && s.Last == LastWriter.Logic)
@@ -962,41 +1134,36 @@ internal sealed class BlockCompiler
             a.jmp(s.Body);
             a.Label(ref spent);
             a.lea(r8, __[r8 + 1]); // this pass ends here: it is the final one, not an extra one
-            ExitTo(a, ref op, s, opCount, 0);
+            ExitTo(a, ref op, s, 0);
             return;
         }
-        Capture(a, s);
-        a.mov(rax, __qword_ptr[rdi + 8 * X86Cpu.BlockRipReg]);
         if (form == OpForm.JmpRel)
-            a.lea(rax, __[rax + (int)op.Imm]);
-        else
         {
-            var taken = a.CreateLabel();
-            a.lea(rcx, __[rax + (int)op.NextOff]);
-            a.lea(rax, __[rax + (int)op.Imm]);
-            JumpIf(a, op.Cc, taken);
-            a.mov(rax, rcx);
-            a.Label(ref taken);
+            ExitTo(a, ref op, s, (long)op.Imm);
+            return;
         }
-        StoreRip(a, op.Size);
-        Finish(a, s, opCount);
+        var taken = a.CreateLabel();
+        Capture(a, s); // PUSHF/POP leave the flags for the JCC
+        JumpIf(a, op.Cc, taken);
+        ExitTo(a, ref op, s, op.NextOff, false);
+        a.Label(ref taken);
+        ExitTo(a, ref op, s, (long)op.Imm, false);
     }
 
     /// <summary>Leaves for block RIP + <paramref name="offset"/>.</summary>
-    private static void ExitTo(Assembler a, ref Op op, EmitState s, int opCount, int offset)
+    private static void ExitTo(Assembler a, ref Op op, EmitState s, long offset, bool capture = true)
     {
-        Capture(a, s);
+        if (capture) Capture(a, s);
         a.mov(rax, __qword_ptr[rdi + 8 * X86Cpu.BlockRipReg]);
-        if (offset != 0) a.lea(rax, __[rax + offset]);
-        StoreRip(a, op.Size);
-        Finish(a, s, opCount);
+        if (offset != 0) a.lea(rax, __[rax + (int)offset]);
+        MaskRip(a, op.Size);
+        ExitToRip(a, s, offset, op.Size);
     }
 
-    private static void StoreRip(Assembler a, int size)
+    private static void MaskRip(Assembler a, int size)
     {
         if (size == 4) a.mov(eax, eax);
         else if (size == 2) a.movzx(eax, ax);
-        a.mov(__qword_ptr[rdi + 8 * X86Cpu.JitRipSlot], rax);
     }
 
     private static void JumpIf(Assembler a, int cc, Label l)

@@ -135,6 +135,15 @@ internal sealed unsafe class CodeBuffer : IDisposable
         lock (_lock) return generation == Generation;
     }
 
+    /// <summary>Zeroes the valid word at <paramref name="write"/> (a translation's header) unless the buffer was reset since <paramref name="generation"/>.</summary>
+    public void Kill(nint write, int generation)
+    {
+        lock (_lock)
+        {
+            if (generation == Generation && _write != 0) Volatile.Write(ref *(long*)write, 0);
+        }
+    }
+
     /// <summary>Empties the buffer. The caller guarantees no code from it can run any more.</summary>
     public void Reset()
     {

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using Microsoft.Extensions.Logging;
 
 namespace SharpVmm.Emulator.Jit;
@@ -6,7 +7,8 @@ namespace SharpVmm.Emulator.Jit;
 /// <summary>
 /// The second tier of one VM: its code buffer, the translation policy and the counters. Translation runs
 /// synchronously on the vCPU thread that found the block hot; the code is published through <see cref="Block.Jit"/>
-/// only, so invalidating a block (which clears that field) is all it takes for its code never to run again.
+/// (and from there into chain slots and native jump caches), and invalidating a block kills its code's entry, so it
+/// never runs again however it is reached.
 /// </summary>
 internal sealed unsafe class JitEngine : IDisposable
 {
@@ -14,6 +16,12 @@ internal sealed unsafe class JitEngine : IDisposable
     private readonly BlockCache _cache;
     private readonly object _flushLock = new();
     private X86Cpu[] _cpus = [];
+    private volatile int _flushing;
+
+    /// <summary>Translation id → weak handle of its block (generated code returns ids; it holds no references).</summary>
+    private GCHandle[] _blocks = new GCHandle[1024];
+    private int _nextId;
+    private readonly object _idLock = new();
 
     private readonly ILogger? _log;
     private long _compileErrors, _blocksTranslated, _untranslatable, _codeBytes, _translationTicks, _bufferFlushes, _guestInstrsTranslated;
@@ -44,6 +52,9 @@ internal sealed unsafe class JitEngine : IDisposable
     public long BufferFlushes => Interlocked.Read(ref _bufferFlushes);
     public ulong BufferUsed => _buffer.Used;
 
+    /// <summary>Early exits by guest instruction, when SHARPVMM_JIT_STATS=2 asks for them.</summary>
+    public ExitHistogram? Exits { get; } = ExitHistogram.Enabled ? new() : null;
+
     public void Register(X86Cpu cpu)
     {
         lock (_flushLock) _cpus = [.. _cpus, cpu];
@@ -54,16 +65,63 @@ internal sealed unsafe class JitEngine : IDisposable
         lock (_flushLock) _cpus = Array.FindAll(_cpus, c => c != cpu);
     }
 
-    /// <summary>Translates <paramref name="b"/> with the calling vCPU's compiler and publishes the result in the block.</summary>
-    public void Translate(Block b, BlockCompiler compiler)
+    /// <summary>The block translation <paramref name="id"/> was made for, or null when it is gone (collected after its invalidation).</summary>
+    public Block? BlockOf(int id)
+    {
+        var blocks = Volatile.Read(ref _blocks);
+        if ((uint)id >= (uint)blocks.Length) return null;
+        var h = blocks[id];
+        return h.IsAllocated ? h.Target as Block : null;
+    }
+
+    private int NewId()
+    {
+        lock (_idLock)
+        {
+            int id = _nextId++;
+            if (id == _blocks.Length)
+            {
+                var bigger = new GCHandle[_blocks.Length * 2];
+                _blocks.AsSpan().CopyTo(bigger);
+                Volatile.Write(ref _blocks, bigger);
+            }
+            return id;
+        }
+    }
+
+    private void SetBlock(int id, Block b)
+    {
+        lock (_idLock) _blocks[id] = GCHandle.Alloc(b, GCHandleType.Weak);
+    }
+
+    private void FreeIds()
+    {
+        lock (_idLock)
+        {
+            for (int i = 0; i < _nextId; i++)
+                if (_blocks[i].IsAllocated) _blocks[i].Free();
+            Array.Clear(_blocks);
+            _nextId = 0;
+        }
+    }
+
+    /// <summary>
+    /// Translates <paramref name="b"/> with the calling vCPU's compiler and publishes the result in the block. The
+    /// vCPU counts as inside translated code meanwhile, so a flush cannot recycle the buffer under the copy.
+    /// </summary>
+    public void Translate(Block b, BlockCompiler compiler, X86Cpu cpu)
     {
         long t0 = Stopwatch.GetTimestamp();
+        int failedGeneration = -1;
+        cpu.SetInJit(1);
+        Interlocked.MemoryBarrier(); // pairs with the flusher's: either it sees us inside, or we see it flushing
         try
         {
-            if (!b.Valid) return;
+            if (_flushing != 0 || !b.Valid) return;
+            int id = NewId();
             BlockCompiler.Output o;
             bool ok;
-            try { ok = compiler.Emit(b, out o); }
+            try { ok = compiler.Emit(b, id, out o); }
             catch (Exception ex) when (ex is InvalidOperationException or ArgumentException)
             {
                 // A translator bug must cost speed, never the guest: the interpreter keeps this block.
@@ -82,47 +140,69 @@ internal sealed unsafe class JitEngine : IDisposable
             {
                 // Full: drop everything (the blocks and their code) once no vCPU runs translated code, then go on
                 // with this block, which the flush invalidated too; the interpreter handles it this time.
-                FlushBuffer(gen);
+                failedGeneration = gen;
                 return;
             }
-            o.Code.AsSpan().CopyTo(new Span<byte>((void*)write, o.Code.Length));
-            var t = new Translation(exec, o.Covered, o.NeedsFlagsIn, o.Code.Length);
-            if (!_buffer.IsCurrent(gen)) return;
-            b.Jit = t;
-            // Invalidation clears Valid before Jit: seeing Valid still set here means any later invalidation clears our store.
-            if (!b.Valid) { b.Jit = null; return; }
-            if (JitLog.Enabled) JitLog.Translated(b, exec, o.Code, o.Covered);
+            // Chain slots start at their exits' stubs.
+            var code = o.Code;
+            for (int i = 0; i < o.StubOffsets.Length; i++)
+                BitConverter.TryWriteBytes(code.AsSpan(8 + 8 * i, 8), (long)(exec + o.StubOffsets[i]));
+            code.AsSpan().CopyTo(new Span<byte>((void*)write, code.Length));
+            var t = new Translation(exec + Translation.HeaderBytes, write, o.Covered, o.NeedsFlagsIn, code.Length, id, _buffer, gen, o.Targets);
+            SetBlock(id, b);
+            Interlocked.Exchange(ref b.Jit, t);
+            // Invalidation clears Valid, then Jit: seeing Valid still set here means a later invalidation kills t.
+            if (!b.Valid)
+            {
+                Interlocked.CompareExchange(ref b.Jit, null, t);
+                t.Kill();
+                return;
+            }
+            if (JitLog.Enabled) JitLog.Translated(b, exec + Translation.HeaderBytes, code.AsSpan(Translation.HeaderBytes), o.Covered);
             Interlocked.Increment(ref _blocksTranslated);
-            Interlocked.Add(ref _codeBytes, o.Code.Length);
+            Interlocked.Add(ref _codeBytes, code.Length);
             Interlocked.Add(ref _guestInstrsTranslated, o.GuestInstrs);
         }
         finally
         {
+            cpu.SetInJit(0);
+            if (failedGeneration >= 0) FlushBuffer(failedGeneration);
             Interlocked.Add(ref _translationTicks, Stopwatch.GetTimestamp() - t0);
         }
     }
 
     /// <summary>
-    /// Empties the code buffer: every block goes (so no <see cref="Block.Jit"/> points into it any more), a
-    /// process-wide barrier makes that visible to every vCPU's next entry, and the buffer is reused only after each
-    /// other vCPU is seen outside translated code (a translated block runs to its exit without waiting on anything).
+    /// Empties the code buffer: every block goes (so no <see cref="Block.Jit"/> points into it any more and every
+    /// translation's entry is killed), each vCPU's native jump cache is marked stale, and the buffer is reused only
+    /// after every vCPU is seen outside translated code twice (the second time catches one that entered through a
+    /// translation published while the first wait ran).
     /// </summary>
     private void FlushBuffer(int failedGeneration)
     {
         lock (_flushLock)
         {
             if (!_buffer.IsCurrent(failedGeneration)) return; // another vCPU flushed already
+            _flushing = 1;
             _cache.FlushAll();
-            Interlocked.MemoryBarrierProcessWide();
-            foreach (var c in _cpus)
+            for (int pass = 0; pass < 2; pass++)
             {
-                var spin = new SpinWait();
-                while (c.InTranslatedCode) spin.SpinOnce();
+                Interlocked.MemoryBarrierProcessWide();
+                foreach (var c in _cpus)
+                {
+                    var spin = new SpinWait();
+                    while (c.InTranslatedCode) spin.SpinOnce();
+                }
             }
             _buffer.Reset();
+            FreeIds();
             Interlocked.Increment(ref _bufferFlushes);
+            _flushing = 0;
         }
     }
 
-    public void Dispose() => _buffer.Dispose();
+    public void Dispose()
+    {
+        _buffer.Dispose();
+        FreeIds();
+    }
 }

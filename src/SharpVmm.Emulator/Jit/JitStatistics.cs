@@ -18,7 +18,10 @@ public sealed record JitStatistics
     public TimeSpan TranslationTime { get; init; }
     public ulong InstructionsRetired { get; init; }
     public ulong InstructionsTranslated { get; init; }
+    /// <summary>Entries into translated code from the dispatcher (each ends with one return to it).</summary>
     public ulong Entries { get; init; }
+    /// <summary>Jumps from one translated block straight into the next (a patched chain slot or the native jump cache), without the dispatcher.</summary>
+    public ulong ChainedTransitions { get; init; }
     /// <summary>Exits before a block's end: an instruction not translated, or a memory access that missed the TLB.</summary>
     public ulong PrefixExits { get; init; }
     /// <summary>Of <see cref="PrefixExits"/>: at a translated op whose fast path did not apply (TLB miss, page crossing, misaligned LOCK, non-canonical target).</summary>

@@ -44,6 +44,8 @@ internal enum OpForm : byte
     Ret,
     JmpR,
     CallR,
+    /// <summary>MUL/IMUL/DIV/IDIV r (one operand): only unsigned DIV at 4 or 8 bytes is translated (the commonest early exit in a Linux boot).</summary>
+    MulDivR,
 }
 
 /// <summary>Integer operations, in the order of the code tables in <see cref="HostCodes"/>.</summary>
@@ -143,6 +145,7 @@ internal static unsafe class OpForms
         t[P(&Handlers.Ret)] = (OpForm.Ret, default);
         t[P(&Handlers.JmpR)] = (OpForm.JmpR, default);
         t[P(&Handlers.CallR)] = (OpForm.CallR, default);
+        t[P(&MulDivR)] = (OpForm.MulDivR, default);
         return t;
     }
 }

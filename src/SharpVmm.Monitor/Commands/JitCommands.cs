@@ -28,6 +28,7 @@ public static class JitCommands
         sb.Append(c, $"Translation time          {s.TranslationTime.TotalMilliseconds:F1} ms\n");
         sb.Append(c, $"Instructions retired      {s.InstructionsRetired}, {100 * s.TranslatedShare:F1}% in translated code\n");
         sb.Append(c, $"Entries into host code    {s.Entries}, {s.PrefixExits} left early for the interpreter\n");
+        sb.Append(c, $"Chained block transitions {s.ChainedTransitions} (translated block to translated block without the dispatcher)\n");
         sb.Append(c, $"Early exits by reason     {s.MissExits} slow path of a translated op (TLB miss, page crossing, misaligned LOCK, non-canonical target), {s.UntranslatedExits} op not translated\n");
         return sb.ToString();
     }
