@@ -139,11 +139,20 @@ public sealed class X2ApicGuestTests : IDisposable
             Wrmsr(a, 0x832, 0x50);                           // LVT timer: one-shot, vector 0x50
             Wrmsr(a, 0x83E, 0x0B);                           // divide by 1
             Wrmsr(a, 0x838, 1_000_000);                      // 1 ms
+            // Check and sleep with interrupts held off, then STI; HLT (the STI shadow makes the pair atomic): a
+            // descheduled vCPU thread can see the 1 ms timer fire before it reaches HLT, and a bare HLT after the
+            // interrupt was taken would sleep for ever.
             var waitTimer = a.CreateLabel();
+            var timerTaken = a.CreateLabel();
             a.Label(ref waitTimer);
-            a.hlt();
+            a.cli();
             a.cmp(__dword_ptr[TimerCount], 0);
-            a.je(waitTimer);
+            a.jne(timerTaken);
+            a.sti();
+            a.hlt();
+            a.jmp(waitTimer);
+            a.Label(ref timerTaken);
+            a.sti();
 
             // SMP bring-up through the 64-bit ICR: INIT then STARTUP to each AP by its x2APIC ID.
             a.mov(esi, 1);
