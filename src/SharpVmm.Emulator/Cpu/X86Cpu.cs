@@ -29,7 +29,9 @@ internal sealed unsafe partial class X86Cpu : IVcpu
     /// Past <see cref="RegSlots"/> (so a reset keeps them): the attention word generated code checks at every block
     /// entry (an int), the chain budget (an int), the native jump cache's address.
     /// </summary>
-    public const int JitAttnSlot = 40, JitBudgetSlot = 41, JitJumpCacheSlot = 42, AllSlots = 44;
+    public const int JitAttnSlot = 40, JitBudgetSlot = 41, JitJumpCacheSlot = 42;
+    /// <summary>RFLAGS but the arithmetic flags, set at each entry (only the interpreter changes them): what PUSHF reads.</summary>
+    public const int JitOtherFlagsSlot = 43, AllSlots = 44;
     public const int ES = 0, CS = 1, SS = 2, DS = 3, FS = 4, GS = 5, TR = 6, LDTR = 7;
 
     public readonly ulong* R;

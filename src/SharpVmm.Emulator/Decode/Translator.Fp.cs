@@ -217,7 +217,7 @@ internal sealed unsafe partial class Translator
     private static bool TranslateX87(ref Op op, ref Instruction ins, int index)
     {
         var m = ins.Mnemonic;
-        string name = m.ToString();
+        string name = IcedNames.Of(m);
         bool x87 = (name[0] == 'F' && m is not (Mnemonic.Fxsave or Mnemonic.Fxsave64 or Mnemonic.Fxrstor or Mnemonic.Fxrstor64 or Mnemonic.Femms))
                    || m == Mnemonic.Wait;
         if (!x87) return false;

@@ -38,7 +38,7 @@ internal sealed unsafe partial class Translator
     }
 
     /// <summary>ENTER/LEAVE: Iced names them Enterw/Enterd/Enterq, Leavew/Leaved/Leaveq.</summary>
-    private static int SuffixSize(ref Instruction ins) => ins.Code.ToString()[5] switch { 'w' => 2, 'd' => 4, _ => 8 };
+    private static int SuffixSize(ref Instruction ins) => IcedNames.Of(ins.Code)[5] switch { 'w' => 2, 'd' => 4, _ => 8 };
 
     private static bool TranslateInteger(ref Op op, ref Instruction ins, int bitness)
     {
@@ -275,7 +275,7 @@ internal sealed unsafe partial class Translator
             {
                 op.Cc = ins.Mnemonic switch { Mnemonic.Loop => 0, Mnemonic.Loope => 1, Mnemonic.Loopne => 2, _ => 3 };
                 // The counter is CX/ECX/RCX by address size: Iced names LOOPs "..._ECX" and JCXZ by mnemonic.
-                string name = ins.Code.ToString();
+                string name = IcedNames.Of(ins.Code);
                 op.Size2 = ins.Mnemonic switch
                 {
                     Mnemonic.Jcxz => 2,
@@ -297,7 +297,7 @@ internal sealed unsafe partial class Translator
             case Mnemonic.Outsb: case Mnemonic.Outsw: case Mnemonic.Outsd:
             {
                 if (op.Size2 == 0) return false; // SSE MOVSD/CMPSD share the mnemonic
-                string m = ins.Mnemonic.ToString();
+                string m = IcedNames.Of(ins.Mnemonic);
                 op.Size = m[^1] switch { 'b' => 1, 'w' => 2, 'd' => 4, _ => 8 };
                 if (ins.Mnemonic is Mnemonic.Stosb or Mnemonic.Stosw or Mnemonic.Stosd or Mnemonic.Stosq
                     or Mnemonic.Scasb or Mnemonic.Scasw or Mnemonic.Scasd or Mnemonic.Scasq
@@ -322,14 +322,14 @@ internal sealed unsafe partial class Translator
             op.H = &Jcc;
             return true;
         }
-        if (ins.ConditionCode != ConditionCode.None && ins.Mnemonic.ToString().StartsWith("Set", StringComparison.Ordinal))
+        if (ins.ConditionCode != ConditionCode.None && IcedNames.Of(ins.Mnemonic).StartsWith("Set", StringComparison.Ordinal))
         {
             op.Cc = (byte)(ins.ConditionCode - 1);
             op.Size = 1;
             op.H = IsReg(ref ins, 0) ? &SetccR : &SetccM;
             return true;
         }
-        if (ins.ConditionCode != ConditionCode.None && ins.Mnemonic.ToString().StartsWith("Cmov", StringComparison.Ordinal))
+        if (ins.ConditionCode != ConditionCode.None && IcedNames.Of(ins.Mnemonic).StartsWith("Cmov", StringComparison.Ordinal))
         {
             op.Cc = (byte)(ins.ConditionCode - 1);
             op.H = IsReg(ref ins, 1) ? &CmovRR : &CmovRM;

@@ -10,9 +10,11 @@ namespace SharpVmm.Emulator.Jit;
 /// LEA, which leave the flags alone. At the exit the flags are saved once, as the eager form the interpreter reads.
 /// One instance per vCPU thread (not thread-safe).
 /// </summary>
-internal sealed class BlockCompiler
+internal sealed partial class BlockCompiler
 {
-    private readonly ByteWriter _writer = new();
+    private readonly HostLinker _linker = new();
+    // Reused (Reset keeps the instruction list's capacity): a new one per block showed as GC work in a boot.
+    private readonly Assembler _assembler = new(64);
 
     /// <summary>
     /// Result of <see cref="Emit"/>: the code (position-independent, with the <see cref="Translation.HeaderBytes"/>
@@ -36,7 +38,7 @@ internal sealed class BlockCompiler
             var (form, alu) = OpForms.Of(ref op);
             if (!Supported(ref op, form, alu, long64)) break;
             // A shift by more than one leaves OF undefined on the host: a Jcc that reads it is left to the interpreter.
-            if (form is OpForm.Jcc or OpForm.SetccR or OpForm.CmovRR && ofUndefined && op.Cc is 0 or 1 or >= 12) break;
+            if (form is OpForm.Jcc or OpForm.SetccR or OpForm.SetccM or OpForm.CmovRR && ofUndefined && op.Cc is 0 or 1 or >= 12) break;
             if (ReadsFlags(form, alu) && !written) needsIn = true;
             if (WritesFlags(form, alu))
             {
@@ -44,6 +46,7 @@ internal sealed class BlockCompiler
                 ofUndefined = form == OpForm.ShiftImm && op.Imm > 1; // the other writers leave exact flags
                 lastIsShift = form == OpForm.ShiftImm;
             }
+            if (form is OpForm.BitTestR or OpForm.BitTestM) written = true; // CF written, the rest kept (read above)
             instrs += form is OpForm.FusedRR or OpForm.FusedRI ? 2 : 1;
             hasMemory |= IsMemory(form);
             covered++;
@@ -51,7 +54,8 @@ internal sealed class BlockCompiler
         }
         if (covered == 0) return false;
 
-        var a = new Assembler(64);
+        var a = _assembler;
+        a.Reset();
         var s = new EmitState
         {
             Id = id,
@@ -149,12 +153,35 @@ internal sealed class BlockCompiler
                     EmitStack(a, ref op, form, s, i);
                     break;
                 case OpForm.MulDivR:
+                case OpForm.MulDivM:
                     EmitDiv(a, ref op, s, i);
+                    break;
+                case OpForm.SetccM:
+                    EmitSetccM(a, ref op, s, i);
+                    break;
+                case OpForm.BitTestR:
+                case OpForm.BitTestM:
+                    EmitBitTest(a, ref op, form, s, i);
+                    break;
+                case OpForm.Bswap: EmitBswap(a, ref op); break;
+                case OpForm.Cbw: EmitCbw(a, ref op); break;
+                case OpForm.Cwd: EmitCwd(a, ref op); break;
+                case OpForm.CmpxchgM:
+                case OpForm.XaddM:
+                    EmitAtomic(a, ref op, form, s, i);
+                    break;
+                case OpForm.Leave:
+                    EmitLeave(a, s, i);
+                    break;
+                case OpForm.PushF:
+                    EmitPushF(a, s, i);
                     break;
                 case OpForm.CallRel:
                 case OpForm.Ret:
                 case OpForm.JmpR:
                 case OpForm.CallR:
+                case OpForm.CallM:
+                case OpForm.JmpM:
                     EmitTransfer(a, ref op, form, s, i);
                     continue;
                 case OpForm.Jcc:
@@ -167,7 +194,14 @@ internal sealed class BlockCompiler
                     continue;
             }
             if (WritesFlags(form, alu)) s.FlagsLive = true;
-            if (form is OpForm.ImulRR or OpForm.ImulRM or OpForm.ShiftR)
+            if (form is OpForm.BitTestR or OpForm.BitTestM)
+            {
+                // CF written, the rest kept: exact if they were loaded at entry (MakeExact ran before otherwise).
+                if (!s.Written) s.Last = LastWriter.Arith;
+                s.Written = true;
+                s.FlagsLive = true;
+            }
+            else if (form is OpForm.ImulRR or OpForm.ImulRM or OpForm.ShiftR)
             {
                 s.Written = true;
                 s.Last = LastWriter.Arith; // made exact where emitted
@@ -199,17 +233,16 @@ internal sealed class BlockCompiler
         a.Label(ref s.Leave);
         a.mov(rax, Result(s.Id, Translation.Boundary, Translation.DetailMask, false));
         a.ret();
-        _writer.Reset();
-        var result = a.Assemble(_writer, 0, BlockEncoderOptions.ReturnNewInstructionOffsets);
+        var code = _linker.Link(a.Instructions);
         var stubs = new int[s.SlotCount];
         var targets = new ulong[s.SlotCount];
         for (int i = 0; i < s.SlotCount; i++)
         {
-            stubs[i] = (int)result.GetLabelRIP(s.StubLabels[i]);
+            stubs[i] = _linker.OffsetOf(s.StubLabels[i]);
             targets[i] = s.SlotTargets[i];
         }
-        if (result.GetLabelRIP(s.SlotLabels[0]) != 8) throw new InvalidOperationException("translated code header misplaced");
-        output = new Output(_writer.ToArray(), covered, needsIn, instrs, stubs, targets);
+        if (_linker.OffsetOf(s.SlotLabels[0]) != 8) throw new InvalidOperationException("translated code header misplaced");
+        output = new Output(code, covered, needsIn, instrs, stubs, targets);
         return true;
     }
 
@@ -257,7 +290,9 @@ internal sealed class BlockCompiler
             case OpForm.ImulRM:
                 return MemoryOk(ref op) && op.Size is 2 or 4 or 8 && (op.Cc == 0 || op.Size != 8 || (long)op.Imm == (int)(long)op.Imm);
             case OpForm.ShiftR:
-                return op.Size is 4 or 8 && op.Cc is 0 or 1 or 4 or 5 or 6 or 7;
+                // 16-bit: SHL/SHR/SAR by an immediate below 16 (larger counts empty the register, left to the interpreter).
+                return (op.Size is 4 or 8 && op.Cc is 0 or 1 or 4 or 5 or 6 or 7)
+                    || (op.Size == 2 && op.Size2 == 0 && op.Cc is 4 or 5 or 6 or 7 && op.Imm is > 0 and < 16 && op.Reg < 16);
             case OpForm.BinMR:
             case OpForm.UnM:
                 return RmwOk(ref op, form, alu) && op.Size is 1 or 2 or 4 or 8;
@@ -268,6 +303,32 @@ internal sealed class BlockCompiler
                 return long64 && op.Size == 8 && op.Reg < 16;
             case OpForm.MulDivR:
                 return op.Cc == 2 && op.Size is 4 or 8 && op.Reg < 16;
+            case OpForm.MulDivM:
+                return op.Cc == 2 && op.Size is 4 or 8 && MemoryOk(ref op);
+            case OpForm.SetccM:
+                return op.Cc < 16 && MemoryOk(ref op);
+            case OpForm.BitTestR:
+                return op.Size is 2 or 4 or 8 && op.Reg < 16 && (op.Size2 != 0 || op.Rm < 16);
+            case OpForm.BitTestM:
+                // A locked BTS/BTR/BTC is the host's on an aligned hit at 4 or 8 bytes, as the interpreter's atomic path.
+                return op.Size is 2 or 4 or 8 && (op.Size2 != 0 || op.Rm < 16)
+                    && (op.Flags & OpFlags.Mem) != 0 && op.Base != X86Cpu.WideDispReg && op.Index != X86Cpu.WideDispReg
+                    && ((op.Flags & OpFlags.Lock) == 0 || (op.Cc != 0 && op.Size >= 4));
+            case OpForm.Bswap:
+                return op.Size is 4 or 8 && op.Reg < 16;
+            case OpForm.Cbw:
+            case OpForm.Cwd:
+                return op.Size is 2 or 4 or 8;
+            case OpForm.CmpxchgM:
+                return op.Size is 1 or 2 or 4 or 8 && op.Reg < 16 && AtomicOk(ref op);
+            case OpForm.XaddM:
+                return op.Size is 1 or 2 or 4 or 8 && op.Reg < 16 && AtomicOk(ref op) && ((op.Flags & OpFlags.Lock) == 0 || op.Size >= 4);
+            case OpForm.CallM:
+            case OpForm.JmpM:
+                return long64 && op.Size == 8 && MemoryOk(ref op);
+            case OpForm.Leave:
+            case OpForm.PushF:
+                return long64 && op.Size == 8;
             case OpForm.PushI:
                 return long64 && op.Size == 8 && (long)op.Imm == (int)(long)op.Imm;
             case OpForm.CallRel:
@@ -316,6 +377,9 @@ internal sealed class BlockCompiler
         }
     }
 
+    private static bool AtomicOk(ref Op op)
+        => (op.Flags & OpFlags.Mem) != 0 && op.Base != X86Cpu.WideDispReg && op.Index != X86Cpu.WideDispReg;
+
     private static bool MemoryOk(ref Op op)
         => (op.Flags & OpFlags.Mem) != 0 && (op.Flags & OpFlags.Lock) == 0 && op.Base != X86Cpu.WideDispReg && op.Index != X86Cpu.WideDispReg;
 
@@ -327,24 +391,27 @@ internal sealed class BlockCompiler
     private static bool IsMemory(OpForm form)
         => form is OpForm.MovRM or OpForm.MovMR or OpForm.MovMI or OpForm.MovxRM or OpForm.BinRM or OpForm.BinMR or OpForm.BinMI
             or OpForm.UnM or OpForm.ImulRM or OpForm.PushR or OpForm.PushI or OpForm.PopR or OpForm.CallRel or OpForm.Ret or OpForm.CallR
-            or OpForm.MulDivR; // not memory, but it has a miss exit (a divide error) as they do
+            or OpForm.MulDivR // not memory, but it has a miss exit (a divide error) as they do
+            or OpForm.MulDivM or OpForm.SetccM or OpForm.BitTestM or OpForm.CmpxchgM or OpForm.XaddM or OpForm.CallM or OpForm.JmpM
+            or OpForm.Leave or OpForm.PushF;
 
     /// <summary>Forms that end the block (they set the next RIP).</summary>
     private static bool IsClosing(OpForm form)
-        => form is OpForm.Jcc or OpForm.JmpRel or OpForm.FusedRR or OpForm.FusedRI or OpForm.CallRel or OpForm.Ret or OpForm.JmpR or OpForm.CallR;
+        => form is OpForm.Jcc or OpForm.JmpRel or OpForm.FusedRR or OpForm.FusedRI or OpForm.CallRel or OpForm.Ret or OpForm.JmpR or OpForm.CallR
+            or OpForm.CallM or OpForm.JmpM;
 
     /// <summary>A block-relative target must fit LEA's 32-bit displacement (narrower IPs are masked afterwards anyway).</summary>
     private static bool BranchFits(int size, ulong rel) => size is 2 or 4 || (size == 8 && (long)rel == (int)(long)rel);
 
     // A shift by CL reads the flags: a zero count leaves them as they were.
     private static bool ReadsFlags(OpForm form, AluOp alu)
-        => form is OpForm.Jcc or OpForm.SetccR or OpForm.CmovRR or OpForm.ShiftR
+        => form is OpForm.Jcc or OpForm.SetccR or OpForm.SetccM or OpForm.CmovRR or OpForm.ShiftR or OpForm.BitTestR or OpForm.BitTestM or OpForm.PushF
            || (form is OpForm.BinRR or OpForm.BinRI or OpForm.BinRM or OpForm.BinMR or OpForm.BinMI && alu is AluOp.Adc or AluOp.Sbb)
            || (form is OpForm.UnR or OpForm.UnM && alu is AluOp.Inc or AluOp.Dec);
 
     private static bool WritesFlags(OpForm form, AluOp alu)
         => form is OpForm.BinRR or OpForm.BinRI or OpForm.BinRM or OpForm.BinMR or OpForm.BinMI or OpForm.FusedRR or OpForm.FusedRI
-               or OpForm.ShiftImm or OpForm.ShiftR or OpForm.ImulRR or OpForm.ImulRM
+               or OpForm.ShiftImm or OpForm.ShiftR or OpForm.ImulRR or OpForm.ImulRM or OpForm.CmpxchgM or OpForm.XaddM
            || (form is OpForm.UnR or OpForm.UnM && alu != AluOp.Not);
 
     // ---------------------------------------------------------------- operands
@@ -703,7 +770,7 @@ internal sealed class BlockCompiler
     }
 
     /// <summary>
-    /// ROL/ROR/SHL/SHR/SAR by CL (or by an immediate) at 4 or 8 bytes. A zero count (after masking) leaves the flags
+    /// ROL/ROR/SHL/SHR/SAR by CL (or by an immediate) at 4 or 8 bytes, SHL/SHR/SAR by an immediate at 2. A zero count (after masking) leaves the flags
     /// alone, as on the host; otherwise OF becomes what the interpreter computes for every count (the host defines it
     /// for a count of 1 only): SHL MSB(result) XOR CF, SHR the host's for 1 else 0, SAR 0, ROL MSB(result) XOR CF,
     /// ROR the XOR of the result's two top bits; and AF 0 after shifts (rotates keep it, as both tiers do).
@@ -715,7 +782,7 @@ internal sealed class BlockCompiler
         if (op.Size2 != 0) a.mov(cl, __byte_ptr[rdi + 8 * 1]);
         else a.mov(ecx, (int)(op.Imm & 0xFF));
         bool q = op.Size == 8;
-        Code c = (op.Cc, q) switch
+        Code c = op.Size == 2 ? op.Cc switch { 5 => Code.Shr_rm16_CL, 7 => Code.Sar_rm16_CL, _ => Code.Shl_rm16_CL } : (op.Cc, q) switch
         {
             (0, true) => Code.Rol_rm64_CL,
             (1, true) => Code.Ror_rm64_CL,
@@ -728,9 +795,18 @@ internal sealed class BlockCompiler
             (7, false) => Code.Sar_rm32_CL,
             _ => Code.Shl_rm32_CL,
         };
-        Ins(a, Instruction.Create(Load(op.Size), q ? Register.RAX : Register.EAX, Slot(op.Reg)));
-        Ins(a, Instruction.Create(c, q ? Register.RAX : Register.EAX, Register.CL));
-        Ins(a, Instruction.Create(Store(8), Slot(op.Reg), Register.RAX));
+        if (op.Size == 2)
+        {
+            Ins(a, Instruction.Create(Load(2), Register.AX, Slot(op.Reg)));
+            Ins(a, Instruction.Create(c, Register.AX, Register.CL));
+            Ins(a, Instruction.Create(Store(2), Slot(op.Reg), Register.AX));
+        }
+        else
+        {
+            Ins(a, Instruction.Create(Load(op.Size), q ? Register.RAX : Register.EAX, Slot(op.Reg)));
+            Ins(a, Instruction.Create(c, q ? Register.RAX : Register.EAX, Register.CL));
+            Ins(a, Instruction.Create(Store(8), Slot(op.Reg), Register.RAX));
+        }
         var keep = a.CreateLabel();
         a.pushfq();
         a.pop(rdx);
@@ -853,7 +929,7 @@ internal sealed class BlockCompiler
     }
 
     /// <summary>
-    /// DIV r at 4 or 8 bytes: RDX:RAX / r. A zero divisor or a quotient too wide (both exactly when RDX >= r) leaves
+    /// DIV r or DIV m at 4 or 8 bytes: RDX:RAX / divisor. A zero divisor or a quotient too wide (both exactly when RDX >= r) leaves
     /// before the op, for the interpreter to raise #DE; otherwise the host's DIV, which cannot fault then. The
     /// interpreter leaves the flags alone, so live guest flags are kept around it.
     /// </summary>
@@ -862,9 +938,17 @@ internal sealed class BlockCompiler
         var miss = a.CreateLabel();
         var done = a.CreateLabel();
         SaveFlags(a, s);
+        bool memory = OpForms.Of(ref op).Form == OpForm.MulDivM;
+        if (memory)
+        {
+            // The divisor through the read TLB (a miss leaves before the op, as any other).
+            EffectiveAddress(a, ref op);
+            Probe(a, false, op.Size, false, miss);
+        }
         if (op.Size == 8)
         {
-            a.mov(rcx, __qword_ptr[rdi + 8 * op.Reg]);
+            if (memory) a.mov(rcx, __qword_ptr[rax]);
+            else a.mov(rcx, __qword_ptr[rdi + 8 * op.Reg]);
             a.mov(rdx, __qword_ptr[rdi + 8 * 2]);
             a.cmp(rdx, rcx);
             a.jae(miss);
@@ -873,7 +957,8 @@ internal sealed class BlockCompiler
         }
         else
         {
-            a.mov(ecx, __dword_ptr[rdi + 8 * op.Reg]);
+            if (memory) a.mov(ecx, __dword_ptr[rax]);
+            else a.mov(ecx, __dword_ptr[rdi + 8 * op.Reg]);
             a.mov(edx, __dword_ptr[rdi + 8 * 2]);
             a.cmp(edx, ecx);
             a.jae(miss);
@@ -893,7 +978,7 @@ internal sealed class BlockCompiler
     }
 
     /// <summary>
-    /// CALL rel / RET [imm] / JMP r / CALL r in 64-bit mode: the block's last op; the next RIP goes to the exit slot.
+    /// CALL rel / RET [imm] / JMP r / CALL r / JMP m / CALL m in 64-bit mode: the block's last op; the next RIP goes to the exit slot.
     /// A non-canonical target or a TLB miss leaves before the op, for the interpreter to fault or take the slow path.
     /// </summary>
     private static void EmitTransfer(Assembler a, ref Op op, OpForm form, EmitState s, int index)
@@ -903,6 +988,14 @@ internal sealed class BlockCompiler
         if (form is OpForm.JmpR or OpForm.CallR)
         {
             a.mov(r10, __qword_ptr[rdi + 8 * op.Reg]);
+            Canonical(a, r10, miss);
+        }
+        else if (form is OpForm.JmpM or OpForm.CallM)
+        {
+            // The pointer through the read TLB; the push below has its own probe (either miss leaves before the op).
+            EffectiveAddress(a, ref op);
+            Probe(a, false, 8, false, miss);
+            a.mov(r10, __qword_ptr[rax]);
             Canonical(a, r10, miss);
         }
         if (form == OpForm.Ret)
@@ -915,7 +1008,7 @@ internal sealed class BlockCompiler
             a.lea(rdx, __[rdx + 8 + (int)(op.Imm & 0xFFFF)]);
             a.mov(__qword_ptr[rdi + 8 * 4], rdx);
         }
-        else if (form is OpForm.CallRel or OpForm.CallR)
+        else if (form is OpForm.CallRel or OpForm.CallR or OpForm.CallM)
         {
             StackAddress(a, -8);
             Probe(a, true, 8, false, miss);
@@ -1187,18 +1280,5 @@ internal sealed class BlockCompiler
             case 14: a.jle(l); break;
             default: a.jg(l); break;
         }
-    }
-
-    private sealed class ByteWriter : CodeWriter
-    {
-        private byte[] _buf = new byte[4096];
-        private int _len;
-        public void Reset() => _len = 0;
-        public override void WriteByte(byte value)
-        {
-            if (_len == _buf.Length) Array.Resize(ref _buf, _buf.Length * 2);
-            _buf[_len++] = value;
-        }
-        public byte[] ToArray() => _buf.AsSpan(0, _len).ToArray();
     }
 }

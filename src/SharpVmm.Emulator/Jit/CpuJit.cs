@@ -97,6 +97,7 @@ internal sealed unsafe partial class X86Cpu
         if (_patchId >= 0) PatchChain(b, t);
 
         R[JitFlagsSlot] = ComputeArith();
+        R[JitOtherFlagsSlot] = FlOther;
         R[JitLinMaskSlot] = LinMask;
         R[JitUserBitSlot] = UserBit;
         R[JitTlbSlot] = (ulong)_tlb;

@@ -6,12 +6,12 @@ namespace SharpVmm.Emulator.Jit;
 
 /// <summary>
 /// A measuring aid (<c>SHARPVMM_JIT_STATS=2</c>): which guest instructions make translated code return to the
-/// dispatcher early, by mnemonic, split into "not translated" and "fast path missed" (TLB miss, page crossing...).
+/// dispatcher early, by instruction form (Iced's Code: mnemonic and operand kinds), split into "not translated" and "fast path missed" (TLB miss, page crossing...).
 /// It tells which forms are worth translating next. Off by default; costs a decode per early exit when on.
 /// </summary>
 internal sealed class ExitHistogram
 {
-    private readonly Dictionary<(Mnemonic, bool), long> _counts = [];
+    private readonly Dictionary<(Code, bool, bool), long> _counts = [];
 
     public static bool Enabled { get; } = Environment.GetEnvironmentVariable("SHARPVMM_JIT_STATS") == "2";
 
@@ -21,22 +21,23 @@ internal sealed class ExitHistogram
         decoder.Decode(out var ins);
         lock (_counts)
         {
-            _counts.TryGetValue((ins.Mnemonic, miss), out long n);
-            _counts[(ins.Mnemonic, miss)] = n + 1;
+            bool mem = ins.OpCount > 0 && ins.Op0Kind == OpKind.Memory || ins.OpCount > 1 && ins.Op1Kind == OpKind.Memory;
+            _counts.TryGetValue((ins.Code, miss, mem), out long n);
+            _counts[(ins.Code, miss, mem)] = n + 1;
         }
     }
 
     /// <summary>The most frequent <paramref name="top"/> entries, one per line.</summary>
     public string Report(int top)
     {
-        KeyValuePair<(Mnemonic, bool), long>[] all;
+        KeyValuePair<(Code, bool, bool), long>[] all;
         lock (_counts) all = [.. _counts];
         Array.Sort(all, (x, y) => y.Value.CompareTo(x.Value));
         var sb = new StringBuilder();
         for (int i = 0; i < all.Length && i < top; i++)
         {
-            var ((m, miss), n) = (all[i].Key, all[i].Value);
-            sb.Append(CultureInfo.InvariantCulture, $"emu jit exit: {n,12} {m.ToString().ToLowerInvariant(),-12} {(miss ? "fast path missed" : "not translated")}\n");
+            var ((m, miss, mem), n) = (all[i].Key, all[i].Value);
+            sb.Append(CultureInfo.InvariantCulture, $"emu jit exit: {n,12} {m.ToString().ToLowerInvariant(),-22} {(mem ? "mem" : "reg")} {(miss ? "fast path missed" : "not translated")}\n");
         }
         return sb.ToString();
     }

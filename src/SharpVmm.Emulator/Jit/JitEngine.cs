@@ -136,6 +136,13 @@ internal sealed unsafe class JitEngine : IDisposable
                 Interlocked.Increment(ref _untranslatable);
                 return;
             }
+            if ((nuint)o.Code.Length > _buffer.Size / 2)
+            {
+                // It would flush everything else at every entry (a tiny tb-size): the interpreter keeps it.
+                b.Jit = Translation.None;
+                Interlocked.Increment(ref _untranslatable);
+                return;
+            }
             if (!_buffer.TryAllocate(o.Code.Length, out nint exec, out nint write, out int gen))
             {
                 // Full: drop everything (the blocks and their code) once no vCPU runs translated code, then go on

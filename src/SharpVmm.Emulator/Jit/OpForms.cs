@@ -46,6 +46,28 @@ internal enum OpForm : byte
     CallR,
     /// <summary>MUL/IMUL/DIV/IDIV r (one operand): only unsigned DIV at 4 or 8 bytes is translated (the commonest early exit in a Linux boot).</summary>
     MulDivR,
+    /// <summary>DIV m32/m64: the divisor through the read TLB, then as <see cref="MulDivR"/>.</summary>
+    MulDivM,
+    /// <summary>SETcc m8 through the write TLB.</summary>
+    SetccM,
+    /// <summary>BT/BTS/BTR/BTC r, imm or r, r: CF from the host, every other flag kept.</summary>
+    BitTestR,
+    /// <summary>BT/BTS/BTR/BTC m, imm or m, r (a register offset moves the address first); LOCK on an aligned hit.</summary>
+    BitTestM,
+    Bswap,
+    /// <summary>CBW/CWDE/CDQE.</summary>
+    Cbw,
+    /// <summary>CWD/CDQ/CQO.</summary>
+    Cwd,
+    /// <summary>[LOCK] CMPXCHG m, r and [LOCK] XADD m, r on a write-TLB hit (aligned when locked).</summary>
+    CmpxchgM,
+    XaddM,
+    /// <summary>CALL/JMP through a pointer in memory (64-bit mode): closing, like their register forms.</summary>
+    CallM,
+    JmpM,
+    /// <summary>LEAVE and PUSHFQ in 64-bit mode.</summary>
+    Leave,
+    PushF,
 }
 
 /// <summary>Integer operations, in the order of the code tables in <see cref="HostCodes"/>.</summary>
@@ -146,6 +168,19 @@ internal static unsafe class OpForms
         t[P(&Handlers.JmpR)] = (OpForm.JmpR, default);
         t[P(&Handlers.CallR)] = (OpForm.CallR, default);
         t[P(&MulDivR)] = (OpForm.MulDivR, default);
+        t[P(&MulDivM)] = (OpForm.MulDivM, default);
+        t[P(&SetccM)] = (OpForm.SetccM, default);
+        t[P(&BitTestR)] = (OpForm.BitTestR, default);
+        t[P(&BitTestM)] = (OpForm.BitTestM, default);
+        t[P(&Handlers.Bswap)] = (OpForm.Bswap, default);
+        t[P(&Handlers.Cbw)] = (OpForm.Cbw, default);
+        t[P(&Handlers.Cwd)] = (OpForm.Cwd, default);
+        t[P(&CmpxchgM)] = (OpForm.CmpxchgM, default);
+        t[P(&XaddM)] = (OpForm.XaddM, default);
+        t[P(&Handlers.CallM)] = (OpForm.CallM, default);
+        t[P(&Handlers.JmpM)] = (OpForm.JmpM, default);
+        t[P(&Handlers.Leave)] = (OpForm.Leave, default);
+        t[P(&Pushf)] = (OpForm.PushF, default);
         return t;
     }
 }

@@ -188,9 +188,117 @@ internal sealed class RandomProgram
                 }
                 break;
             }
-            default: a.nop(); break;
+            default:
+                DataForms(a, size, d, s, v);
+                break;
         }
     }
+
+    /// <summary>
+    /// Bit tests of registers and memory (immediate and register offsets, some LOCK'ed), BSWAP, CBW/CWD and kin,
+    /// SETcc to memory, CMPXCHG/XADD (matching and not, some LOCK'ed), DIV by memory, PUSHFQ, CALL/JMP through
+    /// memory, LEAVE and 16-bit shifts.
+    /// </summary>
+    private void DataForms(Assembler a, int size, int d, int s, ulong v)
+    {
+        if (size == 1) size = 8;
+        int off = 0x100 + (_rng.Next(0x400) & ~(_rng.Next(2) == 0 ? 7 : 0));
+        var mem = new MemoryOperand(Register.RBP, off);
+        Register Reg(int i, int sz) => sz switch { 1 => R8[i % R8.Length], 2 => R16[i], 4 => R32[i], _ => (Register)R64[i] };
+        int kind = _rng.Next(4);
+        switch (_rng.Next(14))
+        {
+            case 0:
+                a.AddInstruction(Instruction.Create(BitCode(kind, size, true), Reg(d, size), _rng.Next(256)));
+                break;
+            case 1:
+                a.AddInstruction(Instruction.Create(BitCode(kind, size, false), Reg(d, size), Reg(s, size)));
+                break;
+            case 2:
+            {
+                var ins = Instruction.Create(BitCode(kind, size, true), mem, _rng.Next(256));
+                ins.HasLockPrefix = kind != 0 && size >= 4 && _rng.Next(3) == 0;
+                a.AddInstruction(ins);
+                break;
+            }
+            case 3:
+            {
+                // A signed bit offset within -256..1023: the operand moves by up to -32..+128 bytes, inside the log.
+                int bit = _rng.Next(-256, 1024);
+                if (s == d) s = (s + 1) % R64.Length;
+                if (size == 2) a.mov(R16[s], (short)bit); else a.mov(R64[s], bit);
+                var ins = Instruction.Create(BitCode(kind, size, false), mem, Reg(s, size));
+                ins.HasLockPrefix = kind != 0 && size >= 4 && _rng.Next(3) == 0;
+                a.AddInstruction(ins);
+                break;
+            }
+            case 4:
+                if (size == 8) a.bswap(R64[d]); else a.bswap(R32[d]);
+                break;
+            case 5:
+                switch (_rng.Next(6)) { case 0: a.cbw(); break; case 1: a.cwde(); break; case 2: a.cdqe(); break; case 3: a.cwd(); break; case 4: a.cdq(); break; default: a.cqo(); break; }
+                break;
+            case 6:
+                a.AddInstruction(Instruction.Create(Emulator.Jit.HostCodes.SetForm(_rng.Next(16)), mem));
+                break;
+            case 7:
+            {
+                if (_rng.Next(2) == 0) a.AddInstruction(Instruction.Create(size switch { 2 => Code.Mov_r16_rm16, 4 => Code.Mov_r32_rm32, _ => Code.Mov_r64_rm64 }, Reg(0, size), mem));
+                var ins = Instruction.Create(size switch { 2 => Code.Cmpxchg_rm16_r16, 4 => Code.Cmpxchg_rm32_r32, _ => Code.Cmpxchg_rm64_r64 }, mem, Reg(d, size));
+                ins.HasLockPrefix = _rng.Next(2) == 0 && (off & 7) == 0;
+                a.AddInstruction(ins);
+                break;
+            }
+            case 8:
+            {
+                var ins = Instruction.Create(size switch { 2 => Code.Xadd_rm16_r16, 4 => Code.Xadd_rm32_r32, _ => Code.Xadd_rm64_r64 }, mem, Reg(d, size));
+                ins.HasLockPrefix = _rng.Next(2) == 0 && (off & 7) == 0;
+                a.AddInstruction(ins);
+                break;
+            }
+            case 9:
+                // Never #DE: EDX/RDX 0 and a divisor of at least 1.
+                a.xor(edx, edx);
+                if (size == 8) { a.mov(__qword_ptr[rbp + off], (int)(v | 1)); a.div(__qword_ptr[rbp + off]); }
+                else { a.mov(__dword_ptr[rbp + off], (int)(v | 1)); a.div(__dword_ptr[rbp + off]); }
+                break;
+            case 10:
+                a.pushfq();
+                a.pop(R64[d]);
+                break;
+            case 11:
+            {
+                var l = a.CreateLabel();
+                a.lea(R64[d], __[l]);
+                a.mov(__qword_ptr[rbp + off], R64[d]);
+                if (_rng.Next(2) == 0) { a.call(__qword_ptr[rbp + off]); a.Label(ref l); a.pop(R64[d]); }
+                else { a.jmp(__qword_ptr[rbp + off]); a.Label(ref l); a.nop(); }
+                break;
+            }
+            case 12:
+                a.push(rbp);
+                a.mov(rbp, rsp);
+                if (_rng.Next(2) == 0) a.push(R64[d]);
+                a.leave();
+                break;
+            default:
+            {
+                byte n = (byte)_rng.Next(1, 16);
+                switch (_rng.Next(3)) { case 0: a.shl(R16[d], n); break; case 1: a.shr(R16[d], n); break; default: a.sar(R16[d], n); break; }
+                break;
+            }
+        }
+    }
+
+    private static Code BitCode(int kind, int size, bool imm) => (imm, size) switch
+    {
+        (true, 2) => kind switch { 0 => Code.Bt_rm16_imm8, 1 => Code.Bts_rm16_imm8, 2 => Code.Btr_rm16_imm8, _ => Code.Btc_rm16_imm8 },
+        (true, 4) => kind switch { 0 => Code.Bt_rm32_imm8, 1 => Code.Bts_rm32_imm8, 2 => Code.Btr_rm32_imm8, _ => Code.Btc_rm32_imm8 },
+        (true, _) => kind switch { 0 => Code.Bt_rm64_imm8, 1 => Code.Bts_rm64_imm8, 2 => Code.Btr_rm64_imm8, _ => Code.Btc_rm64_imm8 },
+        (false, 2) => kind switch { 0 => Code.Bt_rm16_r16, 1 => Code.Bts_rm16_r16, 2 => Code.Btr_rm16_r16, _ => Code.Btc_rm16_r16 },
+        (false, 4) => kind switch { 0 => Code.Bt_rm32_r32, 1 => Code.Bts_rm32_r32, 2 => Code.Btr_rm32_r32, _ => Code.Btc_rm32_r32 },
+        _ => kind switch { 0 => Code.Bt_rm64_r64, 1 => Code.Bts_rm64_r64, 2 => Code.Btr_rm64_r64, _ => Code.Btc_rm64_r64 },
+    };
 
     private void Multiply(Assembler a, int size, int d, int s, ulong v)
     {

@@ -77,6 +77,49 @@ public class TranslatedBlockTests
             a.Label(ref l);
             a.neg(r15);
         },
+        a => a.bt(rcx, 63),
+        a => a.bts(__qword_ptr[0x60030], 5),
+        a => a.btr(__dword_ptr[0x60030], ecx),
+        a =>
+        {
+            a.mov(r10, -70);
+            a.@lock.btc(__qword_ptr[0x61000], r10); // a negative offset: the operand is in the page before
+        },
+        a => a.bswap(r9),
+        a => a.bswap(r9d),
+        a => a.cdqe(),
+        a => a.cqo(),
+        a => a.setne(__byte_ptr[0x60038]),
+        a => a.cmpxchg(__dword_ptr[0x60040], r9d),
+        a => a.@lock.xadd(__qword_ptr[0x60048], r10),
+        a =>
+        {
+            a.mov(__qword_ptr[0x60050], 7);
+            a.xor(edx, edx);
+            a.div(__qword_ptr[0x60050]);
+        },
+        a =>
+        {
+            a.pushfq();
+            a.pop(r11);
+        },
+        a =>
+        {
+            a.push(rbp);
+            a.mov(rbp, rsp);
+            a.push(rcx);
+            a.leave();
+        },
+        a =>
+        {
+            var l = a.CreateLabel();
+            a.lea(r12, __[l]);
+            a.mov(__qword_ptr[0x60058], r12);
+            a.call(__qword_ptr[0x60058]);
+            a.Label(ref l);
+            a.pop(r12);
+        },
+        a => a.shr(r13w, 3),
         a => a.xor(r8, r8),
     ];
 
