@@ -120,7 +120,7 @@ public sealed class EmuAccelerator : IAccelerator
         {
             var s = GetJitStatistics();
             Console.Error.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture,
-                $"emu jit: {s.InstructionsRetired} instructions, {100 * s.TranslatedShare:F1}% translated; {s.BlocksTranslated} blocks ({s.CodeBytes} bytes, {s.BlocksNotTranslatable} not translatable) in {s.TranslationTime.TotalMilliseconds:F0} ms; {s.Entries} entries, {s.ChainedTransitions} chained, {s.PrefixExits} early exits ({s.MissExits} at a translated op's slow path, {s.UntranslatedExits} at an op not translated); {s.BufferFlushes} buffer flushes"));
+                $"emu jit: {s.InstructionsRetired} instructions, {100 * s.TranslatedShare:F1}% translated; {s.BlocksTranslated} blocks ({s.CodeBytes} bytes, {s.BlocksNotTranslatable} not translatable) in {s.TranslationTime.TotalMilliseconds:F0} ms; {s.Entries} entries, {s.ChainedTransitions} chained, {s.PrefixExits} early exits ({s.MissExits} at a translated op's slow path, {s.UntranslatedExits} at an op not translated); {s.BufferFlushes} buffer flushes; {CodeCacheFlushes} decoded-code cache flushes"));
             if (_jit.Exits is { } h) Console.Error.Write(h.Report(30));
         }
         lock (_cpus)
