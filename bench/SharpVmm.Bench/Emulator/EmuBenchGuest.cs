@@ -42,6 +42,7 @@ internal sealed class EmuBenchGuest : IDisposable
         _memory.Write(Gdt + 16, 0x00CF_9300_0000_FFFFUL);
         var a = new Assembler(64);
         program(a);
+        a.hlt(); // the program's end (the QEMU run ends with a debug-exit write instead)
         var w = new BytesWriter();
         a.Assemble(w, Code);
         _memory.Write(Code, w.Bytes.ToArray());
@@ -100,27 +101,41 @@ internal sealed class EmuBenchGuest : IDisposable
         return $", {share:F1}% of instructions in translated blocks, {jit.BlocksTranslated} blocks / {jit.CodeBytes} bytes translated in {jit.TranslationTime.TotalMilliseconds:F2} ms";
     }
 
-    /// <summary>Runs the program with the translator off and on, alternating, and reports both side by side.</summary>
-    public static int Report(string name, Action<Assembler> program, int rounds)
+    /// <summary>
+    /// Runs the program with the translator off and on and under QEMU TCG (<see cref="QemuTcgLoop"/>, skipped
+    /// where qemu-system-x86_64 is missing), alternating, and reports them side by side.
+    /// <paramref name="idle"/> is the same program doing no work, for QEMU's start-up time.
+    /// </summary>
+    public static int Report(string name, Action<Assembler> program, Action<Assembler> idle, int rounds, string qemu = QemuTcgLoop.DefaultQemu)
     {
         var modes = new[] { JitMode.Off, JitMode.On };
-        var best = new double[2];
+        var best = new double[3];
         var bestCpu = new double[2];
+        bool withQemu = File.Exists(qemu);
+        if (!withQemu) Console.WriteLine($"{name}: no {qemu}; QEMU TCG not measured");
         for (int r = 0; r < rounds; r++)
         {
+            ulong instructions = 0;
             for (int m = 0; m < modes.Length; m++)
             {
                 using var g = new EmuBenchGuest(program, modes[m]);
                 var (n, secs, cpuSecs) = g.Run();
+                instructions = n;
                 double mips = n / secs / 1e6;
                 double cpuMips = n / Math.Max(cpuSecs, 1e-9) / 1e6;
                 best[m] = Math.Max(best[m], mips);
                 bestCpu[m] = Math.Max(bestCpu[m], cpuMips);
                 Console.WriteLine($"{name} jit={modes[m].ToString().ToLowerInvariant()}: round {r + 1}: {n:N0} instructions in {secs:F3} s wall ({mips:F1} MIPS), {cpuSecs:F3} s CPU ({cpuMips:F1} MIPS per CPU-second){g.JitSummary()}");
             }
+            if (!withQemu) continue;
+            double loop = QemuTcgLoop.Seconds(qemu, program), start = QemuTcgLoop.Seconds(qemu, idle);
+            double qmips = instructions / Math.Max(loop - start, 1e-3) / 1e6;
+            best[2] = Math.Max(best[2], qmips);
+            Console.WriteLine($"{name} qemu tcg: round {r + 1}: the same {instructions:N0} instructions in {loop - start:F3} s wall ({qmips:F1} MIPS; {loop:F3} s run less {start:F3} s for the same guest doing nothing)");
         }
         for (int m = 0; m < modes.Length; m++)
             Console.WriteLine($"{name} jit={modes[m].ToString().ToLowerInvariant()}: best {best[m]:F1} MIPS wall-clock, {bestCpu[m]:F1} MIPS per CPU-second (load average {LoadAverage()})");
+        if (withQemu) Console.WriteLine($"{name} qemu tcg: best {best[2]:F1} MIPS wall-clock; jit=on / qemu = {best[1] / best[2]:F2}");
         return 0;
     }
 }

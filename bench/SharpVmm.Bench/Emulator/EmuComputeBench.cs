@@ -11,7 +11,7 @@ public sealed class EmuComputeBench : IBench
 
     public int Run(string[] args)
     {
-        long iterations = (args.Length > 0 ? long.Parse(args[0], System.Globalization.CultureInfo.InvariantCulture) : 20) * 1_000_000;
+        long iterations = (args.Length > 0 ? long.Parse(args[0], System.Globalization.CultureInfo.InvariantCulture) : 100) * 1_000_000;
         int rounds = args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 3;
         return EmuBenchGuest.Report(Name, a =>
         {
@@ -27,7 +27,6 @@ public sealed class EmuComputeBench : IBench
             a.sub(rdx, rcx);
             a.dec(rcx);
             a.jnz(loop);
-            a.hlt();
-        }, rounds);
+        }, _ => { }, rounds);
     }
 }

@@ -31,7 +31,6 @@ public sealed class EmuMemoryBench : IBench
             a.jb(inner);
             a.dec(r8d);
             a.jnz(outer);
-            a.hlt();
-        }, rounds);
+        }, _ => { }, rounds);
     }
 }
