@@ -1,18 +1,11 @@
 using SharpVmm.Core.Cpu;
+using static SharpVmm.Core.Cpu.ControlBits;
 
 namespace SharpVmm.Boot;
 
 /// <summary>The vCPU state at the first guest instruction for each entry mode the loaders offer.</summary>
 public static class EntryState
 {
-    public const ulong Cr0Pe = 1UL << 0;
-    /// <summary>Extension type: hard-wired to 1 on every CPU since the 486.</summary>
-    public const ulong Cr0Et = 1UL << 4;
-    public const ulong Cr0Pg = 1UL << 31;
-    public const ulong Cr4Pae = 1UL << 5;
-    public const ulong EferLme = 1UL << 8;
-    public const ulong EferLma = 1UL << 10;
-
     /// <summary>
     /// 64-bit mode with paging: CS = <see cref="Gdt.CodeSelector"/> (L = 1), DS/ES/FS/GS/SS =
     /// <see cref="Gdt.DataSelector"/>, TR = <see cref="Gdt.TssSelector"/>, interrupts off, no IDT.

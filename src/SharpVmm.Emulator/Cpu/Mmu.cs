@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using SharpVmm.Memory;
+using static SharpVmm.Core.Cpu.ControlBits;
 
 namespace SharpVmm.Emulator;
 
@@ -53,8 +54,6 @@ internal sealed unsafe partial class X86Cpu
         FlushJumpCache();
     }
 
-    public const ulong Cr4Pge = 0x80;
-    public const ulong Cr4Umip = 1UL << 11, Cr4Pcide = 1UL << 17, Cr4Smep = 1UL << 20, Cr4Smap = 1UL << 21;
 
     private void FlushWriteTlb()
     {
@@ -395,17 +394,17 @@ internal sealed unsafe partial class X86Cpu
         _walkGlobal = false;
         _walkUserPage = false;
         _walkKeyRestricted = false;
-        if ((Cr0 & 0x8000_0000) == 0) return la & 0xFFFF_FFFF;
+        if ((Cr0 & Cr0Pg) == 0) return la & 0xFFFF_FFFF;
         // Only the slow path gets here (TLB tags are canonical addresses), so the check costs hits nothing.
-        if ((Efer & 0x400) != 0 && !IsCanonical(la)) throw NonCanonicalFault();
+        if ((Efer & EferLma) != 0 && !IsCanonical(la)) throw NonCanonicalFault();
         bool pge = (Cr4 & Cr4Pge) != 0;
-        bool nxe = (Efer & 0x800) != 0;
+        bool nxe = (Efer & EferNxe) != 0;
         bool write = access == AccWrite;
         ulong pa;
         bool allowWrite = true, allowUser = true, noExec = false;
         // Physical-address bits above MAXPHYADDR (40, CPUID 0x80000008) and XD without EFER.NXE are reserved.
         ulong reserved = 0x000F_FF00_0000_0000UL | (nxe ? 0 : 1UL << 63);
-        if ((Efer & 0x400) != 0)
+        if ((Efer & EferLma) != 0)
         {
             // 4-level paging.
             ulong table = Cr3 & 0x000F_FFFF_FFFF_F000UL;
@@ -440,7 +439,7 @@ internal sealed unsafe partial class X86Cpu
             }
         }
         la &= 0xFFFF_FFFF;
-        if ((Cr4 & 0x20) != 0)
+        if ((Cr4 & Cr4Pae) != 0)
         {
             // PAE paging: PDPT of 4 entries, then 2 levels of 64-bit entries.
             ulong pdpteAddr = (Cr3 & 0xFFFF_FFE0UL) + ((la >> 30) << 3);
@@ -477,7 +476,7 @@ internal sealed unsafe partial class X86Cpu
             if ((pde & 1) == 0) throw PageFault(la, access, user, false);
             allowWrite &= (pde & 2) != 0;
             allowUser &= (pde & 4) != 0;
-            if ((pde & 0x80) != 0 && (Cr4 & 0x10) != 0)
+            if ((pde & 0x80) != 0 && (Cr4 & Cr4Pse) != 0)
             {
                 CheckAccess(la, access, user, allowWrite, allowUser, false);
                 SetAccessedDirty(pdeAddr, pde, write, 4);
@@ -501,7 +500,7 @@ internal sealed unsafe partial class X86Cpu
     private void CheckAccess(ulong la, int access, bool user, bool allowWrite, bool allowUser, bool noExec)
     {
         if (user && !allowUser) throw PageFault(la, access, user, false, present: true);
-        if (access == AccWrite && !allowWrite && (user || (Cr0 & 0x1_0000) != 0)) throw PageFault(la, access, user, false, present: true);
+        if (access == AccWrite && !allowWrite && (user || (Cr0 & Cr0Wp) != 0)) throw PageFault(la, access, user, false, present: true);
         if (access == AccFetch && noExec) throw PageFault(la, access, user, false, present: true);
         // SMEP: the kernel never executes code from a page user mode can reach.
         if (access == AccFetch && !user && allowUser && (Cr4 & Cr4Smep) != 0) throw PageFault(la, access, user, false, present: true);
@@ -530,7 +529,7 @@ internal sealed unsafe partial class X86Cpu
     {
         uint err = (present || reserved ? 1u : 0) | (access == AccWrite ? 2u : 0) | (user ? 4u : 0) | (reserved ? 8u : 0)
                    | (protectionKey ? PageFaultPk : 0)
-                   | (access == AccFetch && ((Efer & 0x800) != 0 || (Cr4 & Cr4Smep) != 0) ? 0x10u : 0);
+                   | (access == AccFetch && ((Efer & EferNxe) != 0 || (Cr4 & Cr4Smep) != 0) ? 0x10u : 0);
         Cr2 = la;
         return Fault(14, err, true);
     }

@@ -1,3 +1,5 @@
+using static SharpVmm.Core.Cpu.ControlBits;
+
 namespace SharpVmm.Emulator;
 
 /// <summary>
@@ -13,7 +15,6 @@ namespace SharpVmm.Emulator;
 /// </summary>
 internal sealed unsafe partial class X86Cpu
 {
-    public const ulong Cr4Pke = 1UL << 22;
     public const uint PageFaultPk = 1u << 5;
 
     public uint Pkru;
@@ -61,7 +62,7 @@ internal sealed unsafe partial class X86Cpu
         _walkKeyRestricted = true;
         if (access == AccFetch) return;
         bool accessDisabled = (rights & 1) != 0, writeDisabled = (rights & 2) != 0;
-        if (accessDisabled || (access == AccWrite && writeDisabled && (user || (Cr0 & 0x1_0000) != 0)))
+        if (accessDisabled || (access == AccWrite && writeDisabled && (user || (Cr0 & Cr0Wp) != 0)))
             throw PageFault(la, access, user, false, present: true, protectionKey: true);
     }
 }

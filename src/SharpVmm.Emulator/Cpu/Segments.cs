@@ -1,12 +1,13 @@
 using SharpVmm.Core.Cpu;
+using static SharpVmm.Core.Cpu.ControlBits;
 
 namespace SharpVmm.Emulator;
 
 /// <summary>Segmentation: descriptor reads, checked segment loads, and the mode derived from CS/SS/CR0/EFER.</summary>
 internal sealed unsafe partial class X86Cpu
 {
-    public bool ProtectedMode => (Cr0 & 1) != 0;
-    public bool LongModeActive => (Efer & 0x400) != 0;
+    public bool ProtectedMode => (Cr0 & Cr0Pe) != 0;
+    public bool LongModeActive => (Efer & EferLma) != 0;
     public int Iopl => (int)((FlOther >> 12) & 3);
 
     /// <summary>Recomputes everything derived from CS, SS, CR0 and EFER (code size, masks, effective bases, TLB tag).</summary>

@@ -1,3 +1,5 @@
+using static SharpVmm.Core.Cpu.ControlBits;
+
 namespace SharpVmm.Emulator;
 
 /// <summary>

@@ -1,4 +1,5 @@
 using SharpVmm.Core.Cpu;
+using static SharpVmm.Core.Cpu.ControlBits;
 
 namespace SharpVmm.Emulator;
 
@@ -60,7 +61,7 @@ internal sealed unsafe partial class X86Cpu
         Cr0 = s.Cr0 | 0x10; Cr2 = s.Cr2; Cr3 = s.Cr3; Cr4 = s.Cr4; Cr8 = s.Cr8;
         Efer = s.Efer;
         // LMA follows LME and paging, whatever the snapshot says.
-        if ((Efer & 0x100) != 0 && (Cr0 & 0x8000_0001) == 0x8000_0001) Efer |= 0x400; else Efer &= ~0x400UL;
+        if ((Efer & EferLme) != 0 && (Cr0 & (Cr0Pg | Cr0Pe)) == (Cr0Pg | Cr0Pe)) Efer |= EferLma; else Efer &= ~EferLma;
         ApicBase = s.ApicBase;
         Xcr0 = (s.Xcr0 & XcrSupported) | 1; // components this CPU lacks (AVX from a KVM snapshot) cannot be restored
         Pkru = s.Pkru; // the TLB is flushed below
@@ -91,7 +92,7 @@ internal sealed unsafe partial class X86Cpu
             Mmx[(FpuTop + i) & 7] = BitConverter.ToUInt64(f.St.AsSpan(i * 16, 8));
         }
         for (int i = 0; i < 32; i++) Xmm[i] = BitConverter.ToUInt64(f.Xmm.AsSpan(i * 8, 8));
-        Cpl = (Cr0 & 1) == 0 ? 0 : s.Cs.Dpl;
+        Cpl = (Cr0 & Cr0Pe) == 0 ? 0 : s.Cs.Dpl;
         _shadow = (s.Events.InterruptShadow & 3) != 0;
         _nmiMasked = s.Events.NmiMasked;
         Halted = s.Events.Halted;

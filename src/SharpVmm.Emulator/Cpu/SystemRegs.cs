@@ -1,6 +1,7 @@
 using Iced.Intel;
 using SharpVmm.Core.Cpu;
 using SharpVmm.Core.Interrupts;
+using static SharpVmm.Core.Cpu.ControlBits;
 
 namespace SharpVmm.Emulator;
 
@@ -45,11 +46,11 @@ internal sealed unsafe partial class X86Cpu
                 v = (uint)v | 0x10; // ET is hardwired
                 if ((v & 0x8000_0000) != 0 && (v & 1) == 0) throw Gp();
                 if ((v & 0x2000_0000) != 0 && (v & 0x4000_0000) == 0) throw Gp(); // NW without CD
-                bool pgOn = (v & 0x8000_0000) != 0 && (Cr0 & 0x8000_0000) == 0;
-                bool pgOff = (v & 0x8000_0000) == 0 && (Cr0 & 0x8000_0000) != 0;
-                if (pgOn && (Efer & 0x100) != 0)
+                bool pgOn = (v & Cr0Pg) != 0 && (Cr0 & Cr0Pg) == 0;
+                bool pgOff = (v & Cr0Pg) == 0 && (Cr0 & Cr0Pg) != 0;
+                if (pgOn && (Efer & EferLme) != 0)
                 {
-                    if ((Cr4 & 0x20) == 0) throw Gp();
+                    if ((Cr4 & Cr4Pae) == 0) throw Gp();
                     Efer |= 0x400; // LMA
                 }
                 if (pgOff && LongModeActive)
@@ -171,8 +172,8 @@ internal sealed unsafe partial class X86Cpu
             {
                 // SCE, LME, NXE are writable; LMA only follows CR0.PG.
                 if ((v & ~(0x1UL | 0x100 | 0x400 | 0x800)) != 0) throw Gp();
-                if ((Cr0 & 0x8000_0000) != 0 && ((v ^ Efer) & 0x100) != 0) throw Gp();
-                Efer = (v & (0x1 | 0x100 | 0x800)) | (Efer & 0x400);
+                if ((Cr0 & Cr0Pg) != 0 && ((v ^ Efer) & EferLme) != 0) throw Gp();
+                Efer = (v & (EferSce | EferLme | EferNxe)) | (Efer & EferLma);
                 FlushTlb();
                 return;
             }
@@ -217,7 +218,7 @@ internal sealed unsafe partial class X86Cpu
 
     public void Syscall(ulong next)
     {
-        if ((Efer & 1) == 0 || !LongModeActive) throw Ud();
+        if ((Efer & EferSce) == 0 || !LongModeActive) throw Ud();
         ulong star = ReadMsrOrZero(MsrStar);
         ushort sel = (ushort)(star >> 32);
         if (Bitness == 64)
@@ -241,7 +242,7 @@ internal sealed unsafe partial class X86Cpu
 
     public void Sysret(int size)
     {
-        if ((Efer & 1) == 0 || !LongModeActive) throw Ud();
+        if ((Efer & EferSce) == 0 || !LongModeActive) throw Ud();
         if (Cpl != 0) throw Gp();
         ulong star = ReadMsrOrZero(MsrStar);
         ushort sel = (ushort)(star >> 48);

@@ -1,3 +1,5 @@
+using static SharpVmm.Core.Cpu.ControlBits;
+
 namespace SharpVmm.Emulator;
 
 /// <summary>
@@ -17,7 +19,6 @@ internal sealed unsafe partial class X86Cpu
 
     /// <summary>The standard-format area size for the components in <paramref name="xcr0"/> (CPUID 0xD.0 EBX/ECX).</summary>
     public static uint XsaveAreaSizeFor(ulong xcr0) => (xcr0 & XcrPkru) != 0 ? XsavePkruOffset + 8 : XsaveAreaSize;
-    public const ulong Cr4Osxsave = 1UL << 18;
 
     public ulong Xcr0 = 1;
 

@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using static SharpVmm.Core.Cpu.ControlBits;
 
 namespace SharpVmm.Emulator;
 
@@ -107,7 +108,6 @@ internal static unsafe partial class Handlers
         if (unmasked != 0) throw (c.Cr4 & Cr4OsXmmExcpt) != 0 ? c.Fault(XmVector) : c.Ud();
     }
 
-    private const ulong Cr4OsXmmExcpt = 1UL << 10;
     private const int XmVector = 19;
 
     private static Vector128<byte> Compute(X86Cpu c, SseKind k, Vector128<byte> a, Vector128<byte> b, byte imm)

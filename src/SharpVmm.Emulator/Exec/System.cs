@@ -1,4 +1,5 @@
 using Iced.Intel;
+using static SharpVmm.Core.Cpu.ControlBits;
 
 namespace SharpVmm.Emulator;
 
@@ -188,7 +189,7 @@ internal static unsafe partial class Handlers
             {
                 RequireCpl0(c);
                 ulong v = ReadOperand16(c, ref op, ref ins) & 0xF;
-                ulong cr0 = (c.Cr0 & ~0xEUL) | v | (c.Cr0 & 1); // LMSW can set PE but never clear it
+                ulong cr0 = (c.Cr0 & ~(Cr0Mp | Cr0Em | Cr0Ts)) | v | (c.Cr0 & Cr0Pe); // LMSW can set PE but never clear it
                 c.WriteCr(0, cr0);
                 return;
             }
@@ -311,7 +312,7 @@ internal static unsafe partial class Handlers
     /// <summary>UMIP: SGDT, SIDT, SLDT, STR and SMSW are privileged outside ring 0.</summary>
     private static void RequireUmipPrivilege(X86Cpu c)
     {
-        if ((c.Cr4 & X86Cpu.Cr4Umip) != 0 && c.ProtectedMode && c.Cpl != 0) throw c.Gp();
+        if ((c.Cr4 & Cr4Umip) != 0 && c.ProtectedMode && c.Cpl != 0) throw c.Gp();
     }
 
     /// <summary>
@@ -327,7 +328,7 @@ internal static unsafe partial class Handlers
         ulong pcid = c.Read64(la);
         ulong address = c.Read64((la + 8) & c.LinMask);
         if (type > 3 || (pcid >> 12) != 0) throw c.Gp();
-        if (type <= 1 && (c.Cr4 & X86Cpu.Cr4Pcide) == 0 && pcid != 0) throw c.Gp();
+        if (type <= 1 && (c.Cr4 & Cr4Pcide) == 0 && pcid != 0) throw c.Gp();
         switch (type)
         {
             case 0:

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Text;
 using SharpVmm.Core.Cpu;
+using static SharpVmm.Core.Cpu.ControlBits;
 
 namespace SharpVmm.Monitor.Hmp;
 
@@ -10,8 +11,6 @@ namespace SharpVmm.Monitor.Hmp;
 /// </summary>
 public static class RegisterDump
 {
-    private const ulong EferLma = 1 << 10;
-    private const ulong Cr0Pe = 1;
 
     private static readonly string[] LegacySystemTypes =
     [

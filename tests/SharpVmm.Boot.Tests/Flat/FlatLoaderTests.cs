@@ -45,7 +45,7 @@ public sealed class FlatLoaderTests : IDisposable
         Assert.Equal(0x3, s.Ds.Type);
         Assert.Equal(FlatLoader.RealModeStackSegment, s.Ss.Selector);
         Assert.Equal(LowMemoryLayout.StackTop, s.Ss.Base + s[Gpr.Rsp]);
-        Assert.Equal(0UL, s.Cr0 & EntryState.Cr0Pe);
+        Assert.Equal(0UL, s.Cr0 & ControlBits.Cr0Pe);
         Assert.Equal(0UL, s.Efer);
         Assert.Equal(0x3FF, s.Idt.Limit);
         Assert.Equal(0x2UL, s.Rflags);
@@ -69,7 +69,7 @@ public sealed class FlatLoaderTests : IDisposable
         Assert.Equal(code, ReadBack(0x10_0000, code.Length));
         Assert.Equal(0x10_0000UL, s.Rip);
         Assert.Equal(LowMemoryLayout.StackTop, s[Gpr.Rsp]);
-        Assert.Equal(EntryState.Cr0Pe | EntryState.Cr0Et, s.Cr0);
+        Assert.Equal(ControlBits.Cr0Pe | ControlBits.Cr0Et, s.Cr0);
         Assert.Equal(0UL, s.Cr4);
         Assert.Equal(0UL, s.Efer);
         Assert.Equal((ushort)0x10, s.Cs.Selector);
@@ -90,9 +90,9 @@ public sealed class FlatLoaderTests : IDisposable
         Assert.Equal(code, ReadBack(0x1000, code.Length));
         Assert.Equal(0x1000UL, s.Rip);
         Assert.Equal(LowMemoryLayout.StackTop, s[Gpr.Rsp]);
-        Assert.Equal(EntryState.Cr0Pe | EntryState.Cr0Et | EntryState.Cr0Pg, s.Cr0);
-        Assert.Equal(EntryState.Cr4Pae, s.Cr4);
-        Assert.Equal(EntryState.EferLme | EntryState.EferLma, s.Efer);
+        Assert.Equal(ControlBits.Cr0Pe | ControlBits.Cr0Et | ControlBits.Cr0Pg, s.Cr0);
+        Assert.Equal(ControlBits.Cr4Pae, s.Cr4);
+        Assert.Equal(ControlBits.EferLme | ControlBits.EferLma, s.Efer);
         Assert.True(s.Cs.L && !s.Cs.Db);
         Assert.Equal(0x1000UL, Translate(_memory, s.Cr3, 0x1000));
         Assert.Equal(LowMemoryLayout.StackTop - 8, Translate(_memory, s.Cr3, LowMemoryLayout.StackTop - 8));

@@ -153,7 +153,7 @@ public sealed class QemuBootTests(ITestOutputHelper output)
         b.AddRange([0x66, 0xB8]); U32(s.Cr4); b.AddRange([0x0F, 0x22, 0xE0]); // mov eax, cr4 value; mov cr4, eax
         b.AddRange([0x66, 0xB8]); U32(s.Cr3); b.AddRange([0x0F, 0x22, 0xD8]); // mov cr3, eax
         b.AddRange([0x66, 0xB9]); U32(0xC000_0080);                       // mov ecx, IA32_EFER
-        b.AddRange([0x66, 0xB8]); U32(s.Efer & ~EntryState.EferLma);      // LMA is the CPU's to set
+        b.AddRange([0x66, 0xB8]); U32(s.Efer & ~ControlBits.EferLma);      // LMA is the CPU's to set
         b.AddRange([0x66, 0x31, 0xD2, 0x0F, 0x30]);                       // xor edx, edx; wrmsr
         b.AddRange([0x66, 0xB8]); U32(s.Cr0); b.AddRange([0x0F, 0x22, 0xC0]); // mov cr0, eax
         b.AddRange([0x66, 0xEA]); int farFixup = b.Count; U32(0); U16(s.Cs.Selector); // jmp far sel:long
