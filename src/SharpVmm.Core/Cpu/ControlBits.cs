@@ -9,7 +9,8 @@ public static class ControlBits
     public const ulong Cr0Pe = 1UL << 0, Cr0Mp = 1UL << 1, Cr0Em = 1UL << 2, Cr0Ts = 1UL << 3, Cr0Et = 1UL << 4, Cr0Ne = 1UL << 5;
     public const ulong Cr0Wp = 1UL << 16, Cr0Am = 1UL << 18, Cr0Nw = 1UL << 29, Cr0Cd = 1UL << 30, Cr0Pg = 1UL << 31;
 
-    public const ulong Cr4Pse = 1UL << 4, Cr4Pae = 1UL << 5, Cr4Pge = 1UL << 7, Cr4Osfxsr = 1UL << 9, Cr4OsXmmExcpt = 1UL << 10;
+    public const ulong Cr4Vme = 1UL << 0, Cr4Pvi = 1UL << 1, Cr4Tsd = 1UL << 2, Cr4De = 1UL << 3, Cr4Pse = 1UL << 4, Cr4Pae = 1UL << 5;
+    public const ulong Cr4Mce = 1UL << 6, Cr4Pge = 1UL << 7, Cr4Pce = 1UL << 8, Cr4Osfxsr = 1UL << 9, Cr4OsXmmExcpt = 1UL << 10;
     public const ulong Cr4Umip = 1UL << 11, Cr4Pcide = 1UL << 17, Cr4Osxsave = 1UL << 18, Cr4Smep = 1UL << 20, Cr4Smap = 1UL << 21;
     public const ulong Cr4Pke = 1UL << 22;
 

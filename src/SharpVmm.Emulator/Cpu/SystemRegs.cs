@@ -43,20 +43,20 @@ internal sealed unsafe partial class X86Cpu
             case 0:
             {
                 if (Bitness == 64 || LongModeActive) { if ((v >> 32) != 0) throw Gp(); }
-                v = (uint)v | 0x10; // ET is hardwired
-                if ((v & 0x8000_0000) != 0 && (v & 1) == 0) throw Gp();
-                if ((v & 0x2000_0000) != 0 && (v & 0x4000_0000) == 0) throw Gp(); // NW without CD
+                v = (uint)v | Cr0Et; // ET is hardwired
+                if ((v & Cr0Pg) != 0 && (v & Cr0Pe) == 0) throw Gp();
+                if ((v & Cr0Nw) != 0 && (v & Cr0Cd) == 0) throw Gp();
                 bool pgOn = (v & Cr0Pg) != 0 && (Cr0 & Cr0Pg) == 0;
                 bool pgOff = (v & Cr0Pg) == 0 && (Cr0 & Cr0Pg) != 0;
                 if (pgOn && (Efer & EferLme) != 0)
                 {
                     if ((Cr4 & Cr4Pae) == 0) throw Gp();
-                    Efer |= 0x400; // LMA
+                    Efer |= EferLma;
                 }
                 if (pgOff && LongModeActive)
                 {
                     if (Bitness == 64 || (Cr4 & Cr4Pcide) != 0) throw Gp();
-                    Efer &= ~0x400UL;
+                    Efer &= ~EferLma;
                 }
                 Cr0 = v;
                 UpdateMode();
@@ -73,10 +73,11 @@ internal sealed unsafe partial class X86Cpu
                 return;
             case 4:
             {
-                // VME PVI TSD DE PSE PAE MCE PGE PCE OSFXSR OSXMMEXCPT UMIP PCIDE OSXSAVE SMEP SMAP PKE: everything else is reserved here.
-                const ulong allowed = 0x1 | 0x2 | 0x4 | 0x8 | 0x10 | 0x20 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | Cr4Umip | Cr4Pcide | Cr4Osxsave | Cr4Smep | Cr4Smap | Cr4Pke;
+                // Everything else is reserved here.
+                const ulong allowed = Cr4Vme | Cr4Pvi | Cr4Tsd | Cr4De | Cr4Pse | Cr4Pae | Cr4Mce | Cr4Pge | Cr4Pce | Cr4Osfxsr | Cr4OsXmmExcpt
+                                      | Cr4Umip | Cr4Pcide | Cr4Osxsave | Cr4Smep | Cr4Smap | Cr4Pke;
                 if ((v & ~allowed) != 0) throw Gp();
-                if (LongModeActive && (v & 0x20) == 0) throw Gp();
+                if (LongModeActive && (v & Cr4Pae) == 0) throw Gp();
                 // PCIDE can be turned on only in IA-32e mode and with PCID 0 in CR3.
                 if ((v & Cr4Pcide) != 0 && (Cr4 & Cr4Pcide) == 0 && (!LongModeActive || (Cr3 & 0xFFF) != 0)) throw Gp();
                 Cr4 = v;
@@ -171,7 +172,7 @@ internal sealed unsafe partial class X86Cpu
             case MsrEfer:
             {
                 // SCE, LME, NXE are writable; LMA only follows CR0.PG.
-                if ((v & ~(0x1UL | 0x100 | 0x400 | 0x800)) != 0) throw Gp();
+                if ((v & ~(EferSce | EferLme | EferLma | EferNxe)) != 0) throw Gp();
                 if ((Cr0 & Cr0Pg) != 0 && ((v ^ Efer) & EferLme) != 0) throw Gp();
                 Efer = (v & (EferSce | EferLme | EferNxe)) | (Efer & EferLma);
                 FlushTlb();
