@@ -13,7 +13,7 @@ public sealed class EmuComputeBench : IBench
     {
         long iterations = (args.Length > 0 ? long.Parse(args[0], System.Globalization.CultureInfo.InvariantCulture) : 100) * 1_000_000;
         int rounds = args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 3;
-        return EmuBenchGuest.Report(Name, a =>
+        Action<Assembler> Loop(long iterations) => a =>
         {
             var loop = a.CreateLabel();
             a.mov(rcx, iterations);
@@ -27,6 +27,8 @@ public sealed class EmuComputeBench : IBench
             a.sub(rdx, rcx);
             a.dec(rcx);
             a.jnz(loop);
-        }, _ => { }, rounds);
+        };
+        const int qemuScale = 10;
+        return EmuBenchGuest.Report(Name, Loop(iterations), Loop(iterations * qemuScale), qemuScale, _ => { }, rounds);
     }
 }

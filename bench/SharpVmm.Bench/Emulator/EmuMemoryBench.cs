@@ -14,7 +14,7 @@ public sealed class EmuMemoryBench : IBench
         int passes = args.Length > 0 ? int.Parse(args[0], System.Globalization.CultureInfo.InvariantCulture) : 40;
         int rounds = args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 3;
         const ulong span = 32 << 20;
-        return EmuBenchGuest.Report(Name, a =>
+        Action<Assembler> Loop(int passes) => a =>
         {
             var outer = a.CreateLabel();
             var inner = a.CreateLabel();
@@ -31,6 +31,8 @@ public sealed class EmuMemoryBench : IBench
             a.jb(inner);
             a.dec(r8d);
             a.jnz(outer);
-        }, _ => { }, rounds);
+        };
+        const int qemuScale = 4;
+        return EmuBenchGuest.Report(Name, Loop(passes), Loop(passes * qemuScale), qemuScale, _ => { }, rounds);
     }
 }
