@@ -22,13 +22,7 @@ internal sealed partial class BlockCompiler
         a.mov(rdx, rax);
         RestoreFlags(a, s);
         Ins(a, Instruction.Create(HostCodes.SetForm(op.Cc), new MemoryOperand(Register.RDX)));
-        a.jmp(done);
-        a.Label(ref miss);
-        RestoreFlags(a, s);
-        Capture(a, s);
-        ExitAt(a, s, index, true);
-        a.Label(ref done);
-        a.nop();
+        MissExit(a, s, index, miss, done);
     }
 
     /// <summary>
@@ -84,13 +78,7 @@ internal sealed partial class BlockCompiler
         i.HasLockPrefix = locked;
         Ins(a, i);
         MergeCarry(a);
-        a.jmp(done);
-        a.Label(ref miss);
-        RestoreFlags(a);
-        Capture(a, s);
-        ExitAt(a, s, index, true);
-        a.Label(ref done);
-        a.nop();
+        MissExit(a, s, index, miss, done, flagsSavedAlways: true);
     }
 
     /// <summary>Host flags := those saved in R9 with CF replaced by the host's current CF. Clobbers RAX and CL.</summary>
@@ -215,13 +203,7 @@ internal sealed partial class BlockCompiler
             Ins(a, i);
             Ins(a, Instruction.Create(Store(size == 4 ? 8 : size), Slot(op.Reg), size == 4 ? Register.RCX : Rcx(size)));
         }
-        a.jmp(done);
-        a.Label(ref miss);
-        RestoreFlags(a, s);
-        Capture(a, s);
-        ExitAt(a, s, index, true);
-        a.Label(ref done);
-        a.nop();
+        MissExit(a, s, index, miss, done);
     }
 
     /// <summary>LEAVE in 64-bit mode: RSP := RBP, then POP RBP through the read TLB. No flags.</summary>
@@ -240,13 +222,7 @@ internal sealed partial class BlockCompiler
         a.mov(__qword_ptr[rdi + 8 * 4], rdx);
         a.mov(__qword_ptr[rdi + 8 * 5], rcx);
         RestoreFlags(a, s);
-        a.jmp(done);
-        a.Label(ref miss);
-        RestoreFlags(a, s);
-        Capture(a, s);
-        ExitAt(a, s, index, true);
-        a.Label(ref done);
-        a.nop();
+        MissExit(a, s, index, miss, done);
     }
 
     /// <summary>
@@ -271,12 +247,6 @@ internal sealed partial class BlockCompiler
         a.lea(rdx, __[rdx - 8]);
         a.mov(__qword_ptr[rdi + 8 * 4], rdx);
         RestoreFlags(a, s);
-        a.jmp(done);
-        a.Label(ref miss);
-        RestoreFlags(a, s);
-        Capture(a, s);
-        ExitAt(a, s, index, true);
-        a.Label(ref done);
-        a.nop();
+        MissExit(a, s, index, miss, done);
     }
 }

@@ -650,13 +650,7 @@ internal sealed partial class BlockCompiler
                 break;
         }
         if (!flagsFromOp) RestoreFlags(a, s);
-        a.jmp(done);
-        a.Label(ref miss);
-        RestoreFlags(a, s);
-        Capture(a, s);
-        ExitAt(a, s, index, true);
-        a.Label(ref done);
-        a.nop(); // one label per instruction
+        MissExit(a, s, index, miss, done); // one label per instruction
     }
 
     private static void StoreImm(Assembler a, MemoryOperand m, int size, ulong imm)
@@ -668,6 +662,23 @@ internal sealed partial class BlockCompiler
             case 4: Ins(a, Instruction.Create(Code.Mov_rm32_imm32, m, (int)(uint)imm)); break;
             default: Ins(a, Instruction.Create(Code.Mov_rm64_imm32, m, (int)(long)imm)); break;
         }
+    }
+
+    /// <summary>
+    /// The end of an op with a fast path: the fast path jumps over; the miss path puts the guest's flags back (saved
+    /// in R9 before the probe) and leaves before the op for the interpreter. <paramref name="flagsSavedAlways"/>: R9
+    /// was written whether or not the flags were live.
+    /// </summary>
+    private static void MissExit(Assembler a, EmitState s, int index, Label miss, Label done, bool flagsSavedAlways = false)
+    {
+        a.jmp(done);
+        a.Label(ref miss);
+        if (flagsSavedAlways) RestoreFlags(a);
+        else RestoreFlags(a, s);
+        Capture(a, s);
+        ExitAt(a, s, index, true);
+        a.Label(ref done);
+        a.nop(); // one label per instruction
     }
 
     /// <summary>Host flags that are the guest's go to R9 (<c>lahf; seto al</c>) before the probe's compares.</summary>
@@ -919,13 +930,7 @@ internal sealed partial class BlockCompiler
             a.mov(__qword_ptr[rdi + 8 * 4], rdx);
         }
         RestoreFlags(a, s);
-        a.jmp(done);
-        a.Label(ref miss);
-        RestoreFlags(a, s);
-        Capture(a, s);
-        ExitAt(a, s, index, true);
-        a.Label(ref done);
-        a.nop();
+        MissExit(a, s, index, miss, done);
     }
 
     /// <summary>
@@ -968,13 +973,7 @@ internal sealed partial class BlockCompiler
         a.mov(__qword_ptr[rdi], rax);
         a.mov(__qword_ptr[rdi + 8 * 2], rdx);
         RestoreFlags(a, s);
-        a.jmp(done);
-        a.Label(ref miss);
-        RestoreFlags(a, s);
-        Capture(a, s);
-        ExitAt(a, s, index, true);
-        a.Label(ref done);
-        a.nop();
+        MissExit(a, s, index, miss, done);
     }
 
     /// <summary>
