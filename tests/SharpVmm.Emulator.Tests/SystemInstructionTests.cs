@@ -52,6 +52,7 @@ public class SystemInstructionTests
             a.mov(ecx, 0x10A);
             a.rdmsr();
             a.mov(r9d, eax);
+            a.mov(r10d, edx);
             a.wrmsr(); // read-only: #GP
             a.hlt();
         });
@@ -61,6 +62,7 @@ public class SystemInstructionTests
         Assert.NotEqual(0UL, caps & 1);        // RDCL_NO: Linux skips page-table isolation
         Assert.NotEqual(0UL, caps & (1 << 5)); // MDS_NO: and the VERW on every return to user mode
         Assert.Equal(0UL, caps & (1 << 1));    // no IBRS_ALL: SPEC_CTRL does not exist
+        Assert.NotEqual(0UL, s[Gpr.R10] & (1UL << (62 - 32))); // ITS_NO: no return thunk on every kernel RET
         Assert.Equal(13UL, g.LoggedVector);
     }
 

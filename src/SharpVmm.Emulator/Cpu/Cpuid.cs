@@ -87,7 +87,8 @@ internal sealed unsafe partial class X86Cpu
         | (1UL << 20) // BHI_NO
         | (1UL << 24) // PBRSB_NO
         | (1UL << 26) // GDS_NO
-        | (1UL << 27); // RFDS_NO
+        | (1UL << 27)  // RFDS_NO
+        | (1UL << 62); // ITS_NO: no Indirect Target Selection (else Linux sends every kernel RET through a thunk)
 
     public const uint Ext1Edx = (1u << 11) | (1u << 20) | (1u << 26) | (1u << 27) | (1u << 29); // SYSCALL, NX, 1 GiB pages, RDTSCP, LM
     public const uint Ext1Ecx = (1u << 0) | (1u << 5);                            // LAHF_LM, ABM (LZCNT)
