@@ -10,17 +10,12 @@ namespace SharpVmm.Emulator;
 ///
 /// The TLB and PKRU: a translation whose key has any PKRU bit set is never cached, so the fast paths (the
 /// interpreter's and the JIT's inline probe, which share the TLB arrays) only ever hit pages their key leaves
-/// unrestricted; every access to a restricted page walks and is checked here. When WRPKRU or XRSTOR adds a
+/// unrestricted; every access to a restricted page walks and is checked by the MMU (Mmu/PageWalk.cs). When WRPKRU or XRSTOR adds a
 /// restriction, the TLB is flushed, since pages of that key may be cached; lifting one needs nothing.
 /// </summary>
 internal sealed unsafe partial class X86Cpu
 {
-    public const uint PageFaultPk = 1u << 5;
-
     public uint Pkru;
-
-    /// <summary>Set by <see cref="Translate"/>: the page walked has a protection key with a PKRU restriction.</summary>
-    private bool _walkKeyRestricted;
 
     private void RequirePke()
     {
@@ -47,22 +42,5 @@ internal sealed unsafe partial class X86Cpu
         uint tightened = value & ~Pkru;
         Pkru = value;
         if (tightened != 0) FlushTlb();
-    }
-
-    /// <summary>
-    /// The protection-key check for a 4-level leaf <paramref name="entry"/> that user mode may access; called once the
-    /// ordinary permission checks passed.
-    /// </summary>
-    private void CheckProtectionKey(ulong la, int access, bool user, ulong entry)
-    {
-        if ((Cr4 & Cr4Pke) == 0) return;
-        int key = (int)(entry >> 59) & 0xF;
-        uint rights = (Pkru >> (key * 2)) & 3;
-        if (rights == 0) return;
-        _walkKeyRestricted = true;
-        if (access == AccFetch) return;
-        bool accessDisabled = (rights & 1) != 0, writeDisabled = (rights & 2) != 0;
-        if (accessDisabled || (access == AccWrite && writeDisabled && (user || (Cr0 & Cr0Wp) != 0)))
-            throw PageFault(la, access, user, false, present: true, protectionKey: true);
     }
 }

@@ -38,7 +38,7 @@ internal sealed unsafe partial class X86Cpu : IVcpu
     public ulong Rip;
     public readonly SegmentRegister[] Sreg = new SegmentRegister[8];
     public DescriptorTable Gdtr, Idtr;
-    public ulong Cr0 = 0x6000_0010, Cr2, Cr3, Cr4, Cr8, Efer, ApicBase = 0xFEE0_0900;
+    public ulong Cr0 = 0x6000_0010, Cr3, Cr4, Cr8, Efer, ApicBase = 0xFEE0_0900;
     public readonly ulong[] Dr = new ulong[8];
 
     public int Cpl;
@@ -71,9 +71,8 @@ internal sealed unsafe partial class X86Cpu : IVcpu
         _attnPtr = (int*)(R + JitAttnSlot);
         _attention = 1;
         Xmm = (ulong*)NativeMemory.AllocZeroed(16 * 16 + 16);
-        _tlb = (TlbEntry*)NativeMemory.AllocZeroed((nuint)(TlbSets * TlbSize * sizeof(TlbEntry)));
-        _tlbGlobal = (bool*)NativeMemory.AllocZeroed((nuint)(TlbSets * TlbSize));
-        FlushTlb();
+        _mmu = new Mmu(memory, _fault, cache, PhysReadIo);
+        _tlb = _mmu.Tlb;
         ResetToPowerOn();
         if (apic is not null)
         {
@@ -167,7 +166,7 @@ internal sealed unsafe partial class X86Cpu : IVcpu
     // Arithmetic flags are kept as (kind, operands, result) and computed only when read: most are overwritten
     // before anything looks at them.
 
-    public const ulong CF = 1, PF = 4, AF = 0x10, ZF = 0x40, SF = 0x80, TF = 0x100, IF = 0x200, DF = 0x400, OF = 0x800;
+    public const ulong CF = 1, PF = 4, AF = 0x10, ZF = 0x40, SF = 0x80, TF = 0x100, IF = 0x200, DF = 0x400, OF = 0x800, AC = 1UL << 18;
     public const ulong ArithMask = CF | PF | AF | ZF | SF | OF;
     public const int FkEager = 0, FkAdd = 1, FkAdc = 2, FkSub = 3, FkSbb = 4, FkLogic = 5, FkInc = 6, FkDec = 7, FkShl = 8, FkShr = 9, FkSar = 10;
 
@@ -292,7 +291,7 @@ internal sealed unsafe partial class X86Cpu : IVcpu
         FlOther = (v & ~ArithMask & 0x3F7FD5UL) | 2;
         FlKind = FkEager;
         FlEager = v & ArithMask;
-        if (_smapSlotCount != 0) CloseSmapWindow();
+        if (_mmu.HasSmapWindowEntries) CloseSmapWindow();
     }
 
     /// <summary>Evaluates an x86 condition code (0 = O ... 15 = G) against the lazy flags.</summary>
@@ -355,12 +354,7 @@ internal sealed unsafe partial class X86Cpu : IVcpu
     [MethodImpl(MethodImplOptions.NoInlining)]
     public CpuFaultException Fault(int vector, uint error = 0, bool hasError = false)
     {
-        _fault.Vector = vector;
-        _fault.ErrorCode = error;
-        _fault.HasErrorCode = hasError;
-        _fault.Software = false;
-        _fault.NonCanonical = false;
-        return _fault;
+        return _fault.Set(vector, error, hasError);
     }
 
     /// <summary>
@@ -427,8 +421,7 @@ internal sealed unsafe partial class X86Cpu : IVcpu
         NativeMemory.Free(R);
         if (_njc is not null) NativeMemory.Free(_njc);
         NativeMemory.Free(Xmm);
-        NativeMemory.Free(_tlb);
-        NativeMemory.Free(_tlbGlobal);
+        _mmu.Dispose();
         _wakeEvent.Dispose();
     }
 }
@@ -441,6 +434,17 @@ internal sealed class CpuFaultException : Exception
     public bool HasErrorCode;
     public bool Software;
     public bool NonCanonical;
+
+    /// <summary>Makes this the (non-software) exception <paramref name="vector"/> and returns it, to be thrown.</summary>
+    public CpuFaultException Set(int vector, uint error, bool hasError)
+    {
+        Vector = vector;
+        ErrorCode = error;
+        HasErrorCode = hasError;
+        Software = false;
+        NonCanonical = false;
+        return this;
+    }
 
     public CpuFaultException() : base("guest exception") { }
     public CpuFaultException(string message) : base(message) { }

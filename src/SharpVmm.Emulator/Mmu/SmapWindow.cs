@@ -1,5 +1,3 @@
-using static SharpVmm.Core.Cpu.ControlBits;
-
 namespace SharpVmm.Emulator;
 
 /// <summary>
@@ -10,9 +8,8 @@ namespace SharpVmm.Emulator;
 /// back if no TLB flush or invalidation happened in between, so a kernel copying to the same user buffer syscall
 /// after syscall does not walk its pages every time. Past the remembered slots, accesses simply are not cached.
 /// </summary>
-internal sealed unsafe partial class X86Cpu
+internal sealed unsafe partial class Mmu
 {
-    public const ulong AC = 1UL << 18;
     private const int SmapSlotsMax = 64;
     private readonly int[] _smapSlots = new int[SmapSlotsMax];
     private int _smapSlotCount;
@@ -21,56 +18,57 @@ internal sealed unsafe partial class X86Cpu
     private readonly bool[] _parkedGlobal = new bool[SmapSlotsMax];
     private int _parkedCount;
     private long _parkedGeneration;
-    /// <summary>Bumped by every TLB flush or invalidation: parked entries older than the last one are stale.</summary>
-    private long _tlbGeneration;
+
+    /// <summary>Some TLB entries were cached through an open SMAP window (a close has work to do).</summary>
+    public bool HasSmapWindowEntries => _smapSlotCount != 0;
 
     /// <summary>
     /// Called before caching the translation just walked in TLB slot <paramref name="slot"/>: true when it must not
     /// be cached (a supervisor entry for a user page under SMAP with no room to remember it).
     /// </summary>
-    private bool SmapWindowBlocksCaching(int slot)
+    private bool SmapWindowBlocksCaching(int slot, ulong userBit)
     {
-        if (UserBit != 0 || !_walkUserPage || (Cr4 & Cr4Smap) == 0) return false;
+        if (userBit != 0 || !WalkUserPage || !_walkSmap) return false;
         if (_smapSlotCount == SmapSlotsMax) return true;
         _smapSlots[_smapSlotCount++] = slot;
         return false;
     }
 
-    /// <summary>AC may have been cleared: take every entry cached through the window out of the TLB.</summary>
-    public void CloseSmapWindow()
+    /// <summary>AC may have been cleared: unless it is still <paramref name="ac"/>, take every entry cached through the window out of the TLB.</summary>
+    public void CloseSmapWindow(bool ac)
     {
-        if (_smapSlotCount == 0 || (FlOther & AC) != 0) return;
+        if (_smapSlotCount == 0 || ac) return;
         int n = 0;
         for (int i = 0; i < _smapSlotCount; i++)
         {
             int slot = _smapSlots[i];
-            ref TlbEntry e = ref _tlb[slot];
+            ref TlbEntry e = ref Tlb[slot];
             // Still a supervisor entry (a later install in the same slot may have replaced it: then nothing to park).
             if (e.Tag != InvalidTag && (e.Tag & 1) == 0)
             {
                 _parkedSlots[n] = slot;
                 _parked[n] = e;
-                _parkedGlobal[n] = _tlbGlobal[slot];
+                _parkedGlobal[n] = _global[slot];
                 n++;
             }
             e.Tag = InvalidTag;
         }
         _smapSlotCount = 0;
         _parkedCount = n;
-        _parkedGeneration = _tlbGeneration;
+        _parkedGeneration = _generation;
     }
 
-    /// <summary>STAC: the entries parked at the last close come back if the TLB was not flushed since.</summary>
-    public void OpenSmapWindow()
+    /// <summary>STAC: the entries parked at the last close come back if the TLB was not flushed since (and SMAP is still on).</summary>
+    public void OpenSmapWindow(bool smap)
     {
         int n = _parkedCount;
         _parkedCount = 0;
-        if (n == 0 || _parkedGeneration != _tlbGeneration || (Cr4 & Cr4Smap) == 0) return;
+        if (n == 0 || _parkedGeneration != _generation || !smap) return;
         for (int i = 0; i < n && _smapSlotCount < SmapSlotsMax; i++)
         {
             int slot = _parkedSlots[i];
-            _tlb[slot] = _parked[i];
-            _tlbGlobal[slot] = _parkedGlobal[i];
+            Tlb[slot] = _parked[i];
+            _global[slot] = _parkedGlobal[i];
             _smapSlots[_smapSlotCount++] = slot;
         }
     }

@@ -4,40 +4,34 @@ using static SharpVmm.Core.Cpu.ControlBits;
 
 namespace SharpVmm.Emulator;
 
-internal struct TlbEntry
-{
-    /// <summary>Linear page address | user bit; <see cref="X86Cpu.InvalidTag"/> when empty.</summary>
-    public ulong Tag;
-    /// <summary>Host address = linear address + Addend (RAM pages only).</summary>
-    public long Addend;
-}
-
-/// <summary>Linear-to-physical translation, the software TLB and guest memory access.</summary>
+/// <summary>
+/// Guest memory access: the fast paths that probe the TLB of <see cref="Mmu"/> inline, the slow paths that walk and
+/// fill it, physical and system-structure access. The MMU itself (TLB, flushes, page walk) is its own type.
+/// </summary>
 internal sealed unsafe partial class X86Cpu
 {
-    public const int TlbSize = 512, TlbSets = 2;
-    public const ulong InvalidTag = 2; // never a valid tag: page-aligned address | bit 0
-    private const int ReadSet = 0, WriteSet = TlbSize;
-    public const int AccRead = 0, AccWrite = 1, AccFetch = 2;
+    public const int TlbSize = Mmu.TlbSize;
+    private const int ReadSet = Mmu.ReadSet, WriteSet = Mmu.WriteSet;
+    public const int AccRead = Mmu.AccRead, AccWrite = Mmu.AccWrite, AccFetch = Mmu.AccFetch;
 
+    private readonly Mmu _mmu;
+    /// <summary>The MMU's TLB, held here too so the fast paths reach it with one load.</summary>
     private readonly TlbEntry* _tlb;
-    /// <summary>Per TLB slot: the translation came from a global leaf with CR4.PGE set, so CR3 writes keep it.</summary>
-    private readonly bool* _tlbGlobal;
-    /// <summary>Set by <see cref="Translate"/>: the last walk ended in a global leaf (G bit with CR4.PGE).</summary>
-    private bool _walkGlobal;
-    /// <summary>The last walk ended on a page user mode may access (U/S set at every level).</summary>
-    private bool _walkUserPage;
     private bool _dirtyTracking;
     private long _codeGenSeen;
 
-    /// <summary>A 2 MiB/4 MiB/1 GiB translation may be cached (as 4 KiB slices): INVLPG must then drop everything.</summary>
-    private bool _tlbHasLarge;
+    /// <summary>The page-fault linear address, kept by the MMU.</summary>
+    public ref ulong Cr2 => ref _mmu.Cr2;
+
+    /// <summary>What a page walk reads of this vCPU's state.</summary>
+    private PagingState Paging => new()
+    {
+        Cr0 = Cr0, Cr3 = Cr3, Cr4 = Cr4, Efer = Efer, Cpl = Cpl, Ac = (FlOther & AC) != 0, Pkru = Pkru,
+    };
 
     public void FlushTlb()
     {
-        _tlbGeneration++;
-        _tlbHasLarge = false;
-        for (int i = 0; i < TlbSize * TlbSets; i++) { _tlb[i].Tag = InvalidTag; _tlbGlobal[i] = false; }
+        _mmu.FlushAll();
         FlushJumpCache();
     }
 
@@ -47,28 +41,13 @@ internal sealed unsafe partial class X86Cpu
     /// </summary>
     public void FlushNonGlobalTlb()
     {
-        if ((Cr4 & Cr4Pge) == 0) { FlushTlb(); return; }
-        _tlbGeneration++;
-        for (int i = 0; i < TlbSize * TlbSets; i++)
-            if (!_tlbGlobal[i]) _tlb[i].Tag = InvalidTag;
+        _mmu.FlushNonGlobal((Cr4 & Cr4Pge) != 0);
         FlushJumpCache();
-    }
-
-
-    private void FlushWriteTlb()
-    {
-        _tlbGeneration++;
-        for (int i = 0; i < TlbSize; i++) { _tlb[WriteSet + i].Tag = InvalidTag; _tlbGlobal[WriteSet + i] = false; }
     }
 
     public void InvalidatePage(ulong la)
     {
-        if (_tlbHasLarge) { FlushTlb(); return; }
-        _tlbGeneration++;
-        int i = (int)(la >> 12) & (TlbSize - 1);
-        _tlb[ReadSet + i].Tag = InvalidTag;
-        _tlb[WriteSet + i].Tag = InvalidTag;
-        _tlbGlobal[ReadSet + i] = _tlbGlobal[WriteSet + i] = false;
+        _mmu.InvalidatePage(la);
         FlushJumpCache();
     }
 
@@ -84,9 +63,15 @@ internal sealed unsafe partial class X86Cpu
         {
             _codeGenSeen = gen;
             _dirtyTracking = tracking;
-            FlushWriteTlb();
+            _mmu.FlushWriteSet();
         }
     }
+
+    /// <summary>AC may have been cleared: entries cached through the SMAP window leave the TLB.</summary>
+    public void CloseSmapWindow() => _mmu.CloseSmapWindow((FlOther & AC) != 0);
+
+    /// <summary>STAC: entries parked at the last close come back if the TLB was not flushed since.</summary>
+    public void OpenSmapWindow() => _mmu.OpenSmapWindow((Cr4 & Cr4Smap) != 0);
 
     // ---------------------------------------------------------------- linear access fast paths
 
@@ -227,15 +212,7 @@ internal sealed unsafe partial class X86Cpu
         var r = FindRam(pa);
         if (r is not null && !(_apic is not null && IsApicPage(pa)))
         {
-            if (r.Contains(pa & ~0xFFFUL, 0x1000))
-            {
-                int slot = ReadSet + (int)((la >> 12) & (TlbSize - 1));
-                ref TlbEntry e = ref _tlb[slot];
-                if (_walkKeyRestricted || SmapWindowBlocksCaching(slot)) return LoadHost(r.Host + (pa - r.GuestBase), size);
-                e.Tag = (la & ~0xFFFUL) | UserBit;
-                _tlbGlobal[slot] = _walkGlobal;
-                e.Addend = (long)(r.Host + ((pa & ~0xFFFUL) - r.GuestBase)) - (long)(la & ~0xFFFUL);
-            }
+            if (r.Contains(pa & ~0xFFFUL, 0x1000)) _mmu.Fill(la, UserBit, false, r.Host + ((pa & ~0xFFFUL) - r.GuestBase));
             return LoadHost(r.Host + (pa - r.GuestBase), size);
         }
         return PhysReadIo(pa, size);
@@ -264,15 +241,7 @@ internal sealed unsafe partial class X86Cpu
                 _cache.InvalidatePage(pa);
                 return;
             }
-            if (!_dirtyTracking && r.Contains(pa & ~0xFFFUL, 0x1000))
-            {
-                int slot = WriteSet + (int)((la >> 12) & (TlbSize - 1));
-                ref TlbEntry e = ref _tlb[slot];
-                if (_walkKeyRestricted || SmapWindowBlocksCaching(slot)) return;
-                e.Tag = (la & ~0xFFFUL) | UserBit;
-                _tlbGlobal[slot] = _walkGlobal;
-                e.Addend = (long)(r.Host + ((pa & ~0xFFFUL) - r.GuestBase)) - (long)(la & ~0xFFFUL);
-            }
+            if (!_dirtyTracking && r.Contains(pa & ~0xFFFUL, 0x1000)) _mmu.Fill(la, UserBit, true, r.Host + ((pa & ~0xFFFUL) - r.GuestBase));
             return;
         }
         PhysWriteIo(pa, size, v);
@@ -386,151 +355,8 @@ internal sealed unsafe partial class X86Cpu
     // ---------------------------------------------------------------- page walk
 
     /// <summary>
-    /// Translates a linear address, checking permissions for <paramref name="access"/> and setting accessed/dirty
-    /// bits as hardware does. Throws #PF (with CR2 set) on failure.
+    /// Translates a linear address through <see cref="Mmu.Translate"/>, checking permissions for
+    /// <paramref name="access"/> and setting accessed/dirty bits. Throws #PF (with CR2 set) on failure.
     /// </summary>
-    public ulong Translate(ulong la, int access, bool user)
-    {
-        _walkGlobal = false;
-        _walkUserPage = false;
-        _walkKeyRestricted = false;
-        if ((Cr0 & Cr0Pg) == 0) return la & 0xFFFF_FFFF;
-        // Only the slow path gets here (TLB tags are canonical addresses), so the check costs hits nothing.
-        if ((Efer & EferLma) != 0 && !IsCanonical(la)) throw NonCanonicalFault();
-        bool pge = (Cr4 & Cr4Pge) != 0;
-        bool nxe = (Efer & EferNxe) != 0;
-        bool write = access == AccWrite;
-        ulong pa;
-        bool allowWrite = true, allowUser = true, noExec = false;
-        // Physical-address bits above MAXPHYADDR (40, CPUID 0x80000008) and XD without EFER.NXE are reserved.
-        ulong reserved = 0x000F_FF00_0000_0000UL | (nxe ? 0 : 1UL << 63);
-        if ((Efer & EferLma) != 0)
-        {
-            // 4-level paging.
-            ulong table = Cr3 & 0x000F_FFFF_FFFF_F000UL;
-            int level = 4;
-            while (true)
-            {
-                int shift = 12 + 9 * (level - 1);
-                ulong entryPa = table + (((la >> shift) & 0x1FF) << 3);
-                ulong e = PhysRead(entryPa, 8);
-                if ((e & 1) == 0) throw PageFault(la, access, user, false);
-                allowWrite &= (e & 2) != 0;
-                allowUser &= (e & 4) != 0;
-                noExec |= nxe && (long)e < 0;
-                bool leaf = level == 1 || ((e & 0x80) != 0 && level <= 3);
-                if ((e & 0x80) != 0 && level == 4) throw PageFault(la, access, user, true);
-                if ((e & reserved) != 0 || (leaf && level > 1 && (e & ((1UL << shift) - 1) & ~0x1FFFUL) != 0))
-                    throw PageFault(la, access, user, true);
-                if (leaf)
-                {
-                    CheckAccess(la, access, user, allowWrite, allowUser, noExec);
-                    if (allowUser) CheckProtectionKey(la, access, user, e);
-                    SetAccessedDirty(entryPa, e, write, 8);
-                    if (level > 1) _tlbHasLarge = true;
-                    _walkGlobal = pge && (e & 0x100) != 0;
-                    ulong pageMask = (1UL << shift) - 1;
-                    pa = (e & 0x000F_FFFF_FFFF_F000UL & ~pageMask) | (la & pageMask);
-                    return pa;
-                }
-                if ((e & 0x20) == 0) SetAccessedDirty(entryPa, e, false, 8);
-                table = e & 0x000F_FFFF_FFFF_F000UL;
-                level--;
-            }
-        }
-        la &= 0xFFFF_FFFF;
-        if ((Cr4 & Cr4Pae) != 0)
-        {
-            // PAE paging: PDPT of 4 entries, then 2 levels of 64-bit entries.
-            ulong pdpteAddr = (Cr3 & 0xFFFF_FFE0UL) + ((la >> 30) << 3);
-            ulong pdpte = PhysRead(pdpteAddr, 8);
-            if ((pdpte & 1) == 0) throw PageFault(la, access, user, false);
-            ulong table = pdpte & 0x000F_FFFF_FFFF_F000UL;
-            for (int level = 2; level >= 1; level--)
-            {
-                int shift = 12 + 9 * (level - 1);
-                ulong entryPa = table + (((la >> shift) & 0x1FF) << 3);
-                ulong e = PhysRead(entryPa, 8);
-                if ((e & 1) == 0) throw PageFault(la, access, user, false);
-                if ((e & reserved) != 0 || (level == 2 && (e & 0x80) != 0 && (e & 0x1F_E000UL) != 0)) throw PageFault(la, access, user, true);
-                allowWrite &= (e & 2) != 0;
-                allowUser &= (e & 4) != 0;
-                noExec |= nxe && (long)e < 0;
-                if (level == 1 || (e & 0x80) != 0)
-                {
-                    CheckAccess(la, access, user, allowWrite, allowUser, noExec);
-                    SetAccessedDirty(entryPa, e, write, 8);
-                    if (level > 1) _tlbHasLarge = true;
-                    _walkGlobal = pge && (e & 0x100) != 0;
-                    ulong pageMask = (1UL << shift) - 1;
-                    return (e & 0x000F_FFFF_FFFF_F000UL & ~pageMask) | (la & pageMask);
-                }
-                if ((e & 0x20) == 0) SetAccessedDirty(entryPa, e, false, 8);
-                table = e & 0x000F_FFFF_FFFF_F000UL;
-            }
-        }
-        // 32-bit paging with optional 4 MiB pages.
-        {
-            ulong pdeAddr = (Cr3 & 0xFFFF_F000UL) + ((la >> 22) << 2);
-            ulong pde = PhysRead(pdeAddr, 4);
-            if ((pde & 1) == 0) throw PageFault(la, access, user, false);
-            allowWrite &= (pde & 2) != 0;
-            allowUser &= (pde & 4) != 0;
-            if ((pde & 0x80) != 0 && (Cr4 & Cr4Pse) != 0)
-            {
-                CheckAccess(la, access, user, allowWrite, allowUser, false);
-                SetAccessedDirty(pdeAddr, pde, write, 4);
-                _tlbHasLarge = true;
-                _walkGlobal = pge && (pde & 0x100) != 0;
-                return (pde & 0xFFC0_0000UL) | ((pde >> 13 & 0xFF) << 32) | (la & 0x3F_FFFF);
-            }
-            if ((pde & 0x20) == 0) SetAccessedDirty(pdeAddr, pde, false, 4);
-            ulong pteAddr = (pde & 0xFFFF_F000UL) + (((la >> 12) & 0x3FF) << 2);
-            ulong pte = PhysRead(pteAddr, 4);
-            if ((pte & 1) == 0) throw PageFault(la, access, user, false);
-            allowWrite &= (pte & 2) != 0;
-            allowUser &= (pte & 4) != 0;
-            CheckAccess(la, access, user, allowWrite, allowUser, false);
-            SetAccessedDirty(pteAddr, pte, write, 4);
-            _walkGlobal = pge && (pte & 0x100) != 0;
-            return (pte & 0xFFFF_F000UL) | (la & 0xFFF);
-        }
-    }
-
-    private void CheckAccess(ulong la, int access, bool user, bool allowWrite, bool allowUser, bool noExec)
-    {
-        if (user && !allowUser) throw PageFault(la, access, user, false, present: true);
-        if (access == AccWrite && !allowWrite && (user || (Cr0 & Cr0Wp) != 0)) throw PageFault(la, access, user, false, present: true);
-        if (access == AccFetch && noExec) throw PageFault(la, access, user, false, present: true);
-        // SMEP: the kernel never executes code from a page user mode can reach.
-        if (access == AccFetch && !user && allowUser && (Cr4 & Cr4Smep) != 0) throw PageFault(la, access, user, false, present: true);
-        // SMAP: nor touches its data, unless it opened the window with STAC (RFLAGS.AC) at CPL < 3; a supervisor
-        // access made while CPL is 3 is an implicit one (descriptor tables...), which AC never allows.
-        if (access != AccFetch && !user && allowUser && (Cr4 & Cr4Smap) != 0 && ((FlOther & AC) == 0 || Cpl == 3))
-            throw PageFault(la, access, user, false, present: true);
-        _walkUserPage = allowUser;
-    }
-
-    private void SetAccessedDirty(ulong entryPa, ulong e, bool dirty, int size)
-    {
-        ulong want = 0x20 | (dirty ? 0x40UL : 0);
-        if ((e & want) == want) return;
-        var r = FindRam(entryPa);
-        if (r is null || !r.Contains(entryPa, (ulong)size)) return;
-        byte* p = r.Host + (entryPa - r.GuestBase);
-        // Atomic so concurrent walks on other vCPUs never lose a bit the guest itself is clearing or setting.
-        if (size == 8) Interlocked.Or(ref *(ulong*)p, want);
-        else Interlocked.Or(ref *(uint*)p, (uint)want);
-        r.Dirty.MarkRange(entryPa - r.GuestBase, (ulong)size);
-        if (_cache.IsCodePage(entryPa)) _cache.InvalidatePage(entryPa);
-    }
-
-    private CpuFaultException PageFault(ulong la, int access, bool user, bool reserved, bool present = false, bool protectionKey = false)
-    {
-        uint err = (present || reserved ? 1u : 0) | (access == AccWrite ? 2u : 0) | (user ? 4u : 0) | (reserved ? 8u : 0)
-                   | (protectionKey ? PageFaultPk : 0)
-                   | (access == AccFetch && ((Efer & EferNxe) != 0 || (Cr4 & Cr4Smep) != 0) ? 0x10u : 0);
-        Cr2 = la;
-        return Fault(14, err, true);
-    }
+    public ulong Translate(ulong la, int access, bool user) => _mmu.Translate(Paging, la, access, user);
 }
