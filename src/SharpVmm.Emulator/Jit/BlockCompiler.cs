@@ -38,7 +38,7 @@ internal sealed partial class BlockCompiler
             var (form, alu) = OpForms.Of(ref op);
             if (!Supported(ref op, form, alu, long64)) break;
             // A shift by more than one leaves OF undefined on the host: a Jcc that reads it is left to the interpreter.
-            if (form is OpForm.Jcc or OpForm.SetccR or OpForm.SetccM or OpForm.CmovRR && ofUndefined && op.Cc is 0 or 1 or >= 12) break;
+            if (form is OpForm.Jcc or OpForm.SetccR or OpForm.SetccM or OpForm.CmovRR or OpForm.CmovRM && ofUndefined && op.Cc is 0 or 1 or >= 12) break;
             if (ReadsFlags(form, alu) && !written) needsIn = true;
             if (WritesFlags(form, alu))
             {
@@ -139,13 +139,14 @@ internal sealed partial class BlockCompiler
                 case OpForm.BinMI:
                 case OpForm.UnM:
                 case OpForm.ImulRM:
+                case OpForm.CmovRM:
                     EmitMemory(a, ref op, form, alu, s, i);
                     break;
                 case OpForm.ImulRR:
                     EmitImul(a, ref op, Slot(op.Rm));
                     break;
                 case OpForm.ShiftR:
-                    EmitShiftR(a, ref op, s);
+                    EmitShiftR(a, ref op, s, i);
                     break;
                 case OpForm.PushR:
                 case OpForm.PushI:
@@ -290,9 +291,10 @@ internal sealed partial class BlockCompiler
             case OpForm.ImulRM:
                 return MemoryOk(ref op) && op.Size is 2 or 4 or 8 && (op.Cc == 0 || op.Size != 8 || (long)op.Imm == (int)(long)op.Imm);
             case OpForm.ShiftR:
-                // 16-bit: SHL/SHR/SAR by an immediate below 16 (larger counts empty the register, left to the interpreter).
-                return (op.Size is 4 or 8 && op.Cc is 0 or 1 or 4 or 5 or 6 or 7)
-                    || (op.Size == 2 && op.Size2 == 0 && op.Cc is 4 or 5 or 6 or 7 && op.Imm is > 0 and < 16 && op.Reg < 16);
+                // At 1 and 2 bytes a shift by an immediate of the operand's width or more stays with the interpreter
+                // (the host leaves CF undefined then); by CL the emitted code checks the count.
+                return op.Cc is 0 or 1 or 4 or 5 or 6 or 7 && (op.Reg < 16 || (op.Size == 1 && op.Reg is >= 20 and < 24))
+                    && (op.Size is 4 or 8 || (op.Size is 1 or 2 && (op.Size2 != 0 || op.Cc is 0 or 1 || (op.Imm & 31) < (ulong)op.Size * 8)));
             case OpForm.BinMR:
             case OpForm.UnM:
                 return RmwOk(ref op, form, alu) && op.Size is 1 or 2 or 4 or 8;
@@ -364,6 +366,8 @@ internal sealed partial class BlockCompiler
                 return op.Cc < 16;
             case OpForm.CmovRR:
                 return op.Cc < 16 && op.Size is 2 or 4 or 8;
+            case OpForm.CmovRM:
+                return op.Cc < 16 && op.Size is 2 or 4 or 8 && op.Reg < 16 && MemoryOk(ref op);
             case OpForm.MovxRM:
                 return MemoryOk(ref op) && op.Size is 2 or 4 or 8 && op.Size2 is 1 or 2 or 4 && op.Size2 < op.Size;
             case OpForm.Jcc:
@@ -392,7 +396,8 @@ internal sealed partial class BlockCompiler
         => form is OpForm.MovRM or OpForm.MovMR or OpForm.MovMI or OpForm.MovxRM or OpForm.BinRM or OpForm.BinMR or OpForm.BinMI
             or OpForm.UnM or OpForm.ImulRM or OpForm.PushR or OpForm.PushI or OpForm.PopR or OpForm.CallRel or OpForm.Ret or OpForm.CallR
             or OpForm.MulDivR // not memory, but it has a miss exit (a divide error) as they do
-            or OpForm.MulDivM or OpForm.SetccM or OpForm.BitTestM or OpForm.CmpxchgM or OpForm.XaddM or OpForm.CallM or OpForm.JmpM
+            or OpForm.ShiftR // a narrow shift by CL leaves for the interpreter when the count is the width or more
+            or OpForm.CmovRM or OpForm.MulDivM or OpForm.SetccM or OpForm.BitTestM or OpForm.CmpxchgM or OpForm.XaddM or OpForm.CallM or OpForm.JmpM
             or OpForm.Leave or OpForm.PushF;
 
     /// <summary>Forms that end the block (they set the next RIP).</summary>
@@ -405,7 +410,7 @@ internal sealed partial class BlockCompiler
 
     // A shift by CL reads the flags: a zero count leaves them as they were.
     private static bool ReadsFlags(OpForm form, AluOp alu)
-        => form is OpForm.Jcc or OpForm.SetccR or OpForm.SetccM or OpForm.CmovRR or OpForm.ShiftR or OpForm.BitTestR or OpForm.BitTestM or OpForm.PushF
+        => form is OpForm.Jcc or OpForm.SetccR or OpForm.SetccM or OpForm.CmovRR or OpForm.CmovRM or OpForm.ShiftR or OpForm.BitTestR or OpForm.BitTestM or OpForm.PushF
            || (form is OpForm.BinRR or OpForm.BinRI or OpForm.BinRM or OpForm.BinMR or OpForm.BinMI && alu is AluOp.Adc or AluOp.Sbb)
            || (form is OpForm.UnR or OpForm.UnM && alu is AluOp.Inc or AluOp.Dec);
 
@@ -648,6 +653,17 @@ internal sealed partial class BlockCompiler
                 EmitImul(a, ref op, new MemoryOperand(Register.RCX));
                 flagsFromOp = true;
                 break;
+            case OpForm.CmovRM:
+            {
+                // The guest's flags back for the condition; CMOV always writes its destination (zero-extended at 4).
+                a.mov(rdx, rax);
+                RestoreFlags(a, s);
+                Ins(a, Instruction.Create(Load(size), Rax(size), Slot(op.Reg)));
+                Ins(a, Instruction.Create(HostCodes.CmovForm(op.Cc, size), Rax(size), new MemoryOperand(Register.RDX)));
+                Ins(a, Instruction.Create(Store(size == 4 ? 8 : size), Slot(op.Reg), size == 4 ? Register.RAX : Rax(size)));
+                flagsFromOp = true;
+                break;
+            }
         }
         if (!flagsFromOp) RestoreFlags(a, s);
         MissExit(a, s, index, miss, done); // one label per instruction
@@ -781,52 +797,52 @@ internal sealed partial class BlockCompiler
     }
 
     /// <summary>
-    /// ROL/ROR/SHL/SHR/SAR by CL (or by an immediate) at 4 or 8 bytes, SHL/SHR/SAR by an immediate at 2. A zero count (after masking) leaves the flags
-    /// alone, as on the host; otherwise OF becomes what the interpreter computes for every count (the host defines it
-    /// for a count of 1 only): SHL MSB(result) XOR CF, SHR the host's for 1 else 0, SAR 0, ROL MSB(result) XOR CF,
-    /// ROR the XOR of the result's two top bits; and AF 0 after shifts (rotates keep it, as both tiers do).
-    /// The flags before must be exact for the zero count.
+    /// ROL/ROR/SHL/SHR/SAR by CL (or by an immediate) at 1, 2, 4 or 8 bytes. A zero count (after masking) leaves the
+    /// flags alone, as on the host; otherwise OF becomes what the interpreter computes for every count (the host
+    /// defines it for a count of 1 only): SHL MSB(result) XOR CF, SHR the host's for 1 else 0, SAR 0, ROL MSB(result)
+    /// XOR CF, ROR the XOR of the result's two top bits; and AF 0 after shifts (rotates keep it, as both tiers do).
+    /// At 1 and 2 bytes a shift count of the operand's width or more leaves CF undefined on the host: that case goes
+    /// to the interpreter (rotates are defined for every count). The flags before must be exact for the zero count.
     /// </summary>
-    private static void EmitShiftR(Assembler a, ref Op op, EmitState s)
+    private static void EmitShiftR(Assembler a, ref Op op, EmitState s, int index)
     {
         MakeExact(a, s);
+        int size = op.Size, top = size * 8 - 1;
+        bool narrow = size < 4, rotate = op.Cc is 0 or 1;
+        bool countCheck = narrow && !rotate && op.Size2 != 0;
+        var miss = a.CreateLabel();
+        var done = a.CreateLabel();
+        if (countCheck)
+        {
+            SaveFlags(a, s);
+            a.movzx(ecx, __byte_ptr[rdi + 8 * 1]);
+            a.and(ecx, 31);
+            a.cmp(ecx, size * 8);
+            a.jae(miss);
+            RestoreFlags(a, s);
+        }
         if (op.Size2 != 0) a.mov(cl, __byte_ptr[rdi + 8 * 1]);
         else a.mov(ecx, (int)(op.Imm & 0xFF));
-        bool q = op.Size == 8;
-        Code c = op.Size == 2 ? op.Cc switch { 5 => Code.Shr_rm16_CL, 7 => Code.Sar_rm16_CL, _ => Code.Shl_rm16_CL } : (op.Cc, q) switch
+        Code c = (op.Cc, size) switch
         {
-            (0, true) => Code.Rol_rm64_CL,
-            (1, true) => Code.Ror_rm64_CL,
-            (0, false) => Code.Rol_rm32_CL,
-            (1, false) => Code.Ror_rm32_CL,
-            (5, true) => Code.Shr_rm64_CL,
-            (7, true) => Code.Sar_rm64_CL,
-            (_, true) => Code.Shl_rm64_CL,
-            (5, false) => Code.Shr_rm32_CL,
-            (7, false) => Code.Sar_rm32_CL,
-            _ => Code.Shl_rm32_CL,
+            (0, 1) => Code.Rol_rm8_CL, (1, 1) => Code.Ror_rm8_CL, (5, 1) => Code.Shr_rm8_CL, (7, 1) => Code.Sar_rm8_CL, (_, 1) => Code.Shl_rm8_CL,
+            (0, 2) => Code.Rol_rm16_CL, (1, 2) => Code.Ror_rm16_CL, (5, 2) => Code.Shr_rm16_CL, (7, 2) => Code.Sar_rm16_CL, (_, 2) => Code.Shl_rm16_CL,
+            (0, 8) => Code.Rol_rm64_CL, (1, 8) => Code.Ror_rm64_CL, (5, 8) => Code.Shr_rm64_CL, (7, 8) => Code.Sar_rm64_CL, (_, 8) => Code.Shl_rm64_CL,
+            (0, _) => Code.Rol_rm32_CL, (1, _) => Code.Ror_rm32_CL, (5, _) => Code.Shr_rm32_CL, (7, _) => Code.Sar_rm32_CL, _ => Code.Shl_rm32_CL,
         };
-        if (op.Size == 2)
-        {
-            Ins(a, Instruction.Create(Load(2), Register.AX, Slot(op.Reg)));
-            Ins(a, Instruction.Create(c, Register.AX, Register.CL));
-            Ins(a, Instruction.Create(Store(2), Slot(op.Reg), Register.AX));
-        }
-        else
-        {
-            Ins(a, Instruction.Create(Load(op.Size), q ? Register.RAX : Register.EAX, Slot(op.Reg)));
-            Ins(a, Instruction.Create(c, q ? Register.RAX : Register.EAX, Register.CL));
-            Ins(a, Instruction.Create(Store(8), Slot(op.Reg), Register.RAX));
-        }
+        // The result in (part of) RAX; a 32-bit result is stored zero-extended, narrower ones into their bytes only.
+        var reg = Rax(size);
+        Ins(a, Instruction.Create(Load(size), reg, Slot(op.Reg)));
+        Ins(a, Instruction.Create(c, reg, Register.CL));
+        Ins(a, Instruction.Create(Store(size == 4 ? 8 : size), Slot(op.Reg), size == 4 ? Register.RAX : reg));
         var keep = a.CreateLabel();
         a.pushfq();
         a.pop(rdx);
-        a.and(ecx, q ? 63 : 31);
+        a.and(ecx, size == 8 ? 63 : 31);
         a.je(keep);
-        if (op.Cc is 0 or 1)
+        if (rotate)
         {
-            // OF from the result in RAX (bit 31 or 63; the upper half of a 32-bit result is zero).
-            int top = q ? 63 : 31;
+            // OF from the result's top bits (bits above the operand are ignored by the final AND).
             a.mov(rcx, rax);
             a.shr(rcx, (byte)top);
             if (op.Cc == 0) a.xor(ecx, edx); // ROL: with CF (bit 0 of the flags)
@@ -854,6 +870,7 @@ internal sealed partial class BlockCompiler
         a.Label(ref keep);
         a.push(rdx);
         a.popfq();
+        if (countCheck) MissExit(a, s, index, miss, done);
     }
 
     /// <summary>EDX (flags): OF := SF XOR CF (the interpreter's SHL rule for every count).</summary>

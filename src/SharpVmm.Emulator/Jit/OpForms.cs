@@ -50,6 +50,8 @@ internal enum OpForm : byte
     MulDivM,
     /// <summary>SETcc m8 through the write TLB.</summary>
     SetccM,
+    /// <summary>CMOVcc r, [m]: the source is read (through the read TLB) whether or not the condition holds, as the interpreter does.</summary>
+    CmovRM,
     /// <summary>BT/BTS/BTR/BTC r, imm or r, r: CF from the host, every other flag kept.</summary>
     BitTestR,
     /// <summary>BT/BTS/BTR/BTC m, imm or m, r (a register offset moves the address first); LOCK on an aligned hit.</summary>
@@ -170,6 +172,7 @@ internal static unsafe class OpForms
         t[P(&MulDivR)] = (OpForm.MulDivR, default);
         t[P(&MulDivM)] = (OpForm.MulDivM, default);
         t[P(&SetccM)] = (OpForm.SetccM, default);
+        t[P(&CmovRM)] = (OpForm.CmovRM, default);
         t[P(&BitTestR)] = (OpForm.BitTestR, default);
         t[P(&BitTestM)] = (OpForm.BitTestM, default);
         t[P(&Handlers.Bswap)] = (OpForm.Bswap, default);

@@ -206,7 +206,7 @@ internal sealed class RandomProgram
         var mem = new MemoryOperand(Register.RBP, off);
         Register Reg(int i, int sz) => sz switch { 1 => R8[i % R8.Length], 2 => R16[i], 4 => R32[i], _ => (Register)R64[i] };
         int kind = _rng.Next(4);
-        switch (_rng.Next(14))
+        switch (_rng.Next(16))
         {
             case 0:
                 a.AddInstruction(Instruction.Create(BitCode(kind, size, true), Reg(d, size), _rng.Next(256)));
@@ -281,6 +281,30 @@ internal sealed class RandomProgram
                 if (_rng.Next(2) == 0) a.push(R64[d]);
                 a.leave();
                 break;
+            case 14:
+            {
+                // 8- and 16-bit shifts and rotates by CL (any count, some of the width or more) or by an immediate.
+                if (_rng.Next(3) == 0) a.mov(cl, (byte)_rng.Next(0, 40));
+                var r = _rng.Next(2) == 0 ? (Register)R8[_rng.Next(R8.Length)] : R16[d];
+                int kindNarrow = _rng.Next(5); // ROL ROR SHL SHR SAR
+                bool byCl = _rng.Next(2) == 0;
+                Code code = (kindNarrow, r.GetSize(), byCl) switch
+                {
+                    (0, 1, true) => Code.Rol_rm8_CL, (1, 1, true) => Code.Ror_rm8_CL, (2, 1, true) => Code.Shl_rm8_CL, (3, 1, true) => Code.Shr_rm8_CL, (_, 1, true) => Code.Sar_rm8_CL,
+                    (0, 1, false) => Code.Rol_rm8_imm8, (1, 1, false) => Code.Ror_rm8_imm8, (2, 1, false) => Code.Shl_rm8_imm8, (3, 1, false) => Code.Shr_rm8_imm8, (_, 1, false) => Code.Sar_rm8_imm8,
+                    (0, _, true) => Code.Rol_rm16_CL, (1, _, true) => Code.Ror_rm16_CL, (2, _, true) => Code.Shl_rm16_CL, (3, _, true) => Code.Shr_rm16_CL, (_, _, true) => Code.Sar_rm16_CL,
+                    (0, _, false) => Code.Rol_rm16_imm8, (1, _, false) => Code.Ror_rm16_imm8, (2, _, false) => Code.Shl_rm16_imm8, (3, _, false) => Code.Shr_rm16_imm8, _ => Code.Sar_rm16_imm8,
+                };
+                if (byCl) a.AddInstruction(Instruction.Create(code, r, Register.CL));
+                else a.AddInstruction(Instruction.Create(code, r, _rng.Next(0, 40)));
+                break;
+            }
+            case 15:
+            {
+                var cmov = size switch { 2 => Code.Cmovo_r16_rm16, 4 => Code.Cmovo_r32_rm32, _ => Code.Cmovo_r64_rm64 } + 3 * _rng.Next(16);
+                a.AddInstruction(Instruction.Create(cmov, Reg(d, size), mem));
+                break;
+            }
             default:
             {
                 byte n = (byte)_rng.Next(1, 16);

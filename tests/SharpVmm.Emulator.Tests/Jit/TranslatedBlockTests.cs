@@ -120,6 +120,16 @@ public class TranslatedBlockTests
             a.pop(r12);
         },
         a => a.shr(r13w, 3),
+        a => a.rol(ch, cl),
+        a => a.sar(dx, cl),
+        a =>
+        {
+            a.mov(cl, 20); // a narrow shift by the operand's width or more: the interpreter's
+            a.shl(al, cl);
+        },
+        a => a.ror(bx, 9),
+        a => a.cmovne(r9, __qword_ptr[0x60000]),
+        a => a.cmovb(r10d, __dword_ptr[0x60008]),
         a => a.xor(r8, r8),
     ];
 
