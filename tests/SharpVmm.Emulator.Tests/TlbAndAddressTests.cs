@@ -214,3 +214,69 @@ public class TlbAndAddressTests
         Assert.NotEqual(0UL, s[Gpr.R9] & (1UL << 26));
     }
 }
+
+/// <summary>
+/// Code fetch through the jump caches across CR3 writes: code on a remapped non-global page runs new after the CR3
+/// write; code on a global page may keep running from the old mapping (as its TLB entry survives; ours does) until
+/// INVLPG, after which the new code runs.
+/// </summary>
+public class CodeRemapAcrossCr3Tests
+{
+    // 0x3F000 shares no jump-cache slot with the caller's blocks at 0x10000, so only a flush can drop its entry.
+    private const ulong Code = 0x3F000, OldPage = 0x3F000, NewPage = 0x3E000;
+
+    private static (ulong First, ulong AfterCr3, ulong AfterInvlpg) Run(bool global, JitMode mode)
+    {
+        using var g = new TestGuest(options: new EmuOptions { Jit = mode, JitThreshold = 2 });
+        ulong flags = global ? 0x107UL : 0x7UL;
+        foreach (var (page, value) in new[] { (OldPage, 1), (NewPage, 2) })
+        {
+            var f = new Iced.Intel.Assembler(64);
+            f.mov(eax, value);
+            f.ret();
+            g.Memory.Write(page, TestGuest.Assemble(f, Code));
+        }
+        g.Memory.Write(TestGuest.Pt + (Code >> 12) * 8, OldPage | flags);
+        g.Load64(a =>
+        {
+            a.mov(rax, cr4);
+            a.or(rax, 0x80); // PGE
+            a.mov(cr4, rax);
+            for (int i = 0; i < 4; i++) a.call(Code); // hot: translated, in every jump cache
+            a.mov(r8d, eax);
+            a.mov(__qword_ptr[TestGuest.Pt + (Code >> 12) * 8], (int)(NewPage | flags));
+            a.mov(rax, cr3);
+            a.mov(cr3, rax);
+            a.call(Code);
+            a.mov(r9d, eax);
+            a.invlpg(__[Code]);
+            a.call(Code);
+            a.mov(r10d, eax);
+            a.hlt();
+        });
+        var s = g.RunToHalt();
+        return (s[Gpr.R8], s[Gpr.R9], s[Gpr.R10]);
+    }
+
+    [Theory]
+    [InlineData(JitMode.Off)]
+    [InlineData(JitMode.Forced)]
+    [InlineData(JitMode.On)]
+    public void A_non_global_code_page_remapped_runs_its_new_code_after_a_cr3_write(JitMode mode)
+    {
+        var r = Run(global: false, mode);
+        Assert.Equal((1UL, 2UL, 2UL), r);
+    }
+
+    [Theory]
+    [InlineData(JitMode.Off)]
+    [InlineData(JitMode.Forced)]
+    [InlineData(JitMode.On)]
+    public void A_global_code_page_keeps_its_translation_across_cr3_writes_until_invlpg(JitMode mode)
+    {
+        var r = Run(global: true, mode);
+        // The old code after the CR3 write is what the TLB (and so the jump caches) may keep for a global page;
+        // ours does, which is what saves a boot its page walks.
+        Assert.Equal((1UL, 1UL, 2UL), r);
+    }
+}

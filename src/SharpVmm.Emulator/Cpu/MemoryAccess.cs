@@ -36,13 +36,15 @@ internal sealed unsafe partial class X86Cpu
     }
 
     /// <summary>
-    /// A CR3 write: drops every translation except global ones (G bit with CR4.PGE), as hardware does. The jump
-    /// cache is emptied anyway; its blocks are found again through a page walk, which is always correct.
+    /// A CR3 write: drops every translation except global ones (G bit with CR4.PGE), as hardware does, in the TLB
+    /// and in the jump cache (whose global entries were made from global translations).
     /// </summary>
     public void FlushNonGlobalTlb()
     {
-        _mmu.FlushNonGlobal((Cr4 & Cr4Pge) != 0);
-        FlushJumpCache();
+        bool pge = (Cr4 & Cr4Pge) != 0;
+        _mmu.FlushNonGlobal(pge);
+        if (pge) FlushNonGlobalJumpCache();
+        else FlushJumpCache();
     }
 
     public void InvalidatePage(ulong la)

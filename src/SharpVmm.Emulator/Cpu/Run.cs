@@ -41,7 +41,23 @@ internal sealed unsafe partial class X86Cpu
     public BlockAbortException BlockAbort => _blockAbort;
 
     /// <summary>Bumping the generation (kept in the upper bits of every entry's mode key) empties the jump cache in O(1).</summary>
-    private void FlushJumpCache() => _jcGeneration += 1UL << 16;
+    private void FlushJumpCache()
+    {
+        _jcGeneration += 1UL << 16;
+        _jcGlobalGeneration = _jcGeneration;
+    }
+
+    /// <summary>
+    /// A CR3 write with CR4.PGE: entries made from a global translation stay, as global TLB entries do (the kernel's
+    /// text is global, and a boot writes CR3 some 18 k times: emptying everything cost 1.6 M page walks and lookups).
+    /// </summary>
+    private void FlushNonGlobalJumpCache() => _jcGeneration += 1UL << 16;
+
+    /// <summary>Marks a jump-cache entry made from a global translation (bit 15 is above every mode-key bit).</summary>
+    private const ulong GlobalEntry = 1UL << 15;
+
+    /// <summary>The generation global entries carry: moved by full flushes and INVLPG, not by CR3 writes.</summary>
+    private ulong _jcGlobalGeneration;
 
     private ulong _jcGeneration;
 
@@ -201,7 +217,7 @@ internal sealed unsafe partial class X86Cpu
         ulong mode = _modeKey | _jcGeneration;
         ref JumpCacheEntry e = ref _jc[(int)((lin ^ (lin >> 12)) & (JumpCacheSize - 1))];
         var blk = e.Block;
-        if (e.Lin == lin && e.Mode == mode && blk is not null && blk.Valid) return blk;
+        if (e.Lin == lin && (e.Mode == mode || e.Mode == (_modeKey | _jcGlobalGeneration | GlobalEntry)) && blk is not null && blk.Valid) return blk;
         return FindBlockSlow(lin, mode, ref e);
     }
 
@@ -225,7 +241,9 @@ internal sealed unsafe partial class X86Cpu
         }
         CheckWriteTlbValidity();
         e.Lin = lin;
-        e.Mode = mode;
+        // A global translation (and a block that does not run into a second page, whose mapping is checked only
+        // here) may outlive CR3 writes; FindBlockSlow's walk above set WalkGlobal.
+        e.Mode = _mmu.WalkGlobal && b.PhysPage2 == Block.NoPage ? _modeKey | _jcGlobalGeneration | GlobalEntry : mode;
         e.Block = b;
         return b;
     }
